@@ -1,0 +1,24 @@
+"""Options shared by the stage commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..config import load_config, parse_overrides
+from ..config.schema import Config
+
+PresetOpt = typer.Option(None, "--preset", help="Config preset: 'mini' (embedded, CPU) or 'paper' (NSD + SD v1.4).")
+ConfigOpt = typer.Option([], "--config", "-c", help="YAML config file(s), applied after the preset.", exists=False)
+SetOpt = typer.Option([], "--set", "-s", help="Override one key, e.g. --set sampler.kappa=3e5 (repeatable).")
+
+
+def resolve(preset: str | None, config_files: list[Path], overrides: list[str]) -> Config:
+    return load_config(preset=preset, files=config_files, overrides=parse_overrides(overrides))
+
+
+def not_built(command: str, issue: int) -> None:
+    from ..errors import NotBuiltError
+
+    raise NotBuiltError(f"`neuraldiffuser {command}` is not built yet", fix=f"it lands with issue #{issue}; see the README for what works today")

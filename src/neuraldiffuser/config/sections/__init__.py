@@ -1,0 +1,1 @@
+"""One module per pipeline stage; each holds only pydantic models (no heavy imports)."""

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from ..base import Section
+
+
+class SimulateConfig(Section):
+    """In-silico NSD simulator: preset, subjects, seed, image size."""

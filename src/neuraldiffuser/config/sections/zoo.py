@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from ..base import Section
+
+
+class ZooConfig(Section):
+    """Which diffusion stack and guidance encoder to load (a local folder, a hub id, or the shipped mini zoo)."""
+
+    path: str = "builtin:insilico-64"
+    """Folder in diffusers' Stable Diffusion layout (vae/, unet/, scheduler/, tokenizer/, text_encoder/), a hub id
+    such as 'CompVis/stable-diffusion-v1-4', or 'builtin:<name>' for a zoo shipped inside the package."""
+    guidance_encoder: str | None = None
+    """CLIP vision tower for g features (folder or hub id). None: <path>/guidance_encoder, else <path>/clip."""
+    guidance_layers: list[int] = [0, 1, 2, 3, 4, 5]
+    """0-based blocks whose MLP output is hooked; [0..5] = ViT-B/32 blocks 1–6 ('Linear-2…12' in the reference)."""
+    guidance_normalization: Literal["imagenet", "clip"] = "imagenet"
+    """The reference normalises guidance inputs with ImageNet statistics, not CLIP's."""
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    revision: str | None = None

@@ -1,0 +1,40 @@
+"""Error types whose messages say what was wrong, where, and what to do.
+
+The CLI prints these as one line (no traceback unless ``--debug``) and exits non-zero.
+"""
+
+from __future__ import annotations
+
+
+class NeuralDiffuserError(Exception):
+    """Base class for errors a user can act on."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None):
+        self.what, self.where, self.fix = what, where, fix
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        msg = f"{self.where}: {self.what}" if self.where else self.what
+        if self.fix:
+            msg += f" — {self.fix}"
+        return msg
+
+
+class DataError(NeuralDiffuserError):
+    """A dataset file, key, column or value is missing or not what was expected."""
+
+
+class ConfigError(NeuralDiffuserError):
+    """A configuration key or value is invalid."""
+
+
+class ModelLoadError(NeuralDiffuserError):
+    """Weights or a model folder could not be found or loaded."""
+
+
+class NotBuiltError(NeuralDiffuserError):
+    """A pipeline stage that this version does not implement yet."""
+
+    exit_code = 3

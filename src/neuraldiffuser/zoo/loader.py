@@ -1,0 +1,167 @@
+"""One loader for every stage: SD v1.4 + CLIP for users who have them, the mini zoo for everyone.
+
+No code branches on which stack it is: both are folders of the same classes (diffusers
+``AutoencoderKL``/``UNet2DConditionModel``/``DDIMScheduler``, transformers ``CLIPTokenizer``/
+``CLIPTextModel``/``CLIPVisionModel``). Components load on first use, so a stage that needs only
+the VAE never reads the UNet.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config.sections.zoo import ZooConfig
+from ..errors import ModelLoadError
+from .guidance import GuidanceEncoder
+
+BUILTIN_DIR = Path(__file__).parent / "weights"
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_path(spec: str) -> str:
+    """'builtin:<name>' → the folder shipped in the package; anything else is returned as given."""
+    if spec.startswith("builtin:"):
+        name = spec.split(":", 1)[1]
+        path = BUILTIN_DIR / name
+        if not path.is_dir():
+            available = sorted(p.name for p in BUILTIN_DIR.iterdir() if p.is_dir()) if BUILTIN_DIR.is_dir() else []
+            raise ModelLoadError(
+                f"no built-in zoo '{name}'",
+                where=str(BUILTIN_DIR),
+                fix=f"available: {', '.join(available) or 'none'}; or train one with `neuraldiffuser zoo train`",
+            )
+        return str(path)
+    return spec
+
+
+def is_local(spec: str) -> bool:
+    return Path(spec).exists()
+
+
+def load_pretrained(cls: Any, spec: str, subfolder: str | None = None, what: str = "", **kwargs: Any) -> Any:
+    """``cls.from_pretrained`` with a message that names the model and how to give a local folder."""
+    local = is_local(spec)
+    if local and subfolder and not (Path(spec) / subfolder).is_dir():
+        raise ModelLoadError(f"no '{subfolder}/' folder for the {what or cls.__name__}", where=spec, fix="the folder must follow diffusers' Stable Diffusion layout")
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    try:
+        if subfolder:
+            kwargs["subfolder"] = subfolder
+        return cls.from_pretrained(spec, local_files_only=local or offline, **kwargs)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        if local:
+            raise ModelLoadError(f"could not load the {what or cls.__name__} ({exc.__class__.__name__}: {str(exc).splitlines()[0]})", where=f"{spec}/{subfolder or ''}") from None
+        raise ModelLoadError(
+            f"could not load '{spec}'{f' ({subfolder})' if subfolder else ''}: it is not in the local Hugging Face cache"
+            + (" and HF_HUB_OFFLINE is set" if offline else " and could not be downloaded"),
+            fix=f"download it once (`huggingface-cli download {spec}`) or give a local folder, e.g. --set zoo.path=/path/to/{spec.split('/')[-1]}",
+        ) from None
+
+
+class Components:
+    """Lazily loaded model components of one diffusion stack."""
+
+    def __init__(self, config: ZooConfig | None = None, device: str | torch.device = "cpu"):
+        self.config = config or ZooConfig()
+        self.path = resolve_path(self.config.path)
+        self.device = torch.device(device)
+        self.dtype = DTYPES[self.config.dtype]
+
+    def __repr__(self) -> str:
+        return f"Components({self.path})"
+
+    def _load(self, cls: Any, subfolder: str, what: str) -> Any:
+        model = load_pretrained(cls, self.path, subfolder, what, revision=self.config.revision)
+        if isinstance(model, torch.nn.Module):
+            model = model.to(self.device, self.dtype).eval().requires_grad_(False)
+        return model
+
+    @cached_property
+    def vae(self):
+        from diffusers import AutoencoderKL
+
+        return self._load(AutoencoderKL, "vae", "VAE")
+
+    @cached_property
+    def unet(self):
+        from diffusers import UNet2DConditionModel
+
+        return self._load(UNet2DConditionModel, "unet", "UNet")
+
+    @cached_property
+    def scheduler(self):
+        from diffusers import DDIMScheduler
+
+        return self._load(DDIMScheduler, "scheduler", "scheduler")
+
+    @cached_property
+    def tokenizer(self):
+        from transformers import CLIPTokenizer
+
+        return self._load(CLIPTokenizer, "tokenizer", "tokenizer")
+
+    @cached_property
+    def text_encoder(self):
+        from transformers import CLIPTextModel
+
+        return self._load(CLIPTextModel, "text_encoder", "text encoder")
+
+    def guidance_spec(self) -> tuple[str, str | None]:
+        """(path or hub id, subfolder) of the guidance vision tower."""
+        if self.config.guidance_encoder:
+            return resolve_path(self.config.guidance_encoder), None
+        for sub in ("guidance_encoder", "clip"):
+            if is_local(self.path) and (Path(self.path) / sub).is_dir():
+                return self.path, sub
+        raise ModelLoadError(
+            "no guidance encoder: the stack has no guidance_encoder/ or clip/ folder",
+            where=self.path,
+            fix="set zoo.guidance_encoder, e.g. openai/clip-vit-base-patch32 for SD v1.4",
+        )
+
+    @cached_property
+    def guidance(self) -> GuidanceEncoder:
+        from transformers import CLIPVisionModel
+
+        spec, sub = self.guidance_spec()
+        tower = load_pretrained(CLIPVisionModel, spec, sub, "guidance encoder", revision=self.config.revision)
+        enc = GuidanceEncoder(tower, self.config.guidance_layers, self.config.guidance_normalization)
+        return enc.to(self.device, self.dtype).eval().requires_grad_(False)
+
+    # ------------------------------------------------------------ derived facts
+
+    @property
+    def latent_scale(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+    @property
+    def vae_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def resolution(self) -> int:
+        """Pixel size the stack works at (512 for SD v1.4, 64 for the in-silico mini zoo)."""
+        size = self.unet.config.sample_size
+        return int(size if isinstance(size, int) else size[0]) * self.vae_factor
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        side = self.resolution // self.vae_factor
+        return (int(self.vae.config.latent_channels), side, side)
+
+    # ------------------------------------------------------------ helpers used by several stages
+
+    @torch.no_grad()
+    def encode_text(self, captions: list[str]) -> torch.Tensor:
+        """Last hidden state of the text encoder (after its final LayerNorm), padded to max length."""
+        tok = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt")
+        out = self.text_encoder(tok.input_ids.to(self.device))
+        return out[0] if isinstance(out, tuple) else out.last_hidden_state
+
+    def unconditional(self, batch: int = 1) -> torch.Tensor:
+        return self.encode_text([""]).expand(batch, -1, -1)

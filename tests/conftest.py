@@ -1,0 +1,63 @@
+"""Shared fixtures: small datasets in both layouts, built from known arrays."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
+
+import numpy as np
+import pytest
+
+from neuraldiffuser.data.layout import SubjectArrays, write_generic
+from neuraldiffuser.data.nsd import write_mindeye2
+
+
+def make_arrays(seed: int = 0):
+    """10 images; two subjects. Image 7 is shared and seen 3 times, image 8 twice, image 9 once."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(10, 8, 8, 3), dtype=np.uint8)
+    captions = {i: [f"image {i} caption a", f"image {i} caption b"] for i in range(10)}
+    subjects = {}
+    for s, n_vox in (("subj01", 6), ("subj02", 5)):
+        # session 1: train 0,1,2 + test 7 ; session 2: train 3,0 + test 8,7 ; session 3: train 4,1 + test 9,7,8
+        image = np.array([0, 1, 7, 2, 3, 8, 0, 7, 4, 9, 7, 1, 8])
+        session = np.array([1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3])
+        split = np.where(np.isin(image, [7, 8, 9]), "test", "train")
+        betas = rng.standard_normal((len(image), n_vox)).astype(np.float32)
+        subjects[s] = SubjectArrays(betas, image, session, split, roi=np.arange(n_vox) % 2, roi_names=["V1", "higher"])
+    return images, captions, subjects
+
+
+@pytest.fixture
+def arrays():
+    return make_arrays()
+
+
+@pytest.fixture
+def generic_dir(tmp_path, arrays):
+    images, captions, subjects = arrays
+    return write_generic(tmp_path / "generic", images, captions, subjects)
+
+
+@pytest.fixture
+def mindeye2_dir(tmp_path, arrays):
+    images, captions, subjects = arrays
+    return write_mindeye2(tmp_path / "nsd", images, captions, subjects)
+
+
+@pytest.fixture(scope="session")
+def clip_tokenizer_dir(tmp_path_factory):
+    from neuraldiffuser.zoo.tokenizer import write_clip_tokenizer
+
+    return write_clip_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def tiny_stack(tmp_path_factory, clip_tokenizer_dir):
+    """A tiny SD-shaped stack with random weights, saved with save_pretrained (session-wide, read-only)."""
+    from neuraldiffuser.zoo.build import build_stack, tiny_configs
+
+    return build_stack(tmp_path_factory.mktemp("tiny_stack"), tiny_configs(), seed=0, tokenizer_dir=clip_tokenizer_dir)
