@@ -109,7 +109,7 @@ def read_generic(root: Path) -> Dataset:
         if codes is not None and codes.shape != (betas.shape[1],):
             raise DataError(f"roi has shape {codes.shape}, expected ({betas.shape[1]},)", where=f"{betas.path}:roi")
         subjects[name] = SubjectData(name, betas, trials, roi_labels(codes, names), source=str(sdir))
-    if not subjects:
+    if not subjects and meta.get("kind") != "stimuli":  # a stimuli-only set (images + captions) may have none
         raise DataError("'subjects' lists no subject", where=str(meta_path))
     return Dataset(root, "generic", subjects, images, captions, meta)
 
