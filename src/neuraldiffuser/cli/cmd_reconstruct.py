@@ -1,17 +1,61 @@
 """Reconstruct test images from decoded (or, with --oracle, true) targets.
 
-Reads: decoded targets, the component models.
-Writes: PNGs per repeat, a strip per image and manifest.json.
+Reads: DECODED_OR_RUN (decoded.hdf5 or the decode run folder holding it; its config.yaml is the starting config
+when no --preset/--config is given), or --oracle targets.hdf5 (true targets: the upper bound; images are then
+the decoded file's, or the subject's test set), the component models (zoo.path), and the DATASET's stimulus
+images for the strips.
+Writes: OUT/<method>/<setting>/ with images/<idx>_r<k>.png (one per repeat), strips/<idx>.png (stimulus |
+repeats), records/<idx>.json, manifest.json and config.yaml; one <setting> folder per --kappa × --eta pair
+(`kappa=3e+05_eta=0.2`, `_oracle` appended for true targets). Finished images are skipped, so running the same
+command again resumes. Shard the images over processes with
+`accelerate launch -m neuraldiffuser.cli.main reconstruct ...`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from .common import not_built
+from .common import ConfigOpt, PresetOpt, SetOpt, resolve
 
 NAME = "reconstruct"
 
 
-def command(ctx: typer.Context) -> None:
-    not_built(NAME, 6)
+def command(
+    source: Path = typer.Argument(None, help="decoded.hdf5, or the decode run folder that holds it."),
+    out: Path = typer.Option(..., "--out", "-o", help="Reconstruction root RECON (RECON/<method>/<setting>/ is written)."),
+    oracle: Path = typer.Option(None, "--oracle", help="True targets.hdf5 to reconstruct from instead of decoded ones."),
+    dataset: Path = typer.Option(None, "--dataset", "-d", help="Dataset with the stimulus images (default: data.path)."),
+    method: str = typer.Option("neuraldiffuser", "--method", "-m", help="Reconstruction method (registered name)."),
+    kappa: list[float] = typer.Option([], "--kappa", help="Guidance scale κ; repeat to sweep (default: sampler.kappa)."),
+    eta: list[float] = typer.Option([], "--eta", help="Guided fraction η; repeat to sweep (default: sampler.eta)."),
+    repeats: int = typer.Option(None, "--repeats", "-r", help="Reconstructions per image (default: sampler.repeats)."),
+    images: str = typer.Option(None, "--images", help="Comma-separated image indices (default: every test image)."),
+    limit: int = typer.Option(None, "--limit", help="Only the first N images."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … (default: accelerate's choice)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start the chosen settings again from scratch."),
+    preset: str = PresetOpt,
+    config_files: list[Path] = ConfigOpt,
+    overrides: list[str] = SetOpt,
+) -> None:
+    from ..errors import ConfigError
+    from ..sampling.runner import make_job, reconstruct, resolve_source
+
+    run_cfg = source / "config.yaml" if source is not None and source.is_dir() else None
+    if run_cfg is not None and run_cfg.is_file() and preset is None and not config_files:
+        config_files = [run_cfg]
+    if repeats is not None:
+        overrides = [*overrides, f"sampler.repeats={repeats}"]
+    config = resolve(preset, config_files, overrides)
+    try:
+        wanted = [int(i) for i in images.split(",")] if images else None
+    except ValueError:
+        raise ConfigError(f"--images {images!r} is not a comma-separated list of integers") from None
+    if source is not None:
+        resolve_source(source)
+    job = make_job(source, config, oracle=oracle, dataset=dataset, images=wanted, limit=limit)
+    sweep = {k: v for k, v in {"kappa": kappa, "eta": eta}.items() if v}
+    folders = reconstruct(job, out, config, method=method, sweep=sweep, overwrite=overwrite, device=device)
+    for folder in folders:
+        typer.echo(f"wrote {folder}")
