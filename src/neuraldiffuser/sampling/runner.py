@@ -143,16 +143,16 @@ def write_manifest(folder: Path, method: Method, setting: Setting, job: Job) -> 
 
 
 def run_setting(components, method: Method, setting: Setting, job: Job, out: Path, shard: Shard, overwrite: bool) -> Path:
+    """One setting folder: validate, prepare (main process first), reconstruct this shard's unfinished images."""
     folder = out / method.name / setting.name
-    folder.mkdir(parents=True, exist_ok=True)
+    keys = method.needs(setting)
+    reconstructor = method.build(components, setting, {k: job.store.shape(k) for k in job.store.keys})
     if shard.index == 0:
         prepare_folder(folder, method, setting, job, overwrite, main=True)
     if shard.wait:
         shard.wait()
     if shard.index != 0:
         prepare_folder(folder, method, setting, job, overwrite=False, main=False)
-    keys = method.needs(setting)
-    reconstructor = method.build(components, setting, {k: job.store.shape(k) for k in job.store.keys})
     todo = [im for im in shard.take(job.images) if not (folder / "records" / f"{im:05d}.json").exists()]
     with progress_bar(f"{method.name} {setting.name}", total=len(todo)) as bar:
         for im in todo:
