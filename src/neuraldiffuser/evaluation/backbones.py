@@ -125,9 +125,14 @@ def _strict_load(model: torch.nn.Module, state: dict, path: Path, what: str) -> 
 
 
 def _extractor(model: torch.nn.Module, nodes: list[str], device: torch.device):
+    import warnings
+
     from torchvision.models.feature_extraction import create_feature_extractor
 
-    return create_feature_extractor(model.eval(), return_nodes=nodes).to(device).eval().requires_grad_(False)
+    with warnings.catch_warnings():  # Inception's train/eval graphs differ; the nodes used exist in both
+        warnings.filterwarnings("ignore", message="NOTE: The nodes obtained by tracing")
+        fx = create_feature_extractor(model.eval(), return_nodes=nodes)
+    return fx.to(device).eval().requires_grad_(False)
 
 
 def _build_torchvision(name: str, path: Path) -> torch.nn.Module:
@@ -257,7 +262,8 @@ def build(name: str, cfg: Settings, device: torch.device) -> FeatureModel:
         return FeatureModel(name, fx, size, IMAGENET_MEAN, IMAGENET_STD, device, aa, {"weights": source, "nodes": nodes})
     if name == "clip_l14":
         model = _load_clip(source, "CLIP ViT-L/14", device)
-        return FeatureModel(name, _clip_forward(model), 224, CLIP_MEAN, CLIP_STD, device, aa, {"weights": source, "nodes": ["embedding"]})
+        size = int(model.config.vision_config.image_size)  # 224 for ViT-L/14
+        return FeatureModel(name, _clip_forward(model), size, CLIP_MEAN, CLIP_STD, device, aa, {"weights": source, "nodes": ["embedding"]})
     if name == "mini_clip":
         path = Path(source)
         model = _load_clip(str(path), "mini CLIP", device)
@@ -268,8 +274,8 @@ def build(name: str, cfg: Settings, device: torch.device) -> FeatureModel:
     if name == "effnet_lite0":
         from . import effnet_lite
 
-        model = effnet_lite.load_efficientnet_lite0(source).to(device)
-        fwd = lambda x: {"avgpool": model.features(x)}  # noqa: E731
+        model = effnet_lite.load_efficientnet_lite0(source).fuse_batchnorm().to(device, memory_format=torch.channels_last)
+        fwd = lambda x: {"avgpool": model.features(x.contiguous(memory_format=torch.channels_last))}  # noqa: E731
         return FeatureModel(name, fwd, effnet_lite.INPUT_SIZE, effnet_lite.MEAN, effnet_lite.STD, device, aa, {"weights": source, "nodes": ["avgpool"]})
     raise KeyError(f"unknown backbone '{name}'")
 

@@ -42,19 +42,22 @@ class SameConv2d(nn.Conv2d):
         super().__init__(*args, padding=0, **kwargs)
         self.same_padding = same_padding
 
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+    def _pads(self, x: torch.Tensor) -> list[int]:
+        """[left, right, top, bottom] padding for this input size."""
         k, s, d = self.kernel_size[0], self.stride[0], self.dilation[0]
         if not self.same_padding:
-            p = (k - 1) // 2 * d
-            return F.pad(x, (p, p, p, p))
+            return [(k - 1) // 2 * d] * 4
         pads = []
         for size in (x.shape[-1], x.shape[-2]):
             total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
             pads += [total // 2, total - total // 2]
-        return F.pad(x, pads)
+        return pads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(self._pad(x))
+        left, right, top, bottom = self._pads(x)
+        if left == right and top == bottom:  # symmetric: let the convolution pad (no copy)
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
+        return super().forward(F.pad(x, [left, right, top, bottom]))
 
 
 class MBConvBlock(nn.Module):
@@ -106,6 +109,21 @@ class EfficientNetLite0(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._fc(self.features(x))
+
+    @torch.no_grad()
+    def fuse_batchnorm(self) -> EfficientNetLite0:
+        """Fold each BatchNorm into the convolution before it: same outputs, fewer ops (inference only)."""
+        pairs = [(self, "_conv_stem", "_bn0"), (self, "_conv_head", "_bn1")]
+        for b in self._blocks:
+            pairs += [(b, "_expand_conv", "_bn0")] if b.expand else []
+            pairs += [(b, "_depthwise_conv", "_bn1"), (b, "_project_conv", "_bn2")]
+        for mod, conv_name, bn_name in pairs:
+            conv, bn = getattr(mod, conv_name), getattr(mod, bn_name)
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            conv.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1), requires_grad=False)
+            conv.bias = nn.Parameter(bn.bias - bn.running_mean * scale, requires_grad=False)
+            setattr(mod, bn_name, nn.Identity())
+        return self
 
 
 def default_weights_path() -> Path:
