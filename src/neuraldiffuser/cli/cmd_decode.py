@@ -1,17 +1,43 @@
 """Decode c, g and z for the target subject's test images.
 
-Reads: trained decoders, DATASET test betas.
-Writes: decoded.hdf5 with the test-image order.
+Reads: RUN_DIR (trained decoders and its config.yaml), DATASET test betas.
+Writes: decoded.hdf5 with the test-image order (and decoded_ridge.hdf5 with --ridge), plus the resolved config.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from .common import not_built
+from .common import ConfigOpt, SetOpt
 
 NAME = "decode"
 
 
-def command(ctx: typer.Context) -> None:
-    not_built(NAME, 5)
+def command(
+    run_dir: Path = typer.Argument(..., help="Run folder written by `neuraldiffuser train`."),
+    out: Path = typer.Option(None, "--out", "-o", help="Decoded store (default: RUN_DIR/decoded.hdf5)."),
+    dataset: Path = typer.Option(None, "--dataset", help="Dataset folder (default: the one the run was trained on)."),
+    ridge: bool = typer.Option(False, "--ridge", help="Also decode with the ridge baseline (decoded_ridge.hdf5 beside OUT)."),
+    config: list[Path] = ConfigOpt,
+    overrides: list[str] = SetOpt,
+) -> None:
+    from ..config import load_config, parse_overrides, save_config
+    from ..training.decode import decode_test
+
+    base = Path(run_dir) / "config.yaml"
+    if not base.is_file():
+        from ..errors import ModelLoadError
+
+        raise ModelLoadError("no config.yaml", where=str(run_dir), fix="give a run folder written by `neuraldiffuser train`")
+    cfg = load_config(files=[base, *config], overrides=parse_overrides(overrides))
+    if dataset is not None:
+        cfg.data.path = str(dataset)
+    out = out or Path(run_dir) / "decoded.hdf5"
+    paths = [decode_test(cfg, run_dir, out)]
+    if ridge or cfg.decode.ridge:
+        paths.append(decode_test(cfg, run_dir, out.with_name("decoded_ridge.hdf5"), method="ridge"))
+    save_config(cfg, out.parent, name=f"{out.stem}.config.yaml")
+    for p in paths:
+        typer.echo(str(p))

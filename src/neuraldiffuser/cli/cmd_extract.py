@@ -1,17 +1,36 @@
 """Extract target features (z, c, g) for every stimulus image.
 
 Reads: DATASET images and captions, the component models (zoo or SD v1.4 + CLIP).
-Writes: a chunked target store (targets.hdf5) that resumes where it stopped.
+Writes: a chunked target store (targets.hdf5) that resumes where it stopped, and the resolved config beside it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from .common import not_built
+from .common import ConfigOpt, PresetOpt, SetOpt, resolve
 
 NAME = "extract"
 
 
-def command(ctx: typer.Context) -> None:
-    not_built(NAME, 5)
+def command(
+    dataset: Path = typer.Argument(..., help="Dataset folder (generic or MindEye2 layout)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Target store to write (default: DATASET/targets.hdf5)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start a new store even if OUT exists (else an unfinished one is resumed)."),
+    preset: str = PresetOpt,
+    config: list[Path] = ConfigOpt,
+    overrides: list[str] = SetOpt,
+) -> None:
+    from ..config import save_config
+    from ..data import open_dataset
+    from ..targets.extract import extract_targets
+
+    cfg = resolve(preset, config, overrides)
+    cfg.data.path = str(dataset)
+    ds = open_dataset(dataset, cfg.data.layout, cfg.data.captions)
+    out = out or Path(dataset) / "targets.hdf5"
+    path = extract_targets(cfg, ds, out, overwrite=overwrite)
+    save_config(cfg, path.parent, name=f"{path.stem}.config.yaml")
+    typer.echo(str(path))

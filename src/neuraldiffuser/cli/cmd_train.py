@@ -1,17 +1,42 @@
 """Train fMRI decoders: multi-subject pretraining, then fine-tuning on the target subject.
 
 Reads: DATASET betas, the target store.
-Writes: RUN_DIR with config.yaml, logs, atomic checkpoints and final model folders.
+Writes: RUN_DIR with config.yaml, logs (tensorboard), atomic checkpoints, decoders/ (final models, scaler,
+manifest), ridge/ and summary.json. Launch with `accelerate launch` or `torchrun` for several processes.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from .common import not_built
+from .common import ConfigOpt, PresetOpt, SetOpt, resolve
 
 NAME = "train"
 
 
-def command(ctx: typer.Context) -> None:
-    not_built(NAME, 5)
+def command(
+    dataset: Path = typer.Argument(..., help="Dataset folder."),
+    targets: Path = typer.Argument(..., help="Target store written by `neuraldiffuser extract`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT exactly where its checkpoints stopped."),
+    preset: str = PresetOpt,
+    config: list[Path] = ConfigOpt,
+    overrides: list[str] = SetOpt,
+) -> None:
+    from ..config import save_config
+    from ..training.runner import check_resume_config, check_run_dir, make_accelerator, train_decoders
+
+    cfg = resolve(preset, config, overrides)
+    cfg.data.path = str(dataset)
+    acc = make_accelerator(cfg, out)
+    check_run_dir(out, resume)
+    if resume:
+        check_resume_config(cfg, out)
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        save_config(cfg, out)
+    result = train_decoders(cfg, out, targets, accelerator=acc)
+    if acc.is_main_process:
+        typer.echo(f"{out}: {', '.join(result['models'])} for {result['subject']}")

@@ -1,7 +1,53 @@
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from ..base import Section
 
 
 class DecoderConfig(Section):
     """fMRI decoder architecture (adapters, backbone, heads, prior, z decoder)."""
+
+    layout: Literal["per_target", "multi_head"] = "per_target"
+    """'per_target': one model per target family (c, each g layer, z) as the reference trains them;
+    'multi_head': one shared adapter + backbone with a head per target (see docs/training.md for the comparison)."""
+    targets: list[Literal["c", "g", "z"]] = ["c", "g", "z"]
+    """Target families to decode."""
+    hidden: int = 4096
+    """Shared width H of the adapters and the residual MLP (c and g models, and the multi-head model)."""
+    blocks: int = 4
+    """Residual MLP blocks."""
+    dropout: float = Field(0.15, ge=0, lt=1)
+    """Dropout inside the residual blocks (token path)."""
+    proj_depth: int = 3
+    """[LN → GELU → Linear] layers of the retrieval projector."""
+    prior: bool = True
+    """Train a diffusion prior per token target; decoding samples it (else decoding uses the linear head's tokens)."""
+    prior_depth: int = 6
+    """Transformer layers of the prior."""
+    prior_heads: int = 12
+    """Attention heads of the prior (must divide the token width; the reference's 14×52 does not divide 768)."""
+    prior_ff_mult: int = 4
+    """Feed-forward expansion of the prior's transformer layers."""
+    prior_timesteps: int = 100
+    """Diffusion steps of the prior's cosine schedule."""
+    prior_cond_drop: float = Field(0.2, ge=0, lt=1)
+    """Probability of replacing the brain tokens by the learned null tokens during training."""
+    prior_target_scale: float | Literal["auto"] = 1.0
+    """Targets are multiplied by this before noising: 1.0 = raw (the reference); 'auto' = 1/RMS of the training targets."""
+    z_hidden: int = 4096
+    """Width H of the z model (per_target layout)."""
+    z_blocks: int = 4
+    """Residual blocks of the z model."""
+    z_dropout: float = Field(0.25, ge=0, lt=1)
+    """Dropout in the z model's residual blocks."""
+    z_adapter_dropout: float = Field(0.5, ge=0, lt=1)
+    """Dropout after the z model's voxel adapter."""
+    z_map_channels: int = 64
+    """Channels of the feature map the z upsampler starts from."""
+    z_up_channels: list[int] = [64, 128, 256]
+    """block_out_channels of diffusers' Decoder; the map side is the latent side / 2**(len - 1)."""
+    z_norm_groups: int = 32
+    """GroupNorm groups in the upsampler."""

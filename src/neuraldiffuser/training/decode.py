@@ -1,0 +1,106 @@
+"""Decoding the target subject's test set into ``decoded.hdf5`` (reference §3.6).
+
+Repeats are averaged before decoding (``data.average: voxels``, NeuralDiffuser) or each repeat is
+decoded and the predictions are averaged (``outputs``, MindEye2). c and g are prior samples (DDIM,
+``decode.prior_steps`` steps, η ``decode.prior_eta``); z optionally goes through distribution
+matching: z-scored across the test predictions per dimension, then given the per-dimension mean and
+std of the true z of the subject's training images. Rows follow the test-image order, which is saved.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config.schema import Config
+from ..data import VoxelScaler, open_dataset
+from ..errors import ModelLoadError
+from ..targets.store import write_store
+from ..utils.progress import track
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "decoders" / "manifest.json"
+    if not path.is_file():
+        raise ModelLoadError("no trained decoders (decoders/manifest.json)", where=str(run_dir), fix="run `neuraldiffuser train` into this folder first (or --resume it)")
+    return json.loads(path.read_text())
+
+
+def match_distribution(pred: np.ndarray, mean: np.ndarray, std: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+    """Per dimension: z-score across the predictions, then rescale to the training mean and std."""
+    mu, sd = pred.mean(0, keepdims=True), pred.std(0, keepdims=True)
+    return ((pred - mu) / (sd + eps) * std + mean).astype(np.float32)
+
+
+def assemble(per_head: dict[str, np.ndarray], heads: dict[str, list]) -> dict[str, np.ndarray]:
+    """Head outputs → store keys: 'c', 'z', and 'g' stacked over layers as (n, L, tokens, width)."""
+    out = {}
+    for key in ("z", "c", "g"):
+        names = sorted((h for h, (k, _) in heads.items() if k == key and h in per_head), key=lambda h: heads[h][1] or 0)
+        if not names:
+            continue
+        out[key] = np.stack([per_head[h] for h in names], axis=1) if key == "g" else per_head[names[0]]
+    return out
+
+
+def _batches(x: np.ndarray, size: int):
+    for i in range(0, len(x), size):
+        yield x[i : i + size]
+
+
+def run_neural(config: Config, dec_dir: Path, manifest: dict, x: np.ndarray, device: torch.device) -> dict[str, np.ndarray]:
+    """Every decoder of the manifest on scaled test voxels (n, V) or (n, R, V); returns per-head arrays."""
+    from ..models.brain import BrainDecoder
+
+    d = config.decode
+    gen = torch.Generator(device="cpu").manual_seed(int(config.seed if d.seed is None else d.seed))
+    per_head: dict[str, list[np.ndarray]] = {}
+    subject = manifest["subject"]
+    for name in manifest["models"]:
+        model = BrainDecoder.from_pretrained(dec_dir / name).to(device).eval()
+        for xb in track(list(_batches(x, d.batch_size)), f"decode {name}"):
+            reps = [xb] if xb.ndim == 2 else [xb[:, r] for r in range(xb.shape[1])]
+            outs = [model.decode(subject, torch.from_numpy(np.ascontiguousarray(r)).to(device), d.prior_steps, d.prior_eta, d.prior_cond_scale, d.use_prior, gen) for r in reps]
+            for h in outs[0]:
+                per_head.setdefault(h, []).append(torch.stack([o[h].float() for o in outs]).mean(0).cpu().numpy())
+    return {h: np.concatenate(v) for h, v in per_head.items()}
+
+
+def decode_test(config: Config, run_dir: str | Path, out: str | Path, method: str = "neuraldiffuser") -> Path:
+    """Decode the test set with the run's decoders (``method='neuraldiffuser'``) or its ridge baseline ('ridge')."""
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    dec_dir = run_dir / "decoders"
+    ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
+    subj = ds.subject(manifest["subject"])
+    test = subj.test_set(config.data.test_repeats, config.data.test_order)
+    scaler = VoxelScaler.load(dec_dir / "scaler.safetensors")
+    x = scaler.transform(subj.test_betas(test, config.data.average))
+    if method == "ridge":
+        from ..models.ridge import RidgeDecoder
+
+        ridge = RidgeDecoder.load(run_dir / "ridge")
+        reps = [x] if x.ndim == 2 else [x[:, r] for r in range(x.shape[1])]
+        preds = [ridge.predict(r) for r in reps]
+        per_head = {h: np.mean([p[h] for p in preds], axis=0) for h in preds[0]}
+    else:
+        device = torch.device("cuda" if torch.cuda.is_available() and not config.train.cpu else "cpu")
+        per_head = run_neural(config, dec_dir, manifest, x, device)
+    values = assemble(per_head, manifest["heads"])
+    if "z" in values and config.decode.z_match:
+        from safetensors.numpy import load_file
+
+        stats = load_file(str(dec_dir / "z_stats.safetensors"))
+        values["z"] = match_distribution(values["z"], stats["mean"], stats["std"])
+    attrs = {**manifest.get("targets_attrs", {}), "subject": manifest["subject"], "average": config.data.average,
+             "method": method, "source_run": str(run_dir.resolve()), "test_order": test.order,
+             "padded": test.padded.sum(1).tolist(), "prior_steps": config.decode.prior_steps, "prior_eta": config.decode.prior_eta,
+             "use_prior": config.decode.use_prior, "z_match": bool(config.decode.z_match), "seed": int(config.seed if config.decode.seed is None else config.decode.seed),
+             "created": _dt.datetime.now().isoformat(timespec="seconds")}
+    values = {k: v.astype(np.float16 if k == "g" and manifest.get("targets_attrs", {}).get("g_dtype") == "float16" else np.float32) for k, v in values.items()}
+    return write_store(out, test.images, values, attrs)

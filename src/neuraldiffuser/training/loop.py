@@ -1,0 +1,177 @@
+"""One training stage of one decoder through ``accelerate``: one code path for a CPU, one GPU, several
+GPUs or nodes, in fp32, bf16 or fp16.
+
+Exact resume: the batch content is a function of (seed, stage, epoch, step) (see ``batches``), every
+random draw of a step comes from generators seeded with (seed, stage, step), and a checkpoint holds
+the model, optimiser, LR schedule, RNG states and the step counter. A run killed at any moment and
+resumed from its last checkpoint therefore ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config.sections.train import TrainConfig
+from ..errors import ConfigError
+from ..utils.io import atomic_dir, atomic_write_json
+from ..utils.progress import progress_bar
+from . import checkpoint
+from .batches import TrainingData, step_rng
+from .losses import ContrastiveSchedule, mixco_apply, mixco_draws
+from .objective import StepContext, objective
+from .optim import make_onecycle, make_optimizer
+
+STAGE_CODES = {"pretrain": 1, "finetune": 2}
+
+
+@contextmanager
+def _silent():
+    class _Bar:
+        def advance(self, n: int = 1, info: str | None = None) -> None:
+            pass
+
+        def set_completed(self, n: int) -> None:
+            pass
+
+    yield _Bar()
+
+
+@dataclass
+class StagePlan:
+    stage: str  # "pretrain" | "finetune"
+    model_name: str
+    epochs: int
+    out_dir: Path  # RUN/<stage>/<model_name>
+
+    @property
+    def code(self) -> int:
+        return STAGE_CODES[self.stage]
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` for one stage and writes ``out_dir/model`` (config.json + safetensors)."""
+
+    def __init__(self, accelerator: Any, model: torch.nn.Module, data: TrainingData, cfg: TrainConfig, plan: StagePlan, seed: int, latent_scale: float = 1.0):
+        self.acc, self.data, self.cfg, self.plan, self.seed = accelerator, data, cfg, plan, int(seed)
+        self.latent_scale = float(latent_scale)
+        self.per_subject = data.per_subject(cfg.batch_size)
+        self.batch = self.per_subject * len(data.pools)
+        if self.batch % accelerator.num_processes:
+            raise ConfigError(f"global batch {self.batch} does not split evenly across {accelerator.num_processes} processes", fix="choose train.batch_size as a multiple of (subjects × processes)")
+        self.local = self.batch // accelerator.num_processes
+        self.steps_per_epoch = max(1, (cfg.epoch_samples or data.n_trials) // self.batch)
+        self.total = plan.epochs * self.steps_per_epoch
+        self.schedule = ContrastiveSchedule(plan.epochs, cfg.mixco_fraction, cfg.mixco_temperature, *cfg.softclip_temperature)
+        self.token_heads = model.token_heads()
+        self.priors = {h: model.targets[h].prior for h in self.token_heads if model.targets[h].prior is not None}
+        optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
+        self.sched = make_onecycle(optimizer, cfg.lr, self.total, cfg.pct_start, cfg.div_factor, cfg.final_div_factor)
+        # the Accelerator is made with step_scheduler_with_optimizer=False, so the schedule steps once per step
+        self.model, self.opt, self.sched = accelerator.prepare(model, optimizer, self.sched)
+        self._plan_epoch, self._plan = -1, None
+
+    # ------------------------------------------------------------------ one step
+
+    def _inputs(self, step: int) -> tuple[list, dict, StepContext]:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        if epoch != self._plan_epoch:
+            self._plan = self.data.epoch_plan(self.seed, self.plan.code, epoch, self.steps_per_epoch, self.per_subject)
+            self._plan_epoch = epoch
+        batch = self.data.global_batch(self._plan, k)
+        rng = step_rng(self.seed, self.plan.code, 7, step)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        phase, temp = self.schedule.at(epoch)
+        voxels = [torch.from_numpy(np.ascontiguousarray(v)) for v in batch["voxels"]]
+        perm = lam = None
+        if phase == "bimixco" and self.token_heads:
+            perms, lams, offset = [], [], 0
+            for i, v in enumerate(voxels):
+                d = mixco_draws(len(v), rng, self.cfg.mixco_beta, self.cfg.mixco_prob)
+                p, lm = torch.from_numpy(d["perm"]), torch.from_numpy(d["lam"])
+                voxels[i] = mixco_apply(v, p, lm)
+                perms.append(p + offset)
+                lams.append(lm)
+                offset += len(v)
+            perm, lam = torch.cat(perms), torch.cat(lams)
+        lo = self.acc.process_index * self.local
+        hi = lo + self.local
+        dev = self.acc.device
+        targets = {h: torch.from_numpy(np.ascontiguousarray(t)).to(dev) for h, t in batch["targets"].items()}
+        prior_inputs = {}
+        for h, prior in self.priors.items():
+            draws = prior.noise_inputs(self.batch, gen)
+            prior_inputs[h] = {"x0": targets[h][lo:hi], **{k2: v[lo:hi].to(dev) for k2, v in draws.items()}}
+        groups, start = [], 0
+        for (name, n), v in zip(batch["names"], voxels):
+            a, b = max(lo, start), min(hi, start + n)
+            if a < b:
+                groups.append((name, v[a - start : b - start].to(dev)))
+            start += n
+        ctx = StepContext(phase, temp, targets, lo, hi, None if perm is None else perm.to(dev), None if lam is None else lam.to(dev))
+        torch.manual_seed(int(rng.integers(2**62)) + self.acc.process_index)  # dropout
+        return groups, prior_inputs, ctx
+
+    def _step(self, step: int) -> dict[str, float]:
+        groups, prior_inputs, ctx = self._inputs(step)
+        self.model.train()
+        with self.acc.autocast():
+            outputs = self.model(groups, prior_inputs)
+            loss, logs = objective(outputs, ctx, self.cfg, self.latent_scale)
+        self.acc.backward(loss)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        logs["lr"] = self.sched.get_last_lr()[0]
+        return logs
+
+    # ------------------------------------------------------------------ the stage
+
+    def run(self) -> dict[str, Any]:
+        ckpt_root = self.plan.out_dir / "checkpoints"
+        start = 0
+        found = checkpoint.latest(ckpt_root)
+        if found is not None:
+            start = int(checkpoint.load(self.acc, found)["step"])
+        t0, logs, last_saved = time.perf_counter(), {}, start
+        tag = f"{self.plan.stage}/{self.plan.model_name}"
+        bar_ctx = progress_bar(f"{self.plan.stage} {self.plan.model_name}", self.total) if self.acc.is_main_process else _silent()
+        with bar_ctx as bar:
+            bar.set_completed(start)
+            for step in range(start, self.total):
+                logs = self._step(step)
+                done = step + 1
+                if done % max(self.cfg.log_every, 1) == 0 or done == self.total:
+                    self.acc.log({f"{tag}/{k}": v for k, v in logs.items()}, step=done)
+                    bar.advance(info=f"loss {logs['loss']:.4g}")
+                else:
+                    bar.advance()
+                if done % max(self.cfg.checkpoint_every, 1) == 0 and done < self.total:
+                    checkpoint.save(self.acc, ckpt_root, done, self._state(), self.cfg.keep_checkpoints)
+                    last_saved = done
+        if last_saved != self.total:
+            checkpoint.save(self.acc, ckpt_root, self.total, self._state(), self.cfg.keep_checkpoints)
+        summary = {"stage": self.plan.stage, "model": self.plan.model_name, "steps": self.total, "resumed_from": start,
+                   "steps_per_epoch": self.steps_per_epoch, "global_batch": self.batch, "processes": self.acc.num_processes,
+                   "seconds": time.perf_counter() - t0, "final": logs}
+        self._save_final(summary)
+        return summary
+
+    def _state(self) -> dict[str, Any]:
+        return {"stage": self.plan.stage, "model": self.plan.model_name, "total_steps": self.total, "seed": self.seed}
+
+    def _save_final(self, summary: dict[str, Any]) -> None:
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            model = self.acc.unwrap_model(self.model)
+            with atomic_dir(self.plan.out_dir / "model") as tmp:
+                model.save_pretrained(tmp)
+                atomic_write_json(tmp / "training.json", summary)
+        self.acc.wait_for_everyone()
+        self.acc.free_memory()

@@ -1,0 +1,195 @@
+"""``train_decoders``: the two-stage scheme (reference §3.5) for every decoder of one target subject.
+
+Stage 1 pretrains on the pretraining subjects (per-subject adapters, shared rest); stage 2 builds a
+model for the target subject alone, loads every shared weight of stage 1 by name, drops exactly the
+other subjects' adapters, gives the target a fresh adapter and trains again with a fresh optimiser
+and schedule. ``train.stages: [finetune]`` trains on the target from scratch. Each (stage, model)
+resumes from its last checkpoint and is skipped when its final folder exists.
+
+Run folder::
+
+    RUN/config.yaml  scalers/<subject>.safetensors  logs/ (tensorboard)
+    RUN/<stage>/<model>/checkpoints/step-N/  RUN/<stage>/<model>/model/
+    RUN/decoders/manifest.json  decoders/<model>/  decoders/scaler.safetensors  decoders/z_stats.safetensors
+    RUN/ridge/ (train.ridge)   RUN/summary.json
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config.schema import Config
+from ..data import VoxelScaler, open_dataset
+from ..data.dataset import Dataset
+from ..errors import ConfigError, DataError
+from ..targets.store import TargetStore
+from ..utils.io import atomic_dir, atomic_write_json
+from .batches import Pool, TrainingData
+from .loop import StagePlan, Trainer
+from .objective import TEACHER
+from .specs import build_model, head_keys, model_groups, target_scales
+
+
+def make_accelerator(config: Config, run_dir: Path):
+    """One Accelerator for the whole run (CPU, GPUs or nodes as launched; mixed precision from the config)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
+
+    cfg = config.train
+    acc = Accelerator(
+        cpu=cfg.cpu, mixed_precision=cfg.mixed_precision, step_scheduler_with_optimizer=False,
+        log_with="tensorboard" if cfg.tensorboard else None,
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    return acc
+
+
+def subjects_of(config: Config, ds: Dataset) -> tuple[str, list[str]]:
+    target = ds.subject(config.data.subject).name
+    pre = config.data.pretrain_subjects
+    names = [s for s in ds.subjects if s != target] if pre == "others" else [ds.subject(s).name for s in pre]
+    if "pretrain" in config.train.stages and not names:
+        raise ConfigError("pretraining needs at least one subject besides the target", where="data.pretrain_subjects", fix="add subjects or set train.stages: [finetune]")
+    return target, names
+
+
+def fit_scalers(config: Config, ds: Dataset, names: list[str], run_dir: Path, is_main: bool) -> dict[str, VoxelScaler]:
+    """Per-subject voxel z-scoring on that subject's training rows (the target: only the sessions it trains on)."""
+    out = {}
+    for name in names:
+        path = run_dir / "scalers" / f"{name}.safetensors"
+        subj = ds.subject(name)
+        sessions = config.data.sessions if name == config.data.subject else None
+        if path.is_file():
+            out[name] = VoxelScaler.load(path)
+        elif config.data.zscore == "train":
+            out[name] = VoxelScaler.fit(subj, subj.train_rows(sessions))
+        else:
+            out[name] = VoxelScaler.identity(subj.n_voxels)
+        if is_main and not path.is_file():
+            out[name].save(path)
+    return out
+
+
+def make_pool(ds: Dataset, name: str, scaler: VoxelScaler, sessions: int | None) -> Pool:
+    subj = ds.subject(name)
+    rows = subj.train_rows(sessions)
+    return Pool(name, subj, scaler, rows, subj.image_of_rows(rows))
+
+
+def _run_stage(acc, config: Config, model, pools, store, heads, plan: StagePlan, latent_scale: float) -> dict[str, Any]:
+    data = TrainingData(pools, store, heads, config.train.preload_gb)
+    summary = Trainer(acc, model, data, config.train, plan, config.seed, latent_scale).run()
+    return summary
+
+
+def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, accelerator=None) -> dict[str, Any]:
+    """Train every decoder of ``config.data.subject``; returns the run summary (also written to summary.json)."""
+    from ..models.brain import BrainDecoder
+
+    run_dir = Path(run_dir)
+    if config.data.path is None:
+        raise ConfigError("no dataset", where="data.path", fix="give the dataset folder")
+    t_start = time.perf_counter()
+    ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
+    store = TargetStore(targets)
+    target, pre_names = subjects_of(config, ds)
+    acc = accelerator or make_accelerator(config, run_dir)
+    if config.train.tensorboard:
+        acc.init_trackers("train")
+    stages = [s for s in ("pretrain", "finetune") if s in config.train.stages]
+    scalers = fit_scalers(config, ds, ([*pre_names] if "pretrain" in stages else []) + [target], run_dir, acc.is_main_process)
+    heads = head_keys(store, config.decoder.targets)
+    latent_scale = float(config.train.z_l1_scale) if config.train.z_l1_scale != "latent" else float(store.attrs.get("latent_scale", 1.0))
+    pre_pools = [make_pool(ds, n, scalers[n], None) for n in pre_names] if "pretrain" in stages else []
+    tgt_pools = [make_pool(ds, target, scalers[target], config.data.sessions)]
+    scale_images = np.unique(np.concatenate([p.images for p in (pre_pools or tgt_pools)]))
+    scales = target_scales(config.decoder, store, heads, scale_images)
+    summaries, finals = [], {}
+    for index, (name, group) in enumerate(model_groups(config.decoder, heads).items()):
+        group_heads = {h: heads[h] for h in group}
+        if "z" in group and config.train.z_cont_scale > 0:
+            group_heads[TEACHER] = ("g", config.train.z_cont_layer % store.shape("g")[0])
+        shapes = {h: store.shape(k) if layer is None else store.shape(k)[1:] for h, (k, layer) in heads.items() if h in group}
+        cont_dim = store.shape("g")[-1] if TEACHER in group_heads else 0
+        previous = None
+        for stage in stages:
+            plan = StagePlan(stage, name, config.train.pretrain_epochs if stage == "pretrain" else config.train.finetune_epochs, run_dir / stage / name)
+            pools = pre_pools if stage == "pretrain" else tgt_pools
+            subjects = {p.name: p.subject.n_voxels for p in pools}
+            if not (plan.out_dir / "model" / "config.json").is_file():
+                torch.manual_seed(config.seed + 1000 * index + plan.code)
+                if previous is None:
+                    model = build_model(name, group, subjects, config.decoder, shapes, scales, cont_dim)
+                else:
+                    model, _ = BrainDecoder.for_subjects(previous, subjects)
+                summaries.append(_run_stage(acc, config, model, pools, store, group_heads, plan, latent_scale))
+            previous = BrainDecoder.from_pretrained(plan.out_dir / "model")
+        finals[name] = {"heads": group, "stage_dir": str(plan.out_dir.relative_to(run_dir))}
+    if acc.is_main_process:
+        write_decoders(run_dir, finals, target, scalers[target], store, tgt_pools[0], heads, config)
+        if config.train.ridge:
+            from .baseline import fit_ridge
+
+            fit_ridge(config, tgt_pools[0], store, heads, run_dir / "ridge")
+        summary = {"subject": target, "pretrain_subjects": pre_names if "pretrain" in stages else [], "stages": stages,
+                   "models": finals, "runs": summaries, "seconds": time.perf_counter() - t_start}
+        atomic_write_json(run_dir / "summary.json", summary)
+    acc.wait_for_everyone()
+    if config.train.tensorboard:
+        acc.end_training()
+    store.close()
+    return {"subject": target, "models": finals, "runs": summaries}
+
+
+def write_decoders(run_dir: Path, finals: dict, target: str, scaler: VoxelScaler, store: TargetStore, pool: Pool, heads: dict, config: Config) -> None:
+    """RUN/decoders/: the final model of each group, the target's scaler, z training statistics, a manifest."""
+    with atomic_dir(run_dir / "decoders") as tmp:
+        for name, info in finals.items():
+            shutil.copytree(run_dir / info["stage_dir"] / "model", tmp / name)
+        scaler.save(tmp / "scaler.safetensors")
+        if "z" in heads:
+            from safetensors.numpy import save_file
+
+            z = store.get_images("z", np.unique(pool.images))
+            save_file({"mean": z.mean(0), "std": z.std(0)}, str(tmp / "z_stats.safetensors"))
+        atomic_write_json(tmp / "manifest.json", {
+            "subject": target, "n_voxels": pool.subject.n_voxels, "layout": config.decoder.layout,
+            "models": {n: i["heads"] for n, i in finals.items()},
+            "heads": {h: [k, layer] for h, (k, layer) in heads.items()},
+            "targets_attrs": {k: v for k, v in store.attrs.items() if k != "created"},
+            "train_images": int(len(np.unique(pool.images))), "sessions": config.data.sessions,
+        })
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        raise DataError("run folder is not empty", where=str(run_dir), fix="pass --resume to continue it, or choose a new --out")
+
+
+def check_resume_config(config: Config, run_dir: Path) -> None:
+    """A resumed run must train with the settings it started with (data, decoder, train, seed)."""
+    from ..config.load import load_run_config
+
+    if not (run_dir / "config.yaml").is_file():
+        return
+    saved = load_run_config(run_dir).model_dump(mode="json")
+    now = config.model_dump(mode="json")
+    for section in ("seed", "data", "decoder", "train"):
+        a, b = saved[section], now[section]
+        if a != b:
+            key = section if not isinstance(a, dict) else next(f"{section}.{k}" for k in a if a[k] != b.get(k))
+            raise ConfigError(f"--resume with a different setting: {key} was {_get(saved, key)!r}, now {_get(now, key)!r}", where=str(run_dir / "config.yaml"), fix="resume with the command the run started with")
+
+
+def _get(d: dict, dotted: str):
+    for part in dotted.split("."):
+        d = d[part]
+    return d

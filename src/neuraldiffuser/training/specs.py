@@ -1,0 +1,67 @@
+"""Which decoders a run trains, and how each is built from the config and the target store."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config.sections.decoder import DecoderConfig
+from ..errors import DataError
+from ..targets.store import TargetStore
+
+
+def head_keys(store: TargetStore, families: list[str]) -> dict[str, tuple[str, int | None]]:
+    """Head name → (store key, g layer): 'c', 'g0' … 'g{L-1}', 'z' for the families asked for."""
+    heads: dict[str, tuple[str, int | None]] = {}
+    for fam in ("c", "g", "z"):
+        if fam not in families:
+            continue
+        if fam not in store.keys:
+            raise DataError(f"decoder.targets asks for '{fam}' but the target store has only {store.keys}", where=str(store.path), fix=f"extract '{fam}' or drop it from decoder.targets")
+        if fam == "g":
+            heads.update({f"g{i}": ("g", i) for i in range(store.shape("g")[0])})
+        else:
+            heads[fam] = (fam, None)
+    return heads
+
+
+def model_groups(cfg: DecoderConfig, heads: dict) -> dict[str, list[str]]:
+    """per_target: one model per head; multi_head: a single model 'all' with every head."""
+    if cfg.layout == "multi_head":
+        return {"all": list(heads)}
+    return {h: [h] for h in heads}
+
+
+def target_scales(cfg: DecoderConfig, store: TargetStore, heads: dict, images: np.ndarray, limit: int = 2000) -> dict[str, float]:
+    """Prior target scale per token head: the configured number, or 1/RMS over (up to ``limit``) training images."""
+    out = {}
+    for h, (key, layer) in heads.items():
+        if key == "z":
+            continue
+        if cfg.prior_target_scale != "auto":
+            out[h] = float(cfg.prior_target_scale)
+            continue
+        sample = np.sort(images[np.linspace(0, len(images) - 1, min(limit, len(images))).astype(int)])
+        data = store.get_images(key, sample)
+        data = data if layer is None else data[:, layer]
+        out[h] = float(1.0 / max(np.sqrt(np.mean(data.astype(np.float64) ** 2)), 1e-8))
+    return out
+
+
+def head_spec(head: str, shape: tuple[int, ...], cfg: DecoderConfig, scale: float | None, cont_dim: int) -> dict:
+    if head == "z":
+        return {"kind": "latent", "shape": list(shape), "map_channels": cfg.z_map_channels, "up_channels": list(cfg.z_up_channels),
+                "norm_groups": cfg.z_norm_groups, "cont_dim": int(cont_dim)}
+    tokens, width = int(np.prod(shape[:-1])), int(shape[-1])
+    return {"kind": "tokens", "tokens": tokens, "width": width, "proj_depth": cfg.proj_depth, "prior": cfg.prior,
+            "prior_depth": cfg.prior_depth, "prior_heads": cfg.prior_heads, "ff_mult": cfg.prior_ff_mult,
+            "timesteps": cfg.prior_timesteps, "cond_drop": cfg.prior_cond_drop, "target_scale": float(scale or 1.0)}
+
+
+def build_model(name: str, group: list[str], subjects: dict[str, int], cfg: DecoderConfig, shapes: dict, scales: dict, cont_dim: int = 0):
+    """A fresh ``BrainDecoder``; the z-only model of the per_target layout uses the MindEye1-style path."""
+    from ..models.brain import BrainDecoder
+
+    heads = {h: head_spec(h, shapes[h], cfg, scales.get(h), cont_dim) for h in group}
+    if group == ["z"]:
+        return BrainDecoder(subjects=subjects, heads=heads, hidden=cfg.z_hidden, blocks=cfg.z_blocks, style="latent", dropout=cfg.z_dropout, adapter_dropout=cfg.z_adapter_dropout)
+    return BrainDecoder(subjects=subjects, heads=heads, hidden=cfg.hidden, blocks=cfg.blocks, style="token", dropout=cfg.dropout)
