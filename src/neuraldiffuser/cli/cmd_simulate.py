@@ -19,7 +19,7 @@ NAME = "simulate"
 
 def command(
     out: Path = typer.Option(..., "--out", "-o", help="Output dataset folder."),
-    preset: str = typer.Option("mini", "--preset", help="Simulator preset: mini, small, nsd-like, or scenes (stimuli only)."),
+    preset: str = typer.Option(None, "--preset", help="Simulator preset: mini (default), small, nsd-like, or scenes (stimuli only)."),
     subjects: int = typer.Option(None, "--subjects", help="Number of subjects (default: the preset's)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (default: simulate.seed, 0)."),
     n_images: int = typer.Option(None, "--n-images", help="scenes: number of images; others: training images per subject."),

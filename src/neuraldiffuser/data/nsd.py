@@ -152,8 +152,12 @@ def write_mindeye2(
     images: np.ndarray,
     captions: Mapping[int, list[str]],
     subjects: Mapping[str, SubjectArrays],
+    mtime: float | None = None,
 ) -> Path:
-    """Write MindEye2's layout: betas hdf5 per subject, one train shard per session, new_test/0.tar."""
+    """Write MindEye2's layout: betas hdf5 per subject, one train shard per session, new_test/0.tar.
+
+    ``mtime`` fixes the tar members' modification time (reproducible, byte-identical shards).
+    """
     import webdataset as wds
 
     root = Path(root)
@@ -184,7 +188,7 @@ def write_mindeye2(
             samples.setdefault(shard, []).append(sample)
         for shard, items in samples.items():
             with atomic_path(sdir / shard, suffix=".tar") as tmp:
-                with wds.TarWriter(str(tmp)) as sink:
+                with wds.TarWriter(str(tmp), mtime=mtime) as sink:
                     for item in items:
                         sink.write(item)
         if s.roi is not None:
