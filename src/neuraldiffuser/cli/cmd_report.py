@@ -1,17 +1,29 @@
-"""Write a self-contained HTML report of one or more runs.
+"""Write a self-contained HTML report of one or more evaluated runs: the metrics table with published rows for
+context, image grids (stimulus | reconstructions | repeats), the κ×η ablation grid when a sweep exists, and
+brain correlation per ROI.
 
-Reads: RUN_DIR(s) with metrics and reconstructions.
-Writes: report.html with figures.
+Reads: RUN_DIR(s): metrics.json (found at or below each folder) and the reconstruction folders it names.
+Writes: report.html (default: the first RUN_DIR), one file with every figure embedded as a PNG.
 """
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
 
-from .common import not_built
+import typer
 
 NAME = "report"
 
 
-def command(ctx: typer.Context) -> None:
-    not_built(NAME, 7)
+def command(
+    run_dirs: list[Path] = typer.Argument(..., help="Run folder(s) or metrics.json file(s) written by `neuraldiffuser evaluate`."),
+    out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default: RUN_DIR/report.html)."),
+    title: str = typer.Option("Reconstruction report", "--title", help="Title at the top of the report."),
+    images: int = typer.Option(6, "--images", min=1, help="Test images shown in each image grid."),
+) -> None:
+    from ..report.html import write_report
+
+    first = run_dirs[0]
+    default = (first.parent if first.is_file() else first) / "report.html"
+    path = write_report(run_dirs, out or default, title=title, images=images)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -170,6 +170,8 @@ def clip_l14_source(spec: str = CLIP_L14) -> str:
     """Local folder or cached snapshot of CLIP ViT-L/14; raises Unavailable when neither exists."""
     if Path(spec).expanduser().is_dir():
         return str(Path(spec).expanduser())
+    if spec.startswith((".", "~", "/")) or spec.count("/") != 1:
+        raise Unavailable(f"CLIP ViT-L/14 folder not found: {spec}; to enable, set evaluate.clip_model to a folder with config.json + weights (or a cached hub id such as {CLIP_L14})")
     from huggingface_hub import try_to_load_from_cache
 
     found = try_to_load_from_cache(spec, "config.json")

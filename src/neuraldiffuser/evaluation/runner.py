@@ -221,8 +221,8 @@ def make_rows(rec: ReconFolder, per_repeat: list[dict], consistency, unavailable
     """The ``repeat0`` and ``mean`` rows of a folder from per-repeat, per-image values."""
     if not 0 <= table_repeat < rec.repeats:
         raise DataError(f"evaluate.table_repeat={table_repeat} but the folder has {rec.repeats} repeats", where=str(rec.path))
-    base = {"method": rec.method, "setting": rec.setting, "params": rec.params, "sweep": rec.sweep_point(), "recon_dir": str(rec.path),
-            "n_images": len(rec.images), "repeats": rec.repeats, "images": rec.images.tolist()}
+    base = {"method": rec.method, "setting": rec.setting, "params": rec.params, "sweep": rec.sweep_point(), "recon_dir": str(rec.path.resolve()),
+            "n_images": len(rec.images), "repeats": rec.repeats, "images": rec.images.tolist(), "complete": bool(rec.manifest.get("complete", True))}
     extra = {"Repeat SSIM": consistency} if consistency is not None else {}
     first = per_repeat[table_repeat]
     mean = {k: np.mean([p[k] for p in per_repeat], axis=0) for k in per_repeat[0]}
@@ -257,6 +257,7 @@ def run_evaluation(
 ) -> dict:
     """Score every reconstruction folder under ``recon_dirs``; write metrics.json/csv into ``out_dir``."""
     import datetime
+    import os
 
     from ..config import save_config
     from .files import write_metrics
@@ -268,7 +269,7 @@ def run_evaluation(
     rows, references, seen = [], [], {}
     for rec in folders:
         subj = subject or rec.subject or config.data.subject
-        rows += ev.evaluate_folder(rec, subj)
+        rows += [{**r, "recon_rel": os.path.relpath(r["recon_dir"], out.resolve())} for r in ev.evaluate_folder(rec, subj)]
         seen.setdefault(subj, []).extend(rec.images.tolist())
     for subj, images in seen.items():
         ref = ev.stimulus_reference(np.array(list(dict.fromkeys(images)), dtype=np.int64), subj)

@@ -44,5 +44,3 @@ class EvaluateConfig(Section):
     """Cache stimulus features and finished folders so a rerun resumes."""
     cache_dir: str | None = None
     """Where the caches live (None: <out>/.cache)."""
-    report_images: int = Field(6, ge=1)
-    """Test images shown in each image grid of the report."""
