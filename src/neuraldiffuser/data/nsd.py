@@ -158,42 +158,55 @@ def write_mindeye2(
 
     ``mtime`` fixes the tar members' modification time (reproducible, byte-identical shards).
     """
-    import webdataset as wds
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     write_images_h5(root / IMAGES_FILE, images, channels_first=True, dtype=np.float16)
     atomic_write_json(root / "captions.json", {str(k): list(v) for k, v in captions.items()})
-    roi_written = False
+    roi_file = root / "voxel_rois.hdf5"
+    if roi_file.exists():
+        roi_file.unlink()
     for s_idx, (name, s) in enumerate(subjects.items(), start=1):
-        write_betas_h5(root / BETAS_PATTERN.format(subject=name), s.betas.astype(np.float32))
-        sdir = root / "wds" / name
-        (sdir / "train").mkdir(parents=True, exist_ok=True)
-        (sdir / "new_test").mkdir(parents=True, exist_ok=True)
-        sessions = np.asarray(s.session)
-        first_row = {se: int(np.flatnonzero(sessions == se)[0]) for se in np.unique(sessions)}
-        samples: dict[str, list[dict]] = {}
-        for row in range(len(s.betas)):
-            se = int(sessions[row])
-            is_test = s.split[row] == "test"
-            behav = _behav(int(s.image[row]), s_idx, se, row - first_row[se], row, is_test)
-            sample = {
-                "__key__": f"sample{row:08d}",
-                "behav.npy": behav,
-                "past_behav.npy": np.full((15, BEHAV_COLUMNS), -1.0),
-                "future_behav.npy": np.full((15, BEHAV_COLUMNS), -1.0),
-                "olds_behav.npy": np.full((3, BEHAV_COLUMNS), -1.0),
-            }
-            shard = "new_test/0.tar" if is_test else f"train/{sorted(first_row).index(se)}.tar"
-            samples.setdefault(shard, []).append(sample)
-        for shard, items in samples.items():
-            with atomic_path(sdir / shard, suffix=".tar") as tmp:
-                with wds.TarWriter(str(tmp), mtime=mtime) as sink:
-                    for item in items:
-                        sink.write(item)
-        if s.roi is not None:
-            with h5py.File(root / "voxel_rois.hdf5", "a" if roi_written else "w") as f:
-                ds = f.create_dataset(name, data=np.asarray(s.roi, dtype=np.int16))
-                ds.attrs["names"] = json.dumps(list(s.roi_names or []))
-            roi_written = True
+        write_mindeye2_subject(root, name, s_idx, s, mtime=mtime)
     return root
+
+
+def write_mindeye2_subject(root: str | Path, name: str, s_idx: int, s: SubjectArrays, mtime: float | None = None) -> None:
+    """One subject's files of MindEye2's layout (betas, shards, its entry in voxel_rois.hdf5).
+
+    ``s_idx`` is the 1-based subject number written to behav column 1. Lets a writer stream subjects
+    one at a time; images and captions are written separately (``write_images_h5``, captions.json).
+    """
+    import webdataset as wds
+
+    root = Path(root)
+    write_betas_h5(root / BETAS_PATTERN.format(subject=name), s.betas.astype(np.float32))
+    sdir = root / "wds" / name
+    (sdir / "train").mkdir(parents=True, exist_ok=True)
+    (sdir / "new_test").mkdir(parents=True, exist_ok=True)
+    sessions = np.asarray(s.session)
+    first_row = {se: int(np.flatnonzero(sessions == se)[0]) for se in np.unique(sessions)}
+    samples: dict[str, list[dict]] = {}
+    for row in range(len(s.betas)):
+        se = int(sessions[row])
+        is_test = s.split[row] == "test"
+        behav = _behav(int(s.image[row]), s_idx, se, row - first_row[se], row, is_test)
+        sample = {
+            "__key__": f"sample{row:08d}",
+            "behav.npy": behav,
+            "past_behav.npy": np.full((15, BEHAV_COLUMNS), -1.0),
+            "future_behav.npy": np.full((15, BEHAV_COLUMNS), -1.0),
+            "olds_behav.npy": np.full((3, BEHAV_COLUMNS), -1.0),
+        }
+        shard = "new_test/0.tar" if is_test else f"train/{sorted(first_row).index(se)}.tar"
+        samples.setdefault(shard, []).append(sample)
+    for shard, items in samples.items():
+        with atomic_path(sdir / shard, suffix=".tar") as tmp:
+            with wds.TarWriter(str(tmp), mtime=mtime) as sink:
+                for item in items:
+                    sink.write(item)
+    if s.roi is not None:
+        with h5py.File(root / "voxel_rois.hdf5", "a") as f:
+            if name in f:
+                del f[name]
+            ds = f.create_dataset(name, data=np.asarray(s.roi, dtype=np.int16))
+            ds.attrs["names"] = json.dumps(list(s.roi_names or []))

@@ -36,28 +36,29 @@ def make_design(rng: np.random.Generator, preset: Preset, test_ids: np.ndarray, 
 
 
 def measure(rng: np.random.Generator, mu: np.ndarray, design: Design, row_of_image: dict[int, int], noise_sd: np.ndarray) -> np.ndarray:
-    """Betas = noiseless response + session drift (offset + linear trend) + trial noise.
+    """Betas = noiseless response + session drift (offset + linear trend) + trial noise, float32.
 
     Drift carries ``DRIFT_FRACTION`` of each voxel's noise variance; ``SHARED_NOISE_FRACTION`` of the
     trial noise comes from a few latent factors shared by all voxels (global signals, head motion).
+    Generated one session at a time, so memory stays at one betas array.
     """
     n_vox = mu.shape[1]
     rows = np.array([row_of_image[int(i)] for i in design.image])
-    betas = mu[rows].astype(np.float64)
-    drift_sd = np.sqrt(DRIFT_FRACTION) * noise_sd
-    trial_sd = np.sqrt(1 - DRIFT_FRACTION) * noise_sd
+    drift_sd = (np.sqrt(DRIFT_FRACTION) * noise_sd).astype(np.float32)
+    trial_sd = (np.sqrt(1 - DRIFT_FRACTION) * noise_sd).astype(np.float32)
+    loadings = rng.normal(0, 1, (n_vox, N_NOISE_FACTORS))
+    loadings = (loadings / np.linalg.norm(loadings, axis=1, keepdims=True)).astype(np.float32)
+    betas = np.empty((len(rows), n_vox), dtype=np.float32)
     for s in np.unique(design.session):
         idx = np.flatnonzero(design.session == s)
-        pos = np.linspace(-1, 1, len(idx))[:, None] if len(idx) > 1 else np.zeros((1, 1))
-        offset = rng.normal(0, np.sqrt(0.5), n_vox) * drift_sd
-        slope = rng.normal(0, np.sqrt(1.5), n_vox) * drift_sd  # var(slope · u) = var(slope) / 3 for u ~ U(-1, 1)
-        betas[idx] += offset + pos * slope
-    loadings = rng.normal(0, 1, (n_vox, N_NOISE_FACTORS))
-    loadings /= np.linalg.norm(loadings, axis=1, keepdims=True)
-    shared = rng.normal(0, 1, (len(rows), N_NOISE_FACTORS)) @ loadings.T
-    own = rng.normal(0, 1, (len(rows), n_vox))
-    betas += (np.sqrt(SHARED_NOISE_FRACTION) * shared + np.sqrt(1 - SHARED_NOISE_FRACTION) * own) * trial_sd
-    return betas.astype(np.float32)
+        pos = np.linspace(-1, 1, len(idx), dtype=np.float32)[:, None] if len(idx) > 1 else np.zeros((1, 1), np.float32)
+        offset = rng.standard_normal(n_vox, dtype=np.float32) * np.float32(np.sqrt(0.5)) * drift_sd
+        slope = rng.standard_normal(n_vox, dtype=np.float32) * np.float32(np.sqrt(1.5)) * drift_sd  # var(slope·u) = var(slope)/3, u ~ U(-1, 1)
+        shared = rng.standard_normal((len(idx), N_NOISE_FACTORS), dtype=np.float32) @ loadings.T
+        own = rng.standard_normal((len(idx), n_vox), dtype=np.float32)
+        noise = (np.float32(np.sqrt(SHARED_NOISE_FRACTION)) * shared + np.float32(np.sqrt(1 - SHARED_NOISE_FRACTION)) * own) * trial_sd
+        betas[idx] = mu[rows[idx]] + offset + pos * slope + noise
+    return betas
 
 
 def noise_ceiling(betas: np.ndarray, image: np.ndarray, split: np.ndarray, repeats: int = 3) -> np.ndarray:
