@@ -35,9 +35,10 @@ def photo_stimuli(n: int = 10, size: int = 64, seed: int = 0) -> np.ndarray:
 class FakeEncoder:
     """Stands in for the simulator's EncodingModel: voxels respond linearly to 8×8 colour thumbnails."""
 
-    def __init__(self, n_voxels: int = 48, seed: int = 0):
+    def __init__(self, n_voxels: int = 48, seed: int = 0, baseline: float = 0.0):
         rng = np.random.default_rng(seed)
         self.weights = rng.normal(size=(8 * 8 * 3, n_voxels))
+        self.baseline = baseline * rng.normal(size=n_voxels)  # per-voxel offsets, as raw betas have
         self.roi = np.array(["V1"] * (n_voxels // 3) + ["V2"] * (n_voxels // 3) + ["higher"] * (n_voxels - 2 * (n_voxels // 3)))
         self.calls: list[tuple[int, ...]] = []
 
@@ -45,7 +46,7 @@ class FakeEncoder:
         self.calls.append(images.shape)
         n, h, w, _ = images.shape
         thumbs = images.reshape(n, 8, h // 8, 8, w // 8, 3).mean(axis=(2, 4)) / 255.0
-        return thumbs.reshape(n, -1) @ self.weights
+        return thumbs.reshape(n, -1) @ self.weights + self.baseline
 
 
 def register_encoder(monkeypatch, encoder: FakeEncoder) -> str:

@@ -127,3 +127,23 @@ def test_cli_evaluate(tmp_path, stimuli, capsys):
     assert doc["rows"][0]["sweep"] == [3e5, 0.2] and 0 < doc["rows"][0]["values"]["Repeat SSIM"] < 1
     assert main(["evaluate", str(tmp_path / "nothing"), "--truth", str(truth)]) == 2
     assert "path not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("zscore", ["train", "none"])
+def test_brain_correlation_uses_betas_in_the_decoders_units(tmp_path, stimuli, monkeypatch, zscore):
+    """Raw betas carry per-voxel baselines; z-scoring with training statistics (data.zscore=train) keeps them from
+    making any image look right. Without it a shuffled reconstruction scores almost as high as a perfect one."""
+    encoder = FakeEncoder(baseline=20.0)
+    truth = write_truth(tmp_path / "truth", stimuli, encoder, n_test=4)
+    gt = stimuli[[0, 1, 2, 3]]
+    recon = tmp_path / "recon"
+    write_recon(recon, "oracle", "s", [0, 1, 2, 3], gt[None], stimuli)
+    write_recon(recon, "shuffled", "s", [0, 1, 2, 3], np.roll(gt, 1, axis=0)[None], stimuli)
+    config = load_config(overrides={"data": {"zscore": zscore}, "evaluate": {"metrics": ["Brain corr."], "brain_encoder": register_encoder(monkeypatch, encoder)}})
+    doc = run_evaluation([recon], truth, config, tmp_path / "out")
+    oracle, shuffled = (rows_by(doc, m, "repeat0")["values"]["Brain corr. all"] for m in ("oracle", "shuffled"))
+    assert oracle > 0.9
+    if zscore == "train":
+        assert shuffled < 0.6 and oracle - shuffled > 0.3
+    else:
+        assert shuffled > 0.95

@@ -33,7 +33,11 @@ class BrainContext:
     encoder: object
     roi: np.ndarray
     size: tuple[int, int] | None
-    measured: dict[int, np.ndarray]  # image index -> (V,) repeat-averaged betas
+    measured: dict[int, np.ndarray]  # image index -> (V,) repeat-averaged betas, in the scaler's units
+    scaler: object  # data.VoxelScaler applied to measured and predicted betas alike
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.scaler.transform(brain.predict(self.encoder, images, self.size, len(self.roi))).astype(np.float64)
 
 
 def _batches(n: int, size: int):
@@ -122,10 +126,14 @@ class Evaluator:
         if getattr(encoder, "roi", None) is None and subj.roi is not None:
             roi = np.asarray(subj.roi).astype(str)
         test = subj.test_set(repeats=self.config.data.test_repeats, order=self.config.data.test_order)
-        betas = subj.test_betas(test, "voxels")
-        size = self.ev.brain_image_size or getattr(encoder, "image_size", None) or self.dataset.images.size
+        # betas as the decoders see them (data.zscore): per-voxel baselines would otherwise dominate r across voxels
+        from ..data import VoxelScaler
+
+        scaler = VoxelScaler.fit(subj, subj.train_rows()) if self.config.data.zscore == "train" else VoxelScaler.identity(subj.n_voxels)
+        betas = scaler.transform(subj.test_betas(test, "voxels"))
+        size = self.ev.brain_image_size or getattr(encoder, "image_size", None) or getattr(encoder, "resolution", None) or self.dataset.images.size
         size = (size, size) if isinstance(size, int) else tuple(size)
-        return BrainContext(encoder, roi, size, {int(i): b for i, b in zip(test.images, betas)})
+        return BrainContext(encoder, roi, size, {int(i): b for i, b in zip(test.images, betas)}, scaler)
 
     def measured(self, ctx: BrainContext, images: np.ndarray, where: str) -> np.ndarray:
         missing = [int(i) for i in images if int(i) not in ctx.measured]
@@ -150,7 +158,7 @@ class Evaluator:
             for bb in feats:
                 feats[bb].append(self.model(bb)(x))
             if isinstance(ctx, BrainContext):
-                preds.append(brain.predict(ctx.encoder, raw, ctx.size, len(ctx.roi)))
+                preds.append(ctx.predict(raw))
             bar.advance(info=f"repeat {r}")
         out = {k: np.concatenate(v) for k, v in pix.items() if k in self.names}
         for name in self.available("two_way") + self.available("distance"):
@@ -208,7 +216,7 @@ class Evaluator:
         if not isinstance(ctx, BrainContext):
             return None
         measured = self.measured(ctx, images, "stimulus reference")
-        preds = np.concatenate([brain.predict(ctx.encoder, self.truth(images[sl]), ctx.size, len(ctx.roi)) for sl in _batches(len(images), self.ev.batch_size)])
+        preds = np.concatenate([ctx.predict(self.truth(images[sl])) for sl in _batches(len(images), self.ev.batch_size)])
         per_image = {brain_key(k): v for k, v in brain.brain_correlation(preds, measured, ctx.roi).items()}
         return {
             "method": "stimulus", "setting": "ground truth (encoder ceiling)", "policy": "reference", "n_images": len(images), "repeats": 1,
