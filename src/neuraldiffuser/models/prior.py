@@ -30,6 +30,29 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return nn.functional.pad(emb, (0, dim % 2))
 
 
+class Block(nn.Module):
+    """Pre-norm transformer block: multi-head self-attention, then a GELU feed-forward.
+
+    The key projection has no bias: adding a constant to every key shifts all of a query's logits
+    equally, so such a bias never receives a gradient (only rounding noise, which Adam would amplify)."""
+
+    def __init__(self, width: int, heads: int, ff_mult: int = 4, dropout: float = 0.0):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.q, self.k, self.v = nn.Linear(width, width), nn.Linear(width, width, bias=False), nn.Linear(width, width)
+        self.proj = nn.Linear(width, width)
+        self.ff = nn.Sequential(nn.Linear(width, width * ff_mult), nn.GELU(), nn.Linear(width * ff_mult, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        h = self.norm1(x)
+        q, k, v = (t.view(b, n, self.heads, d // self.heads).transpose(1, 2) for t in (self.q(h), self.k(h), self.v(h)))
+        a = nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
+        return x + self.ff(self.norm2(x))
+
+
 class TokenDenoiser(nn.Module):
     """Predicts x0 (B, T, D) from noisy tokens x_t, the timestep and the brain tokens (B, T, D)."""
 
@@ -43,10 +66,7 @@ class TokenDenoiser(nn.Module):
         self.pos_x = nn.Parameter(torch.randn(tokens, width) * 0.02)
         self.null_cond = nn.Parameter(torch.randn(tokens, width) * 0.02)
         self.cond_in = nn.Linear(width, width)
-        layer = nn.TransformerEncoderLayer(
-            width, heads, width * ff_mult, dropout, activation="gelu", batch_first=True, norm_first=True
-        )
-        self.transformer = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.blocks = nn.ModuleList(Block(width, heads, ff_mult, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, width, bias=False)
 
@@ -57,7 +77,9 @@ class TokenDenoiser(nn.Module):
         # brain tokens enter twice: as their own sequence (as the reference) and added to the noisy token at the
         # same position, which lets a small prior start from the decoder's estimate instead of learning to route it
         seq = torch.cat([cond + self.pos_cond, temb, x_t + self.pos_x + self.cond_in(cond)], dim=1)
-        h = self.transformer(seq)
+        for block in self.blocks:
+            seq = block(seq)
+        h = seq
         return self.out(self.norm(h[:, -self.tokens :]))
 
 

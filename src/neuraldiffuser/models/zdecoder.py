@@ -29,6 +29,9 @@ class LatentHead(nn.Module):
             in_channels=map_channels, out_channels=channels, up_block_types=("UpDecoderBlock2D",) * len(up_channels),
             block_out_channels=tuple(up_channels), layers_per_block=1, norm_num_groups=norm_groups,
         )
+        for name, p in self.decoder.named_parameters():
+            if name.endswith("to_k.bias"):  # shifts every logit of a query equally: no effect, no gradient but noise
+                p.requires_grad_(False)
         self.projector = None
         if cont_dim:
             self.projector = nn.Sequential(

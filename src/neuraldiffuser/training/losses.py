@@ -102,6 +102,10 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
+    import warnings
+
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # its suggested replacement is a private module
+        return torch.cat(all_gather(x.contiguous()), dim=0)

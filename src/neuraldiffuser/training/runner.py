@@ -43,7 +43,8 @@ def make_accelerator(config: Config, run_dir: Path):
 
     cfg = config.train
     acc = Accelerator(
-        cpu=cfg.cpu, mixed_precision=cfg.mixed_precision, step_scheduler_with_optimizer=False,
+        cpu=cfg.cpu or not torch.cuda.is_available(),  # accelerate only sets up several CPU processes with cpu=True
+        mixed_precision=cfg.mixed_precision, step_scheduler_with_optimizer=False,
         log_with="tensorboard" if cfg.tensorboard else None,
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
