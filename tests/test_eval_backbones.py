@@ -55,7 +55,7 @@ def test_efficientnet_lite0_weights_are_real_imagenet_weights(class_probs):
 
     assert (MEAN, STD) == ((0.5,) * 3, (0.5,) * 3)
     probs, classes = class_probs
-    for p, c in zip(probs["same/half"], classes):
+    for p, c in zip(probs["same/half"], classes, strict=True):
         assert int(p.argmax()) in c
         assert float(p[c].sum()) > 0.5
 
@@ -75,7 +75,7 @@ def test_fused_channels_last_efficientnet_lite0_gives_the_same_features():
 def test_efficientnet_lite0_padding_and_normalisation_are_the_ones_the_weights_expect(class_probs):
     """TF 'same' padding with [-1, 1] inputs explains the photos better than symmetric padding or ImageNet statistics."""
     probs, classes = class_probs
-    nll = {k: np.mean([-float(torch.log(p[c].sum())) for p, c in zip(v, classes)]) for k, v in probs.items()}
+    nll = {k: np.mean([-float(torch.log(p[c].sum())) for p, c in zip(v, classes, strict=True)]) for k, v in probs.items()}
     assert nll["same/half"] < nll["symmetric/half"] and nll["same/half"] < nll["same/imagenet"]
 
 

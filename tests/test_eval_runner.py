@@ -7,12 +7,12 @@ import json
 
 import numpy as np
 import pytest
-from test_eval_helpers import FakeEncoder, degrade, photo_stimuli, register_encoder, write_recon, write_truth
 
 from neuraldiffuser.config import load_config
 from neuraldiffuser.evaluation import metrics
 from neuraldiffuser.evaluation.preprocess import to_protocol
 from neuraldiffuser.evaluation.runner import Evaluator, run_evaluation
+from test_eval_helpers import FakeEncoder, degrade, photo_stimuli, register_encoder, write_recon, write_truth
 
 ORDER = [4, 1, 5, 0, 3, 2]  # the manifest's test-image order (not sorted: alignment must follow the indices)
 
@@ -73,7 +73,7 @@ def test_evaluate_scores_writes_and_explains(setup, stimuli, tmp_path):
     assert len(table) == 5  # 4 rows + the stimulus reference
     assert all(r["AlexNet(2)"].startswith("unavailable: ") and expected in r["AlexNet(2)"] for r in table[:4])
     assert float(table[0]["PixCorr"]) == pytest.approx(1.0)
-    assert (tmp_path / "out" / "config.yaml").is_file()
+    assert (tmp_path / "out" / "evaluate_config.yaml").is_file()
 
 
 def test_rerun_resumes_from_the_caches(setup, tmp_path, monkeypatch):

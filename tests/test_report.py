@@ -9,12 +9,12 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 from PIL import Image
-from test_eval_helpers import FakeEncoder, degrade, photo_stimuli, register_encoder, write_recon, write_truth
 
 from neuraldiffuser.config import load_config
 from neuraldiffuser.evaluation.runner import run_evaluation
 from neuraldiffuser.report import figures
 from neuraldiffuser.report.html import write_report
+from test_eval_helpers import FakeEncoder, degrade, photo_stimuli, register_encoder, write_recon, write_truth
 
 
 class Resources(HTMLParser):

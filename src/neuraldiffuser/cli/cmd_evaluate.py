@@ -3,7 +3,7 @@ embedded-scale metrics (mini-CLIP, EffNet-Lite0), repeat consistency and brain c
 
 Reads: RECON_DIR(s) (every <method>/<setting>/manifest.json below them), the DATASET given by --truth
 (stimulus images, test betas, simulator/ encoding model), backbone weights from local caches only.
-Writes: OUT/metrics.json (per-image values kept), OUT/metrics.csv, OUT/config.yaml, OUT/.cache/ (resumable).
+Writes: OUT/metrics.json (per-image values kept), OUT/metrics.csv, OUT/evaluate_config.yaml, OUT/.cache/ (resumable).
 A metric whose weights are absent is written as unavailable with the reason.
 """
 

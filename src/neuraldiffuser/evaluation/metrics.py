@@ -44,7 +44,7 @@ def ssim_grey(real: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return np.array(
         [
             structural_similarity(p, r, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
-            for r, p in zip(real, pred)
+            for r, p in zip(real, pred, strict=True)
         ],
         dtype=np.float64,
     )

@@ -26,6 +26,7 @@ from .recon import ReconFolder
 from .registry import METRICS, brain_key, resolve_names
 
 BRAIN = "Brain corr."
+CACHE_VERSION = 1  # bump when a metric's computation changes, so cached folders are scored again
 
 
 @dataclass
@@ -133,7 +134,7 @@ class Evaluator:
         betas = scaler.transform(subj.test_betas(test, "voxels"))
         size = self.ev.brain_image_size or getattr(encoder, "image_size", None) or getattr(encoder, "resolution", None) or self.dataset.images.size
         size = (size, size) if isinstance(size, int) else tuple(size)
-        return BrainContext(encoder, roi, size, {int(i): b for i, b in zip(test.images, betas)}, scaler)
+        return BrainContext(encoder, roi, size, {int(i): b for i, b in zip(test.images, betas, strict=True)}, scaler)
 
     def measured(self, ctx: BrainContext, images: np.ndarray, where: str) -> np.ndarray:
         missing = [int(i) for i in images if int(i) not in ctx.measured]
@@ -181,8 +182,9 @@ class Evaluator:
         return np.concatenate(parts)
 
     def folder_key(self, rec: ReconFolder, subject: str) -> str:
-        return digest(rec.manifest, str(rec.path.resolve()), str(self.dataset.root.resolve()), subject,
-                      self.ev.model_dump(mode="json"), self.unavailable, self.config.data.test_order, self.config.data.test_repeats)
+        d = self.config.data
+        return digest(CACHE_VERSION, rec.manifest, str(rec.path.resolve()), str(self.dataset.root.resolve()), subject,
+                      self.ev.model_dump(mode="json"), self.unavailable, d.test_order, d.test_repeats, d.zscore, d.layout)
 
     def evaluate_folder(self, rec: ReconFolder, subject: str) -> list[dict]:
         """Rows ``repeat0`` and ``mean`` of one folder (from the result cache when already scored)."""
@@ -299,5 +301,5 @@ def run_evaluation(
         c = config.evaluate
         doc["retrieval"] = retrieval_from_stores(decoded, targets, c.retrieval_key, c.retrieval_draws, c.retrieval_subset, config.seed)
     write_metrics(out, doc)
-    save_config(config, out)
+    save_config(config, out, name="evaluate_config.yaml")  # never clobbers a reconstruct folder's config.yaml
     return doc

@@ -107,7 +107,7 @@ def sweep_heatmaps(kappas, etas, values: dict[str, dict[tuple[float, float], flo
     plt = _plt()
     names = list(values)
     fig, axes = plt.subplots(1, len(names), figsize=(3.1 * len(names) + 0.4, 0.55 * len(kappas) + 1.5), dpi=100, squeeze=False)
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=False):
         grid = np.array([[values[name].get((k, e), np.nan) for e in etas] for k in kappas], dtype=float)
         shown = grid if higher[name] else -grid
         ax.imshow(shown, cmap="Blues", aspect="auto")

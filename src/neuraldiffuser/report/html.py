@@ -137,7 +137,7 @@ def ablation_section(data: ReportData, k: int) -> str:
         if with_images:
             figs = []
             for i in shown_images(with_images, min(k, 2)):
-                def cell(kappa, eta, i=i):
+                def cell(kappa, eta, i=i, by=by):
                     e = by.get((kappa, eta))
                     return e.recon.load([i], 0)[0] if e is not None and e.recon is not None and i in e.row["images"] else None
 
