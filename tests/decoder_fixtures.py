@@ -7,9 +7,11 @@ real to learn, and subjects share it (what pretraining exploits).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from neuraldiffuser.config import load_config
 from neuraldiffuser.data.layout import SubjectArrays, write_generic
@@ -42,6 +44,17 @@ def make_decoder_data(root: Path, subjects=(("subj01", 30), ("subj02", 36), ("su
     ds = write_generic(root / "ds", images, captions, arrays)
     targets = write_store(root / "targets.hdf5", np.arange(n_images), values, attrs={"latent_scale": 0.5, "guidance_layers": [0, 1], "zoo_path": "fake"})
     return ds, targets, f
+
+
+@contextmanager
+def one_thread():
+    """Tiny models gain nothing from intra-op threads and lose a lot to them on a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def tiny_config(dataset: Path, **sections):
