@@ -76,11 +76,11 @@ def test_interrupted_run_resumes_to_identical_files(setup, tmp_path, monkeypatch
     (full,) = reconstruct(job, tmp_path / "full", config, shard=Shard())
     real, calls, fail_at = runner.reconstruct_image, [], [2]
 
-    def flaky(reconstructor, job, setting, keys, image, folder, device):
+    def flaky(reconstructor, job, keys, image, folder, device):
         calls.append(image)
         if len(calls) in fail_at:
             raise KeyboardInterrupt
-        real(reconstructor, job, setting, keys, image, folder, device)
+        real(reconstructor, job, keys, image, folder, device)
 
     monkeypatch.setattr(runner, "reconstruct_image", flaky)
     with pytest.raises(KeyboardInterrupt):

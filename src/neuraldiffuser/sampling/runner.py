@@ -86,12 +86,12 @@ def read_targets(store: TargetStore, keys: Sequence[str], image: int, device: to
     return {k: torch.from_numpy(store.get(k, row)[0]).to(device) for k in keys}
 
 
-def reconstruct_image(reconstructor, job: Job, setting: Setting, keys: Sequence[str], image: int, folder: Path, device) -> None:
+def reconstruct_image(reconstructor, job: Job, keys: Sequence[str], image: int, folder: Path, device) -> None:
     """Reconstruct one image, write its PNGs and strip, then its record (the 'done' marker)."""
     start = time.perf_counter()
     out = to_uint8(reconstructor(read_targets(job.store, keys, image, device), image))
     files = [f"images/{image:05d}_r{r}.png" for r in range(len(out))]
-    for name, arr in zip(files, out):
+    for name, arr in zip(files, out, strict=True):
         write_png(folder / name, arr)
     write_png(folder / f"strips/{image:05d}.png", strip(job.dataset.images.get(image)[0], out))
     record = {"image": image, "files": files, "strip": f"strips/{image:05d}.png", "seconds": time.perf_counter() - start}
@@ -157,7 +157,7 @@ def run_setting(components, method: Method, setting: Setting, job: Job, out: Pat
     with progress_bar(f"{method.name} {setting.name}", total=len(todo)) as bar:
         for im in todo:
             start = time.perf_counter()
-            reconstruct_image(reconstructor, job, setting, keys, im, folder, components.device)
+            reconstruct_image(reconstructor, job, keys, im, folder, components.device)
             bar.advance(info=f"{time.perf_counter() - start:.1f} s/image")
     if shard.wait:
         shard.wait()
