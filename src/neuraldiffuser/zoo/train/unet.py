@@ -1,0 +1,117 @@
+"""Part (c): the text-conditioned latent UNet (diffusers ``UNet2DConditionModel``), trained like SD.
+
+The VAE and text encoder are frozen and loaded from the output folder through the same
+``Components`` loader every stage uses, so the UNet learns on exactly the (saved, possibly fp16)
+weights that ship. Per step: a posterior sample of each image's latent × scaling_factor, SD's
+scaled-linear forward noising at a uniform timestep, ε-prediction MSE, with the text context
+(last hidden state) of a random caption, replaced by the context of "" with probability
+``cfg_dropout`` so classifier-free guidance works. The saved weights are the EMA weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ...utils.io import atomic_save
+from ...utils.progress import progress_bar
+from ..build import SD_SCHEDULER
+from .common import RunState, make_optimizer, run, save_folder, seeded_generator
+from .data import ImageCaptionData
+from .settings import UNetSettings
+
+
+def build_unet(s: UNetSettings, latent_side: int, latent_channels: int, context_dim: int):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=latent_side,
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        block_out_channels=tuple(s.block_out_channels),
+        down_block_types=tuple(s.down_block_types),
+        up_block_types=tuple(s.up_block_types),
+        layers_per_block=s.layers_per_block,
+        cross_attention_dim=context_dim,
+        attention_head_dim=s.attention_heads,
+        norm_num_groups=s.norm_num_groups,
+    )
+
+
+@torch.no_grad()
+def encode_posteriors(vae, data: ImageCaptionData, cache: Path, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std of every image's latent (unscaled), cached atomically in ``cache``."""
+    if cache.is_file():
+        saved = torch.load(cache, weights_only=True)
+        if saved["mean"].shape[0] == len(data):
+            return saved["mean"], saved["std"]
+    means, stds = [], []
+    with progress_bar("encode latents", len(data)) as bar:
+        for start in range(0, len(data), batch):
+            idx = torch.arange(start, min(len(data), start + batch))
+            dist = vae.encode(data.pixels(idx) * 2 - 1).latent_dist
+            means.append(dist.mean)
+            stds.append(dist.std)
+            bar.advance(len(idx))
+    mean, std = torch.cat(means), torch.cat(stds)
+    atomic_save(cache, lambda tmp: torch.save({"mean": mean, "std": std}, tmp))
+    return mean, std
+
+
+def diffusion_loss(unet, noise_scheduler, z0: torch.Tensor, context: torch.Tensor, gen: torch.Generator, snr_gamma: float | None = None) -> torch.Tensor:
+    """ε-prediction MSE at uniformly drawn timesteps (SD's objective), optionally Min-SNR-γ weighted.
+
+    Min-SNR-γ (Hang et al. 2023) weights timestep t by min(SNR_t, γ)/SNR_t: the many nearly noise-free
+    steps, whose ε targets are hard and useless, stop dominating, which speeds up convergence.
+    """
+    noise = torch.randn(z0.shape, generator=gen)
+    t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
+    noisy = noise_scheduler.add_noise(z0, noise, t)
+    err = (unet(noisy, t, encoder_hidden_states=context).sample - noise).pow(2).mean(dim=(1, 2, 3))
+    if snr_gamma is None:
+        return err.mean()
+    alpha_bar = noise_scheduler.alphas_cumprod[t]
+    snr = alpha_bar / (1 - alpha_bar)
+    return (err * snr.clamp(max=snr_gamma) / snr).mean()
+
+
+def train_unet(data: ImageCaptionData, s: UNetSettings, seed: int, stack: Path, out: Path, checkpoint_dir: Path, every: int, save_dtype: torch.dtype) -> dict:
+    """Train on the VAE and text encoder already saved in ``stack``; save ``out`` (EMA weights)."""
+    from diffusers import DDIMScheduler
+    from diffusers.training_utils import EMAModel
+
+    from ...config.sections.zoo import ZooConfig
+    from ..loader import Components
+
+    comp = Components(ZooConfig(path=str(stack)))
+    vae, text_encoder = comp.vae, comp.text_encoder
+    mean, std = encode_posteriors(vae, data, checkpoint_dir / "latents.pt")
+    scale = comp.latent_scale
+    max_length = comp.tokenizer.model_max_length
+    uncond_ids = comp.tokenizer([""], padding="max_length", max_length=max_length, return_tensors="pt").input_ids
+    noise_scheduler = DDIMScheduler(**SD_SCHEDULER)
+
+    torch.manual_seed(seed)
+    unet = build_unet(s, mean.shape[-1], mean.shape[1], text_encoder.config.hidden_size)
+    optimizer, scheduler = make_optimizer(unet, s)
+    ema = EMAModel(unet.parameters(), decay=s.ema_decay)
+    state = RunState({"unet": unet}, optimizer, scheduler, seeded_generator(seed, "unet"), ema=ema)
+    checkpoint = checkpoint_dir / "unet.pt"
+    state.try_resume(checkpoint)
+    gen = state.generator
+
+    def step(_: int):
+        idx = data.sample(gen, s.batch_size)
+        z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * scale
+        ids = data.random_tokens(idx, gen)
+        drop = torch.rand(len(idx), generator=gen) < s.cfg_dropout
+        ids = torch.where(drop[:, None], uncond_ids, ids)
+        with torch.no_grad():
+            context = text_encoder(ids).last_hidden_state
+        return diffusion_loss(unet, noise_scheduler, z0, context, gen, s.snr_gamma), {}
+
+    run(state, step, s, checkpoint, every, "UNet")
+    ema.copy_to(unet.parameters())
+    save_folder(unet, out, save_dtype)
+    return {"steps": state.step, "seconds": round(state.elapsed, 1), "history": state.history}

@@ -1,0 +1,205 @@
+"""The zoo trainers on tiny data: losses fall, interrupted runs resume exactly, outputs load as the right classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neuraldiffuser.config.sections.zoo import ZooConfig
+from neuraldiffuser.errors import ConfigError, DataError
+from neuraldiffuser.zoo.loader import Components
+from neuraldiffuser.zoo.train import autoencoder as ae_mod
+from neuraldiffuser.zoo.train.common import ssim
+from neuraldiffuser.zoo.train.data import ImageCaptionData
+from neuraldiffuser.zoo.train.pipeline import train_zoo
+from neuraldiffuser.zoo.train.settings import ZooTrainSettings, load_settings
+
+COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 60, 220), "yellow": (240, 220, 30)}
+PLACES = {"left": (slice(8, 24), slice(0, 16)), "right": (slice(8, 24), slice(16, 32))}
+
+
+def square_scenes(n: int, seed: int = 0, size: int = 32) -> tuple[np.ndarray, dict[int, list[str]]]:
+    """A coloured square on the left or right of a grey background; captions say which colour and where."""
+    rng = np.random.default_rng(seed)
+    images = np.full((n, size, size, 3), 128, dtype=np.uint8)
+    captions = {}
+    for i in range(n):
+        color = list(COLORS)[rng.integers(len(COLORS))]
+        place = list(PLACES)[rng.integers(len(PLACES))]
+        rows, cols = PLACES[place]
+        images[i, rows, cols] = COLORS[color]
+        captions[i] = [f"a {color} square on the {place}", f"{color} block at the {place}"]
+    return images, captions
+
+
+def tiny_settings(**parts) -> ZooTrainSettings:
+    base = {
+        "seed": 3,
+        "checkpoint_every": 5,
+        "save_dtype": "float32",
+        "autoencoder": dict(block_out_channels=[8, 16, 16], norm_num_groups=4, steps=20, batch_size=8, lr=3e-3, warmup=2, crop=None),
+        "clip": dict(vision_width=16, vision_layers=6, vision_heads=2, text_width=16, text_layers=1, text_heads=2, max_length=16, projection_dim=16, steps=20, batch_size=16, lr=3e-3, warmup=2),
+        "unet": dict(block_out_channels=[16, 32, 32], attention_heads=2, norm_num_groups=8, steps=10, batch_size=8, lr=1e-3, warmup=2),
+    }
+    for k, v in parts.items():
+        base[k] = {**base[k], **v} if isinstance(v, dict) else v
+    return ZooTrainSettings.model_validate(base)
+
+
+@pytest.fixture(scope="module")
+def square_dataset(tmp_path_factory):
+    from neuraldiffuser.data.layout import write_generic
+
+    images, captions = square_scenes(48)
+    return write_generic(tmp_path_factory.mktemp("squares"), images, captions, {}, meta={"kind": "stimuli"})
+
+
+@pytest.fixture(scope="module")
+def trained_stack(tmp_path_factory, square_dataset):
+    out = tmp_path_factory.mktemp("zoo") / "stack"
+    log = train_zoo(square_dataset, out, tiny_settings())
+    return out, log
+
+
+def test_ssim_matches_skimage():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    a = rng.random((2, 20, 24, 3))
+    b = np.clip(a + 0.2 * rng.standard_normal(a.shape), 0, 1)
+    b[1] = a[1] ** 2  # a structured difference too
+    ours = ssim(torch.from_numpy(a).permute(0, 3, 1, 2), torch.from_numpy(b).permute(0, 3, 1, 2), data_range=1.0)
+    ref = [structural_similarity(a[i], b[i], channel_axis=-1, data_range=1.0) for i in range(2)]
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-6)
+    assert float(ssim(torch.from_numpy(a).permute(0, 3, 1, 2), torch.from_numpy(a).permute(0, 3, 1, 2), 1.0)[0]) == pytest.approx(1.0)
+
+
+def test_data_reads_any_dataset_and_draws_captions_of_the_right_image(square_dataset, clip_tokenizer_dir):
+    from transformers import CLIPTokenizer
+
+    data = ImageCaptionData.from_dataset(square_dataset)
+    assert len(data) == 48 and data.resolution == 32
+    tok = CLIPTokenizer.from_pretrained(clip_tokenizer_dir)
+    data.tokenize(tok, 16)
+    gen = torch.Generator().manual_seed(0)
+    idx = data.sample(gen, 12)
+    assert len(set(idx.tolist())) == 12
+    ids = data.random_tokens(idx, gen)
+    assert ids.shape == (12, 16)
+    for i, row in zip(idx.tolist(), ids, strict=True):
+        text = tok.decode(row, skip_special_tokens=True).strip()
+        assert text in [c.lower() for c in data.captions[i]]
+    px = data.pixels(idx[:2])
+    assert px.shape == (2, 3, 32, 32) and torch.equal(px[0], torch.from_numpy(data.images[idx[0]]).permute(2, 0, 1).float() / 255)
+
+
+def test_data_refuses_missing_captions_and_odd_sizes():
+    images, captions = square_scenes(3)
+    with pytest.raises(DataError, match="no \\(or an empty\\) caption"):
+        ImageCaptionData(images, [captions[0], [], captions[2]])
+    with pytest.raises(DataError, match="square"):
+        ImageCaptionData(images[:, :, :30], [captions[i] for i in range(3)])
+
+
+def test_settings_validation_names_bad_keys():
+    with pytest.raises(ConfigError, match="unknown key 'unet.stpes'.*unet.steps"):
+        load_settings(overrides={"unet": {"stpes": 3}})
+    with pytest.raises(ConfigError, match="norm_num_groups"):
+        load_settings(overrides={"autoencoder": {"block_out_channels": [8, 12], "norm_num_groups": 8}})
+    assert load_settings(overrides={"unet": {"steps": 7}}).unet.steps == 7
+
+
+def test_stack_has_the_sd_classes_and_loads_through_components(trained_stack):
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPModel, CLIPTextModel
+
+    out, log = trained_stack
+    comp = Components(ZooConfig(path=str(out)))
+    assert isinstance(comp.vae, AutoencoderKL) and isinstance(comp.unet, UNet2DConditionModel)
+    assert isinstance(comp.scheduler, DDIMScheduler) and comp.scheduler.config.beta_schedule == "scaled_linear"
+    assert isinstance(comp.text_encoder, CLIPTextModel) and isinstance(CLIPModel.from_pretrained(out / "clip"), CLIPModel)
+    assert comp.resolution == 32 and comp.latent_shape == (4, 8, 8) and comp.tokenizer.model_max_length == 16
+    c = comp.encode_text(["a red square on the left"])
+    assert c.shape == (1, 16, 16)
+    x = torch.rand(2, 3, 32, 32)
+    assert comp.guidance(x).shape == (2, 6, 17, 16)
+    eps = comp.unet(torch.randn(1, 4, 8, 8), 500, encoder_hidden_states=c).sample
+    assert eps.shape == (1, 4, 8, 8) and torch.isfinite(eps).all()
+    assert comp.unet.mid_block.attentions[0].transformer_blocks[0].attn1 is not None  # SAG's hook point
+    assert set(log["parts"]) == {"autoencoder", "clip", "unet"} and log["total_mb"] > 0
+    assert not (out / "checkpoints").exists()
+
+
+def test_text_encoder_is_the_clip_text_tower(trained_stack):
+    from transformers import CLIPModel
+
+    out, _ = trained_stack
+    comp = Components(ZooConfig(path=str(out)))
+    clip = CLIPModel.from_pretrained(out / "clip").eval()
+    ids = comp.tokenizer(["a blue square on the right"], padding="max_length", max_length=16, return_tensors="pt").input_ids
+    with torch.no_grad():
+        torch.testing.assert_close(comp.text_encoder(ids).last_hidden_state, clip.text_model(input_ids=ids).last_hidden_state)
+
+
+def test_scaling_factor_gives_unit_std_latents(trained_stack, square_dataset):
+    out, log = trained_stack
+    comp = Components(ZooConfig(path=str(out)))
+    data = ImageCaptionData.from_dataset(square_dataset)
+    with torch.no_grad():
+        z = comp.vae.encode(data.pixels(torch.arange(48)) * 2 - 1).latent_dist.sample(generator=torch.Generator().manual_seed(1))
+    assert float((z * comp.latent_scale).std()) == pytest.approx(1.0, abs=0.1)
+    assert comp.latent_scale == pytest.approx(1 / log["parts"]["autoencoder"]["latent_std"], rel=1e-3)
+
+
+def test_losses_decrease(trained_stack):
+    _, log = trained_stack
+    for part in ("autoencoder", "clip"):
+        hist = log["parts"][part]["history"]
+        assert [h["step"] for h in hist] == [5, 10, 15, 20]
+        assert hist[-1]["loss"] < hist[0]["loss"], part
+    assert log["parts"]["clip"]["history"][-1]["acc"] > log["parts"]["clip"]["history"][0]["acc"]
+
+
+def test_rerun_skips_finished_parts_and_refuses_other_settings(trained_stack, square_dataset):
+    out, log = trained_stack
+    before = (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    again = train_zoo(square_dataset, out, tiny_settings())
+    assert again["parts"]["unet"]["steps"] == log["parts"]["unet"]["steps"]
+    assert (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == before
+    with pytest.raises(ConfigError, match="seed settings differ"):
+        train_zoo(square_dataset, out, tiny_settings(seed=4))
+
+
+def test_interrupted_autoencoder_resumes_to_the_same_weights(tmp_path, square_dataset, monkeypatch):
+    data = ImageCaptionData.from_dataset(square_dataset)
+    s = tiny_settings(autoencoder={"steps": 8}).autoencoder
+
+    def train(tag: str) -> dict:
+        return ae_mod.train_autoencoder(data, s, 0, tmp_path / tag / "vae", tmp_path / tag / "ckpt.pt", 3, torch.float32)
+
+    whole = train("whole")
+    real_loss = ae_mod.autoencoder_loss
+    calls = {"n": 0}
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # interrupted during step 5: the checkpoint holds step 3
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(ae_mod, "autoencoder_loss", failing)
+    with pytest.raises(KeyboardInterrupt):
+        train("split")
+    assert torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)["step"] == 3
+    assert not (tmp_path / "split" / "vae").exists()
+    monkeypatch.setattr(ae_mod, "autoencoder_loss", real_loss)
+    split = train("split")
+    assert split["steps"] == whole["steps"] == 8
+    from safetensors.torch import load_file
+
+    a = load_file(tmp_path / "whole" / "vae" / "diffusion_pytorch_model.safetensors")
+    b = load_file(tmp_path / "split" / "vae" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
