@@ -1,0 +1,153 @@
+"""Ridge regression with per-output voxel selection (MindDiffuser's FastL2LiR decoders, reference §1.4).
+
+For every output p, keep the ``n_feat`` voxels whose absolute Pearson correlation with p over the
+training rows is largest (constant voxels score 0), then solve the L2-regularised least squares on
+those voxels plus a bias column, the bias penalised like every weight (as FastL2LiR does):
+
+    w_p = (X̃_pᵀ X̃_p + α I)⁻¹ X̃_pᵀ y_p,   X̃_p = [X[:, S_p], 1].
+
+Every X̃_pᵀ X̃_p is a sub-block of one Gram matrix G = [X, 1]ᵀ[X, 1], so G is formed once and a chunk
+of outputs is solved as one batched Cholesky of gathered (k+1)×(k+1) blocks; the chunk size follows
+a memory budget. The model stores, per output, the selected voxel indices, their weights and the
+bias (sparse: outputs × k, not voxels × outputs). Outputs are z-scored for the fit and mapped back
+on prediction (the reference's target normalisation); an output that is constant in training is
+predicted as that constant.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...errors import DataError, ModelLoadError
+from ...utils.io import atomic_dir, atomic_write_json
+from ...utils.progress import track
+
+CONSTANT_VAR = 1e-8  # voxels below this training variance are never selected (FastL2LiR's rule)
+
+
+def unit_columns(x: torch.Tensor, zero_below: float = 0.0) -> torch.Tensor:
+    """Centred columns of unit norm (so that a product of two gives Pearson r); columns with a
+    variance below ``zero_below`` (and constant ones) become 0."""
+    xc = x - x.mean(0)
+    var = xc.pow(2).mean(0)
+    scale = torch.where(var > max(zero_below, 0.0) + 1e-300, 1.0 / xc.norm(dim=0).clamp_min(1e-300), torch.zeros_like(var))
+    return xc * scale
+
+
+def abs_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """|Pearson r| between every column of x (n, V) and of y (n, P) → (V, P); constant voxels give 0."""
+    return (unit_columns(x, CONSTANT_VAR).T @ unit_columns(y)).abs()
+
+
+class VoxelSelectionRidge:
+    """``fit(X, Y)`` with X (n, voxels) and Y (n, outputs); ``predict(X)`` → (n, outputs)."""
+
+    def __init__(self, n_feat: int, alpha: float, memory_mb: int = 1024, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64):
+        if n_feat < 1:
+            raise ValueError(f"n_feat must be >= 1, got {n_feat}")
+        self.n_feat, self.alpha = int(n_feat), float(alpha)
+        self.memory_mb, self.device, self.dtype = int(memory_mb), torch.device(device), dtype
+        self.index: torch.Tensor | None = None  # (P, k) int64 voxel indices
+        self.coef: torch.Tensor | None = None  # (P, k) weights on z-scored outputs
+        self.bias: torch.Tensor | None = None  # (P,)
+        self.y_mean: torch.Tensor | None = None
+        self.y_std: torch.Tensor | None = None  # 0 where the output was constant in training
+        self.n_voxels = 0
+
+    # ------------------------------------------------------------------ fitting
+
+    def _chunk(self, k: int) -> int:
+        per_output = 3 * (k + 1) ** 2 * torch.finfo(self.dtype).bits // 8  # gathered block, its factor, temporaries
+        return max(1, self.memory_mb * 2**20 // per_output)
+
+    def fit(self, x, y, progress: str | None = None) -> VoxelSelectionRidge:
+        """Fit every output; ``progress`` names a bar over the output chunks."""
+        x = torch.as_tensor(np.asarray(x), device=self.device).to(self.dtype)
+        y = torch.as_tensor(np.asarray(y), device=self.device).to(self.dtype)
+        if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+            raise DataError(f"ridge needs X (n, voxels) and Y (n, outputs) with the same n, got {tuple(x.shape)} and {tuple(y.shape)}")
+        if len(x) < 2:
+            raise DataError(f"ridge needs at least 2 training rows, got {len(x)}")
+        n, v = x.shape
+        self.n_voxels = v
+        k = min(self.n_feat, v)
+        self.y_mean, std = y.mean(0), y.std(0, unbiased=False)
+        constant = std <= 1e-12 * y.abs().amax(0).clamp_min(1.0)
+        self.y_std = torch.where(constant, torch.zeros_like(std), std)
+        ys = (y - self.y_mean) / torch.where(constant, torch.ones_like(std), std)
+        xb = torch.cat([x, torch.ones(n, 1, dtype=self.dtype, device=self.device)], dim=1)
+        gram = xb.T @ xb + self.alpha * torch.eye(v + 1, dtype=self.dtype, device=self.device)
+        step = self._chunk(k) if k < v else y.shape[1]
+        chunks = range(0, y.shape[1], step)
+        xu = unit_columns(x, CONSTANT_VAR)
+        index, coef, bias = [], [], []
+        for p0 in track(chunks, progress) if progress else chunks:
+            yc = ys[:, p0 : p0 + step]
+            if k < v:  # one (k+1)×(k+1) system per output
+                sel = torch.topk((xu.T @ unit_columns(yc)).abs(), k, dim=0).indices.T
+                full = torch.cat([sel, torch.full((len(sel), 1), v, device=self.device, dtype=sel.dtype)], dim=1)
+                block = gram[full[:, :, None], full[:, None, :]]
+                rhs = (xb.T @ yc).T.gather(1, full)
+                w = torch.cholesky_solve(rhs[..., None], torch.linalg.cholesky(block))[..., 0]
+            else:  # no selection: every output shares the full system
+                sel = torch.arange(v, device=self.device).expand(yc.shape[1], v)
+                w = torch.cholesky_solve(xb.T @ yc, torch.linalg.cholesky(gram)).T
+            index.append(sel.cpu())
+            coef.append(w[:, :-1].float().cpu())
+            bias.append(w[:, -1].float().cpu())
+        self.index, self.coef, self.bias = torch.cat(index), torch.cat(coef), torch.cat(bias)
+        self.y_mean, self.y_std = self.y_mean.float().cpu(), self.y_std.float().cpu()
+        return self
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(self, x, chunk_mb: int = 256) -> np.ndarray:
+        """(n, voxels) → (n, outputs) float32, on the original (not z-scored) output scale."""
+        if self.index is None:
+            raise ModelLoadError("the voxel-selection ridge is not fitted")
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        if x.ndim != 2 or x.shape[1] != self.n_voxels:
+            raise DataError(f"ridge was fit on {self.n_voxels} voxels, got input of shape {tuple(x.shape)}")
+        p_total = self.index.shape[0]
+        step = max(1, chunk_mb * 2**20 // (4 * self.n_voxels))
+        out = torch.empty(len(x), p_total)
+        for p0 in range(0, p_total, step):
+            idx, w = self.index[p0 : p0 + step], self.coef[p0 : p0 + step]
+            dense = torch.zeros(self.n_voxels, len(idx)).scatter_(0, idx.T, w.T)
+            out[:, p0 : p0 + step] = x @ dense + self.bias[p0 : p0 + step]
+        return (out * self.y_std + self.y_mean).numpy()
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path) -> Path:
+        """A folder with config.json and model.safetensors."""
+        from safetensors.torch import save_file
+
+        if self.index is None:
+            raise ModelLoadError("cannot save an unfitted voxel-selection ridge")
+        with atomic_dir(path) as tmp:
+            tensors = {"index": self.index.to(torch.int32).contiguous(), "coef": self.coef.contiguous(), "bias": self.bias,
+                       "y_mean": self.y_mean, "y_std": self.y_std}
+            save_file(tensors, str(tmp / "model.safetensors"))
+            atomic_write_json(tmp / "config.json", {"class": "VoxelSelectionRidge", "n_feat": self.n_feat, "alpha": self.alpha,
+                                                    "n_voxels": self.n_voxels, "n_outputs": int(self.index.shape[0])})
+        return Path(path)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> VoxelSelectionRidge:
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+            raise ModelLoadError("not a voxel-selection ridge folder (config.json + model.safetensors)", where=str(path),
+                                 fix="fit the MindDiffuser decoders with `neuraldiffuser train --method minddiffuser`")
+        cfg = json.loads((path / "config.json").read_text())
+        t = load_file(str(path / "model.safetensors"))
+        model = cls(cfg["n_feat"], cfg["alpha"])
+        model.index, model.coef, model.bias = t["index"].long(), t["coef"], t["bias"]
+        model.y_mean, model.y_std, model.n_voxels = t["y_mean"], t["y_std"], int(cfg["n_voxels"])
+        return model
