@@ -44,7 +44,13 @@ class Method(Protocol):
     def build(self, components, setting: Setting, shapes: Mapping[str, tuple[int, ...]]) -> Reconstructor: ...
 
 
-METHODS: dict[str, str] = {"neuraldiffuser": "neuraldiffuser.sampling.methods:NeuralDiffuserMethod"}
+METHODS: dict[str, str] = {
+    "neuraldiffuser": "neuraldiffuser.sampling.methods:NeuralDiffuserMethod",
+    # comparison methods (docs/methods.md)
+    "ridge": "neuraldiffuser.methods.ridge:RidgeMethod",
+    "minddiffuser": "neuraldiffuser.methods.minddiffuser.method:MindDiffuserMethod",
+    "neuropictor": "neuraldiffuser.methods.neuropictor.pipeline:NeuroPictorMethod",
+}
 
 
 def register(name: str, target: str) -> None:
