@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -37,7 +39,7 @@ def tiny_settings(**parts) -> ZooTrainSettings:
     base = {
         "seed": 3,
         "checkpoint_every": 5,
-        "save_dtype": "float32",
+        "save_dtype": "float16",
         "autoencoder": dict(block_out_channels=[8, 16, 16], norm_num_groups=4, steps=20, batch_size=8, lr=3e-3, warmup=2, crop=None),
         "clip": dict(vision_width=16, vision_layers=6, vision_heads=2, text_width=16, text_layers=1, text_heads=2, max_length=16, projection_dim=16, steps=20, batch_size=16, lr=3e-3, warmup=2),
         "unet": dict(block_out_channels=[16, 32, 32], attention_heads=2, norm_num_groups=8, steps=10, batch_size=8, lr=1e-3, warmup=2),
@@ -129,6 +131,12 @@ def test_stack_has_the_sd_classes_and_loads_through_components(trained_stack):
     assert comp.unet.mid_block.attentions[0].transformer_blocks[0].attn1 is not None  # SAG's hook point
     assert set(log["parts"]) == {"autoencoder", "clip", "unet"} and log["total_mb"] > 0
     assert not (out / "checkpoints").exists()
+    # stored in half precision, served in the loader's float32
+    from safetensors import safe_open
+
+    with safe_open(out / "unet" / "diffusion_pytorch_model.safetensors", "pt") as f:
+        assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16
+    assert comp.unet.dtype == comp.vae.dtype == comp.text_encoder.dtype == comp.guidance.vision.dtype == torch.float32
 
 
 def test_text_encoder_is_the_clip_text_tower(trained_stack):
@@ -136,7 +144,7 @@ def test_text_encoder_is_the_clip_text_tower(trained_stack):
 
     out, _ = trained_stack
     comp = Components(ZooConfig(path=str(out)))
-    clip = CLIPModel.from_pretrained(out / "clip").eval()
+    clip = CLIPModel.from_pretrained(out / "clip").float().eval()
     ids = comp.tokenizer(["a blue square on the right"], padding="max_length", max_length=16, return_tensors="pt").input_ids
     with torch.no_grad():
         torch.testing.assert_close(comp.text_encoder(ids).last_hidden_state, clip.text_model(input_ids=ids).last_hidden_state)
@@ -173,7 +181,7 @@ def test_rerun_skips_finished_parts_and_refuses_other_settings(trained_stack, sq
 
 def test_interrupted_autoencoder_resumes_to_the_same_weights(tmp_path, square_dataset, monkeypatch):
     data = ImageCaptionData.from_dataset(square_dataset)
-    s = tiny_settings(autoencoder={"steps": 8}).autoencoder
+    s = tiny_settings(autoencoder={"steps": 8, "crop": 16}).autoencoder
 
     def train(tag: str) -> dict:
         return ae_mod.train_autoencoder(data, s, 0, tmp_path / tag / "vae", tmp_path / tag / "ckpt.pt", 3, torch.float32)
@@ -203,3 +211,48 @@ def test_interrupted_autoencoder_resumes_to_the_same_weights(tmp_path, square_da
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_cli_trains_one_part_with_settings_file_and_records_the_command(tmp_path, square_dataset):
+    import yaml
+
+    from neuraldiffuser.cli.main import main
+
+    settings = tiny_settings(autoencoder={"steps": 4}).model_dump(mode="json")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(settings))
+    out = tmp_path / "stack"
+    args = ["zoo", "train", "--images", str(square_dataset), "--out", str(out), "--settings", str(tmp_path / "s.yaml")]
+    assert main([*args, "--parts", "autoencoder", "--train-set", "autoencoder.batch_size=4", "--threads", "1"]) == 0
+    log = json.loads((out / "train_log.json").read_text())
+    assert list(log["parts"]) == ["autoencoder"] and log["parts"]["autoencoder"]["steps"] == 4
+    assert "--parts autoencoder" in log["command"] and (out / "config.yaml").is_file()
+    assert (out / "vae" / "config.json").is_file() and not (out / "unet").exists()
+    assert (out / "checkpoints" / "autoencoder.pt").is_file()  # kept until the whole stack is done
+    assert yaml.safe_load((out / "train_settings.yaml").read_text())["autoencoder"]["batch_size"] == 4
+    assert main([*args, "--parts", "unet"]) == 2  # the UNet needs the CLIP text encoder first
+    assert main([*args, "--parts", "vae"]) == 2  # unknown part name
+
+
+def test_measure_quality_on_a_tiny_stack(trained_stack, square_dataset, tmp_path):
+    from neuraldiffuser.config.sections.sampler import SamplerConfig
+    from neuraldiffuser.zoo.train.quality import measure_quality
+
+    out, _ = trained_stack
+    sampler = SamplerConfig(steps=8, repeats=2, kappa=10.0, eta=0.5, layer_boosts=[1.5, 1.2, 1, 1, 1, 1])
+    res = measure_quality(ZooConfig(path=str(out)), square_dataset, tmp_path / "q.json", n=6, sampler=sampler, t2i_steps=4)
+    saved = json.loads((tmp_path / "q.json").read_text())
+    assert saved["summary"] == json.loads(json.dumps(res["summary"]))
+    assert saved["n"] == 6 and saved["img2img"]["unguided"]["kappa"] == 0 and saved["img2img"]["guided"]["kappa"] == 10.0
+    for key in ("autoencoder_ssim", "img2img_unguided_ssim", "img2img_guided_ssim"):
+        assert -1 <= saved["summary"][key] <= 1
+    assert saved["clip"]["chance_top1"] == pytest.approx(1 / 6)
+
+
+def test_retrieval_scores_a_known_ranking():
+    from neuraldiffuser.zoo.train.quality import retrieval
+
+    text = torch.eye(4)
+    image = torch.tensor([[1.0, 0, 0, 0], [0, 0.2, 0.9, 0], [0, 0, 1, 0], [0, 0, 0, 1]])  # image 1 ranks text 2 first
+    r = retrieval(image, text)
+    assert r["image_to_text_top1"] == 0.75 and r["image_to_text_top5"] == 1.0
+    assert r["text_to_image_top1"] == 1.0  # text 1's best image is still image 1 (0.2 > 0), text 2's is image 2 (1.0 > 0.9)

@@ -8,7 +8,6 @@ with train_settings.yaml, train_log.json and config.yaml; `zoo evaluate` writes 
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 import typer
@@ -40,7 +39,7 @@ def train(
 
     cfg = resolve(preset, config_files, overrides)
     settings = load_settings(settings_file, parse_overrides(train_set))
-    command = "neuraldiffuser " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _command_line(images, out, settings_file, train_set, parts, limit, threads)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
     log = train_zoo(images, out, settings, parts=[p.strip() for p in parts.split(",") if p.strip()], limit=limit, command=command, threads=threads)
@@ -48,6 +47,22 @@ def train(
         typer.echo(f"{part}: {info['steps']} steps, {info['seconds']:.0f} s")
     if "total_mb" in log:
         typer.echo(f"stack at {out}: {log['total_mb']:.1f} MB")
+
+
+def _command_line(images, out, settings_file, train_set, parts, limit, threads) -> str:
+    """The command as it would be typed again (recorded in train_log.json and the zoo's README)."""
+    args = ["neuraldiffuser", "zoo", "train", "--images", str(images), "--out", str(out)]
+    if settings_file:
+        args += ["--settings", str(settings_file)]
+    for item in train_set:
+        args += ["--train-set", item]
+    if parts != "autoencoder,clip,unet":
+        args += ["--parts", parts]
+    if limit:
+        args += ["--limit", str(limit)]
+    if threads:
+        args += ["--threads", str(threads)]
+    return " ".join(shlex.quote(a) for a in args)
 
 
 @app.command("evaluate")

@@ -115,7 +115,7 @@ def measure_quality(
     data = ImageCaptionData.from_dataset(images, limit=n)
     x = data.pixels(torch.arange(len(data)))
     originals = data.images
-    clip = load_pretrained(CLIPModel, comp.path, "clip", "mini CLIP").eval()
+    clip = load_pretrained(CLIPModel, comp.path, "clip", "mini CLIP").float().eval()  # stored in fp16
     first = [caps[0] for caps in data.captions]
     ids = comp.tokenizer(first, padding="max_length", max_length=comp.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
     result: dict = {"zoo": zoo.path, "held_out": str(images), "n": len(data), "ssim_settings": SSIM_SETTINGS, "seed": seed}
