@@ -184,6 +184,8 @@ def test_inputs_are_validated(comp, inputs):
         sampler(c, torch.zeros(4, 16, 16), g)
     with pytest.raises(DataError, match="UNet expects"):
         sampler(torch.zeros(77, 8), z, g)
+    with pytest.raises(DataError, match="70 tokens"):
+        sampler(torch.zeros(70, 16), z, g)
     with pytest.raises(DataError, match="needs a g target"):
         sampler(c, z, None)
     with pytest.raises(DataError, match="guidance tower gives"):

@@ -92,6 +92,8 @@ class NeuralDiffuserSampler:
             raise DataError(f"z has shape {tuple(z.shape)}, the stack's latents are {self.components.latent_shape}")
         if c.ndim != 2 or c.shape[-1] != cross:
             raise DataError(f"c has shape {tuple(c.shape)}, the UNet expects (tokens, {cross})")
+        if self.config.cfg_scale > 1 and c.shape[0] != self.uncond.shape[1]:
+            raise DataError(f"c has {c.shape[0]} tokens but the unconditional context has {self.uncond.shape[1]}", fix="extract c with this zoo's tokenizer")
         if self.plan.guided_steps and g is None:
             raise DataError("κ > 0 needs a g target", fix="decode g, or set sampler.kappa=0 for the unguided sampler")
 
