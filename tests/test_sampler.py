@@ -100,11 +100,12 @@ def test_guidance_gradient_matches_finite_differences(comp, inputs, formula):
     torch.testing.assert_close(eps2, eps, rtol=1e-12, atol=1e-12)
 
 
-def test_unguided_equals_diffusers_img2img(tiny_stack, comp, inputs):
+@pytest.mark.parametrize("cfg_scale", [7.5, 1.0])
+def test_unguided_equals_diffusers_img2img(tiny_stack, comp, inputs, cfg_scale):
     from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
 
     c, z, _ = inputs
-    cfg = SamplerConfig(steps=20, strength=0.6, sag_scale=0.0, kappa=0.0, repeats=1)
+    cfg = SamplerConfig(steps=20, strength=0.6, sag_scale=0.0, kappa=0.0, repeats=1, cfg_scale=cfg_scale)
     ours = NeuralDiffuserSampler(comp, cfg)(c, z, seed=11)
     pipe = StableDiffusionImg2ImgPipeline(
         vae=comp.vae, text_encoder=comp.text_encoder, tokenizer=comp.tokenizer, unet=comp.unet,
@@ -114,7 +115,7 @@ def test_unguided_equals_diffusers_img2img(tiny_stack, comp, inputs):
     pipe.set_progress_bar_config(disable=True)
     theirs = pipe(
         prompt_embeds=c[None], negative_prompt_embeds=comp.unconditional(1), image=z[None], strength=0.6,
-        num_inference_steps=20, guidance_scale=7.5, generator=torch.Generator().manual_seed(11), output_type="pt",
+        num_inference_steps=20, guidance_scale=cfg_scale, generator=torch.Generator().manual_seed(11), output_type="pt",
     ).images
     assert theirs.shape == ours.shape == (1, 3, 16, 16)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
