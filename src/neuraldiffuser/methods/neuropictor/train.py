@@ -177,6 +177,9 @@ def build_model(config: Config, components, store, subjects: dict[str, int], ext
     tokens, width = store.shape("c")
     if width != unet.config.cross_attention_dim:
         raise DataError(f"c targets are {width} wide but the UNet's cross-attention expects {unet.config.cross_attention_dim}", where=str(store.path), fix="extract targets with the same zoo")
+    if tokens != components.tokenizer.model_max_length:
+        raise DataError(f"c targets have {tokens} tokens but the text context (\"\" for CFG) has {components.tokenizer.model_max_length}",
+                        where=str(store.path), fix="extract targets with the same zoo")
     if tuple(store.shape("z")) != tuple(components.latent_shape):
         raise DataError(f"z targets have shape {store.shape('z')}, the stack's latents are {components.latent_shape}", where=str(store.path), fix="extract targets with the same zoo")
     fmri = FMRIModel(subjects, tokens, width, int(unet.config.block_out_channels[0]), int(components.latent_shape[1]), np_.fmri_tokens, np_.fmri_width,
