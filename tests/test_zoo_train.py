@@ -256,3 +256,23 @@ def test_retrieval_scores_a_known_ranking():
     r = retrieval(image, text)
     assert r["image_to_text_top1"] == 0.75 and r["image_to_text_top5"] == 1.0
     assert r["text_to_image_top1"] == 1.0  # text 1's best image is still image 1 (0.2 > 0), text 2's is image 2 (1.0 > 0.9)
+
+
+def test_two_unet_replicas_compute_what_one_process_computes(trained_stack, square_dataset, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import CLIPTokenizer
+
+    from neuraldiffuser.zoo.train.unet import train_unet
+
+    out, _ = trained_stack
+    data = ImageCaptionData.from_dataset(square_dataset)
+    data.tokenize(CLIPTokenizer.from_pretrained(out / "tokenizer"), 16)
+    s = tiny_settings(unet={"steps": 3}).unet
+    runs = {}
+    for n in (1, 2):
+        info = train_unet(data, s, 0, out, tmp_path / f"p{n}" / "unet", tmp_path / f"p{n}" / "ckpt", 2, torch.float32, processes=n)
+        runs[n] = (info, load_file(tmp_path / f"p{n}" / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert runs[2][0]["steps"] == 3 and runs[2][0]["processes"] == 2
+    assert [h["loss"] for h in runs[1][0]["history"]] == pytest.approx([h["loss"] for h in runs[2][0]["history"]], rel=1e-4)
+    for k, v in runs[1][1].items():
+        torch.testing.assert_close(runs[2][1][k], v, rtol=1e-4, atol=1e-5)

@@ -28,6 +28,7 @@ def train(
     parts: str = typer.Option("autoencoder,clip,unet", "--parts", help="Comma-separated parts to train (a finished part is skipped)."),
     limit: int = typer.Option(None, "--limit", help="Use only the first N images."),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)."),
+    processes: int = typer.Option(1, "--processes", help="Data-parallel processes for the UNet (one thread each; same result as one process)."),
     preset: str = PresetOpt,
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
@@ -39,17 +40,17 @@ def train(
 
     cfg = resolve(preset, config_files, overrides)
     settings = load_settings(settings_file, parse_overrides(train_set))
-    command = _command_line(images, out, settings_file, train_set, parts, limit, threads)
+    command = _command_line(images, out, settings_file, train_set, parts, limit, threads, processes)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
-    log = train_zoo(images, out, settings, parts=[p.strip() for p in parts.split(",") if p.strip()], limit=limit, command=command, threads=threads)
+    log = train_zoo(images, out, settings, parts=[p.strip() for p in parts.split(",") if p.strip()], limit=limit, command=command, threads=threads, processes=processes)
     for part, info in log["parts"].items():
         typer.echo(f"{part}: {info['steps']} steps, {info['seconds']:.0f} s")
     if "total_mb" in log:
         typer.echo(f"stack at {out}: {log['total_mb']:.1f} MB")
 
 
-def _command_line(images, out, settings_file, train_set, parts, limit, threads) -> str:
+def _command_line(images, out, settings_file, train_set, parts, limit, threads, processes) -> str:
     """The command as it would be typed again (recorded in train_log.json and the zoo's README)."""
     args = ["neuraldiffuser", "zoo", "train", "--images", str(images), "--out", str(out)]
     if settings_file:
@@ -62,6 +63,8 @@ def _command_line(images, out, settings_file, train_set, parts, limit, threads) 
         args += ["--limit", str(limit)]
     if threads:
         args += ["--threads", str(threads)]
+    if processes > 1:
+        args += ["--processes", str(processes)]
     return " ".join(shlex.quote(a) for a in args)
 
 

@@ -89,6 +89,7 @@ def train_zoo(
     limit: int | None = None,
     command: str | None = None,
     threads: int | None = None,
+    processes: int = 1,
 ) -> dict:
     """Train the parts named in ``parts`` (each skipped if its folder exists) and return the run log."""
     from transformers import CLIPTokenizer
@@ -120,7 +121,7 @@ def train_zoo(
     jobs = {
         "autoencoder": (("vae",), lambda: train_autoencoder(data, settings.autoencoder, settings.seed, out / "vae", ckpt / "autoencoder.pt", every, dtype)),
         "clip": (("clip", "text_encoder"), lambda: train_clip(data, settings.clip, settings.seed, out / "clip", out / "text_encoder", ckpt / "clip.pt", every, dtype)),
-        "unet": (("unet",), lambda: train_unet(data, settings.unet, settings.seed, out, out / "unet", ckpt, every, dtype)),
+        "unet": (("unet",), lambda: train_unet(data, settings.unet, settings.seed, out, out / "unet", ckpt, every, dtype, processes)),
     }
     for part in PARTS:
         folders, job = jobs[part]

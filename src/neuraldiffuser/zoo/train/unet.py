@@ -17,7 +17,7 @@ import torch
 from ...utils.io import atomic_save
 from ...utils.progress import progress_bar
 from ..build import SD_SCHEDULER
-from .common import RunState, make_optimizer, run, save_folder, seeded_generator
+from .common import Replicas, RunState, make_optimizer, run, save_folder, seeded_generator
 from .data import ImageCaptionData
 from .settings import UNetSettings
 
@@ -59,14 +59,12 @@ def encode_posteriors(vae, data: ImageCaptionData, cache: Path, batch: int = 256
     return mean, std
 
 
-def diffusion_loss(unet, noise_scheduler, z0: torch.Tensor, context: torch.Tensor, gen: torch.Generator, snr_gamma: float | None = None) -> torch.Tensor:
-    """ε-prediction MSE at uniformly drawn timesteps (SD's objective), optionally Min-SNR-γ weighted.
+def diffusion_loss(unet, noise_scheduler, z0: torch.Tensor, context: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, snr_gamma: float | None = None) -> torch.Tensor:
+    """ε-prediction MSE (SD's objective) at timesteps ``t``, optionally Min-SNR-γ weighted.
 
     Min-SNR-γ (Hang et al. 2023) weights timestep t by min(SNR_t, γ)/SNR_t: the many nearly noise-free
     steps, whose ε targets are hard and useless, stop dominating, which speeds up convergence.
     """
-    noise = torch.randn(z0.shape, generator=gen)
-    t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
     noisy = noise_scheduler.add_noise(z0, noise, t)
     err = (unet(noisy, t, encoder_hidden_states=context).sample - noise).pow(2).mean(dim=(1, 2, 3))
     if snr_gamma is None:
@@ -76,18 +74,48 @@ def diffusion_loss(unet, noise_scheduler, z0: torch.Tensor, context: torch.Tenso
     return (err * snr.clamp(max=snr_gamma) / snr).mean()
 
 
-def train_unet(data: ImageCaptionData, s: UNetSettings, seed: int, stack: Path, out: Path, checkpoint_dir: Path, every: int, save_dtype: torch.dtype) -> dict:
-    """Train on the VAE and text encoder already saved in ``stack``; save ``out`` (EMA weights)."""
+def train_unet(data: ImageCaptionData, s: UNetSettings, seed: int, stack: Path, out: Path, checkpoint_dir: Path, every: int, save_dtype: torch.dtype, processes: int = 1) -> dict:
+    """Train on the VAE and text encoder already saved in ``stack``; save ``out`` (EMA weights).
+
+    ``processes`` > 1 trains that many data-parallel replicas (forked, gloo), each on its slice of the batch.
+    """
+    from ...config.sections.zoo import ZooConfig
+    from ...errors import ConfigError
+    from ..loader import Components
+
+    if s.batch_size % processes:
+        raise ConfigError(f"unet.batch_size={s.batch_size} is not divisible by {processes} processes")
+    comp = Components(ZooConfig(path=str(stack)))
+    mean, std = encode_posteriors(comp.vae, data, checkpoint_dir / "latents.pt")
+    args = (data, s, seed, comp, mean, std, out, checkpoint_dir / "unet.pt", every, save_dtype)
+    if processes == 1:
+        return _train(Replicas(), *args)
+    import torch.multiprocessing as mp
+
+    rendezvous = checkpoint_dir / "rendezvous"
+    rendezvous.unlink(missing_ok=True)
+    mp.start_processes(_replica, args=(processes, rendezvous, args), nprocs=processes, start_method="fork")
+    rendezvous.unlink(missing_ok=True)
+    state = torch.load(checkpoint_dir / "unet.pt", map_location="cpu", weights_only=False)
+    return {"steps": state["step"], "seconds": round(state["elapsed"], 1), "history": state["history"], "processes": processes}
+
+
+def _replica(rank: int, world: int, rendezvous: Path, args: tuple) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    try:
+        _train(Replicas(rank, world), *args)
+    finally:
+        dist.destroy_process_group()
+
+
+def _train(replicas: Replicas, data, s: UNetSettings, seed, comp, mean, std, out: Path, checkpoint: Path, every, save_dtype) -> dict:
     from diffusers import DDIMScheduler
     from diffusers.training_utils import EMAModel
 
-    from ...config.sections.zoo import ZooConfig
-    from ..loader import Components
-
-    comp = Components(ZooConfig(path=str(stack)))
-    vae, text_encoder = comp.vae, comp.text_encoder
-    mean, std = encode_posteriors(vae, data, checkpoint_dir / "latents.pt")
-    scale = comp.latent_scale
+    text_encoder, scale = comp.text_encoder, comp.latent_scale
     max_length = comp.tokenizer.model_max_length
     uncond_ids = comp.tokenizer([""], padding="max_length", max_length=max_length, return_tensors="pt").input_ids
     noise_scheduler = DDIMScheduler(**SD_SCHEDULER)
@@ -97,21 +125,25 @@ def train_unet(data: ImageCaptionData, s: UNetSettings, seed: int, stack: Path, 
     optimizer, scheduler = make_optimizer(unet, s)
     ema = EMAModel(unet.parameters(), decay=s.ema_decay)
     state = RunState({"unet": unet}, optimizer, scheduler, seeded_generator(seed, "unet"), ema=ema)
-    checkpoint = checkpoint_dir / "unet.pt"
     state.try_resume(checkpoint)
     gen = state.generator
+    mine = replicas.part(s.batch_size)
 
     def step(_: int):
+        # every replica draws the whole batch's randomness (same generator state), then keeps its slice
         idx = data.sample(gen, s.batch_size)
         z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * scale
         ids = data.random_tokens(idx, gen)
         drop = torch.rand(len(idx), generator=gen) < s.cfg_dropout
         ids = torch.where(drop[:, None], uncond_ids, ids)
+        noise = torch.randn(z0.shape, generator=gen)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), generator=gen)
         with torch.no_grad():
-            context = text_encoder(ids).last_hidden_state
-        return diffusion_loss(unet, noise_scheduler, z0, context, gen, s.snr_gamma), {}
+            context = text_encoder(ids[mine]).last_hidden_state
+        return diffusion_loss(unet, noise_scheduler, z0[mine], context, noise[mine], t[mine], s.snr_gamma), {}
 
-    run(state, step, s, checkpoint, every, "UNet")
-    ema.copy_to(unet.parameters())
-    save_folder(unet, out, save_dtype)
+    run(state, step, s, checkpoint, every, "UNet", replicas)
+    if replicas.main:
+        ema.copy_to(unet.parameters())
+        save_folder(unet, out, save_dtype)
     return {"steps": state.step, "seconds": round(state.elapsed, 1), "history": state.history}
