@@ -63,7 +63,7 @@ def tiny_config(dataset: Path, **sections):
         "seed": 3,
         "data": {"path": str(dataset), "subject": "subj01"},
         "decoder": {"hidden": 32, "blocks": 1, "proj_depth": 1, "prior_depth": 1, "prior_heads": 2, "prior_timesteps": 20,
-                    "prior_target_scale": "auto", "z_hidden": 32, "z_blocks": 1, "z_map_channels": 8, "z_up_channels": [8, 16], "z_norm_groups": 4},
+                    "target_norm": "standardize", "z_hidden": 32, "z_blocks": 1, "z_map_channels": 8, "z_up_channels": [8, 16], "z_norm_groups": 4},
         "train": {"pretrain_epochs": 2, "finetune_epochs": 2, "batch_size": 12, "epoch_samples": None, "lr": 1e-3,
                   "checkpoint_every": 1000, "tensorboard": False, "ridge_alphas": [0.1, 10.0, 1000.0]},
         "decode": {"prior_steps": 5},

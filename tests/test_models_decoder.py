@@ -29,12 +29,18 @@ def test_forward_and_decode_shapes():
     x0 = torch.randn(5, 3, 8)
     prior_inputs = {"c": {"x0": x0, **model.targets["c"].prior.noise_inputs(5, g)}}
     out = model([("subj02", torch.randn(2, 7)), ("subj03", torch.randn(3, 9))], prior_inputs)
-    assert out["c"]["tokens"].shape == out["c"]["proj"].shape == out["c"]["prior"].shape == (5, 3, 8)
-    torch.testing.assert_close(out["c"]["prior_target"], x0)  # target_scale 1: raw targets
+    assert out["c"]["tokens"].shape == out["c"]["proj"].shape == out["c"]["reg_pred"].shape == (5, 3, 8)
+    torch.testing.assert_close(out["c"]["reg_target"], x0)  # default statistics: raw targets
+    model.set_target_stats("c", torch.full((3, 8), 2.0), torch.full((3, 8), 4.0))
+    out = model([("subj02", torch.randn(5, 7))], prior_inputs)
+    torch.testing.assert_close(out["c"]["reg_target"], (x0 - 2) / 4)
     assert out["z"]["z"].shape == (5, 4, 8, 8) and out["z"]["maps"].shape == (5, 16, 6)
     model.eval()
     dec = model.decode("subj03", torch.randn(4, 9), steps=3, generator=g)
     assert dec["c"].shape == (4, 3, 8) and dec["z"].shape == (4, 4, 8, 8)
+    x = torch.randn(4, 9)
+    direct = model.decode("subj03", x, use_prior=False)["c"]
+    torch.testing.assert_close(direct, model.targets["c"].head(model.embed([("subj03", x)])) * 4 + 2)  # denormalised
     with pytest.raises(ModelLoadError, match="no adapter for subject"):
         model.decode("subj01", torch.randn(1, 7))
 
@@ -92,21 +98,21 @@ def test_cosine_schedule_and_noising():
     f = lambda t: math.cos((t / 100 + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
     expected = [min(1 - f(t + 1) / f(t), 0.999) for t in range(100)]
     torch.testing.assert_close(sched.betas, torch.tensor(expected, dtype=torch.float32))
-    prior = DiffusionPrior(tokens=2, width=4, depth=1, heads=2, timesteps=100, target_scale=2.0)
+    prior = DiffusionPrior(tokens=2, width=4, depth=1, heads=2, timesteps=100)
     x0, noise, t = torch.randn(3, 2, 4), torch.randn(3, 2, 4), torch.tensor([0, 50, 99])
     captured = {}
     prior.net.forward = lambda x_t, tt, cond, drop=None: captured.setdefault("x_t", x_t)
     _, target = prior.training_pair(torch.zeros(3, 2, 4), x0, t, noise, torch.zeros(3, dtype=torch.bool))
     a = sched.alphas_cumprod[t].view(-1, 1, 1)
-    torch.testing.assert_close(target, 2 * x0)
-    torch.testing.assert_close(captured["x_t"], a.sqrt() * 2 * x0 + (1 - a).sqrt() * noise)
+    torch.testing.assert_close(target, x0)
+    torch.testing.assert_close(captured["x_t"], a.sqrt() * x0 + (1 - a).sqrt() * noise)
 
 
 def test_ddim_with_a_perfect_denoiser_returns_its_x0():
     """If the network always predicts the same x0, deterministic DDIM (η = 0) must end exactly there."""
-    prior = DiffusionPrior(tokens=2, width=4, depth=1, heads=2, timesteps=100, target_scale=0.5)
+    prior = DiffusionPrior(tokens=2, width=4, depth=1, heads=2, timesteps=100)
     goal = torch.randn(3, 2, 4)
-    prior.net.forward = lambda x_t, tt, cond, drop=None: goal * 0.5  # x0 in the scaled space
+    prior.net.forward = lambda x_t, tt, cond, drop=None: goal
     out = prior.sample(torch.zeros(3, 2, 4), steps=7, eta=0.0, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, goal)
     # η = 1 with a seeded generator is reproducible

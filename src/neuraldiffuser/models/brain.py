@@ -23,11 +23,17 @@ from .zdecoder import LatentHead
 
 
 class TokenTarget(nn.Module):
-    """Everything one token target needs: the linear head, the retrieval projector and the prior."""
+    """Everything one token target needs: the linear head, the retrieval projector and the prior.
+
+    The head and the prior work on normalised targets (x − mean) / std; ``mean`` and ``std`` are
+    buffers saved with the model (0 and 1 keep the targets raw, as the reference does).
+    """
 
     def __init__(self, hidden: int, spec: dict[str, Any]):
         super().__init__()
         tokens, width = int(spec["tokens"]), int(spec["width"])
+        self.register_buffer("mean", torch.zeros(tokens, width))
+        self.register_buffer("std", torch.ones(tokens, width))
         self.head = TokenHead(hidden, tokens, width)
         self.projector = RetrievalProjector(width, int(spec.get("proj_depth", 3)))
         self.prior = None
@@ -35,8 +41,14 @@ class TokenTarget(nn.Module):
             self.prior = DiffusionPrior(
                 tokens, width, depth=int(spec.get("prior_depth", 6)), heads=int(spec.get("prior_heads", 12)),
                 timesteps=int(spec.get("timesteps", 100)), cond_drop=float(spec.get("cond_drop", 0.2)),
-                target_scale=float(spec.get("target_scale", 1.0)), ff_mult=int(spec.get("ff_mult", 4)),
+                ff_mult=int(spec.get("ff_mult", 4)),
             )
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std.to(x.dtype) + self.mean.to(x.dtype)
 
 
 class BrainDecoder(ModelMixin, ConfigMixin):
@@ -70,23 +82,37 @@ class BrainDecoder(ModelMixin, ConfigMixin):
     def token_heads(self) -> list[str]:
         return [n for n, s in self.config.heads.items() if s["kind"] == "tokens"]
 
+    def set_target_stats(self, head: str, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Statistics of the training targets that the head and prior are normalised with."""
+        mod = self.targets[head]
+        mod.mean.copy_(torch.as_tensor(mean).expand_as(mod.mean))
+        mod.std.copy_(torch.as_tensor(std).expand_as(mod.std))
+
     def embed(self, groups: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
         unknown = [name for name, _ in groups if name not in self.adapters.layers]
         if unknown:
             raise ModelLoadError(f"this decoder has no adapter for subject(s) {unknown} (it has {list(self.config.subjects)})", fix="decode with the subject the model was trained or fine-tuned on")
         return self.backbone(self.adapters(groups))
 
-    def forward(self, groups: list[tuple[str, torch.Tensor]], prior_inputs: dict[str, dict[str, torch.Tensor]] | None = None) -> dict[str, dict[str, torch.Tensor]]:
-        """``groups`` = [(subject, voxels), ...]; ``prior_inputs[head]`` = {x0, t, noise, drop} for the prior loss."""
+    def forward(self, groups: list[tuple[str, torch.Tensor]], targets: dict[str, dict[str, torch.Tensor]] | None = None) -> dict[str, dict[str, torch.Tensor]]:
+        """``groups`` = [(subject, voxels), ...]; ``targets[head]`` = {x0 and, with a prior, t, noise, drop}.
+
+        Token heads return the (normalised) head tokens, the projector output and, when targets are given,
+        ``reg_pred``/``reg_target``: the prior's x0 prediction and the normalised x0 (or, without a prior,
+        the head tokens themselves and the normalised x0)."""
         h = self.embed(groups)
         out: dict[str, dict[str, torch.Tensor]] = {}
         for name, mod in self.targets.items():
             if isinstance(mod, TokenTarget):
                 tokens = mod.head(h)
                 res = {"tokens": tokens, "proj": mod.projector(tokens)}
-                if mod.prior is not None and prior_inputs is not None and name in prior_inputs:
-                    p = prior_inputs[name]
-                    res["prior"], res["prior_target"] = mod.prior.training_pair(tokens, p["x0"], p["t"], p["noise"], p["drop"])
+                if targets is not None and name in targets:
+                    p = targets[name]
+                    x0 = mod.normalize(p["x0"])
+                    if mod.prior is not None:
+                        res["reg_pred"], res["reg_target"] = mod.prior.training_pair(tokens, x0, p["t"], p["noise"], p["drop"])
+                    else:
+                        res["reg_pred"], res["reg_target"] = tokens, x0
                 out[name] = res
             else:
                 z, maps = mod(h)
@@ -102,7 +128,7 @@ class BrainDecoder(ModelMixin, ConfigMixin):
             if isinstance(mod, TokenTarget):
                 tokens = mod.head(h)
                 use = use_prior and mod.prior is not None
-                out[name] = mod.prior.sample(tokens, steps, eta, cond_scale, generator) if use else tokens
+                out[name] = mod.denormalize(mod.prior.sample(tokens, steps, eta, cond_scale, generator) if use else tokens)
             else:
                 out[name] = mod(h)[0]
         return out

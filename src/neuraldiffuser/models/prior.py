@@ -8,9 +8,8 @@ with a chosen number of steps and η at test time. The noise schedule and the DD
 diffusers' ``DDIMScheduler`` (``squaredcos_cap_v2`` is the cosine schedule; ``prediction_type=
 "sample"`` is x0 prediction).
 
-Targets are multiplied by ``target_scale`` before noising (1.0 keeps them raw, as the reference
-does; the ``mini`` preset sets it so the training targets have unit RMS) and divided by it again
-after sampling.
+The prior works in whatever space its caller gives it: ``TokenTarget`` (models/brain.py) hands it
+raw targets (the reference) or targets normalised with training statistics (``decoder.target_norm``).
 """
 
 from __future__ import annotations
@@ -100,10 +99,10 @@ def make_schedule(timesteps: int):
 class DiffusionPrior(nn.Module):
     """Training pair (prediction, target) for the prior loss, and DDIM sampling for decoding."""
 
-    def __init__(self, tokens: int, width: int, depth: int = 6, heads: int = 12, timesteps: int = 100, cond_drop: float = 0.2, target_scale: float = 1.0, ff_mult: int = 4):
+    def __init__(self, tokens: int, width: int, depth: int = 6, heads: int = 12, timesteps: int = 100, cond_drop: float = 0.2, ff_mult: int = 4):
         super().__init__()
         self.net = TokenDenoiser(tokens, width, depth, heads, ff_mult)
-        self.timesteps, self.cond_drop, self.target_scale = int(timesteps), float(cond_drop), float(target_scale)
+        self.timesteps, self.cond_drop = int(timesteps), float(cond_drop)
         alphas = make_schedule(self.timesteps).alphas_cumprod.clone()
         self.register_buffer("alphas_cumprod", alphas, persistent=False)
 
@@ -116,11 +115,10 @@ class DiffusionPrior(nn.Module):
         return {"t": t, "noise": noise, "drop": drop}
 
     def training_pair(self, cond: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(predicted x0, true x0), both in the scaled space the MSE is taken in."""
-        target = x0 * self.target_scale
-        a = self.alphas_cumprod.to(target.device)[t].view(-1, 1, 1).to(target.dtype)
-        x_t = a.sqrt() * target + (1 - a).sqrt() * noise.to(target.dtype)
-        return self.net(x_t, t, cond, drop), target
+        """(predicted x0, true x0) for the prior MSE."""
+        a = self.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1).to(x0.dtype)
+        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise.to(x0.dtype)
+        return self.net(x_t, t, cond, drop), x0
 
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, steps: int = 20, eta: float = 1.0, cond_scale: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -137,4 +135,4 @@ class DiffusionPrior(nn.Module):
                 null = self.net(x, tt, cond, torch.ones(cond.shape[0], dtype=torch.bool, device=cond.device))
                 pred = null + cond_scale * (pred - null)
             x = sched.step(pred, t, x, eta=eta, generator=generator).prev_sample
-        return x / self.target_scale
+        return x

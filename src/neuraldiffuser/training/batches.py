@@ -58,6 +58,17 @@ class TrainingData:
         per_image = sum(int(np.prod(self.head_shape(h))) * 4 for h in self.heads)
         return vox + uniq * per_image
 
+    def restrict(self, heads: list[str]) -> TrainingData:
+        """The same pools and (preloaded) arrays, serving only ``heads``: one read of the data for every model."""
+        missing = [h for h in heads if h not in self.heads]
+        if missing:
+            raise KeyError(f"no data for heads {missing}")
+        out = object.__new__(TrainingData)
+        out.pools, out.store, out._row_of = self.pools, self.store, self._row_of
+        out.heads = {h: self.heads[h] for h in heads}
+        out._targets = None if self._targets is None else {h: self._targets[h] for h in heads}
+        return out
+
     def head_shape(self, head: str) -> tuple[int, ...]:
         key, layer = self.heads[head]
         shape = self.store.shape(key)

@@ -70,7 +70,7 @@ class Trainer:
         self.total = plan.epochs * self.steps_per_epoch
         self.schedule = ContrastiveSchedule(plan.epochs, cfg.mixco_fraction, cfg.mixco_temperature, *cfg.softclip_temperature)
         self.token_heads = model.token_heads()
-        self.priors = {h: model.targets[h].prior for h in self.token_heads if model.targets[h].prior is not None}
+        self.priors = {h: model.targets[h].prior for h in self.token_heads}
         optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
         self.sched = make_onecycle(optimizer, cfg.lr, self.total, cfg.pct_start, cfg.div_factor, cfg.final_div_factor)
         # the Accelerator is made with step_scheduler_with_optimizer=False, so the schedule steps once per step
@@ -106,7 +106,7 @@ class Trainer:
         targets = {h: torch.from_numpy(np.ascontiguousarray(t)).to(dev) for h, t in batch["targets"].items()}
         prior_inputs = {}
         for h, prior in self.priors.items():
-            draws = prior.noise_inputs(self.batch, gen)
+            draws = {} if prior is None else prior.noise_inputs(self.batch, gen)
             prior_inputs[h] = {"x0": targets[h][lo:hi], **{k2: v[lo:hi].to(dev) for k2, v in draws.items()}}
         groups, start = [], 0
         for (name, n), v in zip(batch["names"], voxels):

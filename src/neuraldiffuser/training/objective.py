@@ -38,10 +38,7 @@ def objective(outputs: dict[str, dict[str, torch.Tensor]], ctx: StepContext, cfg
     for head, out in outputs.items():
         target = ctx.targets[head]
         if "tokens" in out:
-            if "prior" in out:
-                reg = prior_mse(out["prior"], out["prior_target"])
-            else:  # no prior: regress the head's tokens directly
-                reg = prior_mse(out["tokens"], target[ctx.lo : ctx.hi])
+            reg = prior_mse(out["reg_pred"], out["reg_target"])  # the prior's x0, or the head itself without a prior
             preds = gather_with_grad(flat_normalize(out["proj"]))
             targs = flat_normalize(target)
             if ctx.phase == "bimixco" and ctx.perm is not None:

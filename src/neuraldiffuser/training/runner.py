@@ -33,7 +33,7 @@ from ..utils.io import atomic_dir, atomic_write_json
 from .batches import Pool, TrainingData
 from .loop import StagePlan, Trainer
 from .objective import TEACHER
-from .specs import build_model, head_keys, model_groups, target_scales
+from .specs import build_model, head_keys, model_groups, target_stats
 
 
 def make_accelerator(config: Config, run_dir: Path):
@@ -85,10 +85,12 @@ def make_pool(ds: Dataset, name: str, scaler: VoxelScaler, sessions: int | None)
     return Pool(name, subj, scaler, rows, subj.image_of_rows(rows))
 
 
-def _run_stage(acc, config: Config, model, pools, store, heads, plan: StagePlan, latent_scale: float) -> dict[str, Any]:
-    data = TrainingData(pools, store, heads, config.train.preload_gb)
-    summary = Trainer(acc, model, data, config.train, plan, config.seed, latent_scale).run()
-    return summary
+def stage_heads(config: Config, store: TargetStore, heads: dict) -> dict:
+    """Every head the run trains, plus the z soft-contrastive teacher when it is on."""
+    out = dict(heads)
+    if "z" in heads and config.train.z_cont_scale > 0:
+        out[TEACHER] = ("g", config.train.z_cont_layer % store.shape("g")[0])
+    return out
 
 
 def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, accelerator=None) -> dict[str, Any]:
@@ -112,12 +114,13 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
     pre_pools = [make_pool(ds, n, scalers[n], None) for n in pre_names] if "pretrain" in stages else []
     tgt_pools = [make_pool(ds, target, scalers[target], config.data.sessions)]
     scale_images = np.unique(np.concatenate([p.images for p in (pre_pools or tgt_pools)]))
-    scales = target_scales(config.decoder, store, heads, scale_images)
+    stats = target_stats(config.decoder, store, heads, scale_images)
+    all_heads = stage_heads(config, store, heads)
+    data = {"pretrain": (lambda: TrainingData(pre_pools, store, all_heads, config.train.preload_gb)),
+            "finetune": (lambda: TrainingData(tgt_pools, store, all_heads, config.train.preload_gb))}
     summaries, finals = [], {}
     for index, (name, group) in enumerate(model_groups(config.decoder, heads).items()):
-        group_heads = {h: heads[h] for h in group}
-        if "z" in group and config.train.z_cont_scale > 0:
-            group_heads[TEACHER] = ("g", config.train.z_cont_layer % store.shape("g")[0])
+        group_heads = [*group, TEACHER] if "z" in group and TEACHER in all_heads else list(group)
         shapes = {h: store.shape(k) if layer is None else store.shape(k)[1:] for h, (k, layer) in heads.items() if h in group}
         cont_dim = store.shape("g")[-1] if TEACHER in group_heads else 0
         previous = None
@@ -128,10 +131,13 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
             if not (plan.out_dir / "model" / "config.json").is_file():
                 torch.manual_seed(config.seed + 1000 * index + plan.code)
                 if previous is None:
-                    model = build_model(name, group, subjects, config.decoder, shapes, scales, cont_dim)
+                    model = build_model(name, group, subjects, config.decoder, shapes, stats, cont_dim)
                 else:
                     model, _ = BrainDecoder.for_subjects(previous, subjects)
-                summaries.append(_run_stage(acc, config, model, pools, store, group_heads, plan, latent_scale))
+                if callable(data[stage]):  # read (and maybe preload) a stage's data once, for all its models
+                    data[stage] = data[stage]()
+                trainer = Trainer(acc, model, data[stage].restrict(group_heads), config.train, plan, config.seed, latent_scale)
+                summaries.append(trainer.run())
             previous = BrainDecoder.from_pretrained(plan.out_dir / "model")
         finals[name] = {"heads": group, "stage_dir": str(plan.out_dir.relative_to(run_dir))}
     if acc.is_main_process:

@@ -31,37 +31,47 @@ def model_groups(cfg: DecoderConfig, heads: dict) -> dict[str, list[str]]:
     return {h: [h] for h in heads}
 
 
-def target_scales(cfg: DecoderConfig, store: TargetStore, heads: dict, images: np.ndarray, limit: int = 2000) -> dict[str, float]:
-    """Prior target scale per token head: the configured number, or 1/RMS over (up to ``limit``) training images."""
+def target_stats(cfg: DecoderConfig, store: TargetStore, heads: dict, images: np.ndarray, limit: int = 2000) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(mean, std) per token head that ``decoder.target_norm`` normalises with, from (up to ``limit``) training images."""
     out = {}
     for h, (key, layer) in heads.items():
-        if key == "z":
+        if key == "z" or cfg.target_norm == "raw":
             continue
-        if cfg.prior_target_scale != "auto":
-            out[h] = float(cfg.prior_target_scale)
-            continue
-        sample = np.sort(images[np.linspace(0, len(images) - 1, min(limit, len(images))).astype(int)])
-        data = store.get_images(key, sample)
+        sample = np.unique(images[np.linspace(0, len(images) - 1, min(limit, len(images))).astype(int)])
+        data = store.get_images(key, sample).astype(np.float64)
         data = data if layer is None else data[:, layer]
-        out[h] = float(1.0 / max(np.sqrt(np.mean(data.astype(np.float64) ** 2)), 1e-8))
+        if cfg.target_norm == "rms":
+            out[h] = (np.zeros(1, np.float32), np.array([np.sqrt(np.mean(data**2))], np.float32))
+        else:  # standardize; a floor keeps near-constant dimensions (e.g. padding tokens) from blowing up
+            std = data.std(0)
+            out[h] = (data.mean(0).astype(np.float32), np.maximum(std, 0.05 * std.mean()).astype(np.float32))
     return out
 
 
-def head_spec(head: str, shape: tuple[int, ...], cfg: DecoderConfig, scale: float | None, cont_dim: int) -> dict:
+def head_spec(head: str, shape: tuple[int, ...], cfg: DecoderConfig, cont_dim: int) -> dict:
     if head == "z":
         return {"kind": "latent", "shape": list(shape), "map_channels": cfg.z_map_channels, "up_channels": list(cfg.z_up_channels),
                 "norm_groups": cfg.z_norm_groups, "cont_dim": int(cont_dim)}
     tokens, width = int(np.prod(shape[:-1])), int(shape[-1])
     return {"kind": "tokens", "tokens": tokens, "width": width, "proj_depth": cfg.proj_depth, "prior": cfg.prior,
             "prior_depth": cfg.prior_depth, "prior_heads": cfg.prior_heads, "ff_mult": cfg.prior_ff_mult,
-            "timesteps": cfg.prior_timesteps, "cond_drop": cfg.prior_cond_drop, "target_scale": float(scale or 1.0)}
+            "timesteps": cfg.prior_timesteps, "cond_drop": cfg.prior_cond_drop}
 
 
-def build_model(name: str, group: list[str], subjects: dict[str, int], cfg: DecoderConfig, shapes: dict, scales: dict, cont_dim: int = 0):
-    """A fresh ``BrainDecoder``; the z-only model of the per_target layout uses the MindEye1-style path."""
+def build_model(name: str, group: list[str], subjects: dict[str, int], cfg: DecoderConfig, shapes: dict, stats: dict, cont_dim: int = 0):
+    """A fresh ``BrainDecoder`` with its target statistics; the z-only model of the per_target layout uses the
+    MindEye1-style path."""
+    import torch
+
     from ..models.brain import BrainDecoder
 
-    heads = {h: head_spec(h, shapes[h], cfg, scales.get(h), cont_dim) for h in group}
+    heads = {h: head_spec(h, shapes[h], cfg, cont_dim) for h in group}
     if group == ["z"]:
-        return BrainDecoder(subjects=subjects, heads=heads, hidden=cfg.z_hidden, blocks=cfg.z_blocks, style="latent", dropout=cfg.z_dropout, adapter_dropout=cfg.z_adapter_dropout)
-    return BrainDecoder(subjects=subjects, heads=heads, hidden=cfg.hidden, blocks=cfg.blocks, style="token", dropout=cfg.dropout)
+        model = BrainDecoder(subjects=subjects, heads=heads, hidden=cfg.z_hidden, blocks=cfg.z_blocks, style="latent", dropout=cfg.z_dropout, adapter_dropout=cfg.z_adapter_dropout)
+    else:
+        model = BrainDecoder(subjects=subjects, heads=heads, hidden=cfg.hidden, blocks=cfg.blocks, style="token", dropout=cfg.dropout)
+    for h in group:
+        if h in stats:
+            mean, std = stats[h]
+            model.set_target_stats(h, torch.from_numpy(mean), torch.from_numpy(std))
+    return model

@@ -35,8 +35,9 @@ class DecoderConfig(Section):
     """Diffusion steps of the prior's cosine schedule."""
     prior_cond_drop: float = Field(0.2, ge=0, lt=1)
     """Probability of replacing the brain tokens by the learned null tokens during training."""
-    prior_target_scale: float | Literal["auto"] = 1.0
-    """Targets are multiplied by this before noising: 1.0 = raw (the reference); 'auto' = 1/RMS of the training targets."""
+    target_norm: Literal["raw", "rms", "standardize"] = "raw"
+    """Space the token heads and priors work in: raw targets (the reference), targets divided by their RMS, or
+    each dimension standardised with the mean and std of the training images' targets (saved with the model)."""
     z_hidden: int = 4096
     """Width H of the z model (per_target layout)."""
     z_blocks: int = 4
