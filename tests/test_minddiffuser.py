@@ -158,3 +158,28 @@ def test_fit_resumes_finished_parts(fitted):
     bad.minddiffuser.n_feat_g = [5]
     with pytest.raises(DataError, match="n_feat_g"):
         fit_minddiffuser(bad, run, targets)
+
+
+def test_command_line_train_decode_reconstruct(tmp_path, tiny_stack):
+    import json
+
+    from neuraldiffuser.cli.main import main
+
+    ds, targets, _ = make_decoder_data(tmp_path, subjects=(("subj01", 30), ("subj02", 36)), n_train=40, n_test=4)
+    sets = ["--set", f"zoo.path={tiny_stack}", "--set", "minddiffuser.text_max_length=4", "--set", "minddiffuser.n_feat_g=[5,5]",
+            "--set", "minddiffuser.n_feat_z=8", "--set", "minddiffuser.n_feat_c=8"]
+    run = tmp_path / "run"
+    with one_thread():
+        assert main(["train", str(ds), str(targets), "--method", "minddiffuser", "-o", str(run), *sets]) == 0
+        assert main(["train", str(ds), str(targets), "--method", "minddiffuser", "-o", str(run), *sets]) == 2  # not empty, no --resume
+        assert main(["train", str(ds), str(targets), "--method", "minddiffuser", "-o", str(run), "--resume", *sets[:-2], "--set", "minddiffuser.n_feat_c=9"]) == 2
+        assert main(["train", str(ds), str(targets), "--method", "nosuch", "-o", str(tmp_path / "x")]) == 2
+        assert main(["decode", str(run)]) == 0 and main(["decode", str(run), "--ridge"]) == 2
+        with TargetStore(run / "decoded.hdf5") as st:
+            assert st.attrs["method"] == "minddiffuser" and st.shape("c") == (4, 16) and len(st) == 4
+        # stage 1 from the decoded c and z (the fixture's g is not the tiny tower's, so no stage 2 here)
+        assert main(["reconstruct", str(run), "--method", "minddiffuser", "-o", str(tmp_path / "recon"), "--limit", "2", "--repeats", "1",
+                     "--set", "minddiffuser.iterations=0", "--set", "minddiffuser.steps=4", "--set", "minddiffuser.noise_index=2",
+                     "--set", "minddiffuser.denoise_steps=2"]) == 0
+    m = json.loads((tmp_path / "recon" / "minddiffuser" / "iterations=0_optimise=z" / "manifest.json").read_text())
+    assert m["method"] == "minddiffuser" and m["complete"] and len(m["images"]) == 2 and m["targets"] == str((run / "decoded.hdf5").resolve())

@@ -222,3 +222,23 @@ def test_pipeline_is_ddim_with_cfg_and_the_control_in_both_branches(problem):
         image = (comp.vae.decode(x / comp.latent_scale).sample / 2 + 0.5).clamp(0, 1)
     torch.testing.assert_close(out, image, atol=1e-5, rtol=0)
     assert (out - pipe(ctx, torch.randn(8, 8, 8), seed=4)).abs().max() > 1e-3
+
+
+def test_command_line_train_decode_reconstruct(problem, tmp_path):
+    import yaml
+
+    from neuraldiffuser.cli.main import main
+
+    config, _, targets, _ = problem
+    cfg_file = tmp_path / "np.yaml"
+    cfg_file.write_text(yaml.safe_dump({"zoo": {"path": config.zoo.path}, "train": {"tensorboard": False},
+                                        "neuropictor": {**TINY, "stages": ["finetune"]}, "sampler": {"repeats": 1}}))
+    run = tmp_path / "run"
+    assert main(["train", config.data.path, str(targets), "--method", "neuropictor", "-o", str(run), "-c", str(cfg_file)]) == 0
+    saved = load_config(files=[run / "config.yaml"])
+    assert saved.neuropictor.run == str(run.resolve()) and saved.data.path == config.data.path
+    assert main(["train", config.data.path, str(targets), "--method", "neuropictor", "-o", str(run), "-c", str(cfg_file), "--resume"]) == 0
+    assert main(["decode", str(run)]) == 0
+    assert main(["reconstruct", str(run), "--method", "neuropictor", "-o", str(tmp_path / "recon"), "--limit", "1"]) == 0
+    m = json.loads((tmp_path / "recon" / "neuropictor" / "steps=4_cfg=5" / "manifest.json").read_text())
+    assert m["complete"] and m["repeats"] == 1 and m["method"] == "neuropictor"

@@ -2,6 +2,7 @@
 
 Reads: RUN_DIR (trained decoders and its config.yaml), DATASET test betas.
 Writes: decoded.hdf5 with the test-image order (and decoded_ridge.hdf5 with --ridge), plus the resolved config.
+A run of a comparison method (`train --method minddiffuser|neuropictor`) is decoded by that method's code.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def command(
     overrides: list[str] = SetOpt,
 ) -> None:
     from ..config import load_config, parse_overrides, save_config
+    from ..errors import ConfigError
     from ..training.decode import decode_test
 
     base = Path(run_dir) / "config.yaml"
@@ -35,8 +37,18 @@ def command(
     if dataset is not None:
         cfg.data.path = str(dataset)
     out = out or Path(run_dir) / "decoded.hdf5"
-    paths = [decode_test(cfg, run_dir, out)]
-    if ridge or cfg.decode.ridge:
+    from ..methods import run_method
+
+    method = run_method(run_dir)
+    if method is not None:
+        from ..methods.cli import decode_method
+
+        if ridge:
+            raise ConfigError(f"--ridge decodes NeuralDiffuser runs; this is a {method} run", where=str(run_dir))
+        paths = [decode_method(method, cfg, run_dir, out)]
+    else:
+        paths = [decode_test(cfg, run_dir, out)]
+    if method is None and (ridge or cfg.decode.ridge):
         paths.append(decode_test(cfg, run_dir, out.with_name("decoded_ridge.hdf5"), method="ridge"))
     save_config(cfg, out.parent, name=f"{out.stem}.config.yaml")
     for p in paths:

@@ -3,6 +3,8 @@
 Reads: DATASET betas, the target store.
 Writes: RUN_DIR with config.yaml, logs (tensorboard), atomic checkpoints, decoders/ (final models, scaler,
 manifest), ridge/ and summary.json. Launch with `accelerate launch` or `torchrun` for several processes.
+With --method minddiffuser or neuropictor it fits/trains that comparison method into RUN_DIR instead
+(docs/methods.md); `decode RUN_DIR` and `reconstruct RUN_DIR --method ...` then work the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ def command(
     targets: Path = typer.Argument(..., help="Target store written by `neuraldiffuser extract`."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT exactly where its checkpoints stopped."),
+    method: str = typer.Option("neuraldiffuser", "--method", "-m", help="neuraldiffuser (its decoders), minddiffuser or neuropictor (comparison methods)."),
     preset: str = PresetOpt,
     config: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
@@ -29,6 +32,11 @@ def command(
     from ..training.runner import check_resume_config, check_run_dir, make_accelerator, train_decoders
 
     cfg = resolve(preset, config, overrides)
+    if method != "neuraldiffuser":
+        from ..methods.cli import train_method
+
+        typer.echo(train_method(method, cfg, dataset, targets, out, resume))
+        return
     cfg.data.path = str(dataset)
     acc = make_accelerator(cfg, out)
     check_run_dir(out, resume)
