@@ -39,8 +39,8 @@ SEMANTIC_EMPHASIS = {  # object shape (LO: Malach 1995), colour (VO: Brewer 2005
     # & Kanwisher 1998), numerosity and position (IPS: Harvey et al. 2013)
     "LO": {"shape": 1.0, "color": 0.25, "count": 0.3, "layout": 0.15, "size": 0.5, "background": 0.2},
     "VO": {"shape": 0.3, "color": 1.0, "count": 0.1, "layout": 0.1, "size": 0.2, "background": 0.5},
-    "PPA": {"shape": 0.15, "color": 0.2, "count": 0.3, "layout": 0.8, "size": 0.3, "background": 1.0},
-    "IPS": {"shape": 0.1, "color": 0.1, "count": 1.0, "layout": 1.0, "size": 0.5, "background": 0.1},
+    "PPA": {"shape": 0.15, "color": 0.2, "count": 0.3, "layout": 0.5, "size": 0.3, "background": 1.0},
+    "IPS": {"shape": 0.1, "color": 0.1, "count": 1.0, "layout": 0.6, "size": 0.5, "background": 0.1},
 }
 
 

@@ -119,7 +119,8 @@ def _write_shared(output: _Output, images, captions, records, channel_norm, meta
         output.me2.mkdir(parents=True, exist_ok=True)
         write_images_h5(output.me2 / IMAGES_FILE, images, channels_first=True, dtype=np.float16)
         atomic_write_json(output.me2 / "captions.json", caps)
-        (output.me2 / "voxel_rois.hdf5").unlink(missing_ok=True)
+        if not output.done:  # a fresh run: no stale ROI entries (a resumed run keeps its finished subjects')
+            (output.me2 / "voxel_rois.hdf5").unlink(missing_ok=True)
     for root in output.roots:
         sim = root / "simulator"
         (sim / "ventral").mkdir(parents=True, exist_ok=True)
@@ -154,7 +155,7 @@ def simulate_dataset(out: str | Path, cfg) -> str:
 
     t0 = time.perf_counter()
     preset = resolve_preset(cfg)
-    fingerprint = {"version": VERSION, "seed": cfg.seed, "noise_scale": cfg.noise_scale, "betas_dtype": cfg.betas_dtype, **asdict(preset)}
+    fingerprint = json.loads(json.dumps({"version": VERSION, "seed": cfg.seed, "noise_scale": cfg.noise_scale, "betas_dtype": cfg.betas_dtype, **asdict(preset)}))
     output = _Output(Path(out), cfg.layout, fingerprint)
     if output.complete():
         return f"{out} already holds this simulation (preset {preset.name}, seed {cfg.seed}); nothing to do"
