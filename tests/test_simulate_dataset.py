@@ -97,7 +97,7 @@ def test_design_is_nsd_like(small):
     meta = json.loads((small / "simulator" / "simulator.json").read_text())
     shared = set(meta["test_images"])
     counts = set()
-    for name, s in ds.subjects.items():
+    for s in ds.subjects.values():
         t = s.trials
         assert set(np.unique(t.image[t.split == "test"])) == shared
         test_counts = np.unique(t.image[t.split == "test"], return_counts=True)[1]

@@ -80,7 +80,7 @@ def test_object_and_background_colours_are_drawn_where_the_record_says():
 
 def test_captions_are_varied_and_true_to_the_record():
     s = sc.generate_scenes(200, 5)
-    for rec, caps in zip(s.records, s.captions):
+    for rec, caps in zip(s.records, s.captions, strict=True):
         assert len(caps) == 5 and len(set(caps)) >= 3
         for cap in caps:
             assert all(o["shape"] in cap for o in rec["objects"]) or "shapes" in cap or "objects" in cap
@@ -100,3 +100,16 @@ def test_scene_dataset_reads_back_through_open_dataset(tmp_path):
     assert np.array_equal(ds.images.get(np.arange(30)), ref.images)
     assert ds.captions[7] == ref.captions[7]
     assert json.loads((root / "simulator" / "scenes.json").read_text()) == ref.records
+
+
+def test_scenes_command_writes_a_stimuli_only_dataset(tmp_path, capsys):
+    from neuraldiffuser.cli.main import main
+    from neuraldiffuser.data import open_dataset
+
+    out = tmp_path / "stimuli"
+    assert main(["simulate", "--preset", "scenes", "--n-images", "12", "--seed", "4", "--out", str(out)]) == 0
+    ds = open_dataset(out)
+    assert len(ds.images) == 12 and ds.subjects == {} and np.array_equal(ds.images.get(np.arange(12)), sc.generate_scenes(12, 4).images)
+    assert (out / "simulator" / "config.yaml").is_file()
+    assert main(["simulate", "--preset", "scenes", "--out", str(tmp_path / "x")]) == 2
+    assert "--n-images" in capsys.readouterr().err

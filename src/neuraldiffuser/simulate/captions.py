@@ -122,7 +122,7 @@ def describe(record: dict, rng: random.Random, k: int = 5) -> list[str]:
             "List": _cap(_join(phrases)),
         }
         if len(objs) > 1:
-            fields["Placed"] = _cap(_join([f"{p} {position_phrase(o, rng)}" for p, o in zip(phrases, objs)]))
+            fields["Placed"] = _cap(_join([f"{p} {position_phrase(o, rng)}" for p, o in zip(phrases, objs, strict=True)]))
             fields["Relation"] = _cap(relation_phrase(objs, phrases))
         out.append(templates[t].format(**fields))
     return out

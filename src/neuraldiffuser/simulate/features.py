@@ -74,8 +74,8 @@ class FilterBank:
             raise ValueError(f"resolution must be even and >= 16, got {n}")
         self.grid = h
         fits_half = [sf * np.exp(2 * SIGMA_LOG_SF) < h / 2 for sf in SF_CPI]  # low bands fit on the half grid
-        self.low = np.array([log_gabor(h, sf, o) for sf, ok in zip(SF_CPI, fits_half) if ok for o in ORIENTATIONS_DEG], dtype=np.complex64)
-        high = [(sf, o) for sf, ok in zip(SF_CPI, fits_half) if not ok for o in ORIENTATIONS_DEG]
+        self.low = np.array([log_gabor(h, sf, o) for sf, ok in zip(SF_CPI, fits_half, strict=True) if ok for o in ORIENTATIONS_DEG], dtype=np.complex64)
+        high = [(sf, o) for sf, ok in zip(SF_CPI, fits_half, strict=True) if not ok for o in ORIENTATIONS_DEG]
         self.high_rows, self.high_cols, self.high = self._demodulated(high)
         self.color = np.array([log_gabor(h, sf, None) for sf in COLOR_SF_CPI], dtype=np.float32)
         self.smooth = _gaussian_tf(h, 1.0).astype(np.float32)
@@ -116,7 +116,7 @@ class FilterBank:
         lum = x.mean(-1)
         opp = np.stack([lum, x[..., 0] - x[..., 1], x[..., 2] - 0.5 * (x[..., 0] + x[..., 1])], axis=1)
         half = block_mean(opp)
-        n_low, n_high, n_col = len(self.low), len(self.high), 2 * len(self.color)
+        n_col = 2 * len(self.color)
         spec_half = sfft.fft2(half)
         spec_full = sfft.fft2(lum)
         low = np.abs(sfft.ifft2(spec_half[:, :1] * self.low))

@@ -96,7 +96,7 @@ def sample_records(n: int, seed: int) -> list[dict]:
         elif kind == "gradient":
             bg.update(angle=round(float(grad_angle[i]), 2))
         elif kind == "texture":
-            bg.update(waves=[[round(float(f), 4), round(float(d), 4), round(float(p), 4)] for f, d, p in zip(wave_freq[i], wave_dir[i], wave_phase[i])])
+            bg.update(waves=[[round(float(f), 4), round(float(d), 4), round(float(p), 4)] for f, d, p in zip(wave_freq[i], wave_dir[i], wave_phase[i], strict=True)])
         objects = []
         for j in range(count[i]):
             r, c = divmod(int(cells[i, j]), 3)

@@ -11,8 +11,17 @@ import numpy as np
 from .encoding import FIELD_DEG
 from .features import COLOR_SF_CPI, N_CHANNELS, ORIENTATIONS_DEG, SF_CPI
 from .presets import (
-    CSS_EXPONENT, HIGHER, HIGHER_MIX, NC_SPREAD, NOISE_CEILING, PRF_SIZE, RETINOTOPIC, ROI_FRACTIONS,
-    ROI_NAMES, SEMANTIC_EMPHASIS, SF_AREA_FACTOR,
+    CSS_EXPONENT,
+    HIGHER,
+    HIGHER_MIX,
+    NC_SPREAD,
+    NOISE_CEILING,
+    PRF_SIZE,
+    RETINOTOPIC,
+    ROI_FRACTIONS,
+    ROI_NAMES,
+    SEMANTIC_EMPHASIS,
+    SF_AREA_FACTOR,
 )
 from .semantic import ATTRIBUTES, GROUP_OF
 
@@ -22,7 +31,7 @@ def roi_counts(rng: np.random.Generator, n_voxels: int) -> dict[str, int]:
     frac = np.array([ROI_FRACTIONS[r] for r in ROI_NAMES]) * rng.lognormal(0.0, 0.15, len(ROI_NAMES))
     counts = np.maximum(1, np.floor(frac / frac.sum() * n_voxels)).astype(int)
     counts[0] += n_voxels - counts.sum()
-    return dict(zip(ROI_NAMES, counts.tolist()))
+    return dict(zip(ROI_NAMES, counts.tolist(), strict=True))
 
 
 def _positions(rng: np.random.Generator, n: int, max_ecc: float, e0: float = 0.8):
