@@ -147,6 +147,13 @@ class _NoBar:
         pass
 
 
+def replica_bar(replicas: Replicas, description: str, total: int):
+    """A progress bar on the main replica, a silent stand-in on the others."""
+    from contextlib import nullcontext
+
+    return progress_bar(description, total) if replicas.main else nullcontext(_NoBar())
+
+
 def run(
     state: RunState, step_fn: StepFn, opt: OptimSettings, checkpoint: Path, every: int, description: str, replicas: Replicas = Replicas()
 ) -> RunState:
@@ -155,12 +162,10 @@ def run(
     The history keeps the mean of each logged number over each checkpoint interval. With replicas, the
     main one draws the progress bar and writes the checkpoints (every replica holds the same state).
     """
-    from contextlib import nullcontext
-
     params = [p for m in state.modules.values() for p in m.parameters() if p.requires_grad]
     sums: dict[str, float] = {}
     count = 0
-    with progress_bar(description, opt.steps) if replicas.main else nullcontext(_NoBar()) as bar:
+    with replica_bar(replicas, description, opt.steps) as bar:
         bar.set_completed(state.step)
         t0 = time.perf_counter()
         while state.step < opt.steps:

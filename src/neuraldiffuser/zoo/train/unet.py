@@ -15,9 +15,8 @@ from pathlib import Path
 import torch
 
 from ...utils.io import atomic_save
-from ...utils.progress import progress_bar
 from ..build import SD_SCHEDULER
-from .common import Replicas, RunState, make_optimizer, run, save_folder, seeded_generator
+from .common import Replicas, RunState, make_optimizer, replica_bar, run, save_folder, seeded_generator
 from .data import ImageCaptionData
 from .settings import UNetSettings
 
@@ -40,23 +39,42 @@ def build_unet(s: UNetSettings, latent_side: int, latent_channels: int, context_
 
 
 @torch.no_grad()
-def encode_posteriors(vae, data: ImageCaptionData, cache: Path, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior mean and std of every image's latent (unscaled), cached atomically in ``cache``."""
+def encode_posteriors(vae, data: ImageCaptionData, cache: Path, replicas: Replicas = Replicas(), batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std of every image's latent (unscaled), cached atomically in ``cache``.
+
+    Replicas each encode a contiguous share of the images and exchange them (all_gather).
+    """
     if cache.is_file():
         saved = torch.load(cache, weights_only=True)
         if saved["mean"].shape[0] == len(data):
             return saved["mean"], saved["std"]
+    n = len(data)
+    per = -(-n // replicas.world)
+    lo, hi = replicas.rank * per, min(n, (replicas.rank + 1) * per)
     means, stds = [], []
-    with progress_bar("encode latents", len(data)) as bar:
-        for start in range(0, len(data), batch):
-            idx = torch.arange(start, min(len(data), start + batch))
+    with replica_bar(replicas, "encode latents", hi - lo) as bar:
+        for start in range(lo, hi, batch):
+            idx = torch.arange(start, min(hi, start + batch))
             dist = vae.encode(data.pixels(idx) * 2 - 1).latent_dist
             means.append(dist.mean)
             stds.append(dist.std)
             bar.advance(len(idx))
     mean, std = torch.cat(means), torch.cat(stds)
-    atomic_save(cache, lambda tmp: torch.save({"mean": mean, "std": std}, tmp))
+    if replicas.world > 1:
+        mean, std = _gather(mean, per, n), _gather(std, per, n)
+    if replicas.main:
+        atomic_save(cache, lambda tmp: torch.save({"mean": mean, "std": std}, tmp))
     return mean, std
+
+
+def _gather(part: torch.Tensor, per: int, n: int) -> torch.Tensor:
+    import torch.distributed as dist
+
+    padded = torch.zeros((per, *part.shape[1:]), dtype=part.dtype)
+    padded[: len(part)] = part
+    chunks = [torch.empty_like(padded) for _ in range(dist.get_world_size())]
+    dist.all_gather(chunks, padded)
+    return torch.cat(chunks)[:n]
 
 
 def diffusion_loss(unet, noise_scheduler, z0: torch.Tensor, context: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, snr_gamma: float | None = None) -> torch.Tensor:
@@ -86,17 +104,18 @@ def train_unet(data: ImageCaptionData, s: UNetSettings, seed: int, stack: Path, 
     if s.batch_size % processes:
         raise ConfigError(f"unet.batch_size={s.batch_size} is not divisible by {processes} processes")
     comp = Components(ZooConfig(path=str(stack)))
-    mean, std = encode_posteriors(comp.vae, data, checkpoint_dir / "latents.pt")
-    args = (data, s, seed, comp, mean, std, out, checkpoint_dir / "unet.pt", every, save_dtype)
+    _ = (comp.vae, comp.text_encoder, comp.tokenizer)  # load before forking: the replicas share them
+    args = (data, s, seed, comp, checkpoint_dir, out, every, save_dtype)
     if processes == 1:
         return _train(Replicas(), *args)
     import torch.multiprocessing as mp
 
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
     rendezvous = checkpoint_dir / "rendezvous"
     rendezvous.unlink(missing_ok=True)
     mp.start_processes(_replica, args=(processes, rendezvous, args), nprocs=processes, start_method="fork")
     rendezvous.unlink(missing_ok=True)
-    state = torch.load(checkpoint_dir / "unet.pt", map_location="cpu", weights_only=False)
+    state = torch.load(checkpoint_dir / "unet.pt", map_location="cpu", weights_only=False)  # written by replica 0
     return {"steps": state["step"], "seconds": round(state["elapsed"], 1), "history": state["history"], "processes": processes}
 
 
@@ -111,10 +130,12 @@ def _replica(rank: int, world: int, rendezvous: Path, args: tuple) -> None:
         dist.destroy_process_group()
 
 
-def _train(replicas: Replicas, data, s: UNetSettings, seed, comp, mean, std, out: Path, checkpoint: Path, every, save_dtype) -> dict:
+def _train(replicas: Replicas, data, s: UNetSettings, seed, comp, checkpoint_dir: Path, out: Path, every, save_dtype) -> dict:
     from diffusers import DDIMScheduler
     from diffusers.training_utils import EMAModel
 
+    mean, std = encode_posteriors(comp.vae, data, checkpoint_dir / "latents.pt", replicas)
+    checkpoint = checkpoint_dir / "unet.pt"
     text_encoder, scale = comp.text_encoder, comp.latent_scale
     max_length = comp.tokenizer.model_max_length
     uncond_ids = comp.tokenizer([""], padding="max_length", max_length=max_length, return_tensors="pt").input_ids
