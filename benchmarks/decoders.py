@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--variants", default="per_target,multi_head,few")
     ap.add_argument("--set", action="append", default=[], help="config override for every variant, e.g. train.finetune_epochs=2")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--reuse", type=Path, default=None, help="a finished run whose pretraining the few-session variants reuse")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "decoders.json")
     args = ap.parse_args()
     os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
@@ -135,7 +136,7 @@ def main() -> None:
     n_sessions = len(__import__("neuraldiffuser.data", fromlist=["open_dataset"]).open_dataset(args.dataset).subject(base.data.subject).sessions)
     results = {"dataset": str(args.dataset), "targets": str(args.targets), "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                "platform": platform.platform(), "loadavg_start": os.getloadavg()}, "config": base.model_dump(mode="json"), "variants": {}}
-    first = None
+    first = args.reuse
     for layout in ("per_target", "multi_head"):
         if layout in variants:
             cfg = base.model_copy(deep=True)

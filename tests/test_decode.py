@@ -131,7 +131,7 @@ def test_cli_decode_with_ridge(run, tmp_path):
 def test_decoders_learn_the_linear_targets(tmp_path):
     """With enough steps the fine-tuned decoders recover held-out targets well above chance."""
     ds, targets, _ = make_decoder_data(tmp_path, noise=0.3)
-    cfg = tiny_config(ds, decoder={"layout": "multi_head", "prior": False}, train={"pretrain_epochs": 12, "finetune_epochs": 12, "lr": 3e-3, "clip_scale": 0.1, "ridge": False})
+    cfg = tiny_config(ds, decoder={"layout": "multi_head", "prior": []}, train={"pretrain_epochs": 12, "finetune_epochs": 12, "lr": 3e-3, "clip_scale": 0.1, "ridge": False})
     train_decoders(cfg, tmp_path / "run", targets)
     dec = TargetStore(decode_test(cfg, tmp_path / "run", tmp_path / "d.hdf5"))
     truth = TargetStore(targets)

@@ -2,9 +2,11 @@
 held-out training images.
 
 With X centred (n × V) and its thin SVD X = U S Vᵀ, the ridge solution for penalty α is
-W_α = V diag(s / (s² + α)) Uᵀ Y. The SVD is obtained once per fit from the eigendecomposition of
-the smaller Gram matrix (X Xᵀ when n ≤ V, else Xᵀ X), so trying a grid of α costs one small matrix
-product per α. Targets are processed in column chunks to bound memory at paper scale.
+W_α = V diag(s / (s² + α)) Uᵀ Y. The SVD comes once per fit from the eigendecomposition of the
+smaller Gram matrix (X Xᵀ when n ≤ V, else Xᵀ X), so a grid of α costs one small product per α.
+The weights are kept factored, W = V · B with B = diag(s / (s² + α)) Uᵀ Y (k × d), which saves the
+V × k × d product of forming W. Targets are processed in column chunks to bound memory, and α is
+chosen on a fixed random subset of each target's columns (the choice needs no more).
 """
 
 from __future__ import annotations
@@ -38,53 +40,62 @@ def thin_svd(x: torch.Tensor, rtol: float = 1e-10) -> tuple[torch.Tensor, torch.
 
 
 def split_by_image(images: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean (fit, val) masks over trials: all trials of a held-out image go to validation."""
+    """Boolean (fit, val) masks over rows: all rows of a held-out image go to validation."""
     uniq = np.unique(images)
     if len(uniq) < 4:
         raise DataError(f"ridge needs at least 4 training images to hold some out, got {len(uniq)}")
     rng = np.random.default_rng(seed)
     n_val = max(1, int(round(fraction * len(uniq))))
-    val_images = rng.choice(uniq, size=n_val, replace=False)
-    val = np.isin(images, val_images)
+    val = np.isin(images, rng.choice(uniq, size=n_val, replace=False))
     return ~val, val
+
+
+def average_by_image(x: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the rows of each image (repeats of a training image averaged, as for test images)."""
+    uniq, inverse = np.unique(images, return_inverse=True)
+    out = np.zeros((len(uniq), x.shape[1]), dtype=np.float64)
+    np.add.at(out, inverse, x)
+    return (out / np.bincount(inverse)[:, None]).astype(np.float32), uniq
 
 
 class RidgeDecoder:
     """``fit(X, {name: Y}, images)`` then ``predict(X)``; saved as ridge.safetensors + ridge.json."""
 
-    def __init__(self, alphas: list[float], val_fraction: float = 0.1, seed: int = 0, device: str = "cpu", dtype: torch.dtype = torch.float64):
+    def __init__(self, alphas: list[float], val_fraction: float = 0.1, seed: int = 0, select_columns: int = 2048, device: str = "cpu"):
         self.alphas = [float(a) for a in alphas]
-        self.val_fraction, self.seed, self.device, self.dtype = val_fraction, seed, device, dtype
-        self.weights: dict[str, np.ndarray] = {}
+        self.val_fraction, self.seed, self.select_columns, self.device = val_fraction, seed, int(select_columns), device
+        self.basis: np.ndarray | None = None  # V (voxels × k), shared by every target
+        self.coef: dict[str, np.ndarray] = {}  # B (k × d) per target
         self.x_mean: np.ndarray | None = None
         self.y_mean: dict[str, np.ndarray] = {}
         self.shapes: dict[str, list[int]] = {}
         self.chosen: dict[str, float] = {}
         self.val_scores: dict[str, list[float]] = {}
 
-    def _t(self, a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(a), device=self.device).to(self.dtype)
+    def _t(self, a: np.ndarray, dtype=torch.float32) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a), device=self.device).to(dtype)
+
+    def _svd(self, x: np.ndarray):
+        """Centre, decompose in float64, continue in float32 (the products dominate; their rounding does not matter)."""
+        xt = self._t(x, torch.float64)
+        mu = xt.mean(0)
+        u, s, v = thin_svd(xt - mu)
+        return mu.float(), u.float(), s.float(), v.float()
 
     def select(self, x: np.ndarray, ys: dict[str, np.ndarray], images: np.ndarray) -> dict[str, float]:
         """Pick α per target by mean squared error on held-out training images (no test data involved)."""
         fit, val = split_by_image(images, self.val_fraction, self.seed)
-        xf = self._t(x[fit])
-        mu = xf.mean(0)
-        u, s, v = thin_svd(xf - mu)
+        mu, u, s, v = self._svd(x[fit])
         a = (self._t(x[val]) - mu) @ v
+        rng = np.random.default_rng(self.seed)
         for name, y in ys.items():
             y2 = y.reshape(len(y), -1)
-            err = np.zeros(len(self.alphas))
-            for c0 in range(0, y2.shape[1], CHUNK):
-                yf = self._t(y2[fit, c0 : c0 + CHUNK])
-                ym = yf.mean(0)
-                b = u.T @ (yf - ym)
-                yv = self._t(y2[val, c0 : c0 + CHUNK])
-                for i, alpha in enumerate(self.alphas):
-                    pred = (a * (s / (s**2 + alpha))) @ b + ym
-                    err[i] += float(((pred - yv) ** 2).sum())
-            err /= y2[val].size
-            self.val_scores[name] = err.tolist()
+            cols = np.sort(rng.choice(y2.shape[1], size=min(self.select_columns, y2.shape[1]), replace=False))
+            yf, yv = self._t(y2[fit][:, cols]), self._t(y2[val][:, cols])
+            ym = yf.mean(0)
+            b = u.T @ (yf - ym)
+            err = [float((((a * (s / (s**2 + alpha))) @ b + ym - yv) ** 2).mean()) for alpha in self.alphas]
+            self.val_scores[name] = err
             self.chosen[name] = self.alphas[int(np.argmin(err))]
         return dict(self.chosen)
 
@@ -92,10 +103,8 @@ class RidgeDecoder:
         """Choose α on held-out images (when ``images`` is given and no α is chosen yet), then refit on all rows."""
         if images is not None and not self.chosen:
             self.select(x, ys, images)
-        xt = self._t(x)
-        mu = xt.mean(0)
-        u, s, v = thin_svd(xt - mu)
-        self.x_mean = mu.cpu().numpy().astype(np.float32)
+        mu, u, s, v = self._svd(x)
+        self.x_mean, self.basis = mu.cpu().numpy(), v.cpu().numpy()
         for name, y in ys.items():
             alpha = self.chosen.get(name, self.alphas[0])
             y2 = y.reshape(len(y), -1)
@@ -103,30 +112,35 @@ class RidgeDecoder:
             for c0 in range(0, y2.shape[1], CHUNK):
                 yc = self._t(y2[:, c0 : c0 + CHUNK])
                 ym = yc.mean(0)
-                parts.append(((v * (s / (s**2 + alpha))) @ (u.T @ (yc - ym))).cpu().numpy().astype(np.float32))
-                means.append(ym.cpu().numpy().astype(np.float32))
-            self.weights[name] = np.concatenate(parts, axis=1)
-            self.y_mean[name] = np.concatenate(means)
+                parts.append(((s / (s**2 + alpha))[:, None] * (u.T @ (yc - ym))).cpu().numpy())
+                means.append(ym.cpu().numpy())
+            self.coef[name], self.y_mean[name] = np.concatenate(parts, axis=1), np.concatenate(means)
             self.shapes[name] = list(y.shape[1:])
         return self
+
+    def weights(self, name: str) -> np.ndarray:
+        """The full (voxels × d) weight matrix of one target (for inspection; prediction uses the factors)."""
+        return self.basis @ self.coef[name]
 
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
         if self.x_mean is None:
             raise ModelLoadError("ridge decoder is not fitted")
         if x.shape[-1] != self.x_mean.shape[0]:
             raise DataError(f"ridge was fit on {self.x_mean.shape[0]} voxels, got {x.shape[-1]}")
-        xc = (x - self.x_mean).astype(np.float32)
-        return {n: (xc @ w + self.y_mean[n]).reshape(len(x), *self.shapes[n]) for n, w in self.weights.items()}
+        h = (x - self.x_mean).astype(np.float32) @ self.basis
+        return {n: (h @ b + self.y_mean[n]).reshape(len(x), *self.shapes[n]) for n, b in self.coef.items()}
 
     def save(self, path: str | Path) -> Path:
         from safetensors.numpy import save_file
 
-        tensors = {"x_mean": self.x_mean}
-        for n in self.weights:
-            tensors[f"{n}.weight"], tensors[f"{n}.mean"] = self.weights[n], self.y_mean[n]
+        tensors = {"x_mean": self.x_mean, "basis": self.basis}
+        for n in self.coef:
+            tensors[f"{n}.coef"], tensors[f"{n}.mean"] = self.coef[n], self.y_mean[n]
+        meta = {"alphas": self.alphas, "chosen": self.chosen, "val_mse": self.val_scores, "shapes": self.shapes,
+                "val_fraction": self.val_fraction, "seed": self.seed, "select_columns": self.select_columns}
         with atomic_dir(path) as tmp:
             save_file(tensors, str(tmp / "ridge.safetensors"))
-            atomic_write_json(tmp / "ridge.json", {"alphas": self.alphas, "chosen": self.chosen, "val_mse": self.val_scores, "shapes": self.shapes, "val_fraction": self.val_fraction, "seed": self.seed})
+            atomic_write_json(tmp / "ridge.json", meta)
         return Path(path)
 
     @classmethod
@@ -138,8 +152,9 @@ class RidgeDecoder:
             raise ModelLoadError("no ridge.json", where=str(path), fix="train with train.ridge: true first")
         meta = json.loads((path / "ridge.json").read_text())
         tensors = load_file(str(path / "ridge.safetensors"))
-        r = cls(meta["alphas"], meta["val_fraction"], meta["seed"])
-        r.chosen, r.val_scores, r.shapes, r.x_mean = meta["chosen"], meta["val_mse"], meta["shapes"], tensors["x_mean"]
+        r = cls(meta["alphas"], meta["val_fraction"], meta["seed"], meta.get("select_columns", 2048))
+        r.chosen, r.val_scores, r.shapes = meta["chosen"], meta["val_mse"], meta["shapes"]
+        r.x_mean, r.basis = tensors["x_mean"], tensors["basis"]
         for n in r.shapes:
-            r.weights[n], r.y_mean[n] = tensors[f"{n}.weight"], tensors[f"{n}.mean"]
+            r.coef[n], r.y_mean[n] = tensors[f"{n}.coef"], tensors[f"{n}.mean"]
         return r

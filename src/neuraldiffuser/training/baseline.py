@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..config.schema import Config
-from ..targets.store import TargetStore
-from .batches import Pool
+from .batches import TrainingData
 
 
-def fit_ridge(config: Config, pool: Pool, store: TargetStore, heads: dict, out: Path):
-    """Closed-form ridge per head with α chosen on held-out training images; saved to ``out``."""
-    from ..models.ridge import RidgeDecoder
-    from ..utils.progress import track
+def fit_ridge(config: Config, data: TrainingData, out: Path):
+    """Closed-form ridge per head of ``data`` (one pool: the target subject), α chosen on held-out training
+    images; with ``train.ridge_average_repeats`` the repeats of each training image are averaged first."""
+    from ..models.ridge import RidgeDecoder, average_by_image
 
-    x = pool.scaler.transform(pool.subject.read(pool.rows))
-    ys = {}
-    for h, (key, layer) in track(list(heads.items()), "ridge targets"):
-        data = store.get_images(key, pool.images)
-        ys[h] = data if layer is None else data[:, layer]
+    (pool,) = data.pools
+    x = pool.voxels if pool.voxels is not None else pool.scaler.transform(pool.subject.read(pool.rows))
+    images = pool.images
+    if config.train.ridge_average_repeats:
+        x, images = average_by_image(x, images)
+    ys = data.targets_of(images)
     ridge = RidgeDecoder(config.train.ridge_alphas, config.train.ridge_val_fraction, seed=config.seed)
-    ridge.fit(x, ys, images=np.asarray(pool.images))
+    ridge.fit(x, ys, images=images)
     return ridge.save(out)

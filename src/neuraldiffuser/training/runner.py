@@ -113,11 +113,16 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
     latent_scale = float(config.train.z_l1_scale) if config.train.z_l1_scale != "latent" else float(store.attrs.get("latent_scale", 1.0))
     pre_pools = [make_pool(ds, n, scalers[n], None) for n in pre_names] if "pretrain" in stages else []
     tgt_pools = [make_pool(ds, target, scalers[target], config.data.sessions)]
-    scale_images = np.unique(np.concatenate([p.images for p in (pre_pools or tgt_pools)]))
-    stats = target_stats(config.decoder, store, heads, scale_images)
     all_heads = stage_heads(config, store, heads)
     data = {"pretrain": (lambda: TrainingData(pre_pools, store, all_heads, config.train.preload_gb)),
             "finetune": (lambda: TrainingData(tgt_pools, store, all_heads, config.train.preload_gb))}
+
+    def stage_data(stage: str) -> TrainingData:  # read (and maybe preload) a stage's data once, for all its models
+        if callable(data[stage]):
+            data[stage] = data[stage]()
+        return data[stage]
+
+    stats = None
     summaries, finals = [], {}
     for index, (name, group) in enumerate(model_groups(config.decoder, heads).items()):
         group_heads = [*group, TEACHER] if "z" in group and TEACHER in all_heads else list(group)
@@ -126,17 +131,15 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
         previous = None
         for stage in stages:
             plan = StagePlan(stage, name, config.train.pretrain_epochs if stage == "pretrain" else config.train.finetune_epochs, run_dir / stage / name)
-            pools = pre_pools if stage == "pretrain" else tgt_pools
-            subjects = {p.name: p.subject.n_voxels for p in pools}
+            subjects = {p.name: p.subject.n_voxels for p in (pre_pools if stage == "pretrain" else tgt_pools)}
             if not (plan.out_dir / "model" / "config.json").is_file():
                 torch.manual_seed(config.seed + 1000 * index + plan.code)
                 if previous is None:
+                    stats = stats if stats is not None else target_stats(config.decoder, stage_data(stage), heads)
                     model = build_model(name, group, subjects, config.decoder, shapes, stats, cont_dim)
                 else:
                     model, _ = BrainDecoder.for_subjects(previous, subjects)
-                if callable(data[stage]):  # read (and maybe preload) a stage's data once, for all its models
-                    data[stage] = data[stage]()
-                trainer = Trainer(acc, model, data[stage].restrict(group_heads), config.train, plan, config.seed, latent_scale)
+                trainer = Trainer(acc, model, stage_data(stage).restrict(group_heads), config.train, plan, config.seed, latent_scale)
                 summaries.append(trainer.run())
             previous = BrainDecoder.from_pretrained(plan.out_dir / "model")
         finals[name] = {"heads": group, "stage_dir": str(plan.out_dir.relative_to(run_dir))}
@@ -145,7 +148,7 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
         if config.train.ridge:
             from .baseline import fit_ridge
 
-            fit_ridge(config, tgt_pools[0], store, heads, run_dir / "ridge")
+            fit_ridge(config, stage_data("finetune").restrict(list(heads)), run_dir / "ridge")
         summary = {"subject": target, "pretrain_subjects": pre_names if "pretrain" in stages else [], "stages": stages,
                    "models": finals, "runs": summaries, "seconds": time.perf_counter() - t_start}
         atomic_write_json(run_dir / "summary.json", summary)
@@ -168,7 +171,7 @@ def write_decoders(run_dir: Path, finals: dict, target: str, scaler: VoxelScaler
             z = store.get_images("z", np.unique(pool.images))
             save_file({"mean": z.mean(0), "std": z.std(0)}, str(tmp / "z_stats.safetensors"))
         atomic_write_json(tmp / "manifest.json", {
-            "subject": target, "n_voxels": pool.subject.n_voxels, "layout": config.decoder.layout,
+            "method": "neuraldiffuser", "subject": target, "n_voxels": pool.subject.n_voxels, "layout": config.decoder.layout,
             "models": {n: i["heads"] for n, i in finals.items()},
             "heads": {h: [k, layer] for h, (k, layer) in heads.items()},
             "targets_attrs": {k: v for k, v in store.attrs.items() if k != "created"},

@@ -31,20 +31,23 @@ def model_groups(cfg: DecoderConfig, heads: dict) -> dict[str, list[str]]:
     return {h: [h] for h in heads}
 
 
-def target_stats(cfg: DecoderConfig, store: TargetStore, heads: dict, images: np.ndarray, limit: int = 2000) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(mean, std) per token head that ``decoder.target_norm`` normalises with, from (up to ``limit``) training images."""
+def target_stats(cfg: DecoderConfig, data, heads: dict, limit: int = 1000) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(mean, std) per token head that ``decoder.target_norm`` normalises with, from (up to ``limit``) of the
+    stage's training images (``data``: the stage's ``TrainingData``)."""
+    if cfg.target_norm == "raw":
+        return {}
+    images = np.unique(np.concatenate([p.images for p in data.pools]))
+    sample = images[np.linspace(0, len(images) - 1, min(limit, len(images))).astype(int)]
+    token_heads = [h for h, (key, _) in heads.items() if key != "z"]
+    values = data.restrict(token_heads).targets_of(sample)
     out = {}
-    for h, (key, layer) in heads.items():
-        if key == "z" or cfg.target_norm == "raw":
-            continue
-        sample = np.unique(images[np.linspace(0, len(images) - 1, min(limit, len(images))).astype(int)])
-        data = store.get_images(key, sample).astype(np.float64)
-        data = data if layer is None else data[:, layer]
+    for h in token_heads:
+        x = values[h].astype(np.float64)
         if cfg.target_norm == "rms":
-            out[h] = (np.zeros(1, np.float32), np.array([np.sqrt(np.mean(data**2))], np.float32))
+            out[h] = (np.zeros(1, np.float32), np.array([np.sqrt(np.mean(x**2))], np.float32))
         else:  # standardize; a floor keeps near-constant dimensions (e.g. padding tokens) from blowing up
-            std = data.std(0)
-            out[h] = (data.mean(0).astype(np.float32), np.maximum(std, 0.05 * std.mean()).astype(np.float32))
+            std = x.std(0)
+            out[h] = (x.mean(0).astype(np.float32), np.maximum(std, 0.05 * std.mean()).astype(np.float32))
     return out
 
 
@@ -53,7 +56,7 @@ def head_spec(head: str, shape: tuple[int, ...], cfg: DecoderConfig, cont_dim: i
         return {"kind": "latent", "shape": list(shape), "map_channels": cfg.z_map_channels, "up_channels": list(cfg.z_up_channels),
                 "norm_groups": cfg.z_norm_groups, "cont_dim": int(cont_dim)}
     tokens, width = int(np.prod(shape[:-1])), int(shape[-1])
-    return {"kind": "tokens", "tokens": tokens, "width": width, "proj_depth": cfg.proj_depth, "prior": cfg.prior,
+    return {"kind": "tokens", "tokens": tokens, "width": width, "proj_depth": cfg.proj_depth, "prior": head.rstrip("0123456789") in cfg.prior,
             "prior_depth": cfg.prior_depth, "prior_heads": cfg.prior_heads, "ff_mult": cfg.prior_ff_mult,
             "timesteps": cfg.prior_timesteps, "cond_drop": cfg.prior_cond_drop}
 

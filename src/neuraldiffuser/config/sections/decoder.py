@@ -23,8 +23,9 @@ class DecoderConfig(Section):
     """Dropout inside the residual blocks (token path)."""
     proj_depth: int = 3
     """[LN → GELU → Linear] layers of the retrieval projector."""
-    prior: bool = True
-    """Train a diffusion prior per token target; decoding samples it (else decoding uses the linear head's tokens)."""
+    prior: list[Literal["c", "g"]] = ["c", "g"]
+    """Token targets that get a diffusion prior (decoding samples it); the others are decoded by their linear head,
+    trained with a direct MSE in place of the prior's."""
     prior_depth: int = 6
     """Transformer layers of the prior."""
     prior_heads: int = 12

@@ -72,3 +72,5 @@ class TrainConfig(Section):
     """Ridge penalties tried; the best per target on held-out training images is kept."""
     ridge_val_fraction: float = Field(0.1, gt=0, lt=1)
     """Fraction of training images held out to choose the ridge penalty."""
+    ridge_average_repeats: bool = True
+    """Fit the ridge on the mean of each training image's repeats (as test images are decoded), not on single trials."""
