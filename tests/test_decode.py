@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from decoder_fixtures import make_decoder_data, one_thread, tiny_config
 from safetensors.numpy import load_file
 
+from decoder_fixtures import make_decoder_data, one_thread, tiny_config
 from neuraldiffuser.data import VoxelScaler, open_dataset
 from neuraldiffuser.models.brain import BrainDecoder
 from neuraldiffuser.targets.store import TargetStore
@@ -138,5 +138,5 @@ def test_decoders_learn_the_linear_targets(tmp_path):
     for key, floor in (("c", 0.7), ("g", 0.7), ("z", 0.5)):
         a = dec.get(key, np.arange(len(dec))).reshape(len(dec), -1)
         b = truth.get_images(key, dec.image).reshape(len(dec), -1)
-        r = np.mean([np.corrcoef(p, t)[0, 1] for p, t in zip(a, b)])
+        r = np.mean([np.corrcoef(p, t)[0, 1] for p, t in zip(a, b, strict=True)])
         assert r > floor, (key, r)

@@ -59,7 +59,7 @@ def test_save_load_round_trip(tmp_path):
     model.save_pretrained(tmp_path / "m")
     loaded = BrainDecoder.from_pretrained(tmp_path / "m")
     assert loaded.config.subjects == {"subj02": 7, "subj03": 9} and loaded.config.heads == HEADS
-    for (k, v), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
+    for (k, v), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(v, v2)
 
 

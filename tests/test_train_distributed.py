@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import torch
-from decoder_fixtures import make_decoder_data, tiny_config
-from test_train_resume import ENV, train_cmd, weights
 
+from decoder_fixtures import make_decoder_data, tiny_config
 from neuraldiffuser.config import save_config
+from test_train_resume import ENV, train_cmd, weights
 
 
 def test_two_processes_match_one(tmp_path):

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from decoder_fixtures import make_decoder_data, tiny_config
 from safetensors.torch import load_file
 
+from decoder_fixtures import make_decoder_data, tiny_config
 from neuraldiffuser.config import save_config
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NEURALDIFFUSER_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}

@@ -121,7 +121,7 @@ class TrainingData:
     def global_batch(self, plan: list[np.ndarray], step_in_epoch: int) -> dict:
         """{"names": [(subject, n)], "voxels": [per-subject arrays], "images": (B,), "targets": {head: (B, ...)}}."""
         voxels, images, names = [], [], []
-        for p, idx in zip(self.pools, plan):
+        for p, idx in zip(self.pools, plan, strict=True):
             rows = idx[step_in_epoch]
             voxels.append(p.read(rows))
             images.append(p.images[rows])

@@ -109,7 +109,7 @@ class Trainer:
             draws = {} if prior is None else prior.noise_inputs(self.batch, gen)
             prior_inputs[h] = {"x0": targets[h][lo:hi], **{k2: v[lo:hi].to(dev) for k2, v in draws.items()}}
         groups, start = [], 0
-        for (name, n), v in zip(batch["names"], voxels):
+        for (name, n), v in zip(batch["names"], voxels, strict=True):
             a, b = max(lo, start), min(hi, start + n)
             if a < b:
                 groups.append((name, v[a - start : b - start].to(dev)))
