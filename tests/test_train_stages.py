@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from decoder_fixtures import make_decoder_data, one_thread, tiny_config
 from neuraldiffuser.errors import ConfigError, DataError
@@ -72,3 +73,12 @@ def test_errors(data, tmp_path):
     only_c = write_store(tmp_path / "c_only.hdf5", np.arange(3), {"c": np.zeros((3, 2, 2), np.float32)})
     with pytest.raises(DataError, match="asks for 'g'"):
         train_decoders(tiny_config(ds), tmp_path / "d", only_c)
+
+
+def test_bf16_mixed_precision_on_cpu(data, tmp_path):
+    _, ds, targets = data
+    cfg = tiny_config(ds, decoder={"layout": "multi_head"}, train={"mixed_precision": "bf16", "pretrain_epochs": 1, "finetune_epochs": 1, "ridge": False})
+    result = train_decoders(cfg, tmp_path / "run", targets)
+    assert all(np.isfinite(r["final"]["loss"]) for r in result["runs"])
+    model = BrainDecoder.from_pretrained(tmp_path / "run" / "decoders" / "all")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}  # master weights stay fp32

@@ -42,6 +42,7 @@ def make_accelerator(config: Config, run_dir: Path):
     from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
 
     cfg = config.train
+    _release_state(cfg.mixed_precision)
     acc = Accelerator(
         cpu=cfg.cpu or not torch.cuda.is_available(),  # accelerate only sets up several CPU processes with cpu=True
         mixed_precision=cfg.mixed_precision, step_scheduler_with_optimizer=False,
@@ -50,6 +51,16 @@ def make_accelerator(config: Config, run_dir: Path):
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     return acc
+
+
+def _release_state(mixed_precision: str) -> None:
+    """accelerate keeps one process-wide state; a second run in the same (single) process with another precision
+    needs it reset first (several processes are launched per run, so their state is never reused)."""
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") not in (None, mixed_precision) and state.get("num_processes", 1) == 1:
+        AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def subjects_of(config: Config, ds: Dataset) -> tuple[str, list[str]]:
