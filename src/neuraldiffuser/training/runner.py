@@ -104,10 +104,53 @@ def stage_heads(config: Config, store: TargetStore, heads: dict) -> dict:
     return out
 
 
+class _Run:
+    """What the stages of one run share: the accelerator, the pools, each stage's data (read once, for all
+    models) and the target statistics."""
+
+    def __init__(self, config: Config, run_dir: Path, acc, store: TargetStore, heads: dict, pre_pools: list[Pool], tgt_pools: list[Pool]):
+        self.config, self.run_dir, self.acc, self.store, self.heads = config, run_dir, acc, store, heads
+        self.pools = {"pretrain": pre_pools, "finetune": tgt_pools}
+        self.all_heads = stage_heads(config, store, heads)
+        self._data: dict[str, TrainingData] = {}
+        self.stats: dict | None = None
+        scale = config.train.z_l1_scale
+        self.latent_scale = float(scale) if scale != "latent" else float(store.attrs.get("latent_scale", 1.0))
+
+    def data(self, stage: str) -> TrainingData:
+        if stage not in self._data:
+            self._data[stage] = TrainingData(self.pools[stage], self.store, self.all_heads, self.config.train.preload_gb)
+        return self._data[stage]
+
+    def train_group(self, index: int, name: str, group: list[str], stages: list[str]) -> tuple[Path, list[dict]]:
+        """Both stages of one model; returns the folder of its final model and the stage summaries."""
+        from ..models.brain import BrainDecoder
+
+        cfg, store = self.config, self.store
+        group_heads = [*group, TEACHER] if "z" in group and TEACHER in self.all_heads else list(group)
+        shapes = {h: store.shape(k) if layer is None else store.shape(k)[1:] for h, (k, layer) in self.heads.items() if h in group}
+        cont_dim = store.shape("g")[-1] if TEACHER in group_heads else 0
+        previous, summaries = None, []
+        for stage in stages:
+            epochs = cfg.train.pretrain_epochs if stage == "pretrain" else cfg.train.finetune_epochs
+            plan = StagePlan(stage, name, epochs, self.run_dir / stage / name)
+            subjects = {p.name: p.subject.n_voxels for p in self.pools[stage]}
+            if not (plan.out_dir / "model" / "config.json").is_file():
+                torch.manual_seed(cfg.seed + 1000 * index + plan.code)
+                if previous is None:
+                    if self.stats is None:
+                        self.stats = target_stats(cfg.decoder, self.data(stage), self.heads)
+                    model = build_model(name, group, subjects, cfg.decoder, shapes, self.stats, cont_dim)
+                else:
+                    model, _ = BrainDecoder.for_subjects(previous, subjects)
+                trainer = Trainer(self.acc, model, self.data(stage).restrict(group_heads), cfg.train, plan, cfg.seed, self.latent_scale)
+                summaries.append(trainer.run())
+            previous = BrainDecoder.from_pretrained(plan.out_dir / "model")
+        return plan.out_dir, summaries
+
+
 def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, accelerator=None) -> dict[str, Any]:
     """Train every decoder of ``config.data.subject``; returns the run summary (also written to summary.json)."""
-    from ..models.brain import BrainDecoder
-
     run_dir = Path(run_dir)
     if config.data.path is None:
         raise ConfigError("no dataset", where="data.path", fix="give the dataset folder")
@@ -119,48 +162,24 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
     if config.train.tensorboard:
         acc.init_trackers("train")
     stages = [s for s in ("pretrain", "finetune") if s in config.train.stages]
-    scalers = fit_scalers(config, ds, ([*pre_names] if "pretrain" in stages else []) + [target], run_dir, acc.is_main_process)
+    pre_names = pre_names if "pretrain" in stages else []
+    scalers = fit_scalers(config, ds, [*pre_names, target], run_dir, acc.is_main_process)
     heads = head_keys(store, config.decoder.targets)
-    latent_scale = float(config.train.z_l1_scale) if config.train.z_l1_scale != "latent" else float(store.attrs.get("latent_scale", 1.0))
-    pre_pools = [make_pool(ds, n, scalers[n], None) for n in pre_names] if "pretrain" in stages else []
+    pre_pools = [make_pool(ds, n, scalers[n], None) for n in pre_names]
     tgt_pools = [make_pool(ds, target, scalers[target], config.data.sessions)]
-    all_heads = stage_heads(config, store, heads)
-    data = {"pretrain": (lambda: TrainingData(pre_pools, store, all_heads, config.train.preload_gb)),
-            "finetune": (lambda: TrainingData(tgt_pools, store, all_heads, config.train.preload_gb))}
-
-    def stage_data(stage: str) -> TrainingData:  # read (and maybe preload) a stage's data once, for all its models
-        if callable(data[stage]):
-            data[stage] = data[stage]()
-        return data[stage]
-
-    stats = None
+    run = _Run(config, run_dir, acc, store, heads, pre_pools, tgt_pools)
     summaries, finals = [], {}
     for index, (name, group) in enumerate(model_groups(config.decoder, heads).items()):
-        group_heads = [*group, TEACHER] if "z" in group and TEACHER in all_heads else list(group)
-        shapes = {h: store.shape(k) if layer is None else store.shape(k)[1:] for h, (k, layer) in heads.items() if h in group}
-        cont_dim = store.shape("g")[-1] if TEACHER in group_heads else 0
-        previous = None
-        for stage in stages:
-            plan = StagePlan(stage, name, config.train.pretrain_epochs if stage == "pretrain" else config.train.finetune_epochs, run_dir / stage / name)
-            subjects = {p.name: p.subject.n_voxels for p in (pre_pools if stage == "pretrain" else tgt_pools)}
-            if not (plan.out_dir / "model" / "config.json").is_file():
-                torch.manual_seed(config.seed + 1000 * index + plan.code)
-                if previous is None:
-                    stats = stats if stats is not None else target_stats(config.decoder, stage_data(stage), heads)
-                    model = build_model(name, group, subjects, config.decoder, shapes, stats, cont_dim)
-                else:
-                    model, _ = BrainDecoder.for_subjects(previous, subjects)
-                trainer = Trainer(acc, model, stage_data(stage).restrict(group_heads), config.train, plan, config.seed, latent_scale)
-                summaries.append(trainer.run())
-            previous = BrainDecoder.from_pretrained(plan.out_dir / "model")
-        finals[name] = {"heads": group, "stage_dir": str(plan.out_dir.relative_to(run_dir))}
+        final_dir, done = run.train_group(index, name, group, stages)
+        summaries += done
+        finals[name] = {"heads": group, "stage_dir": str(final_dir.relative_to(run_dir))}
     if acc.is_main_process:
         write_decoders(run_dir, finals, target, scalers[target], store, tgt_pools[0], heads, config)
         if config.train.ridge:
             from .baseline import fit_ridge
 
-            fit_ridge(config, stage_data("finetune").restrict(list(heads)), run_dir / "ridge")
-        summary = {"subject": target, "pretrain_subjects": pre_names if "pretrain" in stages else [], "stages": stages,
+            fit_ridge(config, run.data("finetune").restrict(list(heads)), run_dir / "ridge")
+        summary = {"subject": target, "pretrain_subjects": pre_names, "stages": stages,
                    "models": finals, "runs": summaries, "seconds": time.perf_counter() - t_start}
         atomic_write_json(run_dir / "summary.json", summary)
     acc.wait_for_everyone()
