@@ -41,6 +41,7 @@ def tiny_settings(**parts) -> ZooTrainSettings:
         "checkpoint_every": 5,
         "save_dtype": "float16",
         "autoencoder": dict(block_out_channels=[8, 16, 16], norm_num_groups=4, steps=20, batch_size=8, lr=3e-3, warmup=2, crop=None),
+        "decoder": dict(steps=5, batch_size=4, lr=1e-3, warmup=1),
         "clip": dict(vision_width=16, vision_layers=6, vision_heads=2, text_width=16, text_layers=1, text_heads=2, max_length=16, projection_dim=16, steps=20, batch_size=16, lr=3e-3, warmup=2),
         "unet": dict(block_out_channels=[16, 32, 32], attention_heads=2, norm_num_groups=8, steps=10, batch_size=8, lr=1e-3, warmup=2),
     }
@@ -129,7 +130,7 @@ def test_stack_has_the_sd_classes_and_loads_through_components(trained_stack):
     eps = comp.unet(torch.randn(1, 4, 8, 8), 500, encoder_hidden_states=c).sample
     assert eps.shape == (1, 4, 8, 8) and torch.isfinite(eps).all()
     assert comp.unet.mid_block.attentions[0].transformer_blocks[0].attn1 is not None  # SAG's hook point
-    assert set(log["parts"]) == {"autoencoder", "clip", "unet"} and log["total_mb"] > 0
+    assert set(log["parts"]) == {"autoencoder", "decoder", "clip", "unet"} and log["total_mb"] > 0
     assert not (out / "checkpoints").exists()
     # stored in half precision, served in the loader's float32
     from safetensors import safe_open
@@ -177,6 +178,26 @@ def test_rerun_skips_finished_parts_and_refuses_other_settings(trained_stack, sq
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == before
     with pytest.raises(ConfigError, match="seed settings differ"):
         train_zoo(square_dataset, out, tiny_settings(seed=4))
+
+
+def test_decoder_phase_keeps_the_latent_space(tmp_path, square_dataset):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    data = ImageCaptionData.from_dataset(square_dataset)
+    st = tiny_settings(autoencoder={"steps": 6}, decoder={"steps": 6})
+    ae_mod.train_autoencoder(data, st.autoencoder, 0, tmp_path / "vae", tmp_path / "a.pt", 3, torch.float16)
+    shutil.copytree(tmp_path / "vae", tmp_path / "phase1")
+    info = ae_mod.finetune_decoder(data, st.decoder, 0, tmp_path / "vae", tmp_path / "d.pt", 3, torch.float16)
+    assert info["steps"] == 6 and len(info["history"]) == 2
+    before = load_file(tmp_path / "phase1" / "diffusion_pytorch_model.safetensors")
+    after = load_file(tmp_path / "vae" / "diffusion_pytorch_model.safetensors")
+    frozen = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    trained = [k for k in before if k.startswith(("decoder.", "post_quant_conv."))]
+    assert frozen and trained and len(frozen) + len(trained) == len(before)
+    assert all(torch.equal(before[k], after[k]) for k in frozen)  # the UNet's latents do not move
+    assert sum(not torch.equal(before[k], after[k]) for k in trained) > len(trained) // 2
 
 
 def test_interrupted_autoencoder_resumes_to_the_same_weights(tmp_path, square_dataset, monkeypatch):
@@ -230,6 +251,7 @@ def test_cli_trains_one_part_with_settings_file_and_records_the_command(tmp_path
     assert (out / "checkpoints" / "autoencoder.pt").is_file()  # kept until the whole stack is done
     assert yaml.safe_load((out / "train_settings.yaml").read_text())["autoencoder"]["batch_size"] == 4
     assert main([*args, "--parts", "unet"]) == 2  # the UNet needs the CLIP text encoder first
+    assert (out / "train_log.json").read_text().count('"decoder"') == 0
     assert main([*args, "--parts", "vae"]) == 2  # unknown part name
 
 

@@ -25,7 +25,7 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Output stack folder; rerun the same command to resume."),
     settings_file: Path = typer.Option(None, "--settings", help="YAML file of trainer settings (see zoo/train/settings.py)."),
     train_set: list[str] = typer.Option([], "--train-set", help="Override one trainer setting, e.g. --train-set unet.steps=2000 (repeatable)."),
-    parts: str = typer.Option("autoencoder,clip,unet", "--parts", help="Comma-separated parts to train (a finished part is skipped)."),
+    parts: str = typer.Option("autoencoder,decoder,clip,unet", "--parts", help="Comma-separated parts to train (a finished part is skipped)."),
     limit: int = typer.Option(None, "--limit", help="Use only the first N images."),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)."),
     processes: int = typer.Option(1, "--processes", help="Data-parallel processes for the UNet (one thread each; same result as one process)."),
@@ -57,7 +57,7 @@ def _command_line(images, out, settings_file, train_set, parts, limit, threads, 
         args += ["--settings", str(settings_file)]
     for item in train_set:
         args += ["--train-set", item]
-    if parts != "autoencoder,clip,unet":
+    if parts != "autoencoder,decoder,clip,unet":
         args += ["--parts", parts]
     if limit:
         args += ["--limit", str(limit)]

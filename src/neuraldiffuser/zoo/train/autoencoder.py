@@ -15,7 +15,7 @@ import torch
 
 from .common import RunState, make_optimizer, run, save_folder, seeded_generator, ssim
 from .data import ImageCaptionData
-from .settings import AutoencoderSettings
+from .settings import AutoencoderSettings, DecoderSettings
 
 
 def build_autoencoder(s: AutoencoderSettings, resolution: int):
@@ -85,3 +85,40 @@ def train_autoencoder(data: ImageCaptionData, s: AutoencoderSettings, seed: int,
     vae.register_to_config(scaling_factor=round(1.0 / std, 5))
     save_folder(vae, out, save_dtype)
     return {"steps": state.step, "seconds": round(state.elapsed, 1), "latent_std": std, "scaling_factor": vae.config.scaling_factor, "history": state.history}
+
+
+def decoder_loss(vae, x: torch.Tensor, ssim_weight: float, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    """Reconstruction loss with the encoder frozen (no KL: the latent space no longer moves)."""
+    with torch.no_grad():
+        z = vae.encode(x).latent_dist.sample(generator=gen)
+    rec = vae.decode(z).sample
+    l1 = (rec - x).abs().mean()
+    s_val = ssim(rec, x, data_range=2.0).mean()
+    return l1 + ssim_weight * (1 - s_val), {"l1": l1.item(), "ssim": s_val.item()}
+
+
+def finetune_decoder(data: ImageCaptionData, s: DecoderSettings, seed: int, folder: Path, checkpoint: Path, every: int, save_dtype: torch.dtype) -> dict:
+    """Fine-tune the decoder of the VAE saved in ``folder`` on whole images, encoder frozen; save it back.
+
+    The latent space is fixed by the frozen encoder, so a UNet trained on it stays valid (like SD's
+    fine-tuned "ft-MSE" decoders); whole images remove the crop-border mismatch of the first phase.
+    """
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(folder).float()
+    vae.encoder.requires_grad_(False)
+    if vae.quant_conv is not None:
+        vae.quant_conv.requires_grad_(False)
+    optimizer, scheduler = make_optimizer(vae, s)
+    state = RunState({"vae": vae}, optimizer, scheduler, seeded_generator(seed, "decoder"))
+    state.try_resume(checkpoint)
+    gen = state.generator
+
+    def step(_: int):
+        vae.encoder.eval()
+        x = data.pixels(data.sample(gen, s.batch_size)) * 2 - 1
+        return decoder_loss(vae, x, s.ssim_weight, gen)
+
+    run(state, step, s, checkpoint, every, "decoder")
+    save_folder(vae, folder, save_dtype)
+    return {"steps": state.step, "seconds": round(state.elapsed, 1), "history": state.history}

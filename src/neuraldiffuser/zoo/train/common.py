@@ -225,5 +225,5 @@ def save_folder(model: nn.Module, folder: Path, dtype: torch.dtype) -> None:
 
 def seeded_generator(seed: int, part: str) -> torch.Generator:
     """One independent stream per part, derived from the run seed and the part's name."""
-    offset = {"autoencoder": 1, "clip": 2, "unet": 3}[part]
+    offset = {"autoencoder": 1, "clip": 2, "unet": 3, "decoder": 4}[part]
     return torch.Generator().manual_seed(seed * 1000 + offset)

@@ -1,5 +1,9 @@
 """``train_zoo``: the three parts in order, into one folder in diffusers' Stable Diffusion layout.
 
+Parts, in order: autoencoder (→ vae/), decoder (the VAE decoder fine-tuned on whole images, encoder
+frozen; rewrites vae/), clip (→ clip/, text_encoder/), unet (→ unet/). The UNet depends only on the
+encoder and the text encoder, so it may run in a second process while "decoder" runs.
+
 OUT/
   vae/ unet/ scheduler/ tokenizer/ text_encoder/ clip/   the stack (what ``Components`` loads)
   train_settings.yaml   the settings of the run (a rerun must use the same ones)
@@ -27,13 +31,22 @@ from ..build import SD_SCHEDULER
 from .data import ImageCaptionData
 from .settings import ZooTrainSettings, settings_yaml
 
-PARTS = ("autoencoder", "clip", "unet")
+PARTS = ("autoencoder", "decoder", "clip", "unet")
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 def _started(out: Path, part: str) -> bool:
+    if part == "decoder":  # it rewrites vae/ in place: its record in the log marks it
+        return (out / "checkpoints" / "decoder.pt").is_file() or part in _log(out)["parts"]
     folders = {"autoencoder": ("vae",), "clip": ("clip", "text_encoder"), "unet": ("unet",)}[part]
     return (out / "checkpoints" / f"{part}.pt").is_file() or any((out / f).is_dir() for f in folders)
+
+
+def _done(out: Path, part: str, settings: ZooTrainSettings) -> bool:
+    if part == "decoder":
+        return settings.decoder.steps == 0 or part in _log(out)["parts"]
+    folders = {"autoencoder": ("vae",), "clip": ("clip", "text_encoder"), "unet": ("unet",)}[part]
+    return all((out / f).is_dir() for f in folders)
 
 
 def _check_settings(out: Path, settings: ZooTrainSettings) -> None:
@@ -94,7 +107,7 @@ def train_zoo(
     """Train the parts named in ``parts`` (each skipped if its folder exists) and return the run log."""
     from transformers import CLIPTokenizer
 
-    from .autoencoder import train_autoencoder
+    from .autoencoder import finetune_decoder, train_autoencoder
     from .clip import train_clip
     from .unet import train_unet
 
@@ -119,24 +132,24 @@ def train_zoo(
     dtype = DTYPES[settings.save_dtype]
     every = settings.checkpoint_every
     jobs = {
-        "autoencoder": (("vae",), lambda: train_autoencoder(data, settings.autoencoder, settings.seed, out / "vae", ckpt / "autoencoder.pt", every, dtype)),
-        "clip": (("clip", "text_encoder"), lambda: train_clip(data, settings.clip, settings.seed, out / "clip", out / "text_encoder", ckpt / "clip.pt", every, dtype)),
-        "unet": (("unet",), lambda: train_unet(data, settings.unet, settings.seed, out, out / "unet", ckpt, every, dtype, processes)),
+        "autoencoder": lambda: train_autoencoder(data, settings.autoencoder, settings.seed, out / "vae", ckpt / "autoencoder.pt", every, dtype),
+        "decoder": lambda: finetune_decoder(data, settings.decoder, settings.seed, out / "vae", ckpt / "decoder.pt", every, dtype),
+        "clip": lambda: train_clip(data, settings.clip, settings.seed, out / "clip", out / "text_encoder", ckpt / "clip.pt", every, dtype),
+        "unet": lambda: train_unet(data, settings.unet, settings.seed, out, out / "unet", ckpt, every, dtype, processes),
     }
+    needs = {"decoder": ("vae",), "unet": ("vae", "text_encoder")}  # the UNet needs only the encoder: it may run beside "decoder"
     for part in PARTS:
-        folders, job = jobs[part]
-        if part not in parts or all((out / f).is_dir() for f in folders):
+        if part not in parts or _done(out, part, settings):
             continue
-        if part == "unet":
-            missing = [f for f in ("vae", "text_encoder") if not (out / f).is_dir()]
-            if missing:
-                raise ConfigError(f"the UNet needs the trained {', '.join(missing)} first", where=str(out), fix="train the autoencoder and clip parts first")
+        missing = [f for f in needs.get(part, ()) if not (out / f).is_dir()]
+        if missing:
+            raise ConfigError(f"the {part} part needs the trained {', '.join(missing)} first", where=str(out), fix="train the parts in order: " + ", ".join(PARTS))
         t0 = time.perf_counter()
-        result = job()
+        result = jobs[part]()
         result["wall_seconds_last_session"] = round(time.perf_counter() - t0, 1)
         log["parts"] = {**_log(out)["parts"], **log["parts"], part: result}  # parts may run in parallel processes
         atomic_write_json(out / "train_log.json", log)
-    if all((out / f).is_dir() for f in ("vae", "unet", "clip", "text_encoder")):
+    if all(_done(out, p, settings) for p in PARTS):
         log["sizes_mb"] = {f: round(folder_mb(out / f), 2) for f in ("vae", "unet", "clip", "text_encoder", "tokenizer", "scheduler")}
         log["total_mb"] = round(sum(log["sizes_mb"].values()), 2)
         shutil.rmtree(ckpt, ignore_errors=True)

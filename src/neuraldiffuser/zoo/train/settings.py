@@ -62,6 +62,17 @@ class AutoencoderSettings(OptimSettings):
     warmup: int = 50
 
 
+class DecoderSettings(OptimSettings):
+    """Second autoencoder phase: the decoder alone on whole images, encoder frozen (0 steps: skipped)."""
+
+    ssim_weight: float = 1.0
+    """Weight of (1 − SSIM) beside L1."""
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 5e-4
+    warmup: int = 20
+
+
 class ClipSettings(OptimSettings):
     """transformers ``CLIPModel``: a small ViT (the guidance tower) and a text transformer, trained contrastively."""
 
@@ -120,6 +131,7 @@ class ZooTrainSettings(Section):
     save_dtype: Literal["float32", "float16"] = "float16"
     """Precision of the saved weights (the loader casts to zoo.dtype, float32 by default)."""
     autoencoder: AutoencoderSettings = AutoencoderSettings()
+    decoder: DecoderSettings = DecoderSettings()
     clip: ClipSettings = ClipSettings()
     unet: UNetSettings = UNetSettings()
 
