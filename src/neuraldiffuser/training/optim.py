@@ -18,7 +18,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
+    """AdamW; the fused kernel (several times faster than the per-tensor loop on a CPU) when the weights are fp32."""
+    fused = all(p.dtype == torch.float32 for p in model.parameters())
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, fused=fused)
 
 
 def make_onecycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int, pct_start: float, div_factor: float = 25.0, final_div_factor: float = 1000.0):
