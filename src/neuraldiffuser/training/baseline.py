@@ -19,6 +19,9 @@ def fit_ridge(config: Config, data: TrainingData, out: Path):
     if config.train.ridge_average_repeats:
         x, images = average_by_image(x, images)
     ys = data.targets_of(images)
-    ridge = RidgeDecoder(config.train.ridge_alphas, config.train.ridge_val_fraction, seed=config.seed)
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() and not config.train.cpu else "cpu"
+    ridge = RidgeDecoder(config.train.ridge_alphas, config.train.ridge_val_fraction, seed=config.seed, device=device)
     ridge.fit(x, ys, images=images)
     return ridge.save(out)

@@ -37,7 +37,7 @@ def mixco_targets(perm: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     """Soft labels of BiMixCo: λ_i on the sample's own target and 1 − λ_i on its partner's."""
     n = len(perm)
     probs = torch.diag(lam.float())
-    probs[torch.arange(n), perm] += 1 - lam.float()
+    probs[torch.arange(n, device=perm.device), perm] += 1 - lam.float()
     return probs
 
 
