@@ -161,5 +161,5 @@ def test_command_line_from_a_decode_run_folder(setup, tmp_path, tiny_stack, gene
     assert main(args) == 0
     for name in ("kappa=0_eta=0", "kappa=50_eta=0.5"):
         m = json.loads((out / "neuraldiffuser" / name / "manifest.json").read_text())
-        assert m["images"] == [8] and m["repeats"] == 1 and m["dataset"] == str(generic_dir)
+        assert m["images"] == [8] and m["repeats"] == 1 and m["dataset"] == str(Path(generic_dir).resolve())
     assert main(["reconstruct", str(tmp_path / "missing"), "--out", str(out)]) == 2

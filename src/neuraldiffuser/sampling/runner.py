@@ -213,7 +213,8 @@ def make_job(source: str | Path | None, config: Config, oracle: str | Path | Non
         if missing:
             raise DataError(f"images {missing[:5]} are not among the {len(order)} test images", where=str(store.path))
         order = [i for i in order if i in set(images)]
-    return Job(store, order[:limit] if limit else order, "oracle" if oracle is not None else "decoded", ds, str(ds_path), subject)
+    kind = "oracle" if oracle is not None else "decoded"
+    return Job(store, order[:limit] if limit else order, kind, ds, str(Path(ds_path).resolve()), subject)
 
 
 def resolve_source(source: str | Path) -> Path:
