@@ -106,3 +106,18 @@ def test_build_stack_writes_loadable_folders(tmp_path, clip_tokenizer_dir):
     assert {p.name for p in out.iterdir()} == {"vae", "unet", "scheduler", "tokenizer", "text_encoder", "clip"}
     sched = Components(ZooConfig(path=str(out))).scheduler
     assert sched.config.steps_offset == 1 and sched.config.beta_schedule == "scaled_linear"
+
+
+def test_guidance_encoder_survives_deepcopy_and_antialias_flag(tiny_stack):
+    import copy
+
+    enc = Components(ZooConfig(path=str(tiny_stack))).guidance
+    twin = copy.deepcopy(enc)
+    x = torch.rand(2, 3, 40, 40)
+    torch.testing.assert_close(twin(x), enc(x), rtol=0, atol=0)
+    sharp = Components(ZooConfig(path=str(tiny_stack), guidance_antialias=False)).guidance
+    assert not torch.equal(sharp.preprocess(x), enc.preprocess(x))
+    import torch.nn.functional as F
+
+    expected = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=False)
+    torch.testing.assert_close(sharp.preprocess(x), (expected - sharp.mean) / sharp.std)

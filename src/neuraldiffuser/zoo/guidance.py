@@ -24,7 +24,14 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class GuidanceEncoder(nn.Module):
     """``forward(images in [0, 1], (B, 3, H, W)) -> (B, L, tokens, width)``: one slice per hooked block."""
 
-    def __init__(self, vision_model: nn.Module, layers: list[int], normalization: str = "imagenet", image_size: int | None = None):
+    def __init__(
+        self,
+        vision_model: nn.Module,
+        layers: list[int],
+        normalization: str = "imagenet",
+        image_size: int | None = None,
+        antialias: bool = True,
+    ):
         super().__init__()
         self.vision = vision_model
         blocks = self._blocks()
@@ -37,13 +44,13 @@ class GuidanceEncoder(nn.Module):
         self.image_size = int(image_size or vision_model.config.image_size)
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalization == "imagenet" else (CLIP_MEAN, CLIP_STD)
         self.normalization = normalization
+        self.antialias = antialias
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        self._captured: dict[int, torch.Tensor] = {}
         params = inspect.signature(blocks[0].forward).parameters
         self._n_mask_args = 2 if "causal_attention_mask" in params else 1  # transformers 4.x vs 5.x
         for k in self.layers:
-            blocks[k].mlp.register_forward_hook(self._hook(k))
+            blocks[k].mlp.register_forward_hook(_keep_output)
 
     def _tower(self) -> nn.Module:
         # transformers 4.x nests the tower under .vision_model; 5.x puts it on the model itself
@@ -66,27 +73,28 @@ class GuidanceEncoder(nn.Module):
     def width(self) -> int:
         return self.vision.config.hidden_size
 
-    def _hook(self, k: int):
-        def fn(module, inputs, output):
-            self._captured[k] = output
-
-        return fn
-
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """[0, 1] images → resized (bilinear, no crop) and normalised tower input."""
         x = images.clamp(0, 1)
         if x.shape[-2:] != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False, antialias=True)
+            size = (self.image_size, self.image_size)
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=self.antialias)
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        self._captured = {}
         tower = self._tower()
         # Run only the blocks we need: embeddings, pre-LN, then blocks 0..max(layers).
         hidden = tower.pre_layrnorm(tower.embeddings(self.preprocess(images)))
         for block in tower.encoder.layers[: max(self.layers) + 1]:
             out = block(hidden, *([None] * self._n_mask_args))
             hidden = out[0] if isinstance(out, tuple) else out
-        feats = torch.stack([self._captured[k] for k in self.layers], dim=1)
-        self._captured = {}
+        blocks = tower.encoder.layers
+        feats = torch.stack([blocks[k].mlp.kept_output for k in self.layers], dim=1)
+        for k in self.layers:
+            blocks[k].mlp.kept_output = None  # do not hold the graph past this call
         return feats
+
+
+def _keep_output(module: nn.Module, inputs, output) -> None:
+    """Forward hook: keep the MLP branch's output on the module itself (so deep copies keep working)."""
+    module.kept_output = output

@@ -9,6 +9,7 @@ the VAE never reads the UNet.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,22 @@ def is_local(spec: str) -> bool:
     return Path(spec).exists()
 
 
+@contextmanager
+def quiet_loading():
+    """Silence the libraries' load reports (e.g. a vision tower read from a full CLIPModel lists every text key)."""
+    import diffusers
+    import transformers
+
+    t_level, d_level = transformers.logging.get_verbosity(), diffusers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    diffusers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(t_level)
+        diffusers.logging.set_verbosity(d_level)
+
+
 def load_pretrained(cls: Any, spec: str, subfolder: str | None = None, what: str = "", **kwargs: Any) -> Any:
     """``cls.from_pretrained`` with a message that names the model and how to give a local folder."""
     local = is_local(spec)
@@ -52,7 +69,8 @@ def load_pretrained(cls: Any, spec: str, subfolder: str | None = None, what: str
     try:
         if subfolder:
             kwargs["subfolder"] = subfolder
-        return cls.from_pretrained(spec, local_files_only=local or offline, **kwargs)
+        with quiet_loading():
+            return cls.from_pretrained(spec, local_files_only=local or offline, **kwargs)
     except (OSError, ValueError, EnvironmentError) as exc:
         if local:
             raise ModelLoadError(f"could not load the {what or cls.__name__} ({exc.__class__.__name__}: {str(exc).splitlines()[0]})", where=f"{spec}/{subfolder or ''}") from None
@@ -130,7 +148,7 @@ class Components:
 
         spec, sub = self.guidance_spec()
         tower = load_pretrained(CLIPVisionModel, spec, sub, "guidance encoder", revision=self.config.revision)
-        enc = GuidanceEncoder(tower, self.config.guidance_layers, self.config.guidance_normalization)
+        enc = GuidanceEncoder(tower, self.config.guidance_layers, self.config.guidance_normalization, antialias=self.config.guidance_antialias)
         return enc.to(self.device, self.dtype).eval().requires_grad_(False)
 
     # ------------------------------------------------------------ derived facts

@@ -17,5 +17,8 @@ class ZooConfig(Section):
     """0-based blocks whose MLP output is hooked; [0..5] = ViT-B/32 blocks 1–6 ('Linear-2…12' in the reference)."""
     guidance_normalization: Literal["imagenet", "clip"] = "imagenet"
     """The reference normalises guidance inputs with ImageNet statistics, not CLIP's."""
+    guidance_antialias: bool = True
+    """Antialias the resize to the tower's input size. The released code ran torchvision ≤ 0.16, whose tensor
+    resize did not antialias; the paper preset turns it off to match."""
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     revision: str | None = None
