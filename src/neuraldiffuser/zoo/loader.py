@@ -51,13 +51,20 @@ def quiet_loading():
     import transformers
 
     t_level, d_level = transformers.logging.get_verbosity(), diffusers.logging.get_verbosity()
+    t_bars, d_bars = transformers.utils.logging.is_progress_bar_enabled(), diffusers.utils.logging.is_progress_bar_enabled()
     transformers.logging.set_verbosity_error()
     diffusers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.disable_progress_bar()
     try:
         yield
     finally:
         transformers.logging.set_verbosity(t_level)
         diffusers.logging.set_verbosity(d_level)
+        if t_bars:
+            transformers.utils.logging.enable_progress_bar()
+        if d_bars:
+            diffusers.utils.logging.enable_progress_bar()
 
 
 def load_pretrained(cls: Any, spec: str, subfolder: str | None = None, what: str = "", **kwargs: Any) -> Any:
@@ -93,10 +100,11 @@ class Components:
     def __repr__(self) -> str:
         return f"Components({self.path})"
 
-    def _load(self, cls: Any, subfolder: str, what: str) -> Any:
-        model = load_pretrained(cls, self.path, subfolder, what, revision=self.config.revision)
-        if isinstance(model, torch.nn.Module):
-            model = model.to(self.device, self.dtype).eval().requires_grad_(False)
+    def _load(self, cls: Any, subfolder: str, what: str, is_model: bool = True) -> Any:
+        kwargs = {"torch_dtype": self.dtype} if is_model else {}
+        model = load_pretrained(cls, self.path, subfolder, what, revision=self.config.revision, **kwargs)
+        if is_model:
+            model = model.to(self.device).eval().requires_grad_(False)
         return model
 
     @cached_property
@@ -115,13 +123,13 @@ class Components:
     def scheduler(self):
         from diffusers import DDIMScheduler
 
-        return self._load(DDIMScheduler, "scheduler", "scheduler")
+        return self._load(DDIMScheduler, "scheduler", "scheduler", is_model=False)
 
     @cached_property
     def tokenizer(self):
         from transformers import CLIPTokenizer
 
-        return self._load(CLIPTokenizer, "tokenizer", "tokenizer")
+        return self._load(CLIPTokenizer, "tokenizer", "tokenizer", is_model=False)
 
     @cached_property
     def text_encoder(self):
@@ -147,9 +155,9 @@ class Components:
         from transformers import CLIPVisionModel
 
         spec, sub = self.guidance_spec()
-        tower = load_pretrained(CLIPVisionModel, spec, sub, "guidance encoder", revision=self.config.revision)
+        tower = load_pretrained(CLIPVisionModel, spec, sub, "guidance encoder", revision=self.config.revision, torch_dtype=self.dtype)
         enc = GuidanceEncoder(tower, self.config.guidance_layers, self.config.guidance_normalization, antialias=self.config.guidance_antialias)
-        return enc.to(self.device, self.dtype).eval().requires_grad_(False)
+        return enc.to(self.device).eval().requires_grad_(False)
 
     # ------------------------------------------------------------ derived facts
 
