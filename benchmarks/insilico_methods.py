@@ -69,7 +69,7 @@ def run(a: argparse.Namespace) -> dict:
         run_dir = work / "minddiffuser"
         step(run_dir / "summary.json", ["train", a.dataset, a.targets, "--method", "minddiffuser", "-o", str(run_dir), *common], log, a.threads, times, "minddiffuser_train")
         step(run_dir / "decoded.hdf5", ["decode", str(run_dir)], log, a.threads, times, "minddiffuser_decode")
-        step(finished(recon, "minddiffuser"), ["reconstruct", str(run_dir), "--method", "minddiffuser", "-o", str(recon), *lim, *sets], log, a.threads, times, "minddiffuser_reconstruct")
+        step(finished(recon, "minddiffuser"), ["reconstruct", str(run_dir), "--method", "minddiffuser", "-o", str(recon), *lim, "--repeats", str(a.md_repeats), *sets], log, a.threads, times, "minddiffuser_reconstruct")
     if "neuropictor" in methods:
         run_dir = work / "neuropictor"
         step(run_dir / "summary.json", ["train", a.dataset, a.targets, "--method", "neuropictor", "-o", str(run_dir), *common], log, a.threads, times, "neuropictor_train")
@@ -126,6 +126,7 @@ def main() -> None:
     p.add_argument("--methods", default="neuraldiffuser,ridge,minddiffuser,neuropictor")
     p.add_argument("--limit", type=int, default=None, help="Only the first N test images.")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--md-repeats", type=int, default=1, help="MindDiffuser refines every repeat separately; the reference makes one image.")
     p.add_argument("--set", action="append", default=[], help="Config override passed to every command.")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "methods.json"))
     a = p.parse_args()

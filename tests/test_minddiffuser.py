@@ -183,3 +183,26 @@ def test_command_line_train_decode_reconstruct(tmp_path, tiny_stack):
                      "--set", "minddiffuser.denoise_steps=2"]) == 0
     m = json.loads((tmp_path / "recon" / "minddiffuser" / "iterations=0_optimise=z" / "manifest.json").read_text())
     assert m["method"] == "minddiffuser" and m["complete"] and len(m["images"]) == 2 and m["targets"] == str((run / "decoded.hdf5").resolve())
+
+
+def test_decode_repeat_averaging_and_test_zscoring(fitted, tmp_path):
+    cfg, run, _, _ = fitted
+    a = decode_minddiffuser(cfg, run, tmp_path / "voxels.hdf5")
+    outputs = cfg.model_copy(deep=True)
+    outputs.data.average = "outputs"
+    b = decode_minddiffuser(outputs, run, tmp_path / "outputs.hdf5")
+    leak = cfg.model_copy(deep=True)
+    leak.minddiffuser.test_zscore = "test"
+    c = decode_minddiffuser(leak, run, tmp_path / "leak.hdf5")
+    with TargetStore(a) as sa, TargetStore(b) as sb, TargetStore(c) as sc:
+        rows = np.arange(len(sa))
+        np.testing.assert_allclose(sa.get("z", rows), sb.get("z", rows), atol=1e-4)  # linear decoders: same either way
+        assert sb.attrs["average"] == "outputs" and sc.attrs["test_zscore"] == "test"
+        assert np.abs(sa.get("z", rows) - sc.get("z", rows)).max() > 1e-3
+    from neuraldiffuser.data import open_dataset
+
+    subj = open_dataset(cfg.data.path).subject("subj01")
+    raw = subj.test_betas(subj.test_set(3))
+    x = (raw - raw.mean(0)) / (raw.std(0) + 1e-6)
+    with TargetStore(c) as sc:
+        np.testing.assert_allclose(sc.get("z", np.arange(len(sc))).reshape(len(x), -1), VoxelSelectionRidge.from_pretrained(run / "decoders" / "z").predict(x), atol=1e-5)
