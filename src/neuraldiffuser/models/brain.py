@@ -120,15 +120,18 @@ class BrainDecoder(ModelMixin, ConfigMixin):
         return out
 
     @torch.no_grad()
-    def decode(self, subject: str, voxels: torch.Tensor, steps: int = 20, eta: float = 1.0, cond_scale: float = 1.0, use_prior: bool = True, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Predicted targets for one subject's (already scaled) voxels: prior samples for token heads, z for latent ones."""
+    def decode(self, subject: str, voxels: torch.Tensor, steps: int = 20, eta: float = 1.0, cond_scale: float = 1.0, use_prior: bool = True, generator: torch.Generator | None = None, samples: int = 1) -> dict[str, torch.Tensor]:
+        """Predicted targets for one subject's (already scaled) voxels: prior samples (the mean of ``samples`` of
+        them) for token heads, z for latent ones."""
         h = self.embed([(subject, voxels)])
         out = {}
         for name, mod in self.targets.items():
             if isinstance(mod, TokenTarget):
                 tokens = mod.head(h)
-                use = use_prior and mod.prior is not None
-                out[name] = mod.denormalize(mod.prior.sample(tokens, steps, eta, cond_scale, generator) if use else tokens)
+                if use_prior and mod.prior is not None:
+                    cond = tokens.repeat(samples, 1, 1)
+                    tokens = mod.prior.sample(cond, steps, eta, cond_scale, generator).view(samples, *tokens.shape).mean(0)
+                out[name] = mod.denormalize(tokens)
             else:
                 out[name] = mod(h)[0]
         return out

@@ -65,7 +65,7 @@ def run_neural(config: Config, dec_dir: Path, manifest: dict, x: np.ndarray, dev
         model = BrainDecoder.from_pretrained(dec_dir / name).to(device).eval()
         for xb in track(list(_batches(x, d.batch_size)), f"decode {name}"):
             reps = [xb] if xb.ndim == 2 else [xb[:, r] for r in range(xb.shape[1])]
-            outs = [model.decode(subject, torch.from_numpy(np.ascontiguousarray(r)).to(device), d.prior_steps, d.prior_eta, d.prior_cond_scale, d.use_prior, gen) for r in reps]
+            outs = [model.decode(subject, torch.from_numpy(np.ascontiguousarray(r)).to(device), d.prior_steps, d.prior_eta, d.prior_cond_scale, d.use_prior, gen, d.prior_samples) for r in reps]
             for h in outs[0]:
                 per_head.setdefault(h, []).append(torch.stack([o[h].float() for o in outs]).mean(0).cpu().numpy())
     return {h: np.concatenate(v) for h, v in per_head.items()}
@@ -99,7 +99,7 @@ def decode_test(config: Config, run_dir: str | Path, out: str | Path, method: st
         values["z"] = match_distribution(values["z"], stats["mean"], stats["std"])
     attrs = {**manifest.get("targets_attrs", {}), "subject": manifest["subject"], "average": config.data.average,
              "method": method, "source_run": str(run_dir.resolve()), "test_order": test.order,
-             "padded": test.padded.sum(1).tolist(), "prior_steps": config.decode.prior_steps, "prior_eta": config.decode.prior_eta,
+             "padded": test.padded.sum(1).tolist(), "prior_steps": config.decode.prior_steps, "prior_eta": config.decode.prior_eta, "prior_samples": config.decode.prior_samples,
              "use_prior": config.decode.use_prior, "z_match": bool(config.decode.z_match), "seed": int(config.seed if config.decode.seed is None else config.decode.seed),
              "created": _dt.datetime.now().isoformat(timespec="seconds")}
     values = {k: v.astype(np.float16 if k == "g" and manifest.get("targets_attrs", {}).get("g_dtype") == "float16" else np.float32) for k, v in values.items()}

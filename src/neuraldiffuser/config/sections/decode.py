@@ -12,6 +12,8 @@ class DecodeConfig(Section):
     """DDIM steps of the prior (of its prior_timesteps)."""
     prior_eta: float = Field(1.0, ge=0)
     """DDIM η (1.0 = the reference's stochastic sampler; 0 = deterministic)."""
+    prior_samples: int = Field(1, ge=1)
+    """Prior samples drawn per test image and averaged (1 = a single sample, as the reference)."""
     prior_cond_scale: float = 1.0
     """Classifier-free guidance scale of the prior (1.0 = none, as the reference)."""
     use_prior: bool = True
