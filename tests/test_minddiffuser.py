@@ -6,11 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from decoder_fixtures import make_decoder_data, one_thread
 
+from decoder_fixtures import make_decoder_data, one_thread
 from neuraldiffuser.config import load_config
 from neuraldiffuser.errors import DataError, ModelLoadError
-from neuraldiffuser.methods.minddiffuser.decoders import decode_minddiffuser, encode_short, fit_minddiffuser, scatter_g
+from neuraldiffuser.methods.minddiffuser.decoders import (
+    decode_minddiffuser,
+    encode_short,
+    fit_minddiffuser,
+    scatter_g,
+)
 from neuraldiffuser.methods.minddiffuser.masks import kfold_slices, predictability, remain_mask
 from neuraldiffuser.methods.minddiffuser.ridge import VoxelSelectionRidge
 from neuraldiffuser.targets.store import TargetStore

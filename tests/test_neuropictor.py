@@ -8,10 +8,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from decoder_fixtures import make_decoder_data
 
+from decoder_fixtures import make_decoder_data
 from neuraldiffuser.config import load_config
-from neuraldiffuser.config.sections.zoo import ZooConfig
 from neuraldiffuser.errors import ConfigError, ModelLoadError
 from neuraldiffuser.methods.neuropictor.controlnet import FMRIControlNet, NeuroPictor, noise_prediction
 from neuraldiffuser.methods.neuropictor.model import FMRIModel
@@ -66,7 +65,7 @@ def test_zero_initialised_branch_leaves_the_unet_unchanged(problem):
     # the ControlNet is a copy of the UNet encoder; the map is added to its conv_in output (identity embedding)
     cn = model.controlnet
     assert torch.equal(cn.conv_in.weight, comp.unet.conv_in.weight) and isinstance(cn.controlnet_cond_embedding, torch.nn.Identity)
-    for p, q in zip(cn.down_blocks.parameters(), comp.unet.down_blocks.parameters()):
+    for p, q in zip(cn.down_blocks.parameters(), comp.unet.down_blocks.parameters(), strict=True):
         assert torch.equal(p, q)
     torch.nn.init.normal_(cn.controlnet_down_blocks[0].weight)  # open the first skip: its residual is conv_in(x) + map
     cmap = torch.randn(3, 8, 8, 8)
@@ -85,9 +84,9 @@ def test_model_save_load_round_trip(problem, tmp_path):
     assert isinstance(loaded.controlnet, FMRIControlNet) and loaded.fmri.config.extra_branch
     vox = torch.randn(2, 30)
     with torch.no_grad():
-        for a, b in zip(model.fmri([("subj01", vox)]), loaded.fmri([("subj01", vox)])):
+        for a, b in zip(model.fmri([("subj01", vox)]), loaded.fmri([("subj01", vox)]), strict=True):
             assert torch.equal(a, b)
-    for (n, p), (_, q) in zip(model.state_dict().items(), loaded.state_dict().items()):
+    for (n, p), (_, q) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(p, q), n
     with pytest.raises(ModelLoadError, match="no NeuroPictor model"):
         NeuroPictor.from_pretrained(tmp_path / "none")
@@ -101,7 +100,7 @@ def test_stage_transfer_keeps_adapters_and_adds_an_identity_branch(problem):
     assert any("adapters.layers.subj02" in k for k in info["dropped"])
     vox = torch.randn(4, 30)
     with torch.no_grad():
-        for a, b in zip(pre.fmri([("subj01", vox)]), fine([("subj01", vox)])):
+        for a, b in zip(pre.fmri([("subj01", vox)]), fine([("subj01", vox)]), strict=True):
             torch.testing.assert_close(a, b)  # the zero-initialised branch adds nothing yet
     new, info = FMRIModel.for_stage(pre.fmri, {"subj03": 12}, extra_branch=False)
     assert "encoder.adapters.layers.subj03.weight" in info["fresh"]

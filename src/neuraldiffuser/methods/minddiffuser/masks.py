@@ -25,7 +25,7 @@ def kfold_slices(n: int, folds: int) -> list[slice]:
     sizes = np.full(folds, n // folds)
     sizes[: n % folds] += 1
     edges = np.concatenate([[0], np.cumsum(sizes)])
-    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def column_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:

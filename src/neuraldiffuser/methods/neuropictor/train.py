@@ -97,7 +97,7 @@ class StageTrainer:
                  "drop": torch.rand(self.batch, generator=gen) < self.spec.mask_rate}
         lo, hi = self.acc.process_index * self.local, (self.acc.process_index + 1) * self.local
         groups, start = [], 0
-        for (name, n), v in zip(batch["names"], batch["voxels"]):
+        for (name, n), v in zip(batch["names"], batch["voxels"], strict=True):
             a, b = max(lo, start), min(hi, start + n)
             if a < b:
                 groups.append((name, torch.from_numpy(np.ascontiguousarray(v[a - start : b - start])).to(self.acc.device)))
