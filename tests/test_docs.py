@@ -131,3 +131,13 @@ def test_field_sources_and_cells_on_a_known_class(ref):
     assert ref.md_code("str | None") == r"`str \| None`"
     for value in (None, "off", "yes", 1e-5, 3e5, [0.004, 0.0075], ["c", "g"], "builtin:insilico-64", True, 0):
         assert yaml.safe_load(ref.yaml_value(value)) == value
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/config.md", "docs/paper-scale.md"])
+def test_relative_links_point_at_existing_files(page):
+    path = REPO / page
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text())
+    local = [link for link in links if "://" not in link]
+    assert local, f"{page} has no relative links"
+    missing = [link for link in local if not (path.parent / link).exists()]
+    assert not missing, f"{page} links to missing files: {missing}"
