@@ -68,6 +68,9 @@ def test_folder_follows_the_contract(setup, tmp_path):
         assert np.array_equal(np.asarray(Image.open(folder / m["files"]["7"][r])), expected[r])
     strip = np.asarray(Image.open(folder / "strips/00007.png"))
     assert strip.shape == (16, 48, 3) and np.array_equal(strip[:, 16:32], expected[0])
+    # the first panel is image 7 itself (resized), not a row of it
+    stimulus = Image.fromarray(job.dataset.images.get([7])[0]).resize((16, 16), Image.LANCZOS)
+    assert np.array_equal(strip[:, :16], np.asarray(stimulus))
 
 
 def test_interrupted_run_resumes_to_identical_files(setup, tmp_path, monkeypatch):

@@ -93,7 +93,7 @@ def reconstruct_image(reconstructor, job: Job, keys: Sequence[str], image: int, 
     files = [f"images/{image:05d}_r{r}.png" for r in range(len(out))]
     for name, arr in zip(files, out, strict=True):
         write_png(folder / name, arr)
-    write_png(folder / f"strips/{image:05d}.png", strip(job.dataset.images.get(image)[0], out))
+    write_png(folder / f"strips/{image:05d}.png", strip(job.dataset.images.get(image), out))
     record = {"image": image, "files": files, "strip": f"strips/{image:05d}.png", "seconds": time.perf_counter() - start}
     atomic_write_json(folder / "records" / f"{image:05d}.json", record)
 
