@@ -166,3 +166,18 @@ def test_command_line_from_a_decode_run_folder(setup, tmp_path, tiny_stack, gene
         m = json.loads((out / "neuraldiffuser" / name / "manifest.json").read_text())
         assert m["images"] == [8] and m["repeats"] == 1 and m["dataset"] == str(Path(generic_dir).resolve())
     assert main(["reconstruct", str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+def test_worker_processes_write_what_one_process_writes(setup, tmp_path):
+    from neuraldiffuser.sampling.processes import reconstruct_in_processes
+
+    decoded, _, config = setup
+    sweep = {"kappa": [100.0, 0.0]}
+    single = reconstruct(make_job(decoded, config), tmp_path / "one", config, sweep=sweep, shard=Shard())
+    folders = reconstruct_in_processes(decoded, tmp_path / "two", config, 2, sweep=sweep)
+    assert [f.relative_to(tmp_path / "two") for f in folders] == [f.relative_to(tmp_path / "one") for f in single]
+    for one, two in zip(single, folders, strict=True):
+        assert files_of(two) == files_of(one) and len(files_of(one)) == 9  # 3 images × (2 repeats + strip)
+        assert json.loads((two / "manifest.json").read_text())["complete"]
+    with pytest.raises(ConfigError, match="workers must be"):
+        reconstruct_in_processes(decoded, tmp_path / "none", config, 0)

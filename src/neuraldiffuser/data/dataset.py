@@ -140,7 +140,7 @@ class SubjectData:
         by_row = np.argsort(rows, kind="stable")
         rows, images = rows[by_row], images[by_row]
         groups: dict[int, list[int]] = {}
-        for r, im in zip(rows.tolist(), images.tolist()):
+        for r, im in zip(rows.tolist(), images.tolist(), strict=True):
             groups.setdefault(im, []).append(r)
         keys = list(groups) if order == "first_seen" else sorted(groups)
         out_rows, out_pad = [], []

@@ -37,7 +37,7 @@ def summarize(ds: Dataset, count_nonfinite: bool = True) -> dict[str, Any]:
         }
         if s.roi is not None:
             names, counts = np.unique(s.roi, return_counts=True)
-            info["rois"] = {str(n): int(c) for n, c in zip(names, counts)}
+            info["rois"] = {str(n): int(c) for n, c in zip(names, counts, strict=True)}
         if count_nonfinite:
             info["nonfinite"] = int(sum((~np.isfinite(block)).sum() for _, block in s.betas.chunks()))
         out["subjects"][name] = info

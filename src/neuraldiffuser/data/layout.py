@@ -159,7 +159,7 @@ def write_betas_h5(path: Path, betas: np.ndarray, key: str = "betas", roi=None, 
 
 def write_trials_csv(path: Path, trials: TrialTable) -> None:
     lines = [",".join(TRIAL_COLUMNS)]
-    for t, im, se, sp, rp in zip(trials.row, trials.image, trials.session, trials.split, trials.repeat):
+    for t, im, se, sp, rp in zip(trials.row, trials.image, trials.session, trials.split, trials.repeat, strict=True):
         lines.append(f"{t},{im},{se},{sp},{rp}")
     atomic_write_text(path, "\n".join(lines) + "\n")
 

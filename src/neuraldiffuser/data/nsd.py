@@ -29,7 +29,7 @@ from ..errors import DataError
 from ..utils.io import atomic_path, atomic_write_json
 from .dataset import Dataset, ImageStore, SubjectData, TrialTable, check_trials
 from .h5 import LazyArray
-from .layout import SubjectArrays, read_captions, read_roi, roi_labels, write_betas_h5, write_images_h5
+from .layout import SubjectArrays, read_captions, roi_labels, write_betas_h5, write_images_h5
 
 BEHAV_COLUMNS = 17
 COL_IMAGE, COL_SUBJECT, COL_SESSION, COL_RUN, COL_TRIAL, COL_ROW, COL_SHARED = 0, 1, 2, 3, 4, 5, 16

@@ -196,11 +196,14 @@ def _clip_forward(model):
 def _load_clip(spec: str, what: str, device: torch.device):
     from transformers import CLIPModel
 
+    from ..zoo.loader import quiet_loading
+
     try:
-        model = CLIPModel.from_pretrained(spec, local_files_only=True)
+        with quiet_loading():
+            model = CLIPModel.from_pretrained(spec, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise Unavailable(f"{what} at '{spec}' could not be loaded from local files ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
-    return model.to(device).eval().requires_grad_(False)
+    return model.float().to(device).eval().requires_grad_(False)  # features in float32 whatever the stored dtype
 
 
 def mini_clip_source(zoo_path: str, override: str | None = None) -> Path:

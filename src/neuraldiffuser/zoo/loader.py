@@ -78,7 +78,7 @@ def load_pretrained(cls: Any, spec: str, subfolder: str | None = None, what: str
             kwargs["subfolder"] = subfolder
         with quiet_loading():
             return cls.from_pretrained(spec, local_files_only=local or offline, **kwargs)
-    except (OSError, ValueError, EnvironmentError) as exc:
+    except (OSError, ValueError) as exc:
         if local:
             raise ModelLoadError(f"could not load the {what or cls.__name__} ({exc.__class__.__name__}: {str(exc).splitlines()[0]})", where=f"{spec}/{subfolder or ''}") from None
         raise ModelLoadError(

@@ -1,0 +1,75 @@
+"""The demo's orchestration: stage order, reuse of finished stages, config, summary (the stages have their own tests)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from neuraldiffuser import demo
+
+
+def metrics_doc(rows):
+    return {"rows": rows}
+
+
+def test_setting_labels_say_guided_or_unguided():
+    assert demo.setting_label({"method": "neuraldiffuser", "setting": "kappa=300_eta=0.4"}) == "guided (κ=300, η=0.4)"
+    assert demo.setting_label({"method": "neuraldiffuser", "setting": "kappa=0_eta=0"}) == "unguided (κ=0)"
+    assert demo.setting_label({"method": "minddiffuser", "setting": "default"}) == "minddiffuser default"
+
+
+def test_summary_keeps_repeat0_rows_and_marks_unavailable_metrics(tmp_path):
+    rows = [
+        {"method": "neuraldiffuser", "setting": "kappa=300_eta=0.4", "policy": "repeat0",
+         "values": {"PixCorr": 0.4, "SSIM": 0.7, "mini-CLIP 2-way": {"unavailable": "no weights"}}},
+        {"method": "neuraldiffuser", "setting": "kappa=300_eta=0.4", "policy": "mean", "values": {"PixCorr": 0.9}},
+    ]
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(metrics_doc(rows)))
+    (row,) = demo.summary_rows(path)
+    assert row["setting"] == "guided (κ=300, η=0.4)" and row["folder"] == "neuraldiffuser/kappa=300_eta=0.4"
+    assert row["PixCorr"] == 0.4 and row["SSIM"] == 0.7 and row["mini-CLIP 2-way"] == "unavailable"
+    assert row["EffNet-Lite0 2-way"] is None  # not computed at all
+
+
+@pytest.fixture
+def fake_stages(monkeypatch):
+    """Stages that record their calls and the config they were given; evaluate writes a metrics.json."""
+    calls = []
+
+    def make(name):
+        def stage(config, paths):
+            calls.append((name, config))
+            if name == "evaluate":
+                paths.recon.mkdir(parents=True, exist_ok=True)
+                rows = [{"method": "neuraldiffuser", "setting": "kappa=0_eta=0", "policy": "repeat0", "values": {"SSIM": 0.5}}]
+                (paths.recon / "metrics.json").write_text(json.dumps(metrics_doc(rows)))
+            return f"{name} done"
+        return stage
+
+    monkeypatch.setattr(demo, "STAGES", [(name, make(name)) for name, _ in demo.STAGES])
+    return calls
+
+
+def test_run_demo_runs_every_stage_in_order_on_the_mini_preset(tmp_path, fake_stages):
+    out = tmp_path / "demo"
+    result = demo.run_demo(out, overrides={"sampler": {"kappa": 123.0}})
+    assert [name for name, _ in fake_stages] == ["simulate", "extract", "train", "decode", "reconstruct", "evaluate", "report"]
+    config = fake_stages[0][1]
+    assert config.preset == "mini" and config.data.path == str(out / "data") and config.data.subject == "subj01"
+    assert config.sampler.repeats == demo.DEMO_REPEATS and config.sampler.kappa == 123.0  # user overrides win
+    summary = json.loads((out / "demo_summary.json").read_text())
+    assert set(summary["seconds"]) == {name for name, _ in demo.STAGES} | {"total"}
+    assert summary["rows"] == result.rows and result.rows[0]["setting"] == "unguided (κ=0)" and result.rows[0]["SSIM"] == 0.5
+    assert (out / "config.yaml").is_file()
+
+
+def test_fresh_starts_from_an_empty_folder(tmp_path, fake_stages):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an earlier run")
+    demo.run_demo(out)
+    assert (out / "stale.txt").exists()  # a normal run keeps (and reuses) what is there
+    demo.run_demo(out, fresh=True)
+    assert not (out / "stale.txt").exists() and (out / "demo_summary.json").exists()
