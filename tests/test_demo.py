@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from neuraldiffuser import demo
@@ -58,7 +59,7 @@ def test_run_demo_runs_every_stage_in_order_on_the_mini_preset(tmp_path, fake_st
     assert [name for name, _ in fake_stages] == ["simulate", "extract", "train", "decode", "reconstruct", "evaluate", "report"]
     config = fake_stages[0][1]
     assert config.preset == "mini" and config.data.path == str(out / "data") and config.data.subject == "subj01"
-    assert config.sampler.repeats == demo.DEMO_REPEATS and config.sampler.kappa == 123.0  # user overrides win
+    assert config.sampler.repeats == demo.DEMO_REPEATS and config.sampler.steps == demo.DEMO_STEPS and config.sampler.kappa == 123.0  # user overrides win
     summary = json.loads((out / "demo_summary.json").read_text())
     assert set(summary["seconds"]) == {name for name, _ in demo.STAGES} | {"total"}
     assert summary["rows"] == result.rows and result.rows[0]["setting"] == "unguided (κ=0)" and result.rows[0]["SSIM"] == 0.5
@@ -73,3 +74,26 @@ def test_fresh_starts_from_an_empty_folder(tmp_path, fake_stages):
     assert (out / "stale.txt").exists()  # a normal run keeps (and reuses) what is there
     demo.run_demo(out, fresh=True)
     assert not (out / "stale.txt").exists() and (out / "demo_summary.json").exists()
+
+
+def test_figure_has_a_row_per_setting_and_a_column_per_image(tmp_path, generic_dir):
+    from PIL import Image
+
+    paths = demo.DemoPaths(tmp_path)
+    paths.data = generic_dir
+    images = [3, 1]
+    for setting, value in (("kappa=300_eta=0.4", 40), ("kappa=0_eta=0", 200)):
+        folder = paths.recon / "neuraldiffuser" / setting
+        (folder / "images").mkdir(parents=True)
+        files = {}
+        for i in images:
+            Image.fromarray(np.full((16, 16, 3), value, np.uint8)).save(folder / "images" / f"{i:05d}_r0.png")
+            files[str(i)] = [f"images/{i:05d}_r0.png"]
+        (folder / "manifest.json").write_text(json.dumps({"method": "neuraldiffuser", "setting": setting, "images": images, "files": files}))
+    demo.write_figure(paths, paths.figure)
+    fig = np.asarray(Image.open(paths.figure).convert("RGB")).astype(int)
+    # three rows of two tiles: the stimulus row, then guided (dark, 40) above unguided (light, 200)
+    dark = np.argwhere(np.abs(fig - 40).sum(-1) == 0)
+    light = np.argwhere(np.abs(fig - 200).sum(-1) == 0)
+    assert len(dark) > 2 * 80 * 80 and len(light) > 2 * 80 * 80
+    assert dark[:, 0].max() < light[:, 0].min()

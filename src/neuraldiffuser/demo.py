@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .config import Config, load_config, save_config
 from .utils.io import atomic_write_json
 from .utils.progress import console
@@ -22,8 +24,11 @@ from .utils.progress import console
 #: Reconstruction processes (one thread each: faster than threads for the mini zoo's small UNet calls).
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 
-#: Reconstructions per image: 2 (the mini preset's 3 would add ~50 s; 2 still gives the repeat-consistency metric).
+#: The demo's sampler against the mini preset's (25 steps, 3 repeats): 20 steps and 2 repeats keep the whole demo
+#: within 5 minutes on 2 cores (2 repeats still give the repeat-consistency metric; benchmarks/insilico.py runs the
+#: preset's own settings).
 DEMO_REPEATS = 2
+DEMO_STEPS = 20
 
 #: What the demo prints at the end: (metric name in metrics.json, column title, format).
 SUMMARY_METRICS = [
@@ -48,6 +53,7 @@ class DemoPaths:
         self.decoded = self.root / "decoded.hdf5"
         self.recon = self.root / "recon"
         self.report = self.root / "report.html"
+        self.figure = self.root / "demo_figure.png"
 
 
 @dataclass
@@ -58,8 +64,8 @@ class DemoResult:
 
 
 def demo_config(paths: DemoPaths, overrides: dict[str, Any] | None = None) -> Config:
-    """The ``mini`` preset pointed at the demo's dataset, target subject subj01, with DEMO_REPEATS repeats."""
-    base = {"data": {"path": str(paths.data), "subject": "subj01"}, "sampler": {"repeats": DEMO_REPEATS}}
+    """The ``mini`` preset pointed at the demo's dataset, target subject subj01, with the demo's sampler steps and repeats."""
+    base = {"data": {"path": str(paths.data), "subject": "subj01"}, "sampler": {"repeats": DEMO_REPEATS, "steps": DEMO_STEPS}}
     from .config.load import deep_merge
 
     return load_config("mini", overrides=deep_merge(base, overrides or {}))
@@ -117,7 +123,29 @@ def stage_report(config: Config, paths: DemoPaths) -> str:
     from .report.html import write_report
 
     write_report([paths.recon], paths.report, title="neuraldiffuser demo: in-silico NSD, subject 1", images=6)
-    return f"report → {paths.report}"
+    write_figure(paths, paths.figure)
+    return f"report → {paths.report}, figure → {paths.figure}"
+
+
+def write_figure(paths: DemoPaths, out: Path, n: int = 8) -> None:
+    """The first ``n`` test images: stimulus, guided and unguided reconstruction (repeat 0), one column each."""
+    import json
+
+    from PIL import Image
+
+    from .data import open_dataset
+    from .report.figures import image_grid
+    from .utils.io import atomic_write_bytes
+
+    rows, labels = [], ["stimulus"]
+    folders = sorted((paths.recon / "neuraldiffuser").glob("kappa=*/manifest.json"), key=lambda m: m.parent.name.startswith("kappa=0_"))
+    manifests = [json.loads(m.read_text()) for m in folders]  # guided first, then unguided
+    images = manifests[0]["images"][:n]
+    rows.append(list(open_dataset(paths.data).images.get(images)))
+    for folder, m in zip(folders, manifests, strict=True):
+        rows.append([np.asarray(Image.open(folder.parent / m["files"][str(i)][0]).convert("RGB")) for i in images])
+        labels.append(setting_label({"method": m["method"], "setting": m["setting"]}).split(" (")[0])
+    atomic_write_bytes(out, image_grid(rows, [f"#{i}" for i in images], labels, tile=96))
 
 
 STAGES: list[tuple[str, Callable[[Config, DemoPaths], str]]] = [

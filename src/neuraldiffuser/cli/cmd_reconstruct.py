@@ -8,7 +8,7 @@ Writes: OUT/<method>/<setting>/ with images/<idx>_r<k>.png (one per repeat), str
 repeats), records/<idx>.json, manifest.json and config.yaml; one <setting> folder per --kappa × --eta pair
 (`kappa=3e+05_eta=0.2`, `_oracle` appended for true targets). Finished images are skipped, so running the same
 command again resumes. Shard the images over processes with
-`accelerate launch -m neuraldiffuser.cli.main reconstruct ...`.
+`accelerate launch -m neuraldiffuser.cli.main reconstruct ...` (GPUs), or with --workers N on a CPU.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def command(
     limit: int = typer.Option(None, "--limit", help="Only the first N images."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … (default: accelerate's choice)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the chosen settings again from scratch."),
+    workers: int = typer.Option(1, "--workers", help="Local CPU processes of one thread each (faster than threads for small models)."),
     preset: str = PresetOpt,
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
@@ -54,8 +55,16 @@ def command(
         raise ConfigError(f"--images {images!r} is not a comma-separated list of integers") from None
     if source is not None:
         resolve_source(source)
-    job = make_job(source, config, oracle=oracle, dataset=dataset, images=wanted, limit=limit)
     sweep = {k: v for k, v in {"kappa": kappa, "eta": eta}.items() if v}
-    folders = reconstruct(job, out, config, method=method, sweep=sweep, overwrite=overwrite, device=device)
+    if workers != 1:
+        from ..sampling.processes import reconstruct_in_processes
+
+        if device not in (None, "cpu"):
+            raise ConfigError(f"--workers runs CPU processes; it cannot be combined with --device {device}", fix="use accelerate launch for GPUs")
+        folders = reconstruct_in_processes(source, out, config, workers, dataset=dataset, oracle=oracle, method=method, sweep=sweep,
+                                           images=wanted, limit=limit, overwrite=overwrite)
+    else:
+        job = make_job(source, config, oracle=oracle, dataset=dataset, images=wanted, limit=limit)
+        folders = reconstruct(job, out, config, method=method, sweep=sweep, overwrite=overwrite, device=device)
     for folder in folders:
         typer.echo(f"wrote {folder}")

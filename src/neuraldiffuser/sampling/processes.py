@@ -17,8 +17,8 @@ from ..config.schema import Config
 from ..errors import ConfigError, NeuralDiffuserError
 
 
-def _worker(index: int, count: int, barrier, source: str, out: str, config: Config, dataset: str | None,
-            oracle: str | None, method: str, sweep: dict) -> None:
+def _worker(index: int, count: int, barrier, source: str | None, out: str, config: Config, dataset: str | None,
+            oracle: str | None, method: str, sweep: dict, images: list[int] | None, limit: int | None, overwrite: bool) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -26,12 +26,12 @@ def _worker(index: int, count: int, barrier, source: str, out: str, config: Conf
         os.environ["NEURALDIFFUSER_PROGRESS"] = "0"
     from .runner import Shard, make_job, reconstruct
 
-    job = make_job(source, config, oracle=oracle, dataset=dataset)
-    reconstruct(job, out, config, method=method, sweep=sweep, shard=Shard(index, count, barrier.wait), device="cpu")
+    job = make_job(source, config, oracle=oracle, dataset=dataset, images=images, limit=limit)
+    reconstruct(job, out, config, method=method, sweep=sweep, overwrite=overwrite, shard=Shard(index, count, barrier.wait), device="cpu")
 
 
 def reconstruct_in_processes(
-    source: str | Path,
+    source: str | Path | None,
     out: str | Path,
     config: Config,
     workers: int,
@@ -39,6 +39,9 @@ def reconstruct_in_processes(
     oracle: str | Path | None = None,
     method: str = "neuraldiffuser",
     sweep: Mapping[str, Sequence[float]] | None = None,
+    images: Sequence[int] | None = None,
+    limit: int | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Run ``reconstruct`` for every setting in ``workers`` spawned processes; returns the setting folders."""
     from .methods import get_method
@@ -47,7 +50,8 @@ def reconstruct_in_processes(
         raise ConfigError(f"workers must be ≥ 1, got {workers}", fix="give 1 (this process) or more")
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(workers)
-    args = (str(source), str(out), config, None if dataset is None else str(dataset), None if oracle is None else str(oracle), method, dict(sweep or {}))
+    opt = lambda p: None if p is None else str(p)  # noqa: E731
+    args = (opt(source), str(out), config, opt(dataset), opt(oracle), method, dict(sweep or {}), None if images is None else list(images), limit, overwrite)
     procs = [ctx.Process(target=_worker, args=(i, workers, barrier, *args), name=f"reconstruct-{i}") for i in range(workers)]
     for p in procs:
         p.start()
