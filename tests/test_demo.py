@@ -53,9 +53,10 @@ def fake_stages(monkeypatch):
     return calls
 
 
-def test_run_demo_runs_every_stage_in_order_on_the_mini_preset(tmp_path, fake_stages):
+def test_run_demo_runs_every_stage_in_order_on_the_mini_preset(tmp_path, fake_stages, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "demo"
-    result = demo.run_demo(out, overrides={"sampler": {"kappa": 123.0}})
+    result = demo.run_demo("demo", overrides={"sampler": {"kappa": 123.0}})  # relative: saved configs still hold absolute paths
     assert [name for name, _ in fake_stages] == ["simulate", "extract", "train", "decode", "reconstruct", "evaluate", "report"]
     config = fake_stages[0][1]
     assert config.preset == "mini" and config.data.path == str(out / "data") and config.data.subject == "subj01"

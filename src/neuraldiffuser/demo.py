@@ -65,7 +65,7 @@ class DemoResult:
 
 def demo_config(paths: DemoPaths, overrides: dict[str, Any] | None = None) -> Config:
     """The ``mini`` preset pointed at the demo's dataset, target subject subj01, with the demo's sampler steps and repeats."""
-    base = {"data": {"path": str(paths.data), "subject": "subj01"}, "sampler": {"repeats": DEMO_REPEATS, "steps": DEMO_STEPS}}
+    base = {"data": {"path": str(paths.data.resolve()), "subject": "subj01"}, "sampler": {"repeats": DEMO_REPEATS, "steps": DEMO_STEPS}}
     from .config.load import deep_merge
 
     return load_config("mini", overrides=deep_merge(base, overrides or {}))
