@@ -45,6 +45,7 @@ def reconstruct_in_processes(
 ) -> list[Path]:
     """Run ``reconstruct`` for every setting in ``workers`` spawned processes; returns the setting folders."""
     from .methods import get_method
+    from .runner import plan_settings, setting_folder
 
     if workers < 1:
         raise ConfigError(f"workers must be ≥ 1, got {workers}", fix="give 1 (this process) or more")
@@ -67,6 +68,5 @@ def reconstruct_in_processes(
         barrier.abort()
         raise NeuralDiffuserError(f"reconstruction worker(s) {', '.join(failed)} failed (traceback above)", where=str(out),
                                   fix="rerun: finished images are kept; or run `neuraldiffuser reconstruct` in one process to see the error alone")
-    settings = get_method(method).settings(config, dict(sweep or {}))
-    suffix = "_oracle" if oracle is not None else ""
-    return [Path(out) / method / f"{s.name}{suffix}" for s in settings]
+    chosen = get_method(method)
+    return [setting_folder(out, chosen, s) for s in plan_settings(chosen, config, sweep, oracle=oracle is not None)]

@@ -144,7 +144,7 @@ def write_manifest(folder: Path, method: Method, setting: Setting, job: Job) -> 
 
 def run_setting(components, method: Method, setting: Setting, job: Job, out: Path, shard: Shard, overwrite: bool) -> Path:
     """One setting folder: validate, prepare (main process first), reconstruct this shard's unfinished images."""
-    folder = out / method.name / setting.name
+    folder = setting_folder(out, method, setting)
     keys = method.needs(setting)
     reconstructor = method.build(components, setting, {k: job.store.shape(k) for k in job.store.keys})
     if shard.index == 0:
@@ -166,6 +166,16 @@ def run_setting(components, method: Method, setting: Setting, job: Job, out: Pat
     return folder
 
 
+def plan_settings(method: Method, config: Config, sweep: Mapping[str, Sequence[float]] | None, oracle: bool) -> list[Setting]:
+    """The method's settings for a sweep; on true targets (the upper bound) their folders get an ``_oracle`` suffix."""
+    settings = method.settings(config, sweep or {})
+    return [replace(s, name=f"{s.name}_oracle") for s in settings] if oracle else settings
+
+
+def setting_folder(out: str | Path, method: Method, setting: Setting) -> Path:
+    return Path(out) / method.name / setting.name
+
+
 def reconstruct(
     job: Job,
     out: str | Path,
@@ -180,9 +190,7 @@ def reconstruct(
     from ..zoo.loader import Components
 
     chosen = get_method(method)
-    settings = chosen.settings(config, sweep or {})
-    if job.kind == "oracle":  # true targets: the upper bound, kept apart from the decoded results
-        settings = [replace(s, name=f"{s.name}_oracle") for s in settings]
+    settings = plan_settings(chosen, config, sweep, oracle=job.kind == "oracle")
     if shard is None:
         shard, auto_device = accelerate_shard()
         device = device or auto_device
