@@ -61,3 +61,12 @@ def tiny_stack(tmp_path_factory, clip_tokenizer_dir):
     from neuraldiffuser.zoo.build import build_stack, tiny_configs
 
     return build_stack(tmp_path_factory.mktemp("tiny_stack"), tiny_configs(), seed=0, tokenizer_dir=clip_tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One intra-op thread for a whole module of tiny-model tests (``pytestmark = pytest.mark.usefixtures(...)``)."""
+    from decoder_fixtures import one_thread
+
+    with one_thread():
+        yield

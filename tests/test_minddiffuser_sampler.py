@@ -21,12 +21,7 @@ from neuraldiffuser.zoo.loader import Components
 SMALL = dict(steps=10, noise_index=7, denoise_steps=6, cfg_scale=5.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: a second thread only adds synchronisation
 
 
 @pytest.fixture(scope="module")

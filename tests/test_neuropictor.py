@@ -23,12 +23,7 @@ TINY = {"fmri_tokens": 6, "fmri_width": 16, "adapter_width": 24, "token_seed_wid
         "pretrain_epochs": 2, "finetune_epochs": 2, "cfg_epochs": 1, "lr": 2e-3, "cfg_lr": 1e-3, "steps": 4}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: a second thread only adds synchronisation
 
 
 @pytest.fixture(scope="module")

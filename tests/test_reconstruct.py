@@ -23,12 +23,7 @@ from neuraldiffuser.zoo.loader import Components
 SAMPLER = {"steps": 8, "repeats": 2, "kappa": 100.0, "eta": 0.5}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: a second thread only adds synchronisation
 
 
 def random_targets(images, seed=0, keys=("c", "z", "g"), z_shape=(4, 8, 8)):

@@ -18,13 +18,7 @@ from neuraldiffuser.zoo.loader import Components
 PAPER = dict(x0_formula="released", noise_timestep="released", burn_draws=40, image_seed="same")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny models on a shared 2-core machine: a second thread only adds synchronisation cost
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: a second thread only adds synchronisation
 
 
 @pytest.fixture(scope="module")

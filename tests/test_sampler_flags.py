@@ -16,12 +16,7 @@ from neuraldiffuser.zoo.loader import Components
 BASE = dict(steps=10, repeats=2, kappa=150.0, eta=0.5)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: a second thread only adds synchronisation
 
 
 @pytest.fixture(scope="module")
