@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -280,7 +281,7 @@ def test_retrieval_scores_a_known_ranking():
     assert r["text_to_image_top1"] == 1.0  # text 1's best image is still image 1 (0.2 > 0), text 2's is image 2 (1.0 > 0.9)
 
 
-def test_two_unet_replicas_compute_what_one_process_computes(trained_stack, square_dataset, tmp_path):
+def test_two_unet_replicas_compute_what_one_process_computes(trained_stack, square_dataset, tmp_path, monkeypatch):
     from safetensors.torch import load_file
     from transformers import CLIPTokenizer
 
@@ -291,10 +292,48 @@ def test_two_unet_replicas_compute_what_one_process_computes(trained_stack, squa
     data.tokenize(CLIPTokenizer.from_pretrained(out / "tokenizer"), 16)
     s = tiny_settings(unet={"steps": 3}).unet
     runs = {}
+    monkeypatch.chdir(tmp_path)  # relative folders, as a user types them (the replicas' rendezvous must still be found)
     for n in (1, 2):
-        info = train_unet(data, s, 0, out, tmp_path / f"p{n}" / "unet", tmp_path / f"p{n}" / "ckpt", 2, torch.float32, processes=n)
+        info = train_unet(data, s, 0, out, Path(f"p{n}") / "unet", Path(f"p{n}") / "ckpt", 2, torch.float32, processes=n)
         runs[n] = (info, load_file(tmp_path / f"p{n}" / "unet" / "diffusion_pytorch_model.safetensors"))
     assert runs[2][0]["steps"] == 3 and runs[2][0]["processes"] == 2
     assert [h["loss"] for h in runs[1][0]["history"]] == pytest.approx([h["loss"] for h in runs[2][0]["history"]], rel=1e-4)
     for k, v in runs[1][1].items():
         torch.testing.assert_close(runs[2][1][k], v, rtol=1e-3, atol=1e-4)  # Adam magnifies summation-order noise
+
+
+def test_unet_second_stage_starts_from_the_saved_unet(trained_stack, square_dataset, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    out = tmp_path / "stack"
+    shutil.copytree(trained_stack[0], out)
+    first = out / "unet-stage1"
+    (out / "unet").rename(first)
+    weights = "diffusion_pytorch_model.safetensors"
+    # lr 0: the optimiser and the EMA leave the weights where they started, so they must equal stage 1's
+    log = train_zoo(square_dataset, out, tiny_settings(unet={"steps": 2, "lr": 0.0, "init_from": str(first)}), parts=["unet"])
+    saved, start = load_file(out / "unet" / weights), load_file(first / weights)
+    assert saved.keys() == start.keys() and all(torch.equal(saved[k], start[k]) for k in start)
+    assert log["parts"]["unet"]["init_from"] == str(first) and log["parts"]["unet"]["steps"] == 2
+    assert log["parts"]["unet"]["previous"]["steps"] == trained_stack[1]["parts"]["unet"]["steps"]
+    # a second stage learns from where the first stopped: its first losses are below a fresh start's
+    (out / "unet").rename(tmp_path / "lr0")
+    fresh = train_zoo(square_dataset, out, tiny_settings(unet={"steps": 5}), parts=["unet"])["parts"]["unet"]
+    (out / "unet").rename(tmp_path / "fresh")
+    extended = train_zoo(square_dataset, out, tiny_settings(unet={"steps": 5, "init_from": str(first)}), parts=["unet"])["parts"]["unet"]
+    assert extended["history"][0]["loss"] < fresh["history"][0]["loss"]
+
+
+def test_unet_init_from_refuses_another_architecture_or_a_missing_folder(trained_stack, square_dataset, tmp_path):
+    import shutil
+
+    out = tmp_path / "stack"
+    shutil.copytree(trained_stack[0], out)
+    (out / "unet").rename(tmp_path / "old")
+    other = tiny_settings(unet={"steps": 1, "block_out_channels": [16, 16, 32], "init_from": str(tmp_path / "old")})
+    with pytest.raises(ConfigError, match="block_out_channels differ"):
+        train_zoo(square_dataset, out, other, parts=["unet"])
+    with pytest.raises(ConfigError, match="not a saved UNet folder"):
+        train_zoo(square_dataset, out, tiny_settings(unet={"init_from": str(tmp_path / "nowhere")}), parts=["unet"])

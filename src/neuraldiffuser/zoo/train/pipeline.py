@@ -144,9 +144,14 @@ def train_zoo(
         missing = [f for f in needs.get(part, ()) if not (out / f).is_dir()]
         if missing:
             raise ConfigError(f"the {part} part needs the trained {', '.join(missing)} first", where=str(out), fix="train the parts in order: " + ", ".join(PARTS))
+        init_from = settings.unet.init_from if part == "unet" else None
+        if init_from and not (Path(init_from) / "config.json").is_file():
+            raise ConfigError("unet.init_from is not a saved UNet folder (no config.json)", where=init_from, fix="point it at a trained stack's unet/ folder")
         t0 = time.perf_counter()
         result = jobs[part]()
         result["wall_seconds_last_session"] = round(time.perf_counter() - t0, 1)
+        if init_from:  # keep the record of the stage it extends
+            result = {**result, "init_from": init_from, "previous": _log(out)["parts"].get(part)}
         log["parts"] = {**_log(out)["parts"], **log["parts"], part: result}  # parts may run in parallel processes
         atomic_write_json(out / "train_log.json", log)
     if all(_done(out, p, settings) for p in PARTS):

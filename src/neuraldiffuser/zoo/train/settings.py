@@ -116,6 +116,9 @@ class UNetSettings(OptimSettings):
     """Min-SNR-γ loss weighting (None: SD's plain ε-MSE)."""
     ema_decay: float = 0.998
     """Decay of the exponential moving average of the weights; the EMA weights are the ones saved."""
+    init_from: str | None = None
+    """A saved ``unet/`` folder to start from instead of random weights: a second stage that extends a
+    finished UNet with a fresh warm-up and cosine schedule of ``steps`` (its architecture must match)."""
     steps: int = 2000
     batch_size: int = 64
     lr: float = 1e-3

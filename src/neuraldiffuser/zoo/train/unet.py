@@ -10,6 +10,7 @@ scaled-linear forward noising at a uniform timestep, ε-prediction MSE, with the
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -19,6 +20,8 @@ from ..build import SD_SCHEDULER
 from .common import Replicas, RunState, make_optimizer, replica_bar, run, save_folder, seeded_generator
 from .data import ImageCaptionData
 from .settings import UNetSettings
+
+REPLICA_TIMEOUT_S = 600
 
 
 def build_unet(s: UNetSettings, latent_side: int, latent_channels: int, context_dim: int):
@@ -77,6 +80,30 @@ def _gather(part: torch.Tensor, per: int, n: int) -> torch.Tensor:
     return torch.cat(chunks)[:n]
 
 
+def load_initial_weights(unet, folder: Path) -> None:
+    """Copy a saved UNet's weights into ``unet`` (float32), refusing a folder of another architecture."""
+    from diffusers import UNet2DConditionModel
+
+    from ...errors import ConfigError
+
+    if not (folder / "config.json").is_file():
+        raise ConfigError("unet.init_from is not a saved UNet folder (no config.json)", where=str(folder), fix="point it at a trained stack's unet/ folder")
+    saved = UNet2DConditionModel.from_pretrained(folder, torch_dtype=torch.float32)
+    keys = ("block_out_channels", "down_block_types", "up_block_types", "layers_per_block", "cross_attention_dim", "attention_head_dim", "in_channels", "sample_size")
+    differ = [k for k in keys if tuple(_as_tuple(saved.config[k])) != tuple(_as_tuple(unet.config[k]))]
+    if differ:
+        raise ConfigError(
+            f"unet.init_from holds a UNet whose {', '.join(differ)} differ from the unet settings",
+            where=str(folder / "config.json"),
+            fix="use the settings the saved UNet was trained with (its stack's train_settings.yaml)",
+        )
+    unet.load_state_dict(saved.state_dict())
+
+
+def _as_tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
 def diffusion_loss(unet, noise_scheduler, z0: torch.Tensor, context: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, snr_gamma: float | None = None) -> torch.Tensor:
     """ε-prediction MSE (SD's objective) at timesteps ``t``, optionally Min-SNR-γ weighted.
 
@@ -111,7 +138,7 @@ def train_unet(data: ImageCaptionData, s: UNetSettings, seed: int, stack: Path, 
     import torch.multiprocessing as mp
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    rendezvous = checkpoint_dir / "rendezvous"
+    rendezvous = (checkpoint_dir / "rendezvous").resolve()  # file:// needs an absolute path: a relative one hangs
     rendezvous.unlink(missing_ok=True)
     mp.start_processes(_replica, args=(processes, rendezvous, args), nprocs=processes, start_method="fork")
     rendezvous.unlink(missing_ok=True)
@@ -123,7 +150,8 @@ def _replica(rank: int, world: int, rendezvous: Path, args: tuple) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    # a bounded wait: a replica that never arrives (or a collective that never completes) raises instead of hanging
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world, timeout=timedelta(seconds=REPLICA_TIMEOUT_S))
     try:
         _train(Replicas(rank, world), *args)
     finally:
@@ -143,6 +171,8 @@ def _train(replicas: Replicas, data, s: UNetSettings, seed, comp, checkpoint_dir
 
     torch.manual_seed(seed)
     unet = build_unet(s, mean.shape[-1], mean.shape[1], text_encoder.config.hidden_size)
+    if s.init_from:
+        load_initial_weights(unet, Path(s.init_from))
     optimizer, scheduler = make_optimizer(unet, s)
     ema = EMAModel(unet.parameters(), decay=s.ema_decay)
     state = RunState({"unet": unet}, optimizer, scheduler, seeded_generator(seed, "unet"), ema=ema)
