@@ -136,13 +136,15 @@ def main() -> None:
     n_sessions = len(__import__("neuraldiffuser.data", fromlist=["open_dataset"]).open_dataset(args.dataset).subject(base.data.subject).sessions)
     results = {"dataset": str(args.dataset), "targets": str(args.targets), "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                "platform": platform.platform(), "loadavg_start": os.getloadavg()}, "config": base.model_dump(mode="json"), "variants": {}}
-    first = args.reuse
+    ridge_done = False
     for layout in ("per_target", "multi_head"):
         if layout in variants:
             cfg = base.model_copy(deep=True)
             cfg.decoder.layout = layout
-            run_variant(layout, cfg, args.work, args.targets, results, ridge=first is None)
-            first = first or (args.work / layout)
+            run_variant(layout, cfg, args.work, args.targets, results, ridge=not ridge_done)
+            ridge_done = True
+    # the few-session variants use the preset's layout: reuse the pretraining of the variant with that layout
+    first = args.reuse or (args.work / base.decoder.layout if base.decoder.layout in variants else None)
     if "few" in variants:
         few = max(1, n_sessions // 8)
         cfg = base.model_copy(deep=True)
