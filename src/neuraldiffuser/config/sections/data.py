@@ -11,6 +11,7 @@ class DataConfig(Section):
     path: str | None = None
     """Dataset folder, generic layout or MindEye2's NSD layout."""
     layout: Literal["auto", "generic", "mindeye2"] = "auto"
+    """How to read the folder: "auto" detects it (docs/dataset-layout.md); "generic" or "mindeye2" force one."""
     subject: str = "subj01"
     """Target subject: fine-tuned on, decoded and reconstructed."""
     pretrain_subjects: list[str] | Literal["others"] = "others"

@@ -21,4 +21,6 @@ class ZooConfig(Section):
     """Antialias the resize to the tower's input size. The released code ran torchvision ≤ 0.16, whose tensor
     resize did not antialias; the paper preset turns it off to match."""
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    """Precision the components are loaded in (stored weights are cast; fp16 halves GPU memory)."""
     revision: str | None = None
+    """Hub revision (branch, tag or commit) when ``path`` is a hub id; None: the default branch."""
