@@ -13,7 +13,7 @@ from decoder_fixtures import make_decoder_data, one_thread, tiny_config
 from neuraldiffuser.data import VoxelScaler, open_dataset
 from neuraldiffuser.models.brain import BrainDecoder
 from neuraldiffuser.targets.store import TargetStore
-from neuraldiffuser.training.decode import decode_test, match_distribution
+from neuraldiffuser.training.decode import decode_betas, decode_test, match_distribution
 from neuraldiffuser.training.runner import train_decoders
 
 
@@ -81,6 +81,25 @@ def test_z_distribution_matching(run, tmp_path):
     cfg.decode.z_match = False
     raw = TargetStore(decode_test(cfg, run_dir, tmp_path / "r.hdf5")).get("z", np.arange(12))
     np.testing.assert_allclose(match_distribution(raw, stats["mean"], stats["std"]), matched, atol=1e-5)
+
+
+def test_any_trials_decode_like_the_test_set(run, tmp_path):
+    """decode_betas on training trials of chosen images: same decoders, scaler and attributes as the test path."""
+    cfg, run_dir, ds, _ = run
+    cfg = cfg.model_copy(deep=True)
+    cfg.decode.use_prior = False
+    subj = open_dataset(ds).subject("subj01")
+    rows = subj.train_rows()[:5]
+    images = subj.image_of_rows(rows)
+    out = TargetStore(decode_betas(cfg, run_dir, subj.read(rows), images, tmp_path / "val.hdf5", attrs={"validation": "x"}))
+    np.testing.assert_array_equal(out.image, images)
+    assert out.attrs["validation"] == "x" and out.attrs["subject"] == "subj01" and "test_order" not in out.attrs
+    x = VoxelScaler.load(run_dir / "decoders" / "scaler.safetensors").transform(subj.read(rows))
+    model = BrainDecoder.from_pretrained(run_dir / "decoders" / "c").eval()
+    expected = model.decode("subj01", torch.from_numpy(x), use_prior=False)["c"].numpy()
+    np.testing.assert_allclose(out.get("c", np.arange(5)), expected.reshape(5, *out.shape("c")), atol=1e-5)
+    with pytest.raises(ValueError, match="5 rows of betas for 4 images"):
+        decode_betas(cfg, run_dir, subj.read(rows), images[:4], tmp_path / "bad.hdf5")
 
 
 def test_repeat_averaging_modes(run, tmp_path):

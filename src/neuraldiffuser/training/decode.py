@@ -73,14 +73,26 @@ def run_neural(config: Config, dec_dir: Path, manifest: dict, x: np.ndarray, dev
 
 def decode_test(config: Config, run_dir: str | Path, out: str | Path, method: str = "neuraldiffuser") -> Path:
     """Decode the test set with the run's decoders (``method='neuraldiffuser'``) or its ridge baseline ('ridge')."""
-    run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir)
-    dec_dir = run_dir / "decoders"
+    manifest = read_manifest(Path(run_dir))
     ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
     subj = ds.subject(manifest["subject"])
     test = subj.test_set(config.data.test_repeats, config.data.test_order)
-    scaler = VoxelScaler.load(dec_dir / "scaler.safetensors")
-    x = scaler.transform(subj.test_betas(test, config.data.average))
+    attrs = {"test_order": test.order, "padded": test.padded.sum(1).tolist()}
+    return decode_betas(config, run_dir, subj.test_betas(test, config.data.average), test.images, out, method, attrs)
+
+
+def decode_betas(config: Config, run_dir: str | Path, betas: np.ndarray, images: np.ndarray, out: str | Path,
+                 method: str = "neuraldiffuser", attrs: dict[str, Any] | None = None) -> Path:
+    """Decode raw betas (n, V), or (n, R, V) per repeat, of ``images`` into a store at ``out``.
+
+    The test set goes through here, and so does any other set of trials (e.g. a validation session).
+    """
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    dec_dir = run_dir / "decoders"
+    if len(betas) != len(images):
+        raise ValueError(f"{len(betas)} rows of betas for {len(images)} images")
+    x = VoxelScaler.load(dec_dir / "scaler.safetensors").transform(betas)
     if method == "ridge":
         from ..models.ridge import RidgeDecoder
 
@@ -98,9 +110,9 @@ def decode_test(config: Config, run_dir: str | Path, out: str | Path, method: st
         stats = load_file(str(dec_dir / "z_stats.safetensors"))
         values["z"] = match_distribution(values["z"], stats["mean"], stats["std"])
     attrs = {**manifest.get("targets_attrs", {}), "subject": manifest["subject"], "average": config.data.average,
-             "method": method, "source_run": str(run_dir.resolve()), "test_order": test.order,
-             "padded": test.padded.sum(1).tolist(), "prior_steps": config.decode.prior_steps, "prior_eta": config.decode.prior_eta, "prior_samples": config.decode.prior_samples,
+             "method": method, "source_run": str(run_dir.resolve()), **(attrs or {}),
+             "prior_steps": config.decode.prior_steps, "prior_eta": config.decode.prior_eta, "prior_samples": config.decode.prior_samples,
              "use_prior": config.decode.use_prior, "z_match": bool(config.decode.z_match), "seed": int(config.seed if config.decode.seed is None else config.decode.seed),
              "created": _dt.datetime.now().isoformat(timespec="seconds")}
     values = {k: v.astype(np.float16 if k == "g" and manifest.get("targets_attrs", {}).get("g_dtype") == "float16" else np.float32) for k, v in values.items()}
-    return write_store(out, test.images, values, attrs)
+    return write_store(out, np.asarray(images), values, attrs)
