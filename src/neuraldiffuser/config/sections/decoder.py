@@ -42,11 +42,11 @@ class DecoderConfig(Section):
     z_hidden: int = 4096
     """Width H of the z model (per_target layout)."""
     z_blocks: int = 4
-    """Residual blocks of the z model."""
+    """Residual blocks of the z model (per_target layout)."""
     z_dropout: float = Field(0.25, ge=0, lt=1)
-    """Dropout in the z model's residual blocks."""
+    """Dropout in the z model's residual blocks (per_target layout; multi_head uses ``dropout``)."""
     z_adapter_dropout: float = Field(0.5, ge=0, lt=1)
-    """Dropout after the z model's voxel adapter."""
+    """Dropout after the z model's voxel adapter (per_target layout)."""
     z_map_channels: int = 64
     """Channels of the feature map the z upsampler starts from."""
     z_up_channels: list[int] = [64, 128, 256]
