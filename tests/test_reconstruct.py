@@ -72,15 +72,15 @@ def test_interrupted_run_resumes_to_identical_files(setup, tmp_path, monkeypatch
     decoded, _, config = setup
     job = make_job(decoded, config)
     (full,) = reconstruct(job, tmp_path / "full", config, shard=Shard())
-    real, calls, fail_at = runner.reconstruct_image, [], [2]
+    real, calls, fail_at = runner.reconstruct_images, [], [2]
 
-    def flaky(reconstructor, job, keys, image, folder, device):
-        calls.append(image)
+    def flaky(reconstructor, job, keys, images, folder, device):
+        calls.extend(images)
         if len(calls) in fail_at:
             raise KeyboardInterrupt
-        real(reconstructor, job, keys, image, folder, device)
+        real(reconstructor, job, keys, images, folder, device)
 
-    monkeypatch.setattr(runner, "reconstruct_image", flaky)
+    monkeypatch.setattr(runner, "reconstruct_images", flaky)
     with pytest.raises(KeyboardInterrupt):
         reconstruct(job, tmp_path / "part", config, shard=Shard())
     part = tmp_path / "part" / full.relative_to(tmp_path / "full")
@@ -92,6 +92,23 @@ def test_interrupted_run_resumes_to_identical_files(setup, tmp_path, monkeypatch
     assert files_of(part) == files_of(full) and len(files_of(full)) == 9
     strip_timing = lambda m: {k: v for k, v in m.items() if k not in ("seconds_per_image", "targets")}  # noqa: E731
     assert strip_timing(json.loads((part / "manifest.json").read_text())) == strip_timing(json.loads((full / "manifest.json").read_text()))
+
+
+def test_images_sampled_together_match_one_at_a_time(setup, tmp_path):
+    """sampler.image_batch > 1: same files, records and images (up to float rounding) as one image per call."""
+    decoded, _, config = setup
+    job = make_job(decoded, config)
+    (single,) = reconstruct(job, tmp_path / "one", config, shard=Shard())
+    batched_config = config.model_copy(deep=True)
+    batched_config.sampler.image_batch = 2
+    (batched,) = reconstruct(make_job(decoded, batched_config), tmp_path / "two", batched_config, shard=Shard())
+    assert files_of(batched).keys() == files_of(single).keys() and len(files_of(single)) == 9
+    manifest = json.loads((batched / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["images"] == json.loads((single / "manifest.json").read_text())["images"]
+    for name in (n for n in files_of(single) if n.startswith("images/")):
+        a = np.asarray(Image.open(single / name), dtype=int)
+        b = np.asarray(Image.open(batched / name), dtype=int)
+        assert np.abs(a - b).max() <= 1, name  # uint8 rounding of float-level differences
 
 
 def test_sweep_writes_one_folder_per_setting(setup, tmp_path):

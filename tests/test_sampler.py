@@ -153,6 +153,33 @@ def test_batched_sampler_equals_the_released_loop_one_repeat_at_a_time(comp, inp
     assert (ours[0] - ours[1]).abs().max() > 1e-3  # repeats differ
 
 
+def test_feature_loss_with_one_target_per_row_equals_separate_losses(comp, inputs):
+    _, _, g = inputs
+    targets = torch.stack([g, g * 0.5 + 0.1, -g])
+    images = torch.rand(3, 3, 16, 16) * 2 - 1
+    boosts = [1.5, 1.2, 1, 1, 1, 1]
+    together = FeatureLoss(comp.guidance, targets, boosts)
+    alone = torch.cat([FeatureLoss(comp.guidance, t, boosts)(images[i : i + 1]) for i, t in enumerate(targets)])
+    torch.testing.assert_close(together(images), alone)
+    torch.testing.assert_close(together(images[1:], slice(1, 3)), alone[1:])
+    with pytest.raises(DataError, match="2 images for 3 per-row g targets"):
+        together(images[:2])
+
+
+@pytest.mark.parametrize("kappa", [0.0, 200.0])
+def test_images_sampled_together_equal_images_sampled_alone(comp, inputs, kappa):
+    c, z, g = inputs
+    cs, zs, gs = [c, c * 0.8], [z, z.flip(-1)], [g, g.flip(-1) * 0.9]
+    cfg = SamplerConfig(steps=12, repeats=2, kappa=kappa, eta=0.5, sag_scale=0.75)
+    sampler = NeuralDiffuserSampler(comp, cfg)
+    together = sampler.batch(cs, zs, gs, seeds=[5, 6])
+    for i in range(2):
+        alone = sampler(cs[i], zs[i], gs[i], seed=5 + i)
+        assert together[i].shape == alone.shape == (2, 3, 16, 16)
+        torch.testing.assert_close(together[i], alone, rtol=0, atol=1e-4)
+    assert (together[0] - together[1]).abs().max() > 1e-2  # the images really are different ones
+
+
 def test_kappa_zero_is_exactly_the_unguided_sampler(comp, inputs):
     c, z, g = inputs
     cfg = SamplerConfig(steps=10, repeats=2)

@@ -34,25 +34,38 @@ def layer_weights(g: torch.Tensor, boosts: Sequence[float]) -> torch.Tensor:
 
 
 class FeatureLoss:
-    """MSE_CLIP(g, φ(I)) = Σ_L w_L · mean((g_L − φ_L(I))²), one value per image of the batch."""
+    """MSE_CLIP(g, φ(I)) = Σ_L w_L · mean((g_L − φ_L(I))²), one value per image of the batch.
+
+    ``target`` is one image's g (L, tokens, width), shared by every row, or one g per row (N, L, tokens,
+    width) when several images are sampled together; each row's layer weights come from its own target.
+    """
 
     def __init__(self, encoder: Callable[[torch.Tensor], torch.Tensor], target: torch.Tensor, boosts: Sequence[float]):
         if not target.is_floating_point():
             raise DataError(f"g target must be floating point, got {target.dtype}")
         self.encoder = encoder
         self.target = target
-        self.weights = layer_weights(target, boosts).to(target.device, target.dtype)
+        per_row = [layer_weights(t, boosts) for t in target] if target.ndim == 4 else None
+        self.weights = (torch.stack(per_row) if per_row else layer_weights(target, boosts)).to(target.device, target.dtype)
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """``images`` in [−1, 1] (the VAE's output range) → (B,) loss; the encoder clamps (I+1)/2 to [0, 1]."""
+    def __call__(self, images: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """``images`` in [−1, 1] (the VAE's output range) → (B,) loss; the encoder clamps (I+1)/2 to [0, 1].
+
+        With one target per row, ``rows`` says which rows of the targets ``images`` are (default: all).
+        """
         feats = self.encoder((images + 1) / 2).to(self.target.dtype)
-        if feats.shape[1:] != self.target.shape:
+        target, weights = self.target, self.weights
+        if target.ndim == 4:
+            target, weights = target[rows or slice(None)], weights[rows or slice(None)]
+            if len(target) != len(feats):
+                raise DataError(f"{len(feats)} images for {len(target)} per-row g targets")
+        if feats.shape[1:] != target.shape[-3:]:
             raise DataError(
-                f"guidance tower gives features {tuple(feats.shape[1:])} but the g target is {tuple(self.target.shape)}",
+                f"guidance tower gives features {tuple(feats.shape[1:])} but the g target is {tuple(target.shape[-3:])}",
                 fix="decode g with the same zoo (guidance encoder and layers) as the sampler uses",
             )
-        mse = (feats - self.target).pow(2).mean(dim=(2, 3))  # (B, L)
-        return (mse * self.weights).sum(dim=1)
+        mse = (feats - target).pow(2).mean(dim=(-2, -1))  # (B, L)
+        return (mse * weights).sum(dim=1)
 
 
 def predict_x0(x: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor, formula: str) -> torch.Tensor:
@@ -84,15 +97,15 @@ class GuidanceStep:
         self.kappa, self.x0_formula, self.checkpoint = float(kappa), x0_formula, checkpoint
         self.scale = float(vae.config.scaling_factor)
 
-    def objective(self, x: torch.Tensor, t: int, alpha_bar: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(−κ·Σ_batch loss, ε_c) as differentiable functions of x."""
+    def objective(self, x: torch.Tensor, t: int, alpha_bar: torch.Tensor, context: torch.Tensor, rows: slice | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(−κ·Σ_batch loss, ε_c) as differentiable functions of x (``rows``: which rows of the batch x is)."""
         dtype = self.unet.dtype
         eps = self.unet(x.to(dtype), t, encoder_hidden_states=context.to(dtype)).sample.to(x.dtype)
         x0 = predict_x0(x, eps, alpha_bar, self.x0_formula)
         fac = (1 - alpha_bar).sqrt()
         blend = x0 * fac + x * (1 - fac)
         image = self.vae.decode((blend / self.scale).to(self.vae.dtype)).sample.to(x.dtype)
-        return -self.kappa * self.loss(image).sum(), eps
+        return -self.kappa * self.loss(image, rows).sum(), eps
 
     def __call__(self, x: torch.Tensor, t: int, alpha_bar: torch.Tensor, context: torch.Tensor, chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(ε_c detached, gradient) for every row of x; rows are independent, so chunking gives the same gradient."""
@@ -101,7 +114,7 @@ class GuidanceStep:
         with torch.enable_grad(), checkpointing(self.unet, self.vae, enabled=self.checkpoint):
             for i in range(0, x.shape[0], step):
                 leaf = x[i : i + step].detach().requires_grad_(True)
-                value, eps = self.objective(leaf, t, alpha_bar, context[i : i + step])
+                value, eps = self.objective(leaf, t, alpha_bar, context[i : i + step], slice(i, i + step))
                 (grad,) = torch.autograd.grad(value, leaf)
                 eps_out.append(eps.detach())
                 grads.append(grad)

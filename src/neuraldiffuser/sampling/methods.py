@@ -104,13 +104,26 @@ class NeuralDiffuserMethod:
         from .sampler import NeuralDiffuserSampler
 
         check_shapes(components, setting, shapes, self.needs(setting))
-        sampler = NeuralDiffuserSampler(components, setting.config.sampler)
-        seed, by_index = setting.config.seed, setting.config.sampler.image_seed == "by_index"
+        return SamplerReconstructor(NeuralDiffuserSampler(components, setting.config.sampler), setting.config)
 
-        def reconstruct(targets: Mapping[str, torch.Tensor], image: int) -> torch.Tensor:
-            return sampler(targets["c"], targets["z"], targets.get("g"), seed=seed + image if by_index else seed)
 
-        return reconstruct
+class SamplerReconstructor:
+    """The NeuralDiffuser sampler as a reconstructor: one image per call, or ``images_per_call`` via ``batch``."""
+
+    def __init__(self, sampler, config: Config):
+        self.sampler, self.seed = sampler, config.seed
+        self.by_index = config.sampler.image_seed == "by_index"
+        self.images_per_call = config.sampler.image_batch
+
+    def image_seed(self, image: int) -> int:
+        return self.seed + image if self.by_index else self.seed
+
+    def __call__(self, targets: Mapping[str, torch.Tensor], image: int) -> torch.Tensor:
+        return self.sampler(targets["c"], targets["z"], targets.get("g"), seed=self.image_seed(image))
+
+    def batch(self, targets: Sequence[Mapping[str, torch.Tensor]], images: Sequence[int]) -> list[torch.Tensor]:
+        return self.sampler.batch([t["c"] for t in targets], [t["z"] for t in targets], [t.get("g") for t in targets],
+                                  [self.image_seed(im) for im in images])
 
 
 def check_shapes(components, setting: Setting, shapes: Mapping[str, tuple[int, ...]], needs: Sequence[str]) -> None:

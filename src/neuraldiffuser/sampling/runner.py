@@ -86,16 +86,24 @@ def read_targets(store: TargetStore, keys: Sequence[str], image: int, device: to
     return {k: torch.from_numpy(store.get(k, row)[0]).to(device) for k in keys}
 
 
-def reconstruct_image(reconstructor, job: Job, keys: Sequence[str], image: int, folder: Path, device) -> None:
-    """Reconstruct one image, write its PNGs and strip, then its record (the 'done' marker)."""
+def reconstruct_images(reconstructor, job: Job, keys: Sequence[str], images: Sequence[int], folder: Path, device) -> None:
+    """Reconstruct these images (together if the reconstructor has ``batch``), then write each one's PNGs,
+    strip and record (the 'done' marker); the seconds of a shared call are split evenly between its images."""
     start = time.perf_counter()
-    out = to_uint8(reconstructor(read_targets(job.store, keys, image, device), image))
-    files = [f"images/{image:05d}_r{r}.png" for r in range(len(out))]
-    for name, arr in zip(files, out, strict=True):
-        write_png(folder / name, arr)
-    write_png(folder / f"strips/{image:05d}.png", strip(job.dataset.images.get(image), out))
-    record = {"image": image, "files": files, "strip": f"strips/{image:05d}.png", "seconds": time.perf_counter() - start}
-    atomic_write_json(folder / "records" / f"{image:05d}.json", record)
+    targets = [read_targets(job.store, keys, im, device) for im in images]
+    if len(images) > 1:
+        outs = reconstructor.batch(targets, images)
+    else:
+        outs = [reconstructor(targets[0], images[0])]
+    seconds = (time.perf_counter() - start) / len(images)
+    for image, out in zip(images, outs, strict=True):
+        out = to_uint8(out)
+        files = [f"images/{image:05d}_r{r}.png" for r in range(len(out))]
+        for name, arr in zip(files, out, strict=True):
+            write_png(folder / name, arr)
+        write_png(folder / f"strips/{image:05d}.png", strip(job.dataset.images.get(image), out))
+        record = {"image": image, "files": files, "strip": f"strips/{image:05d}.png", "seconds": seconds}
+        atomic_write_json(folder / "records" / f"{image:05d}.json", record)
 
 
 def prepare_folder(folder: Path, method: Method, setting: Setting, job: Job, overwrite: bool, main: bool) -> None:
@@ -154,11 +162,13 @@ def run_setting(components, method: Method, setting: Setting, job: Job, out: Pat
     if shard.index != 0:
         prepare_folder(folder, method, setting, job, overwrite=False, main=False)
     todo = [im for im in shard.take(job.images) if not (folder / "records" / f"{im:05d}.json").exists()]
+    per_call = getattr(reconstructor, "images_per_call", 1)
     with progress_bar(f"{method.name} {setting.name}", total=len(todo)) as bar:
-        for im in todo:
+        for i in range(0, len(todo), per_call):
+            chunk = todo[i : i + per_call]
             start = time.perf_counter()
-            reconstruct_image(reconstructor, job, keys, im, folder, components.device)
-            bar.advance(info=f"{time.perf_counter() - start:.1f} s/image")
+            reconstruct_images(reconstructor, job, keys, chunk, folder, components.device)
+            bar.advance(len(chunk), info=f"{(time.perf_counter() - start) / len(chunk):.1f} s/image")
     if shard.wait:
         shard.wait()
     if shard.index == 0:

@@ -9,6 +9,7 @@ intermediate latent is decoded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -103,11 +104,27 @@ class NeuralDiffuserSampler:
         self._check(c, z, g)
         return self.denoise(self.initial_latents(z.float(), self.generator(seed)), c, g)
 
+    def batch(self, cs: Sequence[torch.Tensor], zs: Sequence[torch.Tensor], gs: Sequence[torch.Tensor | None], seeds: Sequence[int]) -> list[torch.Tensor]:
+        """Several images in one pass: their B × R rows share every UNet call, which on a CPU costs far less
+        than B separate calls. Each image keeps its own seed, so it starts from the noise it would get alone
+        and ends equal to ``self(c, z, g, seed)`` up to float rounding. Returns one (R, 3, H, W) per image."""
+        for c, z, g in zip(cs, zs, gs, strict=True):
+            self._check(c, z, g)
+        R = self.config.repeats
+        x = torch.cat([self.initial_latents(z.float(), self.generator(s)) for z, s in zip(zs, seeds, strict=True)])
+        c_rows = torch.cat([c.float().expand(R, *c.shape) for c in cs])
+        g_rows = torch.cat([g.float().expand(R, *g.shape) for g in gs]) if self.plan.guided_steps else None
+        return list(self.denoise(x, c_rows, g_rows).split(R))
+
     @torch.no_grad()
     def denoise(self, x: torch.Tensor, c: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
-        """Run the planned steps from the noised latents x (R, C, h, w) and decode the result."""
+        """Run the planned steps from the noised latents x (N, C, h, w) and decode the result.
+
+        c and g are one image's (T, D) and (L, tokens, width), shared by all N rows, or one per row.
+        """
         R = x.shape[0]
-        cond = c.float().to(self.device).expand(R, *c.shape)
+        cond = c.float().to(self.device)
+        cond = cond if cond.ndim == 3 else cond.expand(R, *c.shape)
         contexts = [self.uncond.expand(R, -1, -1), cond] if self.config.cfg_scale > 1 else [cond]
         guide = self.guidance_step(g) if self.plan.guided_steps else None
         sag = capture_mid_attention(self.unet) if self.config.sag_scale > 0 else nullcontext()

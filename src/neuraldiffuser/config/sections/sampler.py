@@ -49,6 +49,9 @@ class SamplerConfig(Section):
     """Recompute UNet and VAE-decoder activations in the guidance backward pass: less memory, about 30% more time."""
     guidance_chunk: int | None = Field(None, ge=1)
     """Repeats per guidance forward/backward (None = all R at once); smaller uses less memory, same gradient."""
+    image_batch: int = Field(1, ge=1)
+    """Images sampled together, image_batch × repeats rows per UNet call. On a CPU the small calls of the mini
+    zoo cost mostly overhead, so 8 is ~2× faster; results equal one-at-a-time up to float rounding (|Δ| ~1e-5)."""
 
     @model_validator(mode="after")
     def _check(self) -> SamplerConfig:
