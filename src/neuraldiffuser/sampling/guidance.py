@@ -56,7 +56,8 @@ class FeatureLoss:
         feats = self.encoder((images + 1) / 2).to(self.target.dtype)
         target, weights = self.target, self.weights
         if target.ndim == 4:
-            target, weights = target[rows or slice(None)], weights[rows or slice(None)]
+            pick = rows or slice(None)
+            target, weights = target[pick], weights[pick]
             if len(target) != len(feats):
                 raise DataError(f"{len(feats)} images for {len(target)} per-row g targets")
         if feats.shape[1:] != target.shape[-3:]:

@@ -109,7 +109,7 @@ def train_zoo(
 
     from .autoencoder import finetune_decoder, train_autoencoder
     from .clip import train_clip
-    from .unet import train_unet
+    from .unet import require_unet_folder, train_unet
 
     settings = settings or ZooTrainSettings()
     unknown = [p for p in parts if p not in PARTS]
@@ -145,8 +145,8 @@ def train_zoo(
         if missing:
             raise ConfigError(f"the {part} part needs the trained {', '.join(missing)} first", where=str(out), fix="train the parts in order: " + ", ".join(PARTS))
         init_from = settings.unet.init_from if part == "unet" else None
-        if init_from and not (Path(init_from) / "config.json").is_file():
-            raise ConfigError("unet.init_from is not a saved UNet folder (no config.json)", where=init_from, fix="point it at a trained stack's unet/ folder")
+        if init_from:
+            require_unet_folder(init_from)
         t0 = time.perf_counter()
         result = jobs[part]()
         result["wall_seconds_last_session"] = round(time.perf_counter() - t0, 1)

@@ -80,14 +80,21 @@ def _gather(part: torch.Tensor, per: int, n: int) -> torch.Tensor:
     return torch.cat(chunks)[:n]
 
 
+def require_unet_folder(folder: str | Path) -> None:
+    """``unet.init_from`` must be a saved UNet folder (checked before any work starts)."""
+    from ...errors import ConfigError
+
+    if not (Path(folder) / "config.json").is_file():
+        raise ConfigError("unet.init_from is not a saved UNet folder (no config.json)", where=str(folder), fix="point it at a trained stack's unet/ folder")
+
+
 def load_initial_weights(unet, folder: Path) -> None:
     """Copy a saved UNet's weights into ``unet`` (float32), refusing a folder of another architecture."""
     from diffusers import UNet2DConditionModel
 
     from ...errors import ConfigError
 
-    if not (folder / "config.json").is_file():
-        raise ConfigError("unet.init_from is not a saved UNet folder (no config.json)", where=str(folder), fix="point it at a trained stack's unet/ folder")
+    require_unet_folder(folder)
     saved = UNet2DConditionModel.from_pretrained(folder, torch_dtype=torch.float32)
     keys = ("block_out_channels", "down_block_types", "up_block_types", "layers_per_block", "cross_attention_dim", "attention_head_dim", "in_channels", "sample_size")
     differ = [k for k in keys if tuple(_as_tuple(saved.config[k])) != tuple(_as_tuple(unet.config[k]))]
