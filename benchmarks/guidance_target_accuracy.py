@@ -47,7 +47,7 @@ def blend_store(decoded: Path, targets: Path, alpha: float, out: Path, limit: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--demo", required=True, type=Path, help="A finished demo folder (data/, targets.hdf5, decoders/decoded.hdf5).")
+    ap.add_argument("--demo", required=True, type=Path, help="A finished demo folder (data/, targets.hdf5, decoded.hdf5).")
     ap.add_argument("--work", required=True, type=Path)
     ap.add_argument("--alpha", type=float, action="append", default=None, help="blend weights of the true g (default 0, 0.5, 0.75, 1).")
     ap.add_argument("--kappa", type=float, default=300.0)
@@ -62,7 +62,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     demo = args.demo.resolve()
-    data, decoded, targets = demo / "data", demo / "decoders" / "decoded.hdf5", demo / "targets.hdf5"
+    data, decoded, targets = demo / "data", demo / "decoded.hdf5", demo / "targets.hdf5"
     ds = open_dataset(data)
     args.work.mkdir(parents=True, exist_ok=True)
     base = ["--dataset", str(data), "--repeats", str(args.repeats), "--workers", str(args.workers), "--preset", "mini"]

@@ -40,7 +40,7 @@ def swapped_store(decoded: Path, targets: Path, true_keys: tuple[str, ...], out:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--demo", required=True, type=Path, help="A finished demo folder (data/, targets.hdf5, decoders/decoded.hdf5).")
+    ap.add_argument("--demo", required=True, type=Path, help="A finished demo folder (data/, targets.hdf5, decoded.hdf5).")
     ap.add_argument("--work", required=True, type=Path)
     ap.add_argument("--limit", type=int, default=50, help="first N test images")
     ap.add_argument("--workers", type=int, default=2)
@@ -49,7 +49,7 @@ def main() -> None:
     t0 = time.perf_counter()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NEURALDIFFUSER_PROGRESS": "0"}
     demo = args.demo.resolve()
-    data, decoded, targets = demo / "data", demo / "decoders" / "decoded.hdf5", demo / "targets.hdf5"
+    data, decoded, targets = demo / "data", demo / "decoded.hdf5", demo / "targets.hdf5"
     args.work.mkdir(parents=True, exist_ok=True)
     variants = {"all decoded": (), "true z": ("z",), "true c": ("c",), "true g": ("g",), "all true": ("z", "c", "g")}
     folders = {}
