@@ -1,6 +1,6 @@
 """Choose the guidance scale κ and fraction η on held-out *training* images, never on the test set.
 
-    python benchmarks/kappa_validation.py --demo runs/demo --work WORK [--kappa 100 --kappa 300 ...] [--limit 60]
+    python benchmarks/kappa_validation.py --demo runs/demo --work WORK [--kappa 100 --kappa 300 ...] [--strength 0.6 ...] [--limit 60]
 
 Guidance pulls the image towards the decoded g features, which are noisy, so the κ that is best for true
 features (the zoo's own sweep) can be too strong for decoded ones. This picks κ and η the way a
@@ -10,8 +10,10 @@ hyperparameter should be picked:
    on the other subjects is reused: it never saw the target subject);
 2. decode the images first shown in that last session (voxel-averaged over its trials), which neither the
    decoders nor the test set contain;
-3. reconstruct them with κ = 0 and every κ × η of the grid (the `mini` preset otherwise), and score PixCorr
-   and SSIM with the evaluation protocol's functions against the stimuli.
+3. reconstruct them with κ = 0 and every κ × η of the grid (the `mini` preset otherwise), at each img2img
+   strength of ``--strength`` (default: the preset's), and score PixCorr and SSIM with the evaluation
+   protocol's functions against the stimuli, and the embedded 2-way scores with `neuraldiffuser evaluate`
+   (the validation images are each other's distractors).
 
 Writes benchmarks/results/kappa_validation.json and prints the table, best setting first.
 """
@@ -75,12 +77,28 @@ def score(folder: Path, dataset) -> dict:
     }
 
 
+TWO_WAY = ["mini-CLIP 2-way", "EffNet-Lite0 2-way"]
+
+
+def two_way_scores(folders: list[Path], data: Path, out: Path) -> dict[Path, dict]:
+    """The embedded 2-way scores of each folder (repeat 0, and the mean over repeats), by `neuraldiffuser evaluate`."""
+    subprocess.run([sys.executable, "-m", "neuraldiffuser.cli.main", "evaluate", *map(str, folders), "--truth", str(data),
+                    "-o", str(out), "--preset", "mini", "--metrics", ",".join(TWO_WAY)], check=True)
+    found: dict[Path, dict] = {}
+    for row in json.loads((out / "metrics.json").read_text())["rows"]:
+        suffix = "" if row["policy"] == "repeat0" else "_all_repeats"
+        found.setdefault(Path(row["recon_dir"]).resolve(), {}).update({f"{k}{suffix}": row["values"][k] for k in TWO_WAY})
+    return found
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo", required=True, type=Path, help="A finished demo folder (data/, targets.hdf5, decoders/).")
     ap.add_argument("--work", required=True, type=Path, help="Working folder (resumable).")
     ap.add_argument("--kappa", type=float, action="append", default=None, help="κ grid (repeatable; default 30, 100, 300, 1000).")
     ap.add_argument("--eta", type=float, action="append", default=None, help="η grid (repeatable; default 0.2, 0.4).")
+    ap.add_argument("--strength", type=float, action="append", default=None,
+                    help="img2img strength grid (repeatable; default: the preset's sampler.strength).")
     ap.add_argument("--limit", type=int, default=60, help="Validation images (first seen in the held-out session).")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
@@ -106,17 +124,26 @@ def main() -> None:
                            attrs={"validation": f"images first seen in sessions after the first {keep}"})
     kappas, etas = args.kappa or [30.0, 100.0, 300.0, 1000.0], args.eta or [0.2, 0.4]
     grid = [*sum((["--kappa", str(k)] for k in [*kappas, 0.0]), []), *sum((["--eta", str(e)] for e in etas), [])]  # κ 0: one unguided run
-    subprocess.run([sys.executable, "-m", "neuraldiffuser.cli.main", "reconstruct", str(decoded), *grid, "-o", str(args.work / "recon"),
-                    "--dataset", str(data), "--repeats", str(args.repeats), "--workers", str(args.workers), "--preset", "mini"], check=True)
-    rows = sorted((score(f.parent, ds) for f in (args.work / "recon").rglob("manifest.json")), key=lambda r: -(r["SSIM"] + r["PixCorr"]))
+    rows = []
+    for strength in args.strength or [base.sampler.strength]:
+        recon = args.work / ("recon" if strength == base.sampler.strength else f"recon_strength={strength:g}")
+        subprocess.run([sys.executable, "-m", "neuraldiffuser.cli.main", "reconstruct", str(decoded), *grid, "-o", str(recon),
+                        "--dataset", str(data), "--repeats", str(args.repeats), "--workers", str(args.workers), "--preset", "mini",
+                        "--set", f"sampler.strength={strength}"], check=True)
+        folders = sorted(f.parent.resolve() for f in recon.rglob("manifest.json"))
+        two_way = two_way_scores(folders, data, args.work / f"metrics_strength={strength:g}")
+        rows += [{"strength": strength, **score(f, ds), **two_way[f]} for f in folders]
+    rows.sort(key=lambda r: -(r["SSIM"] + r["PixCorr"]))
     result = {"demo": str(args.demo), "subject": base.data.subject, "train_sessions": keep, "n_images": len(images),
               "repeats": args.repeats, "rows": rows, "wall_seconds": round(time.perf_counter() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{len(images)} validation images of {base.data.subject} (decoders fine-tuned on its first {keep} sessions)")
-    print("| κ | η | PixCorr | SSIM | PixCorr, all repeats | SSIM, all repeats |\n|---|---|---|---|---|---|")
+    print("| strength | κ | η | PixCorr | SSIM | mini-CLIP 2-way | EffNet-Lite0 2-way | PixCorr, all repeats | SSIM, all repeats |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['kappa']:g} | {r['eta']:g} | {r['PixCorr']:.3f} | {r['SSIM']:.3f} | {r['PixCorr_all_repeats']:.3f} | {r['SSIM_all_repeats']:.3f} |")
+        print(f"| {r['strength']:g} | {r['kappa']:g} | {r['eta']:g} | {r['PixCorr']:.3f} | {r['SSIM']:.3f} | {r['mini-CLIP 2-way']:.3f} "
+              f"| {r['EffNet-Lite0 2-way']:.3f} | {r['PixCorr_all_repeats']:.3f} | {r['SSIM_all_repeats']:.3f} |")
 
 
 if __name__ == "__main__":
