@@ -120,3 +120,27 @@ def test_mosaic_places_tiles_and_blanks():
     assert (m[:8, :8] == 10).all() and (m[:8, 10:] == 200).all()
     assert (m[10:, :8] == 255).all() and (m[10:, 10:] == 242).all() and (m[8:10] == 255).all()
     assert figures.format_value("CLIP", 0.9312) == "93.1%" and figures.format_value("SSIM", 0.43949) == "0.439"
+
+
+def test_report_compares_every_guided_setting_with_kappa_zero_paired_over_images(run):
+    import json
+    import re
+
+    from neuraldiffuser.evaluation.compare import paired_difference
+
+    html, res = page(write_report([run], run / "report_guidance.html", images=2))
+    assert "guidance" in res.ids
+    section = html[html.index('id="guidance"'): html.index("</section>", html.index('id="guidance"'))]
+    rows = re.findall(r"<tr><td class=\"l\"><b>(\w+)</b> <span class=\"sub\">([^<]+)</span></td><td>(\w+)</td><td>(\d+)</td>(.*?)</tr>", section)
+    # 4 guided settings × (repeat0, mean); minddiffuser has no κ 0 setting and is not compared
+    assert sorted((m, s, p) for m, s, p, _, _ in rows) == sorted(
+        ("neuraldiffuser", s, p) for s in ("kappa=3e+03_eta=0.2", "kappa=3e+03_eta=1", "kappa=3e+05_eta=0.2", "kappa=3e+05_eta=1")
+        for p in ("repeat0", "mean"))
+    # the strongest setting degrades the images far less than κ 0: PixCorr better beyond its interval, and the
+    # printed difference is the paired mean over the 4 test images
+    doc = {(r["setting"], r["policy"]): r for r in json.loads((run / "metrics.json").read_text())["rows"]}
+    want = paired_difference(doc["kappa=3e+05_eta=1", "repeat0"]["per_image"]["PixCorr"], doc["kappa=0_eta=0", "repeat0"]["per_image"]["PixCorr"])
+    cells = next(c for m, s, p, n, c in rows if s == "kappa=3e+05_eta=1" and p == "repeat0")
+    first = re.match(r'<td( class="(\w+)")?>([+−])([\d.]+) <span class="sub">±([\d.]+)</span></td>', cells)
+    assert want["mean"] > 0 and want["ci95"][0] > 0 and first.group(2) == "up"
+    assert (first.group(3), float(first.group(4)), float(first.group(5))) == ("+", round(want["mean"], 3), round(want["ci95"][1] - want["mean"], 3))

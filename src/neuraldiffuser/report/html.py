@@ -1,6 +1,7 @@
 """The self-contained HTML report: one file, CSS inline, every figure a base64 PNG.
 
-Sections: headline cards, the metrics table (with published rows for context), reconstructions
+Sections: headline cards, the metrics table (with published rows for context), guided settings against
+κ = 0 paired over the images, reconstructions
 (stimulus | methods, and stimulus | repeats per method), the κ×η ablation (Fig. 5 of the paper plus
 metric heatmaps) when a sweep exists, brain correlation per ROI, retrieval, unavailable metrics
 with their reasons, and what every metric means.
@@ -75,6 +76,20 @@ def metrics_section(data: ReportData, notes: tables.Footnotes) -> str:
     mean = tables.mean_table(data.entries, notes)
     mean_html = f"<h3>Mean over repeats</h3><p class=\"lead\">Each metric computed per repeat over all images, then averaged (± SD across repeats).</p>{mean}" if mean else ""
     return f'<section id="metrics"><h2>Metrics</h2><p class="lead">{lead}</p>{call}{paper}{emb_html}{mean_html}</section>'
+
+
+def guidance_section(data: ReportData) -> str:
+    """Guided settings against κ = 0, paired over the same images (empty when no method has both)."""
+    from ..evaluation.compare import against_unguided
+
+    rows = [e.row for e in data.entries] + [e.mean for e in data.entries if e.mean is not None]
+    comparisons = against_unguided(rows)
+    if not comparisons:
+        return ""
+    lead = ("Each guided setting minus the same method's κ = 0 setting, image by image: the mean difference ± the half-width of its "
+            "95% interval (normal, sample SD of the differences / √N). Green: better beyond that interval; red: worse. "
+            "<code>repeat0</code> compares one reconstruction per image, <code>mean</code> the per-image values averaged over repeats.")
+    return f'<section id="guidance"><h2>Guidance against κ = 0</h2><p class="lead">{lead}</p>{tables.comparison_table(comparisons)}</section>'
 
 
 def shown_images(entries: list[Entry], k: int) -> list[int]:
@@ -207,9 +222,9 @@ def about_section(data: ReportData, notes: tables.Footnotes) -> str:
 
 def build_html(data: ReportData, title: str = "Reconstruction report", images: int = 6) -> str:
     notes = tables.Footnotes()
-    body = [metrics_section(data, notes), reconstructions_section(data, images), ablation_section(data, images), brain_section(data), retrieval_section(data)]
-    body.append(about_section(data, notes))
-    toc = [(s, t) for s, t in (("metrics", "Metrics"), ("reconstructions", "Reconstructions"), ("ablation", "κ × η ablation"), ("brain", "Brain correlation"),
+    body = [metrics_section(data, notes), guidance_section(data), reconstructions_section(data, images), ablation_section(data, images),
+            brain_section(data), retrieval_section(data), about_section(data, notes)]
+    toc = [(s, t) for s, t in (("metrics", "Metrics"), ("guidance", "Guidance vs κ 0"), ("reconstructions", "Reconstructions"), ("ablation", "κ × η ablation"), ("brain", "Brain correlation"),
                                ("retrieval", "Retrieval"), ("unavailable", "Unavailable metrics"), ("about", "About")) if f'id="{s}"' in "".join(body)]
     nav = "".join(f'<a href="#{s}">{t}</a>' for s, t in toc)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")

@@ -38,10 +38,10 @@ def columns(entries) -> tuple[list[str], list[str], list[str]]:
     return paper, embedded, brain
 
 
-def header(name: str) -> str:
+def header(name: str, short: bool = True) -> str:
     spec = spec_of(name)
     arrow = "↑" if spec.higher_is_better else "↓"
-    return f'<th title="{escape(spec.description)}">{escape(SHORT.get(name, name))} {arrow}</th>'
+    return f'<th title="{escape(spec.description)}">{escape(SHORT.get(name, name) if short else name)} {arrow}</th>'
 
 
 def best_values(entries, cols: list[str]) -> dict[str, float]:
@@ -107,6 +107,36 @@ def mean_table(entries, notes: Footnotes) -> str:
         sd = e.mean.get("per_repeat_std", {})
         cells = "".join(value_cell(c, e.mean["values"].get(c), notes, sd=sd.get(c)) for c in cols)
         body.append(f"<tr>{label_cell(e)}{cells}</tr>")
+    return f'<div class="table-wrap"><table class="metrics">{head}<tbody>{"".join(body)}</tbody></table></div>'
+
+
+def signed(name: str, value: float) -> str:
+    """A difference with its sign, in the metric's units (2-way in percentage points)."""
+    text = format_value(name, abs(value))
+    return ("−" if value < 0 else "+") + (text[:-1] + " pt" if text.endswith("%") else text)
+
+
+def difference_cell(name: str, diff: dict | None) -> str:
+    """Mean paired difference ± the 95% half-width; coloured when the interval excludes 0."""
+    if diff is None:
+        return '<td class="na">—</td>'
+    half = diff["ci95"][1] - diff["mean"]
+    better = diff["mean"] > 0 if spec_of(name).higher_is_better else diff["mean"] < 0
+    cls = "" if not np.isfinite(half) or diff["ci95"][0] <= 0 <= diff["ci95"][1] else (" class=\"up\"" if better else " class=\"down\"")
+    width = format_value(name, abs(half)).rstrip("%")
+    return f'<td{cls}>{signed(name, diff["mean"])} <span class="sub">±{width}</span></td>'
+
+
+def comparison_table(comparisons: list[dict]) -> str:
+    """One row per guided setting: the paired difference to κ = 0 of every metric both have."""
+    cols = list(dict.fromkeys(k for c in comparisons for k in c["differences"] if k in METRICS or k.startswith(BRAIN_PREFIX)))
+    order = [k for k in PAPER_TABLE + EMBEDDED_TABLE if k in cols] + [k for k in cols if k not in PAPER_TABLE + EMBEDDED_TABLE]
+    head = f'<thead><tr><th class="l">method · setting − κ 0</th><th>policy</th><th>N</th>{"".join(header(c, short=False) for c in order)}</tr></thead>'
+    body = []
+    for c in comparisons:
+        n = max((d["n"] for d in c["differences"].values()), default=0)
+        cells = "".join(difference_cell(k, c["differences"].get(k)) for k in order)
+        body.append(f'<tr><td class="l"><b>{escape(c["method"])}</b> <span class="sub">{escape(c["setting"])}</span></td><td>{escape(c["policy"])}</td><td>{n}</td>{cells}</tr>')
     return f'<div class="table-wrap"><table class="metrics">{head}<tbody>{"".join(body)}</tbody></table></div>'
 
 
