@@ -64,6 +64,7 @@ def test_run_demo_runs_every_stage_in_order_on_the_mini_preset(tmp_path, fake_st
     summary = json.loads((out / "demo_summary.json").read_text())
     assert set(summary["seconds"]) == {name for name, _ in demo.STAGES} | {"total"}
     assert summary["rows"] == result.rows and result.rows[0]["setting"] == "unguided (κ=0)" and result.rows[0]["SSIM"] == 0.5
+    assert summary["guided_minus_unguided"] == result.guidance == []  # the fake rows have no per-image values
     assert (out / "config.yaml").is_file()
 
 
@@ -98,3 +99,19 @@ def test_figure_has_a_row_per_setting_and_a_column_per_image(tmp_path, generic_d
     light = np.argwhere(np.abs(fig - 200).sum(-1) == 0)
     assert len(dark) > 2 * 80 * 80 and len(light) > 2 * 80 * 80
     assert dark[:, 0].max() < light[:, 0].min()
+
+
+def test_guidance_rows_give_guided_minus_unguided_paired_over_images(tmp_path):
+    def row(setting, kappa, ssim, policy="repeat0"):
+        return {"method": "neuraldiffuser", "setting": setting, "policy": policy, "sweep": [kappa, 0.4], "images": [4, 5, 6],
+                "params": {"kappa": kappa, "targets": "decoded"}, "values": {"SSIM": float(np.mean(ssim))},
+                "per_image": {"SSIM": ssim, "mini-CLIP dist": [0.0, 0.0, 0.0]}}
+
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(metrics_doc([row("kappa=0_eta=0", 0.0, [0.5, 0.6, 0.7]), row("kappa=30_eta=0.4", 30.0, [0.6, 0.6, 0.9]),
+                                            row("kappa=0_eta=0", 0.0, [0.5, 0.5, 0.5], "mean"), row("kappa=30_eta=0.4", 30.0, [0.4, 0.4, 0.4], "mean")])))
+    first, second = demo.guidance_rows(path)
+    assert (first["setting"], first["policy"], second["policy"]) == ("guided (κ=30, η=0.4)", "repeat0", "mean")
+    assert first["SSIM"]["mean"] == pytest.approx(0.1) and first["SSIM"]["se"] == pytest.approx(np.std([0.1, 0.0, 0.2], ddof=1) / np.sqrt(3))
+    assert second["SSIM"]["mean"] == pytest.approx(-0.1)
+    assert "mini-CLIP dist" not in first  # only the summary's metrics

@@ -61,6 +61,7 @@ class DemoResult:
     paths: DemoPaths
     seconds: dict[str, float] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    guidance: list[dict[str, Any]] = field(default_factory=list)  # guided − unguided, paired over the images
 
 
 def demo_config(paths: DemoPaths, overrides: dict[str, Any] | None = None) -> Config:
@@ -176,8 +177,9 @@ def run_demo(out: str | Path, fresh: bool = False, overrides: dict[str, Any] | N
         result.seconds[name] = round(time.perf_counter() - t0, 1)
         console.print(f"  {message}  [dim]({result.seconds[name]:.1f} s)[/]")
     result.seconds["total"] = round(time.perf_counter() - t_all, 1)
-    result.rows = summary_rows(paths.recon / "metrics.json")
-    atomic_write_json(paths.root / "demo_summary.json", {"seconds": result.seconds, "rows": result.rows, "report": str(paths.report)})
+    result.rows, result.guidance = summary_rows(paths.recon / "metrics.json"), guidance_rows(paths.recon / "metrics.json")
+    atomic_write_json(paths.root / "demo_summary.json",
+                      {"seconds": result.seconds, "rows": result.rows, "guided_minus_unguided": result.guidance, "report": str(paths.report)})
     return result
 
 
@@ -194,6 +196,18 @@ def summary_rows(metrics_json: Path) -> list[dict[str, Any]]:
         cells = {name: "unavailable" if isinstance(values.get(name), dict) else values.get(name) for name, _, _ in SUMMARY_METRICS}
         rows.append({"setting": setting_label(row), "folder": f"{row['method']}/{row['setting']}", **cells})
     return rows
+
+
+def guidance_rows(metrics_json: Path) -> list[dict[str, Any]]:
+    """Guided − unguided per summary metric, paired over the test images (one row per guided setting and policy)."""
+    import json
+
+    from .evaluation.compare import against_unguided
+
+    rows = json.loads(Path(metrics_json).read_text())["rows"]
+    names = [name for name, _, _ in SUMMARY_METRICS]
+    return [{"setting": setting_label(c), "policy": c["policy"], **{k: c["differences"][k] for k in names if k in c["differences"]}}
+            for c in against_unguided(rows)]
 
 
 def setting_label(row: dict[str, Any]) -> str:
@@ -216,5 +230,10 @@ def print_summary(result: DemoResult) -> None:
             cells.append(fmt.format(v) if isinstance(v, (int, float)) else str(v or "—"))
         table.add_row(*cells)
     console.print(table)
+    for g in result.guidance:
+        parts = [f"{name} {'+' if g[name]['mean'] >= 0 else '−'}{fmt.format(abs(g[name]['mean']))} ±{fmt.format(g[name]['ci95'][1] - g[name]['mean'])}"
+                 for name, _, fmt in SUMMARY_METRICS if name in g]
+        what = "one reconstruction per image" if g["policy"].startswith("repeat") else "averaged over repeats"
+        console.print(f"[bold]{g['setting']} − unguided[/] ({what}; mean ± 95% interval, paired over images): {', '.join(parts)}")
     console.print(f"[bold]report:[/] {result.paths.report}")
     console.print(f"[bold]time:[/] {result.seconds['total']:.0f} s  ({', '.join(f'{k} {v:.0f}s' for k, v in result.seconds.items() if k != 'total')})")
