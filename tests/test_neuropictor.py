@@ -124,7 +124,7 @@ def test_training_lowers_the_diffusion_loss(problem, tmp_path):
 
     ds = open_dataset(config.data.path)
     subj = ds.subject("subj01")
-    pool = make_pool(ds, "subj01", VoxelScaler.fit(subj, subj.train_rows()), None)
+    pool = make_pool(ds, "subj01", VoxelScaler.fit(subj, subj.train_rows()), config)
     store = TargetStore(targets)
     data = TrainingData([pool], store, HEADS)
     rows = np.arange(24)

@@ -1,7 +1,8 @@
-"""Decode c, g and z for the target subject's test images.
+"""Decode c, g and z for the target subject's test images (or, with --holdout, the images the run held out).
 
 Reads: RUN_DIR (trained decoders and its config.yaml), DATASET test betas.
-Writes: decoded.hdf5 with the test-image order (and decoded_ridge.hdf5 with --ridge), plus the resolved config.
+Writes: decoded.hdf5 with the test-image order (and decoded_ridge.hdf5 with --ridge), plus the resolved config;
+with --holdout, decoded_holdout.hdf5 (and decoded_holdout_ridge.hdf5): validation targets for choosing κ, η.
 A run of a comparison method (`train --method minddiffuser|neuropictor`) is decoded by that method's code.
 """
 
@@ -21,12 +22,13 @@ def command(
     out: Path = typer.Option(None, "--out", "-o", help="Decoded store (default: RUN_DIR/decoded.hdf5)."),
     dataset: Path = typer.Option(None, "--dataset", help="Dataset folder (default: the one the run was trained on)."),
     ridge: bool = typer.Option(False, "--ridge", help="Also decode with the ridge baseline (decoded_ridge.hdf5 beside OUT)."),
+    holdout: bool = typer.Option(False, "--holdout", help="Decode the training images the run held out (data.holdout_images), not the test set."),
     config: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
 ) -> None:
     from ..config import load_config, parse_overrides, save_config
     from ..errors import ConfigError
-    from ..training.decode import decode_test
+    from ..training.decode import decode_holdout, decode_test
 
     base = Path(run_dir) / "config.yaml"
     if not base.is_file():
@@ -36,20 +38,22 @@ def command(
     cfg = load_config(files=[base, *config], overrides=parse_overrides(overrides))
     if dataset is not None:
         cfg.data.path = str(dataset)
-    out = out or Path(run_dir) / "decoded.hdf5"
+    stem = "decoded_holdout" if holdout else "decoded"
+    out = out or Path(run_dir) / f"{stem}.hdf5"
+    decode = decode_holdout if holdout else decode_test
     from ..methods import run_method
 
     method = run_method(run_dir)
     if method is not None:
         from ..methods.cli import decode_method
 
-        if ridge:
-            raise ConfigError(f"--ridge decodes NeuralDiffuser runs; this is a {method} run", where=str(run_dir))
+        if ridge or holdout:
+            raise ConfigError(f"--{'ridge' if ridge else 'holdout'} decodes NeuralDiffuser runs; this is a {method} run", where=str(run_dir))
         paths = [decode_method(method, cfg, run_dir, out)]
     else:
-        paths = [decode_test(cfg, run_dir, out)]
+        paths = [decode(cfg, run_dir, out)]
     if method is None and (ridge or cfg.decode.ridge):
-        paths.append(decode_test(cfg, run_dir, out.with_name("decoded_ridge.hdf5"), method="ridge"))
+        paths.append(decode(cfg, run_dir, out.with_name(f"{stem}_ridge.hdf5"), method="ridge"))
     save_config(cfg, out.parent, name=f"{out.stem}.config.yaml")
     for p in paths:
         typer.echo(str(p))

@@ -113,12 +113,15 @@ class SubjectData:
             )
         return data
 
-    def train_rows(self, sessions: int | None = None) -> np.ndarray:
-        """Betas rows of training trials, optionally from the first ``sessions`` sessions only."""
+    def train_rows(self, sessions: int | None = None, exclude_images: np.ndarray | None = None) -> np.ndarray:
+        """Betas rows of training trials, optionally from the first ``sessions`` sessions only and without the
+        trials of ``exclude_images``."""
         mask = self.trials.split == "train"
         if sessions is not None:
             keep = self.sessions[:sessions]
             mask &= np.isin(self.trials.session, keep)
+        if exclude_images is not None:
+            mask &= ~np.isin(self.trials.image, exclude_images)
         if not mask.any():
             what = "no training trials" + (f" in the first {sessions} sessions" if sessions else "")
             raise DataError(what, where=self.source, fix="check the trial table's split and session columns")
@@ -149,6 +152,22 @@ class SubjectData:
             out_rows.append(r)
             out_pad.append(p)
         return TestSet(np.array(keys, dtype=np.int64), np.array(out_rows, dtype=np.int64), np.array(out_pad, dtype=bool), order)
+
+    def holdout_set(self, n: int, seed: int, repeats: int = 3) -> TestSet:
+        """``n`` training images drawn at random (``seed``) among those shown at least ``repeats`` times, each with its
+        first ``repeats`` trials: a validation set at the test set's signal-to-noise ratio (``data.holdout_images``)."""
+        mask = self.trials.split == "train"
+        rows, images = self.trials.row[mask], self.trials.image[mask]
+        order = np.argsort(rows, kind="stable")
+        rows, images = rows[order], images[order]
+        uniq, counts = np.unique(images, return_counts=True)
+        candidates = uniq[counts >= repeats]
+        if n > len(candidates):
+            raise DataError(f"{n} held-out images asked for, but only {len(candidates)} training images were shown {repeats}+ times",
+                            where=f"{self.source} ({self.name})", fix="lower data.holdout_images")
+        chosen = np.sort(np.random.default_rng(seed).choice(candidates, size=n, replace=False)).astype(np.int64)
+        grouped = np.array([rows[images == im][:repeats] for im in chosen], dtype=np.int64).reshape(n, repeats)
+        return TestSet(chosen, grouped, np.zeros(grouped.shape, dtype=bool), "holdout")
 
     def test_betas(self, test: TestSet, average: Literal["voxels", "outputs"] = "voxels") -> np.ndarray:
         """(n, V) repeat-averaged betas, or (n, R, V) per repeat for output averaging."""

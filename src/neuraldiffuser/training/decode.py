@@ -19,7 +19,7 @@ import torch
 
 from ..config.schema import Config
 from ..data import VoxelScaler, open_dataset
-from ..errors import ModelLoadError
+from ..errors import ConfigError, ModelLoadError
 from ..targets.store import write_store
 from ..utils.progress import track
 
@@ -79,6 +79,22 @@ def decode_test(config: Config, run_dir: str | Path, out: str | Path, method: st
     test = subj.test_set(config.data.test_repeats, config.data.test_order)
     attrs = {"test_order": test.order, "padded": test.padded.sum(1).tolist()}
     return decode_betas(config, run_dir, subj.test_betas(test, config.data.average), test.images, out, method, attrs)
+
+
+def decode_holdout(config: Config, run_dir: str | Path, out: str | Path, method: str = "neuraldiffuser") -> Path:
+    """Decode the images the run held out of training (``data.holdout_images``), repeats gathered as for the test set."""
+    from ..data.splits import holdout_set
+
+    manifest = read_manifest(Path(run_dir))
+    ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
+    subj = ds.subject(manifest["subject"])
+    held = holdout_set(subj, config.data, config.seed)
+    if held is None or manifest.get("holdout_images", 0) != config.data.holdout_images:
+        raise ConfigError(f"the run held out {manifest.get('holdout_images', 0)} images; the config says data.holdout_images "
+                          f"= {config.data.holdout_images}", where=str(Path(run_dir) / "decoders" / "manifest.json"),
+                          fix="train with --set data.holdout_images=N (N > 0) and decode with the run's own config")
+    attrs = {"split": "holdout", "holdout_seed": int(config.seed)}
+    return decode_betas(config, run_dir, subj.test_betas(held, config.data.average), held.images, out, method, attrs)
 
 
 def decode_betas(config: Config, run_dir: str | Path, betas: np.ndarray, images: np.ndarray, out: str | Path,

@@ -27,6 +27,7 @@ import torch
 from ..config.schema import Config
 from ..data import VoxelScaler, open_dataset
 from ..data.dataset import Dataset
+from ..data.splits import training_rows
 from ..errors import ConfigError, DataError
 from ..targets.store import TargetStore
 from ..utils.io import atomic_dir, atomic_write_json
@@ -78,11 +79,10 @@ def fit_scalers(config: Config, ds: Dataset, names: list[str], run_dir: Path, is
     for name in names:
         path = run_dir / "scalers" / f"{name}.safetensors"
         subj = ds.subject(name)
-        sessions = config.data.sessions if name == config.data.subject else None
         if path.is_file():
             out[name] = VoxelScaler.load(path)
         elif config.data.zscore == "train":
-            out[name] = VoxelScaler.fit(subj, subj.train_rows(sessions))
+            out[name] = VoxelScaler.fit(subj, training_rows(subj, config.data, config.seed))
         else:
             out[name] = VoxelScaler.identity(subj.n_voxels)
         if is_main and not path.is_file():
@@ -90,9 +90,10 @@ def fit_scalers(config: Config, ds: Dataset, names: list[str], run_dir: Path, is
     return out
 
 
-def make_pool(ds: Dataset, name: str, scaler: VoxelScaler, sessions: int | None) -> Pool:
+def make_pool(ds: Dataset, name: str, scaler: VoxelScaler, config: Config) -> Pool:
+    """A subject's training trials (``data.splits.training_rows``: the target's sessions, without held-out images)."""
     subj = ds.subject(name)
-    rows = subj.train_rows(sessions)
+    rows = training_rows(subj, config.data, config.seed)
     return Pool(name, subj, scaler, rows, subj.image_of_rows(rows))
 
 
@@ -165,8 +166,8 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
     pre_names = pre_names if "pretrain" in stages else []
     scalers = fit_scalers(config, ds, [*pre_names, target], run_dir, acc.is_main_process)
     heads = head_keys(store, config.decoder.targets)
-    pre_pools = [make_pool(ds, n, scalers[n], None) for n in pre_names]
-    tgt_pools = [make_pool(ds, target, scalers[target], config.data.sessions)]
+    pre_pools = [make_pool(ds, n, scalers[n], config) for n in pre_names]
+    tgt_pools = [make_pool(ds, target, scalers[target], config)]
     run = _Run(config, run_dir, acc, store, heads, pre_pools, tgt_pools)
     summaries, finals = [], {}
     for index, (name, group) in enumerate(model_groups(config.decoder, heads).items()):
@@ -206,6 +207,7 @@ def write_decoders(run_dir: Path, finals: dict, target: str, scaler: VoxelScaler
             "heads": {h: [k, layer] for h, (k, layer) in heads.items()},
             "targets_attrs": {k: v for k, v in store.attrs.items() if k != "created"},
             "train_images": int(len(np.unique(pool.images))), "sessions": config.data.sessions,
+            "holdout_images": config.data.holdout_images,
         })
 
 

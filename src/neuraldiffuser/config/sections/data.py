@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from ..base import Section
 
 
@@ -18,6 +20,10 @@ class DataConfig(Section):
     """Subjects for multi-subject pretraining; 'others' = every subject but the target."""
     sessions: int | None = None
     """Number of the target subject's sessions used for fine-tuning (None = all)."""
+    holdout_images: int = Field(0, ge=0)
+    """Training images of the target subject left out of training (every trial of them), drawn at random (seed)
+    among images shown test_repeats times: validation data at test SNR for choosing sampler settings
+    (`decode --holdout`; benchmarks/kappa_validation.py). 0 = none."""
     zscore: Literal["train", "none"] = "train"
     """Voxel z-scoring with statistics from training trials only ('none' for MindEye2's renormed betas)."""
     test_order: Literal["first_seen", "sorted"] = "first_seen"

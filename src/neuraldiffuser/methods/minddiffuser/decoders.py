@@ -31,6 +31,7 @@ import torch
 
 from ...config.schema import Config
 from ...data import VoxelScaler, open_dataset
+from ...data.splits import training_rows
 from ...errors import DataError, ModelLoadError
 from ...targets.store import TargetStore, write_store
 from ...utils.io import atomic_path, atomic_write_json
@@ -73,7 +74,7 @@ def average_by_image(x: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.
 
 def training_data(config: Config, subject) -> tuple[np.ndarray, np.ndarray, VoxelScaler]:
     """Scaled training voxels (per image or per trial) with their image indices, and the scaler."""
-    rows = subject.train_rows(config.data.sessions)
+    rows = training_rows(subject, config.data, config.seed)
     scaler = VoxelScaler.fit(subject, rows) if config.data.zscore == "train" else VoxelScaler.identity(subject.n_voxels)
     x, images = scaler.transform(subject.read(rows)), subject.image_of_rows(rows)
     if config.minddiffuser.average_train_repeats:

@@ -63,7 +63,7 @@ def train_neuropictor(config: Config, run_dir: str | Path, targets: str | Path, 
             else:
                 fmri, _ = FMRIModel.for_stage(previous.fmri, subjects, spec.extra_branch)
                 model = NeuroPictor(fmri, previous.controlnet)
-            pools = [make_pool(ds, n, scalers[n], config.data.sessions if n == target else None) for n in spec.subjects]
+            pools = [make_pool(ds, n, scalers[n], config) for n in spec.subjects]
             data = TrainingData(pools, store, HEADS, config.train.preload_gb)
             summaries.append(StageTrainer(acc, model.to(acc.device), unet, scheduler, data, spec, config, out_dir, uncond).run())
         previous, last = NeuroPictor.from_pretrained(out_dir / "model"), spec.name
