@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from neuraldiffuser.config import load_config
+from neuraldiffuser.errors import DataError
 from neuraldiffuser.evaluation import metrics
 from neuraldiffuser.evaluation.preprocess import to_protocol
 from neuraldiffuser.evaluation.runner import Evaluator, run_evaluation
@@ -147,3 +148,30 @@ def test_brain_correlation_uses_betas_in_the_decoders_units(tmp_path, stimuli, m
         assert shuffled < 0.6 and oracle - shuffled > 0.3
     else:
         assert shuffled > 0.95
+
+
+def test_brain_correlation_of_training_images_uses_their_own_trials(tmp_path, stimuli, monkeypatch):
+    """Held-out training images (data.holdout_images) are scored against their training trials, not refused."""
+    from neuraldiffuser.data import VoxelScaler, open_dataset
+
+    encoder = FakeEncoder(baseline=20.0)
+    truth = write_truth(tmp_path / "truth", stimuli, encoder, n_test=4)
+    train = [4, 5, 6, 7]
+    recon = tmp_path / "recon"
+    write_recon(recon, "oracle", "s", train, stimuli[train][None], stimuli)
+    write_recon(recon, "shuffled", "s", train, np.roll(stimuli[train], 1, axis=0)[None], stimuli)
+    config = load_config(overrides={"evaluate": {"metrics": ["Brain corr."], "brain_encoder": register_encoder(monkeypatch, encoder)}})
+    doc = run_evaluation([recon], truth, config, tmp_path / "out")
+    oracle, shuffled = (rows_by(doc, m, "repeat0") for m in ("oracle", "shuffled"))
+    assert oracle["values"]["Brain corr. all"] > shuffled["values"]["Brain corr. all"] + 0.3
+    # the known answer: Pearson r between the encoder's z-scored prediction and the image's one z-scored trial
+    subj = open_dataset(truth).subject("subj01")
+    scaler = VoxelScaler.fit(subj, subj.train_rows())
+    rows = [int(subj.trials.row[(subj.trials.image == i)][0]) for i in train]
+    measured = scaler.transform(subj.read(np.array(rows)))
+    predicted = scaler.transform(encoder.predict(stimuli[train]))
+    want = [np.corrcoef(m, p)[0, 1] for m, p in zip(measured, predicted, strict=True)]
+    np.testing.assert_allclose(oracle["per_image"]["Brain corr. all"], want, atol=1e-4)
+    write_recon(tmp_path / "never", "x", "s", [len(stimuli) + 5], stimuli[:1][None], np.concatenate([stimuli] * 2))
+    with pytest.raises(DataError, match="not shown to this subject"):
+        run_evaluation([tmp_path / "never"], truth, config, tmp_path / "out2")
