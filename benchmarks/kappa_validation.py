@@ -1,19 +1,20 @@
 """Choose the guidance scale κ and fraction η on held-out *training* images, never on the test set.
 
-    python benchmarks/kappa_validation.py --demo runs/demo --work WORK [--kappa 100 --kappa 300 ...] [--strength 0.6 ...] [--limit 60]
+    python benchmarks/kappa_validation.py --demo runs/demo --work WORK [--kappa 100 --kappa 300 ...] [--strength 0.6 ...] [--holdout 60]
 
 Guidance pulls the image towards the decoded g features, which are noisy, so the κ that is best for true
 features (the zoo's own sweep) can be too strong for decoded ones. This picks κ and η the way a
 hyperparameter should be picked:
 
-1. fine-tune the target subject's decoders on all of its sessions but the last (the demo's pretraining
+1. hold out ``--holdout`` of the target subject's training images that were shown 3 times, as the test
+   images are (``data.holdout_images``), and fine-tune its decoders on the rest (the demo's pretraining
    on the other subjects is reused: it never saw the target subject);
-2. decode the images first shown in that last session (voxel-averaged over its trials), which neither the
-   decoders nor the test set contain;
+2. decode the held-out images from their 3 trials averaged, as the test set is decoded (`decode --holdout`):
+   validation targets with the test set's noise;
 3. reconstruct them with κ = 0 and every κ × η of the grid (the `mini` preset otherwise), at each img2img
-   strength of ``--strength`` (default: the preset's), and score PixCorr and SSIM with the evaluation
-   protocol's functions against the stimuli, and the embedded 2-way scores with `neuraldiffuser evaluate`
-   (the validation images are each other's distractors).
+   strength of ``--strength`` (default: the preset's), and score PixCorr, SSIM and the embedded 2-way
+   scores with `neuraldiffuser evaluate` (the validation images are each other's distractors);
+4. compare every setting with ``--reference`` (default: the preset's), paired over the images.
 
 Writes benchmarks/results/kappa_validation.json and prints the table, best setting first.
 """
@@ -34,18 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def validation_set(subj, train_sessions: int, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """(images, betas) of the images first seen after the first ``train_sessions`` sessions, trial-averaged."""
-    seen = set(subj.train_images(train_sessions).tolist())
-    later = np.isin(subj.trials.session, subj.sessions[train_sessions:]) & (subj.trials.split == "train")
-    rows, images = subj.trials.row[later], subj.trials.image[later]
-    order = [im for im in dict.fromkeys(images.tolist()) if im not in seen][:limit]
-    betas = np.stack([subj.read(np.sort(rows[images == im])).mean(axis=0) for im in order])
-    return np.asarray(order, dtype=np.int64), betas
-
-
 def train_held_out(demo: Path, work: Path, config) -> Path:
-    """Decoders fine-tuned without the last session, on top of the demo's pretraining."""
+    """Decoders fine-tuned without the held-out images, on top of the demo's pretraining."""
+    from neuraldiffuser.config import save_config
     from neuraldiffuser.training.runner import train_decoders
 
     run = work / "decoders"
@@ -55,8 +47,9 @@ def train_held_out(demo: Path, work: Path, config) -> Path:
     run.mkdir(parents=True)
     shutil.copytree(demo / "decoders" / "pretrain", run / "pretrain")
     shutil.copytree(demo / "decoders" / "scalers", run / "scalers")
-    (run / "scalers" / f"{config.data.subject}.safetensors").unlink()
+    (run / "scalers" / f"{config.data.subject}.safetensors").unlink()  # refit without the held-out images
     train_decoders(config, run, demo / "targets.hdf5")
+    save_config(config, run)
     return run
 
 
@@ -77,18 +70,24 @@ def score(folder: Path, dataset) -> dict:
     }
 
 
-TWO_WAY = ["mini-CLIP 2-way", "EffNet-Lite0 2-way"]
+SHOWN = ["PixCorr", "SSIM", "mini-CLIP 2-way", "EffNet-Lite0 2-way"]
 
 
-def two_way_scores(folders: list[Path], data: Path, out: Path) -> dict[Path, dict]:
-    """The embedded 2-way scores of each folder (repeat 0, and the mean over repeats), by `neuraldiffuser evaluate`."""
+def evaluated(folders: list[Path], data: Path, out: Path) -> dict[Path, dict[str, dict]]:
+    """`neuraldiffuser evaluate` rows of each folder by policy ('repeat0', 'mean'), with per-image values."""
     subprocess.run([sys.executable, "-m", "neuraldiffuser.cli.main", "evaluate", *map(str, folders), "--truth", str(data),
-                    "-o", str(out), "--preset", "mini", "--metrics", ",".join(TWO_WAY)], check=True)
-    found: dict[Path, dict] = {}
+                    "-o", str(out), "--preset", "mini", "--metrics", ",".join(SHOWN)], check=True)
+    found: dict[Path, dict[str, dict]] = {}
     for row in json.loads((out / "metrics.json").read_text())["rows"]:
-        suffix = "" if row["policy"] == "repeat0" else "_all_repeats"
-        found.setdefault(Path(row["recon_dir"]).resolve(), {}).update({f"{k}{suffix}": row["values"][k] for k in TWO_WAY})
+        found.setdefault(Path(row["recon_dir"]).resolve(), {})[row["policy"]] = row
     return found
+
+
+def table_row(strength: float, rows: dict[str, dict]) -> dict:
+    """Repeat 0 and the mean over repeats of each shown metric, for one setting."""
+    one, mean = rows["repeat0"], rows["mean"]
+    return {"strength": strength, "kappa": one["params"].get("kappa", 0.0), "eta": one["params"].get("eta", 0.0), "n": one["n_images"],
+            "repeats": one["repeats"], **{k: one["values"][k] for k in SHOWN}, **{f"{k}_all_repeats": mean["values"][k] for k in SHOWN}}
 
 
 def main() -> None:
@@ -99,7 +98,9 @@ def main() -> None:
     ap.add_argument("--eta", type=float, action="append", default=None, help="η grid (repeatable; default 0.2, 0.4).")
     ap.add_argument("--strength", type=float, action="append", default=None,
                     help="img2img strength grid (repeatable; default: the preset's sampler.strength).")
-    ap.add_argument("--limit", type=int, default=60, help="Validation images (first seen in the held-out session).")
+    ap.add_argument("--reference", default=None, help="strength,κ,η the others are compared with, paired over images "
+                    "(default: the preset's).")
+    ap.add_argument("--holdout", type=int, default=60, help="Training images held out for validation (shown 3 times each).")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "kappa_validation.json")
@@ -107,43 +108,56 @@ def main() -> None:
     os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
 
     from neuraldiffuser.config import load_config
-    from neuraldiffuser.data import open_dataset
-    from neuraldiffuser.training.decode import decode_betas
+    from neuraldiffuser.evaluation.compare import compare_rows
+    from neuraldiffuser.targets.store import TargetStore
+    from neuraldiffuser.training.decode import decode_holdout
 
     t0 = time.perf_counter()
     data = args.demo.resolve() / "data"
-    ds = open_dataset(data)
-    base = load_config("mini", overrides={"data": {"path": str(data)}, "train": {"ridge": False, "tensorboard": False}})
-    subj = ds.subject(base.data.subject)
-    keep = len(subj.sessions) - 1
-    config = base.model_copy(update={"data": base.data.model_copy(update={"sessions": keep})})
+    config = load_config("mini", overrides={"data": {"path": str(data), "holdout_images": args.holdout},
+                                            "train": {"ridge": False, "tensorboard": False}})
     args.work.mkdir(parents=True, exist_ok=True)
     run = train_held_out(args.demo.resolve(), args.work, config)
-    images, betas = validation_set(subj, keep, args.limit)
-    decoded = decode_betas(config, run, betas, images, args.work / "decoded_validation.hdf5",
-                           attrs={"validation": f"images first seen in sessions after the first {keep}"})
+    decoded = args.work / "decoded_holdout.hdf5"
+    if not decoded.is_file():
+        decode_holdout(config, run, decoded)
+    images = TargetStore(decoded).image
     kappas, etas = args.kappa or [30.0, 100.0, 300.0, 1000.0], args.eta or [0.2, 0.4]
     grid = [*sum((["--kappa", str(k)] for k in [*kappas, 0.0]), []), *sum((["--eta", str(e)] for e in etas), [])]  # κ 0: one unguided run
-    rows = []
-    for strength in args.strength or [base.sampler.strength]:
-        recon = args.work / ("recon" if strength == base.sampler.strength else f"recon_strength={strength:g}")
+    rows, by_setting = [], {}
+    for strength in args.strength or [config.sampler.strength]:
+        recon = args.work / ("recon" if strength == config.sampler.strength else f"recon_strength={strength:g}")
         subprocess.run([sys.executable, "-m", "neuraldiffuser.cli.main", "reconstruct", str(decoded), *grid, "-o", str(recon),
                         "--dataset", str(data), "--repeats", str(args.repeats), "--workers", str(args.workers), "--preset", "mini",
                         "--set", f"sampler.strength={strength}"], check=True)
         folders = sorted(f.parent.resolve() for f in recon.rglob("manifest.json"))
-        two_way = two_way_scores(folders, data, args.work / f"metrics_strength={strength:g}")
-        rows += [{"strength": strength, **score(f, ds), **two_way[f]} for f in folders]
+        for rows_of in evaluated(folders, data, args.work / f"metrics_strength={strength:g}").values():
+            row = table_row(strength, rows_of)
+            rows.append(row)
+            by_setting[row["strength"], row["kappa"], row["eta"]] = rows_of["mean"]
+    s = config.sampler
+    ref_key = tuple(float(v) for v in args.reference.split(",")) if args.reference else (s.strength, s.kappa, s.eta)
+    if ref_key in by_setting:  # paired over images, per-image values averaged over repeats
+        for row in rows:
+            diffs = compare_rows(by_setting[row["strength"], row["kappa"], row["eta"]], by_setting[ref_key], SHOWN)
+            row["vs_reference"] = {k: {"mean": d["mean"], "ci95": d["ci95"]} for k, d in diffs.items()}
     rows.sort(key=lambda r: -(r["SSIM"] + r["PixCorr"]))
-    result = {"demo": str(args.demo), "subject": base.data.subject, "train_sessions": keep, "n_images": len(images),
+    result = {"demo": str(args.demo), "subject": config.data.subject, "validation": f"{len(images)} held-out training images, 3 trials each",
+              "held_out_images": images.tolist(), "n_images": len(images), "reference": list(ref_key),
               "repeats": args.repeats, "rows": rows, "wall_seconds": round(time.perf_counter() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{len(images)} validation images of {base.data.subject} (decoders fine-tuned on its first {keep} sessions)")
+    print(f"{len(images)} held-out training images of {config.data.subject} (3 trials each; decoders fine-tuned without them)")
     print("| strength | κ | η | PixCorr | SSIM | mini-CLIP 2-way | EffNet-Lite0 2-way | PixCorr, all repeats | SSIM, all repeats |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['strength']:g} | {r['kappa']:g} | {r['eta']:g} | {r['PixCorr']:.3f} | {r['SSIM']:.3f} | {r['mini-CLIP 2-way']:.3f} "
               f"| {r['EffNet-Lite0 2-way']:.3f} | {r['PixCorr_all_repeats']:.3f} | {r['SSIM_all_repeats']:.3f} |")
+    if "vs_reference" in rows[0]:
+        print(f"\nminus strength {ref_key[0]:g}, κ {ref_key[1]:g}, η {ref_key[2]:g}, paired over images (all repeats; mean ± 95%):")
+        for r in rows:
+            cells = " | ".join(f"{d['mean']:+.3f} ± {d['ci95'][1] - d['mean']:.3f}" for d in r["vs_reference"].values())
+            print(f"| {r['strength']:g} | {r['kappa']:g} | {r['eta']:g} | {cells} |")
 
 
 if __name__ == "__main__":
