@@ -1,6 +1,6 @@
 """How much of the initial latent z can any decoder read from the simulated brain, and what does z alone give?
 
-    python benchmarks/z_ceiling.py --demo runs/demo
+    python benchmarks/z_ceiling.py --demo runs/demo [--work WORK]
 
 The target ablation (target_ablation.py) shows that the decoded z limits the reconstructions. This asks
 whether a better z decoder could close the gap, or whether the data cannot carry more:
@@ -12,7 +12,9 @@ whether a better z decoder could close the gap, or whether the data cannot carry
 3. the demo's decoded z (the preset's MLP decoders, distribution-matched).
 
 For each z and for the true z the images are the VAE's decodes of z alone (no diffusion, no c, no g), scored
-with the evaluation protocol on the test images: PixCorr, SSIM, mini-CLIP and EffNet-Lite0 2-way.
+with the evaluation protocol on the test images: PixCorr, SSIM, mini-CLIP and EffNet-Lite0 2-way. With
+``--work``, each z also goes through the whole method: the `mini` preset's sampler with the demo's decoded c
+and g (repeat 0, `neuraldiffuser reconstruct` and `evaluate`), the columns ``pipeline …``.
 
 Writes benchmarks/results/z_ceiling.json and prints the table.
 """
@@ -22,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -103,9 +107,29 @@ def ridge_latents(dataset, subj, root: Path, z_of, test_set) -> dict[str, tuple[
     return zs
 
 
+def pipeline_scores(work: Path, demo: Path, decoded, zs: dict[str, tuple[np.ndarray, dict]], test: np.ndarray) -> dict[str, dict]:
+    """Each z with the demo's decoded c and g through the preset's sampler; repeat-0 scores per label."""
+    from neuraldiffuser.targets.store import write_store
+
+    exe, env = [sys.executable, "-m", "neuraldiffuser.cli.main"], {**os.environ, "HF_HUB_OFFLINE": "1"}
+    folders = {}
+    for i, (label, (z, _)) in enumerate(zs.items()):
+        values = {k: decoded.get_images(k, test) for k in decoded.keys if k != "z"} | {"z": z.astype(np.float32)}
+        store = write_store(work / f"z{i}.hdf5", test, values, {**dict(decoded.attrs), "z_source": label})
+        subprocess.run([*exe, "reconstruct", str(store), "-o", str(work / f"recon_z{i}"), "--dataset", str(demo / "data"),
+                        "--repeats", "1", "--workers", "2", "--preset", "mini"], check=True, env=env)
+        folders[label] = next((work / f"recon_z{i}").rglob("manifest.json")).parent.resolve()
+    subprocess.run([*exe, "evaluate", *map(str, folders.values()), "--truth", str(demo / "data"), "-o", str(work / "metrics"),
+                    "--preset", "mini", "--metrics", ",".join(SHOWN)], check=True, env=env)
+    rows = json.loads((work / "metrics" / "metrics.json").read_text())["rows"]
+    by_dir = {Path(r["recon_dir"]).resolve(): r["values"] for r in rows if r["policy"] == "repeat0"}
+    return {label: {f"pipeline {k}": by_dir[folder][k] for k in SHOWN} for label, folder in folders.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo", required=True, type=Path, help="A finished demo folder (data/, targets.hdf5, decoded.hdf5).")
+    ap.add_argument("--work", type=Path, default=None, help="Also reconstruct with each z (decoded c and g), working here.")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "z_ceiling.json")
     args = ap.parse_args()
     os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
@@ -128,9 +152,11 @@ def main() -> None:
     zs["MLP decoders (the demo's decoded.hdf5)"] = (decoded.get_images("z", test).astype(np.float32), {})
 
     components = Components(config.zoo)
+    full = pipeline_scores(args.work.resolve(), demo, decoded, zs, test) if args.work else {}
     rows_out = []
     for label, (z, extra) in zs.items():
-        row = {"z": label, "r_image": r_image(z, z_of(test)), **extra, **image_scores(evaluator, test, vae_images(components, z))}
+        row = {"z": label, "r_image": r_image(z, z_of(test)), **extra, **image_scores(evaluator, test, vae_images(components, z)),
+               **full.get(label, {})}
         rows_out.append(row)
         print(f"{label}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
     result = {"demo": str(args.demo), "subject": name, "n_test_images": len(test), "images": "VAE decode of z alone",
@@ -138,9 +164,10 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n{len(test)} test images of {name}; images are the VAE's decode of z alone")
-    print("| z | r(z, true z) | " + " | ".join(SHOWN) + " |\n|---|---|" + "---|" * len(SHOWN))
+    cols = SHOWN + [f"pipeline {k}" for k in SHOWN if full]
+    print("| z | r(z, true z) | " + " | ".join(cols) + " |\n|---|---|" + "---|" * len(cols))
     for r in rows_out:
-        print(f"| {r['z']} | {r['r_image']:.3f} | " + " | ".join(f"{r[k]:.3f}" for k in SHOWN) + " |")
+        print(f"| {r['z']} | {r['r_image']:.3f} | " + " | ".join(f"{r[k]:.3f}" for k in cols) + " |")
 
 
 if __name__ == "__main__":
