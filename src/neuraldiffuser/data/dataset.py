@@ -153,20 +153,21 @@ class SubjectData:
             out_pad.append(p)
         return TestSet(np.array(keys, dtype=np.int64), np.array(out_rows, dtype=np.int64), np.array(out_pad, dtype=bool), order)
 
+    def train_trials(self, image: int, n: int | None = None) -> np.ndarray:
+        """Betas rows of one image's training trials in row order (the first ``n`` of them)."""
+        mask = (self.trials.split == "train") & (self.trials.image == image)
+        return np.sort(self.trials.row[mask])[:n]
+
     def holdout_set(self, n: int, seed: int, repeats: int = 3) -> TestSet:
         """``n`` training images drawn at random (``seed``) among those shown at least ``repeats`` times, each with its
         first ``repeats`` trials: a validation set at the test set's signal-to-noise ratio (``data.holdout_images``)."""
-        mask = self.trials.split == "train"
-        rows, images = self.trials.row[mask], self.trials.image[mask]
-        order = np.argsort(rows, kind="stable")
-        rows, images = rows[order], images[order]
-        uniq, counts = np.unique(images, return_counts=True)
+        uniq, counts = np.unique(self.trials.image[self.trials.split == "train"], return_counts=True)
         candidates = uniq[counts >= repeats]
         if n > len(candidates):
             raise DataError(f"{n} held-out images asked for, but only {len(candidates)} training images were shown {repeats}+ times",
                             where=f"{self.source} ({self.name})", fix="lower data.holdout_images")
         chosen = np.sort(np.random.default_rng(seed).choice(candidates, size=n, replace=False)).astype(np.int64)
-        grouped = np.array([rows[images == im][:repeats] for im in chosen], dtype=np.int64).reshape(n, repeats)
+        grouped = np.array([self.train_trials(im, repeats) for im in chosen], dtype=np.int64).reshape(n, repeats)
         return TestSet(chosen, grouped, np.zeros(grouped.shape, dtype=bool), "holdout")
 
     def test_betas(self, test: TestSet, average: Literal["voxels", "outputs"] = "voxels") -> np.ndarray:

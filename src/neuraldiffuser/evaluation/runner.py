@@ -9,7 +9,7 @@ Repeat consistency (mean pairwise SSIM of the repeats) does not depend on the po
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,6 @@ class BrainContext:
     measured: dict[int, np.ndarray]  # image index -> (V,) repeat-averaged betas, in the scaler's units
     scaler: object  # data.VoxelScaler applied to measured and predicted betas alike
     subject: object = None  # data.SubjectData, to read training images' betas when asked for
-    train_rows: dict[int, np.ndarray] = field(default_factory=dict)  # training image -> its first test_repeats rows
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return self.scaler.transform(brain.predict(self.encoder, images, self.size, len(self.roi))).astype(np.float64)
@@ -137,20 +136,17 @@ class Evaluator:
         size = self.ev.brain_image_size or getattr(encoder, "image_size", None) or getattr(encoder, "resolution", None) or self.dataset.images.size
         size = (size, size) if isinstance(size, int) else tuple(size)
         measured = {int(i): b for i, b in zip(test.images, betas, strict=True)}
-        # training images (e.g. the validation images of data.holdout_images): their first test_repeats trials
-        train = subj.trials.split == "train"
-        order = np.argsort(subj.trials.row[train], kind="stable")
-        rows, images = subj.trials.row[train][order], subj.trials.image[train][order]
-        held = {int(im): rows[images == im][: self.config.data.test_repeats] for im in np.unique(images)}
-        return BrainContext(encoder, roi, size, measured, scaler, subj, held)
+        return BrainContext(encoder, roi, size, measured, scaler, subj)
 
     def measured(self, ctx: BrainContext, images: np.ndarray, where: str) -> np.ndarray:
-        missing = [int(i) for i in images if int(i) not in ctx.measured and int(i) not in ctx.train_rows]
+        for i in {int(i) for i in images} - ctx.measured.keys():
+            # a training image (e.g. of data.holdout_images): its first test_repeats trials, read when first asked for
+            rows = ctx.subject.train_trials(i, self.config.data.test_repeats)
+            if len(rows):
+                ctx.measured[i] = ctx.scaler.transform(ctx.subject.read(rows).mean(0, keepdims=True))[0]
+        missing = [int(i) for i in images if int(i) not in ctx.measured]
         if missing:
             raise DataError(f"images {missing[:5]} were not shown to this subject", where=where, fix="evaluate against the dataset and subject the reconstructions came from")
-        for i in images:  # a training image's betas are read when first asked for
-            if int(i) not in ctx.measured:
-                ctx.measured[int(i)] = ctx.scaler.transform(ctx.subject.read(ctx.train_rows[int(i)]).mean(0, keepdims=True))[0]
         return np.stack([ctx.measured[int(i)] for i in images]).astype(np.float64)
 
     # ------------------------------------------------------------ one folder
