@@ -57,7 +57,10 @@ def test_z_sample_is_fixed_per_image(tmp_path, tiny_stack, generic_dir, comp):
     a = ex.extract_targets(_cfg(tiny_stack, targets=["z"], batch_size=3), ds, tmp_path / "a.hdf5", components=comp)
     b = ex.extract_targets(_cfg(tiny_stack, targets=["z"], batch_size=10), ds, tmp_path / "b.hdf5", components=comp)
     za, zb = TargetStore(a).get("z", np.arange(10)), TargetStore(b).get("z", np.arange(10))
-    np.testing.assert_array_equal(za, zb)  # the batch size does not change the draws
+    # The batch size does not change the draws. A wrong draw moves z by about its posterior std (~0.1); the
+    # encoder itself varies with the batch shape by float rounding (9e-8 here, 4e-5 for the mini zoo's VAE
+    # on other x86 CPUs), so the tolerance sits between the two.
+    np.testing.assert_allclose(za, zb, rtol=0, atol=1e-4)
     up = ex.resize_images(ds.images.get(np.arange(10)), 16)
     dist = comp.vae.encode(ex.to_tensor(up, torch.device("cpu"), torch.float32) * 2 - 1).latent_dist
     noise = torch.stack([ex.z_noise(i, 42, (4, 8, 8)) for i in range(10)])
