@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import NonNegativeInt
+
 from ..base import Section
 
 
@@ -13,7 +15,7 @@ class ZooConfig(Section):
     such as 'CompVis/stable-diffusion-v1-4', or 'builtin:<name>' for a zoo shipped inside the package."""
     guidance_encoder: str | None = None
     """CLIP vision tower for g features (folder or hub id). None: <path>/guidance_encoder, else <path>/clip."""
-    guidance_layers: list[int] = [0, 1, 2, 3, 4, 5]
+    guidance_layers: list[NonNegativeInt] = [0, 1, 2, 3, 4, 5]
     """0-based blocks whose MLP output is hooked; [0..5] = ViT-B/32 blocks 1–6 ('Linear-2…12' in the reference)."""
     guidance_normalization: Literal["imagenet", "clip"] = "imagenet"
     """The reference normalises guidance inputs with ImageNet statistics, not CLIP's."""
