@@ -29,6 +29,7 @@ def command(
     from ..config import load_config, parse_overrides, save_config
     from ..errors import ConfigError
     from ..training.decode import decode_holdout, decode_test
+    from ..utils.outputs import check_output
 
     base = Path(run_dir) / "config.yaml"
     if not base.is_file():
@@ -39,7 +40,7 @@ def command(
     if dataset is not None:
         cfg.data.path = str(dataset)
     stem = "decoded_holdout" if holdout else "decoded"
-    out = out or Path(run_dir) / f"{stem}.hdf5"
+    out = check_output(out or Path(run_dir) / f"{stem}.hdf5", folder=False, what="decoded store")
     decode = decode_holdout if holdout else decode_test
     from ..methods import run_method
 

@@ -42,6 +42,7 @@ def command(
 ) -> None:
     from ..errors import ConfigError
     from ..sampling.runner import make_job, reconstruct, resolve_source
+    from ..utils.outputs import check_output
 
     run_cfg = source / "config.yaml" if source is not None and source.is_dir() else None
     if run_cfg is not None and run_cfg.is_file() and preset is None and not config_files:
@@ -49,6 +50,7 @@ def command(
     if repeats is not None:
         overrides = [*overrides, f"sampler.repeats={repeats}"]
     config = resolve(preset, config_files, overrides)
+    check_output(out, folder=True, what="reconstruction")
     try:
         wanted = [int(i) for i in images.split(",")] if images else None
     except ValueError:

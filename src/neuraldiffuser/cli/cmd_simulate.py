@@ -29,10 +29,12 @@ def command(
 ) -> None:
     from ..config import save_config
     from ..errors import ConfigError
+    from ..utils.outputs import check_output
 
     flags = {"preset": preset, "subjects": subjects, "seed": seed, "n_images": n_images, "layout": layout}
     sim = {k: v for k, v in flags.items() if v is not None}
     cfg = resolve("mini", config_files, [*overrides, *(f"simulate.{k}={v}" for k, v in sim.items())])
+    check_output(out, folder=True, what="dataset")
     s = cfg.simulate
     if s.preset == "scenes":
         from ..simulate.scenes import write_scene_dataset

@@ -30,8 +30,10 @@ def command(
 ) -> None:
     from ..config import save_config
     from ..training.runner import check_resume_config, check_run_dir, make_accelerator, train_decoders
+    from ..utils.outputs import check_output
 
     cfg = resolve(preset, config, overrides)
+    check_output(out, folder=True, what="run")
     if method != "neuraldiffuser":
         from ..methods.cli import train_method
 

@@ -35,12 +35,14 @@ def train(
 ) -> None:
     """Train the autoencoder, the mini CLIP and the text-conditioned UNet (each resumable)."""
     from ..config import parse_overrides, save_config
+    from ..utils.outputs import check_output
     from ..zoo.train.pipeline import train_zoo
     from ..zoo.train.settings import load_settings
 
     cfg = resolve(preset, config_files, overrides)
     settings = load_settings(settings_file, parse_overrides(train_set))
     command = _command_line(images, out, settings_file, train_set, parts, limit, threads, processes)
+    check_output(out, folder=True, what="stack")
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
     log = train_zoo(images, out, settings, parts=[p.strip() for p in parts.split(",") if p.strip()], limit=limit, command=command, threads=threads, processes=processes)
@@ -80,12 +82,13 @@ def evaluate(
     overrides: list[str] = SetOpt,
 ) -> None:
     """Measure a stack on held-out scenes: reconstruction SSIM, retrieval, text-to-image, img2img (guided and not)."""
+    from ..utils.outputs import check_output
     from ..zoo.loader import resolve_path
     from ..zoo.train.quality import measure_quality
 
     cfg = resolve(preset, config_files, overrides)
     zoo_cfg = cfg.zoo.model_copy(update={"path": zoo}) if zoo else cfg.zoo
-    target = out or Path(resolve_path(zoo_cfg.path)) / "quality.json"
+    target = check_output(out or Path(resolve_path(zoo_cfg.path)) / "quality.json", folder=False, what="quality")
     result = measure_quality(zoo_cfg, images, target, n=n, seed=seed, sampler=cfg.sampler)
     for key, value in result["summary"].items():
         typer.echo(f"{key}: {value}")
