@@ -26,3 +26,6 @@ class ZooConfig(Section):
     """Precision the components are loaded in (stored weights are cast; fp16 halves GPU memory)."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) when ``path`` is a hub id; None: the default branch."""
+    download: bool = False
+    """Let a hub id that is not in the local Hugging Face cache be downloaded. False: such a path fails at once,
+    saying that the folder does not exist and how to point at a local copy (nothing waits on the network)."""
