@@ -29,7 +29,7 @@ def command(
     from ..utils.outputs import check_output
 
     cfg = resolve(preset, config, overrides)
-    cfg.data.path = str(dataset)
+    cfg.data.path = str(Path(dataset).absolute())
     ds = open_dataset(dataset, cfg.data.layout, cfg.data.captions)
     out = check_output(out or Path(dataset) / "targets.hdf5", folder=False, what="target store")
     path = extract_targets(cfg, ds, out, overwrite=overwrite)

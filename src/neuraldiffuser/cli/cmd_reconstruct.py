@@ -42,7 +42,7 @@ def command(
 ) -> None:
     from ..errors import ConfigError
     from ..sampling.runner import make_job, reconstruct, resolve_source
-    from ..utils.outputs import check_output
+    from ..utils.outputs import check_output, exclusive_output
 
     run_cfg = source / "config.yaml" if source is not None and source.is_dir() else None
     if run_cfg is not None and run_cfg.is_file() and preset is None and not config_files:
@@ -58,15 +58,16 @@ def command(
     if source is not None:
         resolve_source(source)
     sweep = {k: v for k, v in {"kappa": kappa, "eta": eta}.items() if v}
-    if workers != 1:
-        from ..sampling.processes import reconstruct_in_processes
+    with exclusive_output(out, folder=True, what="reconstruction folder"):
+        if workers != 1:
+            from ..sampling.processes import reconstruct_in_processes
 
-        if device not in (None, "cpu"):
-            raise ConfigError(f"--workers runs CPU processes; it cannot be combined with --device {device}", fix="use accelerate launch for GPUs")
-        folders = reconstruct_in_processes(source, out, config, workers, dataset=dataset, oracle=oracle, method=method, sweep=sweep,
-                                           images=wanted, limit=limit, overwrite=overwrite)
-    else:
-        job = make_job(source, config, oracle=oracle, dataset=dataset, images=wanted, limit=limit)
-        folders = reconstruct(job, out, config, method=method, sweep=sweep, overwrite=overwrite, device=device)
+            if device not in (None, "cpu"):
+                raise ConfigError(f"--workers runs CPU processes; it cannot be combined with --device {device}", fix="use accelerate launch for GPUs")
+            folders = reconstruct_in_processes(source, out, config, workers, dataset=dataset, oracle=oracle, method=method, sweep=sweep,
+                                               images=wanted, limit=limit, overwrite=overwrite)
+        else:
+            job = make_job(source, config, oracle=oracle, dataset=dataset, images=wanted, limit=limit)
+            folders = reconstruct(job, out, config, method=method, sweep=sweep, overwrite=overwrite, device=device)
     for folder in folders:
         typer.echo(f"wrote {folder}")

@@ -117,7 +117,19 @@ def collect(run_dirs) -> ReportData:
             seen.add(key)
             main = next((r for p, r in policies.items() if p.startswith("repeat")), next(iter(policies.values())))
             entries.append(Entry(main, policies.get("mean"), _recon_of(main, Path(doc["_path"])), doc))
+    _check_something_to_show(docs, entries)
     entries.sort(key=lambda e: (e.method, e.sweep or (float("inf"), 0.0), e.setting))
     refs = [r for d in docs for r in d.get("references", [])]
     ret = [d["retrieval"] for d in docs if d.get("retrieval")]
     return ReportData(docs, entries, refs, ret)
+
+
+def _check_something_to_show(docs: list[dict], entries: list[Entry]) -> None:
+    """A report needs rows and at least one reconstruction folder still on disk; an empty one must not be written."""
+    where = str(docs[0]["_path"]) if docs else None
+    if not entries:
+        raise DataError("metrics.json has no rows", where=where, fix="rerun `neuraldiffuser evaluate` on the reconstructions")
+    if all(e.recon is None for e in entries):
+        named = entries[0].row.get("recon_dir") or entries[0].row.get("recon_rel") or "?"
+        raise DataError(f"none of the reconstruction folders that metrics.json names exists any more (e.g. {named})", where=where,
+                        fix="restore them or reconstruct and evaluate again")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import OutputError
@@ -43,3 +45,30 @@ def check_output(path: str | Path, *, folder: bool, what: str = "output") -> Pat
         except OSError as exc:
             raise OutputError(f"the {what} file cannot be written ({exc.strerror or exc})", where=str(path), fix="choose a writable location") from None
     return path
+
+
+@contextmanager
+def exclusive_output(path: str | Path, *, folder: bool, what: str = "output"):
+    """Hold a lock file in ``path`` (a folder, created) or beside it (a file) while a command writes it; a second
+    writer is refused at once. The processes of one distributed launch lock per rank (RANK), so they share it.
+    """
+    from filelock import FileLock, Timeout
+
+    path = Path(path)
+    rank = os.environ.get("RANK", "0")
+    if folder:
+        path.mkdir(parents=True, exist_ok=True)
+        lock_path = path / f".lock-rank{rank}"
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = path.with_name(f".{path.name}.lock-rank{rank}")
+    lock = FileLock(lock_path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputError(f"another process is writing this {what} (it holds {lock_path.name})", where=str(path),
+                          fix="wait for it to finish, or choose another output") from None
+    try:
+        yield path
+    finally:
+        lock.release()
