@@ -52,7 +52,8 @@ class Evaluator:
 
     def __init__(self, config: Config, truth: str | Path, cache_dir: Path | None = None):
         self.config, self.ev = config, config.evaluate
-        self.dataset = open_dataset(truth, layout=config.data.layout)
+        # a dataset folder, or an object serving ``images.get`` and ``root`` (evaluation/images.py)
+        self.dataset = open_dataset(truth, layout=config.data.layout) if isinstance(truth, (str, Path)) else truth
         self.settings = Settings.from_config(config)
         self.device = resolve_device(self.ev.device)
         self.names = resolve_names(self.ev.metrics)
