@@ -144,3 +144,24 @@ def test_report_compares_every_guided_setting_with_kappa_zero_paired_over_images
     first = re.match(r'<td( class="(\w+)")?>([+−])([\d.]+) <span class="sub">±([\d.]+)</span></td>', cells)
     assert want["mean"] > 0 and want["ci95"][0] > 0 and first.group(2) == "up"
     assert (first.group(3), float(first.group(4)), float(first.group(5))) == ("+", round(want["mean"], 3), round(want["ci95"][1] - want["mean"], 3))
+
+
+def test_headline_and_brain_figure_show_the_presets_guided_setting_not_kappa_zero(run, tmp_path):
+    import json
+
+    doc = json.loads((run / "metrics.json").read_text())
+    for name, preset, words in (("preset", {"kappa": 3e3, "eta": 1.0}, "guided, κ = 3000, η = 1 (the preset&#x27;s setting)"),
+                                ("old", None, "guided, κ = 3000, η = 0.2")):
+        d = dict(doc, preset_setting=preset) if preset else {k: v for k, v in doc.items() if k != "preset_setting"}
+        if preset is None:  # a metrics file from before preset_setting, without the paper's κ 3e5: the first guided setting, not κ 0
+            d["rows"] = [r for r in d["rows"] if not r["setting"].startswith("kappa=3e+05")]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(d))
+        html, _ = page(write_report([tmp_path / name], tmp_path / name / "report.html", images=2))
+        hero = html[html.index('<header class="hero"'): html.index("</header>")]
+        card = hero[hero.index(">neuraldiffuser<"):]
+        assert words in card and "κ = 0" not in card
+        brain = html[html.index('id="brain"'):]
+        assert f"neuraldiffuser: {words}" in brain[: brain.index("</figure>")]
+        recon = html[html.index('id="reconstructions"'):]
+        assert words in recon[: recon.index("</section>")]

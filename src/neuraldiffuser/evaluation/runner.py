@@ -300,6 +300,7 @@ def run_evaluation(
                      "device": str(ev.device)},
         "metrics": {n: {**METRICS[n].info(), "unavailable": ev.unavailable.get(n), "weights": ev.sources.get(METRICS[n].backbone or "")} for n in ev.names},
         "rows": rows, "references": references,
+        "preset_setting": {"kappa": config.sampler.kappa, "eta": config.sampler.eta},  # the report's headline setting
     }
     if decoded is not None or targets is not None:
         if decoded is None or targets is None:

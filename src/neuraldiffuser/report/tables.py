@@ -127,11 +127,11 @@ def difference_cell(name: str, diff: dict | None) -> str:
     return f'<td{cls}>{signed(name, diff["mean"])} <span class="sub">±{width}</span></td>'
 
 
-def comparison_table(comparisons: list[dict]) -> str:
-    """One row per guided setting: the paired difference to κ = 0 of every metric both have."""
+def comparison_table(comparisons: list[dict], against: str = "κ 0") -> str:
+    """One row per guided setting: the paired difference to κ = 0 (or ``against``) of every metric both have."""
     cols = list(dict.fromkeys(k for c in comparisons for k in c["differences"] if k in METRICS or k.startswith(BRAIN_PREFIX)))
     order = [k for k in PAPER_TABLE + EMBEDDED_TABLE if k in cols] + [k for k in cols if k not in PAPER_TABLE + EMBEDDED_TABLE]
-    head = f'<thead><tr><th class="l">method · setting − κ 0</th><th>policy</th><th>N</th>{"".join(header(c, short=False) for c in order)}</tr></thead>'
+    head = f'<thead><tr><th class="l">method · setting − {escape(against)}</th><th>policy</th><th>N</th>{"".join(header(c, short=False) for c in order)}</tr></thead>'
     body = []
     for c in comparisons:
         n = max((d["n"] for d in c["differences"].values()), default=0)
