@@ -78,7 +78,7 @@ def test_report_is_self_contained_and_complete(run):
     assert {"metrics", "reconstructions", "ablation", "brain", "unavailable", "about"} <= res.ids
     # published rows are there for context, marked as published, with their sources
     assert html.count('class="badge pub">published</span>') >= 10
-    assert "MindEye2 (ICML&#x27;24), 40 h" in html and "ZEBRA paper, Table 1" in html and "final_evaluations.ipynb" in html
+    assert "MindEye2 (ICML&#x27;24), 40 h" in html and "arXiv 2510.27128), Table 1" in html and "final_evaluations.ipynb" in html
     # unavailable metrics show their reasons (AlexNet: the file looked for; CLIP: the folder given)
     assert str(run.parent / "torch" / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth") in html
     assert "no_clip_here" in html and html.count("n/a<sup>") >= 2 * 6
@@ -165,3 +165,21 @@ def test_headline_and_brain_figure_show_the_presets_guided_setting_not_kappa_zer
         assert f"neuraldiffuser: {words}" in brain[: brain.index("</figure>")]
         recon = html[html.index('id="reconstructions"'):]
         assert words in recon[: recon.index("</section>")]
+
+
+def test_published_rows_carry_their_source_and_a_secondary_mark():
+    from neuraldiffuser.evaluation.published import load_published
+    from neuraldiffuser.report.tables import published_rows, sources_list
+
+    tables = load_published()
+    rows = [r for t in tables for r in t["rows"]]
+    assert all(r.get("source") and isinstance(r.get("secondary"), bool) for r in rows)
+    names = {r["method"] for r in rows}
+    assert {"ZEBRA (NeurIPS'25), zero-shot", "MindTuner (AAAI'25), 1 h", "Brain-IT (ICLR'26), 40 h", "NeuroSwift (arXiv'25), 40 h"} <= names
+    html = "".join(published_rows(["PixCorr", "SSIM"]))
+    assert html.count('class="badge sec"') == sum(r["secondary"] for r in rows)
+    assert "en.papernotes.org/ICLR2026" in sources_list()
+    # every value is a fraction in [0, 1] under a metric the registry knows
+    from neuraldiffuser.evaluation.registry import METRICS
+
+    assert all(k in METRICS and 0 <= v <= 1 for r in rows for k, v in r["values"].items())

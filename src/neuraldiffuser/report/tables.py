@@ -154,15 +154,20 @@ def published_rows(cols: list[str]) -> list[str]:
                 else:
                     mark = '<span title="unconfirmed against a primary source">*</span>' if c in unconf else ""
                     cells.append(f"<td>{format_value(c, v)}{mark}</td>")
-            note = f' title="{escape(row["note"])}"' if row.get("note") else ""
-            out.append(f'<tr class="published"><td class="l"{note}>{escape(row["method"])}<span class="badge pub">published</span></td><td class="sub">{escape(table["subjects"])}</td>{"".join(cells)}</tr>')
+            tip = " · ".join(x for x in (row.get("note"), row.get("source") and f"source: {row['source']}") if x)
+            note = f' title="{escape(tip)}"' if tip else ""
+            second = '<span class="badge sec" title="quoted by another paper or a note, not read from the authors\' own table">secondary</span>' if row.get("secondary") else ""
+            out.append(f'<tr class="published"><td class="l"{note}>{escape(row["method"])}<span class="badge pub">published</span>{second}</td><td class="sub">{escape(table["subjects"])}</td>{"".join(cells)}</tr>')
     return out
 
 
 def sources_list() -> str:
     items = []
     for n, table in enumerate(load_published(), start=1):
-        items.append(f'<li id="src-{n}"><b>{escape(table["title"])}</b>. {escape(table["source"])}. <span class="sub">{escape(table.get("protocol", ""))}</span></li>')
+        rows = [r for r in table["rows"] if r.get("source") and r["source"] != table["source"]]
+        per_row = "".join(f"<li>{escape(r['method'])}: {escape(r['source'])}{' (secondary)' if r.get('secondary') else ''}</li>" for r in rows)
+        items.append(f'<li id="src-{n}"><b>{escape(table["title"])}</b>. {escape(table["source"])}. <span class="sub">{escape(table.get("protocol", ""))}</span>'
+                     + (f"<ul>{per_row}</ul>" if per_row else "") + "</li>")
     return f'<ol class="sources">{"".join(items)}</ol>'
 
 
