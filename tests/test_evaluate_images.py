@@ -207,3 +207,21 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys, case):
                 "unreadable": "cannot read image", "naming": "strip_a.png", "no-truth": "--truth"}[case]
     assert expected in lines[0]
     assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_all_tiles_as_repeats_against_a_truth_folder_with_the_mean_as_headline(tmp_path, capsys):
+    truths = write_strips(tmp_path / "s", 3, 32, sd=20, seed=5)
+    (tmp_path / "t").mkdir()
+    for i, t in truths.items():
+        Image.fromarray(t).save(tmp_path / "t" / f"{i:05d}.png")
+    out = tmp_path / "o"
+    rc, text = run([tmp_path / "s", "--strips", "6", "--truth-tile", "none", "--truth", tmp_path / "t", "--policy", "mean",
+                    "--out", out, "--metrics", "SSIM"], capsys)
+    assert rc == 0, text
+    doc = json.loads((out / "metrics.json").read_text())
+    rows = {r["policy"]: r for r in doc["rows"]}
+    assert rows["repeat0"]["repeats"] == 6 and doc["protocol"]["headline_policy"] == "mean"
+    # tile 0 is the stimulus itself: as repeat 0 its SSIM against the truth folder is 1
+    np.testing.assert_allclose(rows["repeat0"]["per_image"]["SSIM"], 1.0, atol=1e-9)
+    assert rows["mean"]["values"]["SSIM"] < 1.0
+    assert (out / "report.html").is_file() and "s · 3 images × 6 repeats · mean" in (out / "report.html").read_text()
