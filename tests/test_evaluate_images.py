@@ -225,3 +225,20 @@ def test_all_tiles_as_repeats_against_a_truth_folder_with_the_mean_as_headline(t
     np.testing.assert_allclose(rows["repeat0"]["per_image"]["SSIM"], 1.0, atol=1e-9)
     assert rows["mean"]["values"]["SSIM"] < 1.0
     assert (out / "report.html").is_file() and "s · 3 images × 6 repeats · mean" in (out / "report.html").read_text()
+
+
+def test_truth_from_one_of_our_datasets_and_a_missing_index(tmp_path, capsys, generic_dir, arrays):
+    images = arrays[0]
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    for i in (7, 8, 9):
+        Image.fromarray(noisy(np.kron(images[i], np.ones((4, 4, 1), np.uint8)), 40, i)).save(rec / f"{i:05d}.png")  # 32² from 8²
+    rc, text = run([rec, "--truth", generic_dir, "--out", tmp_path / "o", "--metrics", "PixCorr", "--no-report"], capsys)
+    assert rc == 0, text
+    row = next(r for r in json.loads((tmp_path / "o" / "metrics.json").read_text())["rows"] if r["policy"] == "repeat0")
+    recon = np.stack([np.asarray(Image.open(rec / f"{i:05d}.png")) for i in (7, 8, 9)])
+    pix, _ = independent(images[[7, 8, 9]], recon)
+    np.testing.assert_allclose(row["per_image"]["PixCorr"], pix, atol=2e-3)
+    Image.fromarray(recon[0]).save(rec / "00012.png")  # the dataset holds 10 images
+    rc, text = run([rec, "--truth", generic_dir, "--out", tmp_path / "o2", "--metrics", "PixCorr", "--no-report"], capsys)
+    assert rc == 2 and "1 of 4 reconstructed images have no truth, e.g. [12]" in text
