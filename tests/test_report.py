@@ -78,7 +78,7 @@ def test_report_is_self_contained_and_complete(run):
     assert {"metrics", "reconstructions", "ablation", "brain", "unavailable", "about"} <= res.ids
     # published rows are there for context, marked as published, with their sources
     assert html.count('class="badge pub">published</span>') >= 10
-    assert "MindEye2 (ICML&#x27;24), 40 h" in html and "ZEBRA paper, Table 1" in html and "final_evaluations.ipynb" in html
+    assert "MindEye2 (ICML&#x27;24), 40 h" in html and "arXiv 2510.27128), Table 1" in html and "final_evaluations.ipynb" in html
     # unavailable metrics show their reasons (AlexNet: the file looked for; CLIP: the folder given)
     assert str(run.parent / "torch" / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth") in html
     assert "no_clip_here" in html and html.count("n/a<sup>") >= 2 * 6
@@ -144,3 +144,42 @@ def test_report_compares_every_guided_setting_with_kappa_zero_paired_over_images
     first = re.match(r'<td( class="(\w+)")?>([+−])([\d.]+) <span class="sub">±([\d.]+)</span></td>', cells)
     assert want["mean"] > 0 and want["ci95"][0] > 0 and first.group(2) == "up"
     assert (first.group(3), float(first.group(4)), float(first.group(5))) == ("+", round(want["mean"], 3), round(want["ci95"][1] - want["mean"], 3))
+
+
+def test_headline_and_brain_figure_show_the_presets_guided_setting_not_kappa_zero(run, tmp_path):
+    import json
+
+    doc = json.loads((run / "metrics.json").read_text())
+    for name, preset, words in (("preset", {"kappa": 3e3, "eta": 1.0}, "guided, κ = 3000, η = 1 (the preset&#x27;s setting)"),
+                                ("old", None, "guided, κ = 3000, η = 0.2")):
+        d = dict(doc, preset_setting=preset) if preset else {k: v for k, v in doc.items() if k != "preset_setting"}
+        if preset is None:  # a metrics file from before preset_setting, without the paper's κ 3e5: the first guided setting, not κ 0
+            d["rows"] = [r for r in d["rows"] if not r["setting"].startswith("kappa=3e+05")]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(d))
+        html, _ = page(write_report([tmp_path / name], tmp_path / name / "report.html", images=2))
+        hero = html[html.index('<header class="hero"'): html.index("</header>")]
+        card = hero[hero.index(">neuraldiffuser<"):]
+        assert words in card and "κ = 0" not in card
+        brain = html[html.index('id="brain"'):]
+        assert f"neuraldiffuser: {words}" in brain[: brain.index("</figure>")]
+        recon = html[html.index('id="reconstructions"'):]
+        assert words in recon[: recon.index("</section>")]
+
+
+def test_published_rows_carry_their_source_and_a_secondary_mark():
+    from neuraldiffuser.evaluation.published import load_published
+    from neuraldiffuser.report.tables import published_rows, sources_list
+
+    tables = load_published()
+    rows = [r for t in tables for r in t["rows"]]
+    assert all(r.get("source") and isinstance(r.get("secondary"), bool) for r in rows)
+    names = {r["method"] for r in rows}
+    assert {"ZEBRA (NeurIPS'25), zero-shot", "MindTuner (AAAI'25), 1 h", "Brain-IT (ICLR'26), 40 h", "NeuroSwift (arXiv'25), 40 h"} <= names
+    html = "".join(published_rows(["PixCorr", "SSIM"]))
+    assert html.count('class="badge sec"') == sum(r["secondary"] for r in rows)
+    assert "en.papernotes.org/ICLR2026" in sources_list()
+    # every value is a fraction in [0, 1] under a metric the registry knows
+    from neuraldiffuser.evaluation.registry import METRICS
+
+    assert all(k in METRICS and 0 <= v <= 1 for r in rows for k, v in r["values"].items())

@@ -221,7 +221,7 @@ def test_interrupted_autoencoder_resumes_to_the_same_weights(tmp_path, square_da
     monkeypatch.setattr(ae_mod, "autoencoder_loss", failing)
     with pytest.raises(KeyboardInterrupt):
         train("split")
-    assert torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)["step"] == 3
+    assert torch.load(tmp_path / "split" / "ckpt.pt", weights_only=True)["step"] == 3
     assert not (tmp_path / "split" / "vae").exists()
     monkeypatch.setattr(ae_mod, "autoencoder_loss", real_loss)
     split = train("split")

@@ -38,3 +38,7 @@ class NotBuiltError(NeuralDiffuserError):
     """A pipeline stage that this version does not implement yet."""
 
     exit_code = 3
+
+
+class OutputError(NeuralDiffuserError):
+    """An output path cannot be written: a file where a folder belongs, a read-only place, or another run's lock."""

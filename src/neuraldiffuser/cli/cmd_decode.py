@@ -27,19 +27,21 @@ def command(
     overrides: list[str] = SetOpt,
 ) -> None:
     from ..config import load_config, parse_overrides, save_config
+    from ..config.paths import absolute_paths
     from ..errors import ConfigError
     from ..training.decode import decode_holdout, decode_test
+    from ..utils.outputs import check_output
 
     base = Path(run_dir) / "config.yaml"
     if not base.is_file():
         from ..errors import ModelLoadError
 
         raise ModelLoadError("no config.yaml", where=str(run_dir), fix="give a run folder written by `neuraldiffuser train`")
-    cfg = load_config(files=[base, *config], overrides=parse_overrides(overrides))
+    cfg = absolute_paths(load_config(files=[base, *config], overrides=parse_overrides(overrides)))
     if dataset is not None:
-        cfg.data.path = str(dataset)
+        cfg.data.path = str(Path(dataset).absolute())
     stem = "decoded_holdout" if holdout else "decoded"
-    out = out or Path(run_dir) / f"{stem}.hdf5"
+    out = check_output(out or Path(run_dir) / f"{stem}.hdf5", folder=False, what="decoded store")
     decode = decode_holdout if holdout else decode_test
     from ..methods import run_method
 

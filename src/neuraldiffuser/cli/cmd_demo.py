@@ -27,6 +27,8 @@ def command(
 ) -> None:
     from ..config import parse_overrides
     from ..demo import print_summary, run_demo
+    from ..utils.outputs import check_output
 
+    check_output(out, folder=True, what="demo")
     result = run_demo(out, fresh=fresh, overrides=parse_overrides(overrides))
     print_summary(result)

@@ -35,6 +35,7 @@ def command(
     from ..errors import ConfigError
     from ..evaluation.files import cell, metric_columns
     from ..evaluation.runner import run_evaluation
+    from ..utils.outputs import check_output
 
     if metrics:
         overrides = [*overrides, f"evaluate.metrics=[{', '.join(repr(m.strip()) for m in metrics.split(','))}]"]
@@ -42,7 +43,8 @@ def command(
     truth = truth or (Path(config.data.path) if config.data.path else None)
     if truth is None:
         raise ConfigError("no dataset to compare against", fix="give --truth DATASET (or set data.path)")
-    doc = run_evaluation(recon_dirs, truth, config, out or recon_dirs[0], subject=subject, decoded=decoded, targets=targets)
+    out = check_output(out or recon_dirs[0], folder=True, what="evaluation")
+    doc = run_evaluation(recon_dirs, truth, config, out, subject=subject, decoded=decoded, targets=targets)
     console = Console()
     from rich.table import Table
 

@@ -26,11 +26,12 @@ def command(
     from ..config import save_config
     from ..data import open_dataset
     from ..targets.extract import extract_targets
+    from ..utils.outputs import check_output
 
     cfg = resolve(preset, config, overrides)
-    cfg.data.path = str(dataset)
+    cfg.data.path = str(Path(dataset).absolute())
     ds = open_dataset(dataset, cfg.data.layout, cfg.data.captions)
-    out = out or Path(dataset) / "targets.hdf5"
+    out = check_output(out or Path(dataset) / "targets.hdf5", folder=False, what="target store")
     path = extract_targets(cfg, ds, out, overwrite=overwrite)
     save_config(cfg, path.parent, name=f"{path.stem}.config.yaml")
     typer.echo(str(path))

@@ -30,18 +30,19 @@ def command(
     method: str = typer.Option("neuraldiffuser", "--method", "-m", help="Reconstruction method (registered name)."),
     kappa: list[float] = typer.Option([], "--kappa", help="Guidance scale κ; repeat to sweep (default: sampler.kappa)."),
     eta: list[float] = typer.Option([], "--eta", help="Guided fraction η; repeat to sweep (default: sampler.eta)."),
-    repeats: int = typer.Option(None, "--repeats", "-r", help="Reconstructions per image (default: sampler.repeats)."),
+    repeats: int = typer.Option(None, "--repeats", "-r", min=1, help="Reconstructions per image (default: sampler.repeats)."),
     images: str = typer.Option(None, "--images", help="Comma-separated image indices (default: every test image)."),
-    limit: int = typer.Option(None, "--limit", help="Only the first N images."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N images."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … (default: accelerate's choice)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the chosen settings again from scratch."),
-    workers: int = typer.Option(1, "--workers", help="Local CPU processes of one thread each (faster than threads for small models)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Local CPU processes of one thread each (faster than threads for small models)."),
     preset: str = PresetOpt,
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
 ) -> None:
     from ..errors import ConfigError
     from ..sampling.runner import make_job, reconstruct, resolve_source
+    from ..utils.outputs import check_output, exclusive_output
 
     run_cfg = source / "config.yaml" if source is not None and source.is_dir() else None
     if run_cfg is not None and run_cfg.is_file() and preset is None and not config_files:
@@ -49,6 +50,7 @@ def command(
     if repeats is not None:
         overrides = [*overrides, f"sampler.repeats={repeats}"]
     config = resolve(preset, config_files, overrides)
+    check_output(out, folder=True, what="reconstruction")
     try:
         wanted = [int(i) for i in images.split(",")] if images else None
     except ValueError:
@@ -56,15 +58,16 @@ def command(
     if source is not None:
         resolve_source(source)
     sweep = {k: v for k, v in {"kappa": kappa, "eta": eta}.items() if v}
-    if workers != 1:
-        from ..sampling.processes import reconstruct_in_processes
+    with exclusive_output(out, folder=True, what="reconstruction folder"):
+        if workers != 1:
+            from ..sampling.processes import reconstruct_in_processes
 
-        if device not in (None, "cpu"):
-            raise ConfigError(f"--workers runs CPU processes; it cannot be combined with --device {device}", fix="use accelerate launch for GPUs")
-        folders = reconstruct_in_processes(source, out, config, workers, dataset=dataset, oracle=oracle, method=method, sweep=sweep,
-                                           images=wanted, limit=limit, overwrite=overwrite)
-    else:
-        job = make_job(source, config, oracle=oracle, dataset=dataset, images=wanted, limit=limit)
-        folders = reconstruct(job, out, config, method=method, sweep=sweep, overwrite=overwrite, device=device)
+            if device not in (None, "cpu"):
+                raise ConfigError(f"--workers runs CPU processes; it cannot be combined with --device {device}", fix="use accelerate launch for GPUs")
+            folders = reconstruct_in_processes(source, out, config, workers, dataset=dataset, oracle=oracle, method=method, sweep=sweep,
+                                               images=wanted, limit=limit, overwrite=overwrite)
+        else:
+            job = make_job(source, config, oracle=oracle, dataset=dataset, images=wanted, limit=limit)
+            folders = reconstruct(job, out, config, method=method, sweep=sweep, overwrite=overwrite, device=device)
     for folder in folders:
         typer.echo(f"wrote {folder}")

@@ -21,9 +21,13 @@ def command(
     title: str = typer.Option("Reconstruction report", "--title", help="Title at the top of the report."),
     images: int = typer.Option(6, "--images", min=1, help="Test images shown in each image grid."),
 ) -> None:
+    from ..report.collect import find_metric_files
     from ..report.html import write_report
+    from ..utils.outputs import check_output
 
+    find_metric_files(run_dirs)  # a missing run folder is named before the output is checked
     first = run_dirs[0]
     default = (first.parent if first.is_file() else first) / "report.html"
-    path = write_report(run_dirs, out or default, title=title, images=images)
+    out = check_output(out or default, folder=False, what="report")
+    path = write_report(run_dirs, out, title=title, images=images)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

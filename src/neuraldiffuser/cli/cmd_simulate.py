@@ -20,19 +20,21 @@ NAME = "simulate"
 def command(
     out: Path = typer.Option(..., "--out", "-o", help="Output dataset folder."),
     preset: str = typer.Option(None, "--preset", help="Simulator preset: mini (default), small, nsd-like, or scenes (stimuli only)."),
-    subjects: int = typer.Option(None, "--subjects", help="Number of subjects (default: the preset's)."),
-    seed: int = typer.Option(None, "--seed", help="Random seed (default: simulate.seed, 0)."),
-    n_images: int = typer.Option(None, "--n-images", help="scenes: number of images; others: training images per subject."),
+    subjects: int = typer.Option(None, "--subjects", min=1, help="Number of subjects (default: the preset's)."),
+    seed: int = typer.Option(None, "--seed", min=0, help="Random seed (default: simulate.seed, 0)."),
+    n_images: int = typer.Option(None, "--n-images", min=1, help="scenes: number of images; others: training images per subject."),
     layout: str = typer.Option(None, "--layout", help="generic, mindeye2 or both (default: generic)."),
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
 ) -> None:
     from ..config import save_config
     from ..errors import ConfigError
+    from ..utils.outputs import check_output
 
     flags = {"preset": preset, "subjects": subjects, "seed": seed, "n_images": n_images, "layout": layout}
     sim = {k: v for k, v in flags.items() if v is not None}
     cfg = resolve("mini", config_files, [*overrides, *(f"simulate.{k}={v}" for k, v in sim.items())])
+    check_output(out, folder=True, what="dataset")
     s = cfg.simulate
     if s.preset == "scenes":
         from ..simulate.scenes import write_scene_dataset

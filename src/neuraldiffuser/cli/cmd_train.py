@@ -30,21 +30,24 @@ def command(
 ) -> None:
     from ..config import save_config
     from ..training.runner import check_resume_config, check_run_dir, make_accelerator, train_decoders
+    from ..utils.outputs import check_output, exclusive_output
 
     cfg = resolve(preset, config, overrides)
+    check_output(out, folder=True, what="run")
     if method != "neuraldiffuser":
         from ..methods.cli import train_method
 
         typer.echo(train_method(method, cfg, dataset, targets, out, resume))
         return
-    cfg.data.path = str(dataset)
+    cfg.data.path = str(Path(dataset).absolute())
     acc = make_accelerator(cfg, out)
     check_run_dir(out, resume)
     if resume:
         check_resume_config(cfg, out)
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        save_config(cfg, out)
-    result = train_decoders(cfg, out, targets, accelerator=acc)
+    acc.wait_for_everyone()  # every rank has checked the folder before any lock file appears in it
+    with exclusive_output(out, folder=True, what="run folder"):
+        if acc.is_main_process:
+            save_config(cfg, out)
+        result = train_decoders(cfg, out, targets, accelerator=acc)
     if acc.is_main_process:
         typer.echo(f"{out}: {', '.join(result['models'])} for {result['subject']}")

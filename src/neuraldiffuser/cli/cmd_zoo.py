@@ -26,21 +26,23 @@ def train(
     settings_file: Path = typer.Option(None, "--settings", help="YAML file of trainer settings (see zoo/train/settings.py)."),
     train_set: list[str] = typer.Option([], "--train-set", help="Override one trainer setting, e.g. --train-set unet.steps=2000 (repeatable)."),
     parts: str = typer.Option("autoencoder,decoder,clip,unet", "--parts", help="Comma-separated parts to train (a finished part is skipped)."),
-    limit: int = typer.Option(None, "--limit", help="Use only the first N images."),
-    threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)."),
-    processes: int = typer.Option(1, "--processes", help="Data-parallel processes for the UNet (one thread each; same result as one process)."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Use only the first N images."),
+    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)."),
+    processes: int = typer.Option(1, "--processes", min=1, help="Data-parallel processes for the UNet (one thread each; same result as one process)."),
     preset: str = PresetOpt,
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
 ) -> None:
     """Train the autoencoder, the mini CLIP and the text-conditioned UNet (each resumable)."""
     from ..config import parse_overrides, save_config
+    from ..utils.outputs import check_output
     from ..zoo.train.pipeline import train_zoo
     from ..zoo.train.settings import load_settings
 
     cfg = resolve(preset, config_files, overrides)
     settings = load_settings(settings_file, parse_overrides(train_set))
     command = _command_line(images, out, settings_file, train_set, parts, limit, threads, processes)
+    check_output(out, folder=True, what="stack")
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
     log = train_zoo(images, out, settings, parts=[p.strip() for p in parts.split(",") if p.strip()], limit=limit, command=command, threads=threads, processes=processes)
@@ -73,19 +75,20 @@ def evaluate(
     images: Path = typer.Option(..., "--images", help="Held-out dataset folder (scenes the zoo was not trained on)."),
     zoo: str = typer.Option(None, "--zoo", help="Stack folder or builtin:<name> (default: zoo.path of the config)."),
     out: Path = typer.Option(None, "--out", "-o", help="Where to write quality.json (default: <zoo>/quality.json)."),
-    n: int = typer.Option(100, "--n", help="Held-out images used by each measure."),
+    n: int = typer.Option(100, "--n", min=1, help="Held-out images used by each measure."),
     seed: int = typer.Option(0, "--seed", help="Seed of the samplers' noise."),
     preset: str = PresetOpt,
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
 ) -> None:
     """Measure a stack on held-out scenes: reconstruction SSIM, retrieval, text-to-image, img2img (guided and not)."""
+    from ..utils.outputs import check_output
     from ..zoo.loader import resolve_path
     from ..zoo.train.quality import measure_quality
 
     cfg = resolve(preset, config_files, overrides)
     zoo_cfg = cfg.zoo.model_copy(update={"path": zoo}) if zoo else cfg.zoo
-    target = out or Path(resolve_path(zoo_cfg.path)) / "quality.json"
+    target = check_output(out or Path(resolve_path(zoo_cfg.path)) / "quality.json", folder=False, what="quality")
     result = measure_quality(zoo_cfg, images, target, n=n, seed=seed, sampler=cfg.sampler)
     for key, value in result["summary"].items():
         typer.echo(f"{key}: {value}")

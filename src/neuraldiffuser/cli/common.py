@@ -15,7 +15,10 @@ SetOpt = typer.Option([], "--set", "-s", help="Override one key, e.g. --set samp
 
 
 def resolve(preset: str | None, config_files: list[Path], overrides: list[str]) -> Config:
-    return load_config(preset=preset, files=config_files, overrides=parse_overrides(overrides))
+    """The config of a command, its relative paths made absolute (a saved run config then works from anywhere)."""
+    from ..config.paths import absolute_paths
+
+    return absolute_paths(load_config(preset=preset, files=config_files, overrides=parse_overrides(overrides)))
 
 
 def not_built(command: str, issue: int) -> None:

@@ -33,31 +33,70 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import NeuralDiffuserError
 
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="neuraldiffuser", standalone_mode=False)
     except NeuralDiffuserError as exc:
         if debug:
             raise
-        from rich.console import Console
-
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {exc.format()}", soft_wrap=True)
+        _print_error(exc.format())
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: finished outputs are kept; run the same command again to resume", file=sys.stderr)
-        return 130
+        return _interrupted()
     except SystemExit as exc:
-        return int(exc.code or 0)
-    except Exception as exc:  # click usage errors
-        import click
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception as exc:
+        handled = _click_exit(exc)
+        if handled is None and not debug:
+            handled = _os_error(exc)
+        if handled is None:
+            raise
+        return handled
+    # typer turns Ctrl-C into Exit(130), which standalone_mode=False hands back as the return value
+    if isinstance(code, int) and code == 130:
+        return _interrupted()
+    return code if isinstance(code, int) else 0
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
+
+def _print_error(message: str) -> None:
+    """One red line; the message is escaped so that text such as ``[finetune]`` is printed, not eaten as markup."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def _interrupted() -> int:
+    print("interrupted: finished outputs are kept; run the same command again to resume", file=sys.stderr)
+    return 130
+
+
+def _click_exit(exc: Exception) -> int | None:
+    """Usage errors, Exit and Abort of the click that typer uses: its bundled copy (typer._click with Exit and
+    Abort in typer.exceptions, typer ≥ 0.26) or, with older typer, the separate click package."""
+    import importlib
+
+    for name in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+        try:
+            errors = importlib.import_module(name)
+        except ImportError:
+            continue
+        if isinstance(exc, getattr(errors, "ClickException", ())):
+            exc.show()  # the usage line, a "Try --help" hint and "Error: ..."
             return exc.exit_code
-        if isinstance(exc, click.exceptions.Exit):
+        if isinstance(exc, getattr(errors, "Exit", ())):
             return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, getattr(errors, "Abort", ())):
             return 1
-        raise
-    return 0
+    return None
+
+
+def _os_error(exc: Exception) -> int | None:
+    """A file-system refusal not caught earlier (permission, a file where a folder belongs, disk full): one line."""
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return None
+    where = exc.filename if exc.filename is not None else None
+    what = exc.strerror or str(exc)
+    _print_error(f"{where}: {what}" if where else what)
+    return 1
 
 
 if __name__ == "__main__":

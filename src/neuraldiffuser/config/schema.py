@@ -20,7 +20,7 @@ from .sections.zoo import ZooConfig
 
 class Config(Section):
     preset: str = "default"
-    seed: int = 42
+    seed: int = Field(42, ge=0)
     data: DataConfig = Field(default_factory=DataConfig)
     simulate: SimulateConfig = Field(default_factory=SimulateConfig)
     zoo: ZooConfig = Field(default_factory=ZooConfig)

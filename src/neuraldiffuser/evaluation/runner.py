@@ -52,7 +52,8 @@ class Evaluator:
 
     def __init__(self, config: Config, truth: str | Path, cache_dir: Path | None = None):
         self.config, self.ev = config, config.evaluate
-        self.dataset = open_dataset(truth, layout=config.data.layout)
+        # a dataset folder, or an object serving ``images.get`` and ``root`` (evaluation/images.py)
+        self.dataset = open_dataset(truth, layout=config.data.layout) if isinstance(truth, (str, Path)) else truth
         self.settings = Settings.from_config(config)
         self.device = resolve_device(self.ev.device)
         self.names = resolve_names(self.ev.metrics)
@@ -299,6 +300,7 @@ def run_evaluation(
                      "device": str(ev.device)},
         "metrics": {n: {**METRICS[n].info(), "unavailable": ev.unavailable.get(n), "weights": ev.sources.get(METRICS[n].backbone or "")} for n in ev.names},
         "rows": rows, "references": references,
+        "preset_setting": {"kappa": config.sampler.kappa, "eta": config.sampler.eta},  # the report's headline setting
     }
     if decoded is not None or targets is not None:
         if decoded is None or targets is None:

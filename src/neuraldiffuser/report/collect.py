@@ -52,9 +52,37 @@ class ReportData:
         return [e for e in self.entries if e.method == method]
 
     def main_entry(self, method: str) -> Entry:
-        """The paper's default κ=3e5, η=0.2 when swept, else the method's first setting."""
+        """The setting the run's preset samples with (its ``sampler.kappa``/``eta``, recorded in metrics.json).
+
+        Failing that, the paper's default κ=3e5, η=0.2, then the first guided (κ > 0) setting, then the
+        first: κ = 0 is the ablation, never the headline when a guided setting was scored.
+        """
         entries = self.of(method)
-        return next((e for e in entries if e.sweep == PAPER_DEFAULT), entries[0])
+        for e in entries:
+            preset = e.doc.get("preset_setting")
+            if preset and e.sweep == (float(preset["kappa"]), float(preset["eta"])):
+                return e
+        guided = [e for e in entries if e.sweep and e.sweep[0] > 0]
+        return next((e for e in entries if e.sweep == PAPER_DEFAULT), guided[0] if guided else entries[0])
+
+    def headline_entries(self) -> list[Entry]:
+        """One entry per method (its main setting); every folder of an ``evaluate-images`` run, which has no sweep."""
+        out: list[Entry] = []
+        for m in self.methods():
+            entries = self.of(m)
+            out += entries if all(e.doc.get("source") == "evaluate-images" for e in entries) else [self.main_entry(m)]
+        return out
+
+    def setting_words(self, entry: Entry) -> str:
+        """What a figure of this entry shows, in words: 'guided, κ = 300, η = 0.4 (the preset's setting)'."""
+        if entry.sweep is None:
+            return entry.setting
+        kappa, eta = entry.sweep
+        if kappa == 0:
+            return "unguided, κ = 0 (the ablation)"
+        preset = entry.doc.get("preset_setting")
+        mark = " (the preset's setting)" if preset and (float(preset["kappa"]), float(preset["eta"])) == entry.sweep else ""
+        return f"guided, κ = {kappa:g}, η = {eta:g}{mark}"
 
     def stimulus(self, entry: Entry, image: int) -> np.ndarray | None:
         """The stimulus from the dataset the metrics were computed against, else the strip's left panel."""
@@ -94,10 +122,25 @@ def find_metric_files(run_dirs) -> list[Path]:
 
 
 def _recon_of(row: dict, doc_path: Path) -> ReconFolder | None:
+    if row.get("layout"):  # a folder scored by evaluate-images: no manifest, scanned again
+        return _image_folder(row, doc_path)
     for cand in (row.get("recon_dir"), row.get("recon_rel") and str(doc_path.parent / row["recon_rel"])):
         if cand and (Path(cand) / "manifest.json").is_file():
             try:
                 return read_manifest(Path(cand))
+            except DataError:
+                return None
+    return None
+
+
+def _image_folder(row: dict, doc_path: Path):
+    from ..evaluation.imagefolders import scan_folder
+
+    lay = row["layout"]
+    for cand in (row.get("recon_dir"), row.get("recon_rel") and str(doc_path.parent / row["recon_rel"])):
+        if cand and Path(cand).is_dir():
+            try:
+                return scan_folder(cand, lay.get("strips"), lay.get("truth_tile"), row["images"], method=row["method"], setting=row["setting"])
             except DataError:
                 return None
     return None
@@ -115,9 +158,22 @@ def collect(run_dirs) -> ReportData:
             if key in seen:
                 continue  # the same folder evaluated twice: keep the first metrics file's rows
             seen.add(key)
-            main = next((r for p, r in policies.items() if p.startswith("repeat")), next(iter(policies.values())))
+            want = "mean" if doc.get("protocol", {}).get("headline_policy") == "mean" else "repeat"
+            main = next((r for p, r in policies.items() if p.startswith(want)), next(iter(policies.values())))
             entries.append(Entry(main, policies.get("mean"), _recon_of(main, Path(doc["_path"])), doc))
+    _check_something_to_show(docs, entries)
     entries.sort(key=lambda e: (e.method, e.sweep or (float("inf"), 0.0), e.setting))
     refs = [r for d in docs for r in d.get("references", [])]
     ret = [d["retrieval"] for d in docs if d.get("retrieval")]
     return ReportData(docs, entries, refs, ret)
+
+
+def _check_something_to_show(docs: list[dict], entries: list[Entry]) -> None:
+    """A report needs rows and at least one reconstruction folder still on disk; an empty one must not be written."""
+    where = str(docs[0]["_path"]) if docs else None
+    if not entries:
+        raise DataError("metrics.json has no rows", where=where, fix="rerun `neuraldiffuser evaluate` on the reconstructions")
+    if all(e.recon is None for e in entries):
+        named = entries[0].row.get("recon_dir") or entries[0].row.get("recon_rel") or "?"
+        raise DataError(f"none of the reconstruction folders that metrics.json names exists any more (e.g. {named})", where=where,
+                        fix="restore them or reconstruct and evaluate again")

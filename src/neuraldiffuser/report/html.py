@@ -48,11 +48,13 @@ def hero(data: ReportData, title: str) -> str:
     n_set = len(data.entries)
     meta = f'dataset <code>{escape(", ".join(truths))}</code> · subject {escape(", ".join(subjects) or "—")} · {len(data.methods())} method(s), {n_set} setting(s)'
     cards = []
-    for m in data.methods():
-        e = data.main_entry(m)
+    for e in data.headline_entries():
+        m = e.method
         kpis = [k for k in HEADLINE if number(e.row["values"].get(k))][:3]
         kp = "".join(f'<div class="kpi"><div class="v">{figures.format_value(k, e.row["values"][k])}</div><div class="k">{escape(KPI_LABEL.get(k, k))}</div></div>' for k in kpis)
-        cards.append(f'<div class="card"><div class="name">{escape(m)}</div><div class="setting">{escape(e.setting)} · {e.row["n_images"]} images × {e.row["repeats"]} repeats</div><div class="kpis">{kp}</div></div>')
+        shows = f'{escape(data.setting_words(e))} · <code>{escape(e.setting)}</code>' if e.sweep else escape(e.setting)
+        cards.append(f'<div class="card"><div class="name">{escape(m)}</div><div class="setting">{shows} · {e.row["n_images"]} images × {e.row["repeats"]} repeats'
+                     f' · {escape(e.row["policy"])}</div><div class="kpis">{kp}</div></div>')
     return (f'<header class="hero"><div class="wrap"><div class="eyebrow">neuraldiffuser · evaluation report</div><h1>{escape(title)}</h1>'
             f'<p class="meta">{meta}</p><div class="cards">{"".join(cards)}</div></div></header>')
 
@@ -84,6 +86,11 @@ def guidance_section(data: ReportData) -> str:
 
     rows = [e.row for e in data.entries] + [e.mean for e in data.entries if e.mean is not None]
     comparisons = against_unguided(rows)
+    given = [{**c, "setting": f"{c['setting']} − {c['baseline']}"} for d in data.docs for c in d.get("comparisons", [])]
+    if given and not comparisons:  # evaluate-images: the given folders against the first (or --baseline)
+        lead = ("Each folder minus the baseline folder, image by image: the mean difference ± the half-width of its 95% interval "
+                "(normal, sample SD of the differences / √N). Green: better beyond that interval; red: worse.")
+        return f'<section id="guidance"><h2>Paired comparisons</h2><p class="lead">{lead}</p>{tables.comparison_table(given, against="baseline")}</section>'
     if not comparisons:
         return ""
     lead = ("Each guided setting minus the same method's κ = 0 setting, image by image: the mean difference ± the half-width of its "
@@ -101,7 +108,7 @@ def shown_images(entries: list[Entry], k: int) -> list[int]:
 
 
 def reconstructions_section(data: ReportData, k: int) -> str:
-    mains = [e for e in (data.main_entry(m) for m in data.methods()) if e.recon is not None]
+    mains = [e for e in data.headline_entries() if e.recon is not None]
     if not mains:
         return '<section id="reconstructions"><h2>Reconstructions</h2><p class="lead">The reconstruction folders were not found next to the metric files.</p></section>'
     images = shown_images(mains, k)
@@ -110,7 +117,8 @@ def reconstructions_section(data: ReportData, k: int) -> str:
         cells = [[data.stimulus(mains[0], i) for i in images]] + [[e.recon.load([i], 0)[0] for i in images] for e in mains]
         rows = ["stimulus"] + [f"{e.method}\n{e.setting}" for e in mains]
         png = figures.image_grid(cells, [f"#{i}" for i in images], rows, tile=132)
-        parts.append(figure(png, "stimulus and reconstructions", "Top row: stimuli. Below: the first reconstruction (repeat 0) of each method's main setting."))
+        shown = "; ".join(f"{escape(e.method)}: {escape(data.setting_words(e))}" for e in mains)
+        parts.append(figure(png, "stimulus and reconstructions", f"Top row: stimuli. Below: the first reconstruction (repeat 0) of each method's main setting ({shown})."))
     grids = []
     for e in mains:
         imgs = shown_images([e], k)
@@ -118,7 +126,7 @@ def reconstructions_section(data: ReportData, k: int) -> str:
         png = figures.image_grid(cells, [f"#{i}" for i in imgs], ["stimulus"] + [f"repeat {r}" for r in range(e.recon.repeats)], tile=92)
         rs = e.row["values"].get("Repeat SSIM")
         cons = f" Repeat consistency (mean pairwise SSIM) {rs:.3f}." if number(rs) else ""
-        grids.append(figure(png, f"{e.method} repeats", f"<b>{escape(e.method)}</b> · {escape(e.setting)}: every repeat from the same decoded targets.{cons}"))
+        grids.append(figure(png, f"{e.method} repeats", f"<b>{escape(e.method)}</b> · {escape(data.setting_words(e))}: every repeat from the same decoded targets.{cons}"))
     parts.append(f'<h3>Repeats</h3><div class="grid2">{"".join(grids)}</div>')
     return f'<section id="reconstructions"><h2>Reconstructions</h2><p class="lead">Stimulus | reconstructions | repeats.</p>{"".join(parts)}</section>'
 
@@ -167,7 +175,7 @@ def ablation_section(data: ReportData, k: int) -> str:
 
 
 def brain_section(data: ReportData) -> str:
-    mains = [data.main_entry(m) for m in data.methods()]
+    mains = data.headline_entries()
     keys = list(dict.fromkeys(k for e in mains for k, v in e.row["values"].items() if k.startswith(BRAIN_PREFIX) and number(v)))
     if not keys:
         reasons = {e.row["values"].get(BRAIN_PREFIX.strip(), {}).get("unavailable") for e in mains if is_unavailable(e.row["values"].get(BRAIN_PREFIX.strip()))}
@@ -175,7 +183,7 @@ def brain_section(data: ReportData) -> str:
             return ""
         return f'<section id="brain"><h2>Brain correlation</h2><p class="lead">Unavailable: {escape("; ".join(sorted(r for r in reasons if r)))}</p></section>'
     rois = [k[len(BRAIN_PREFIX):] for k in keys]
-    series = {f"{e.method} ({e.setting})": {k[len(BRAIN_PREFIX):]: e.row["values"][k] for k in keys if number(e.row["values"].get(k))} for e in mains}
+    series = {f"{e.method} ({data.setting_words(e)})": {k[len(BRAIN_PREFIX):]: e.row["values"][k] for k in keys if number(e.row["values"].get(k))} for e in mains}
     ref = data.references[0]["values"] if data.references else None
     ceiling = {k[len(BRAIN_PREFIX):]: v for k, v in ref.items()} if ref else None
     png = figures.roi_bars(series, rois, ceiling)
@@ -189,7 +197,8 @@ def brain_section(data: ReportData) -> str:
         for r in rois
     )
     table = f'<div class="table-wrap"><table class="metrics"><thead><tr><th class="l">ROI</th>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-    fig = figure(png, "brain correlation per ROI", "Brain correlation per ROI, main setting of each method; 'all' uses every voxel (MindEye2's nsd_general).")
+    shown = "; ".join(f"{escape(e.method)}: {escape(data.setting_words(e))}" for e in mains)
+    fig = figure(png, "brain correlation per ROI", f"Brain correlation per ROI, main setting of each method ({shown}); 'all' uses every voxel (MindEye2's nsd_general).")
     return f'<section id="brain"><h2>Brain correlation per ROI</h2><p class="lead">{lead}</p>{fig}{table}</section>'
 
 

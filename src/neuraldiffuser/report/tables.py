@@ -127,11 +127,11 @@ def difference_cell(name: str, diff: dict | None) -> str:
     return f'<td{cls}>{signed(name, diff["mean"])} <span class="sub">±{width}</span></td>'
 
 
-def comparison_table(comparisons: list[dict]) -> str:
-    """One row per guided setting: the paired difference to κ = 0 of every metric both have."""
+def comparison_table(comparisons: list[dict], against: str = "κ 0") -> str:
+    """One row per guided setting: the paired difference to κ = 0 (or ``against``) of every metric both have."""
     cols = list(dict.fromkeys(k for c in comparisons for k in c["differences"] if k in METRICS or k.startswith(BRAIN_PREFIX)))
     order = [k for k in PAPER_TABLE + EMBEDDED_TABLE if k in cols] + [k for k in cols if k not in PAPER_TABLE + EMBEDDED_TABLE]
-    head = f'<thead><tr><th class="l">method · setting − κ 0</th><th>policy</th><th>N</th>{"".join(header(c, short=False) for c in order)}</tr></thead>'
+    head = f'<thead><tr><th class="l">method · setting − {escape(against)}</th><th>policy</th><th>N</th>{"".join(header(c, short=False) for c in order)}</tr></thead>'
     body = []
     for c in comparisons:
         n = max((d["n"] for d in c["differences"].values()), default=0)
@@ -154,15 +154,20 @@ def published_rows(cols: list[str]) -> list[str]:
                 else:
                     mark = '<span title="unconfirmed against a primary source">*</span>' if c in unconf else ""
                     cells.append(f"<td>{format_value(c, v)}{mark}</td>")
-            note = f' title="{escape(row["note"])}"' if row.get("note") else ""
-            out.append(f'<tr class="published"><td class="l"{note}>{escape(row["method"])}<span class="badge pub">published</span></td><td class="sub">{escape(table["subjects"])}</td>{"".join(cells)}</tr>')
+            tip = " · ".join(x for x in (row.get("note"), row.get("source") and f"source: {row['source']}") if x)
+            note = f' title="{escape(tip)}"' if tip else ""
+            second = '<span class="badge sec" title="quoted by another paper or a note, not read from the authors\' own table">secondary</span>' if row.get("secondary") else ""
+            out.append(f'<tr class="published"><td class="l"{note}>{escape(row["method"])}<span class="badge pub">published</span>{second}</td><td class="sub">{escape(table["subjects"])}</td>{"".join(cells)}</tr>')
     return out
 
 
 def sources_list() -> str:
     items = []
     for n, table in enumerate(load_published(), start=1):
-        items.append(f'<li id="src-{n}"><b>{escape(table["title"])}</b>. {escape(table["source"])}. <span class="sub">{escape(table.get("protocol", ""))}</span></li>')
+        rows = [r for r in table["rows"] if r.get("source") and r["source"] != table["source"]]
+        per_row = "".join(f"<li>{escape(r['method'])}: {escape(r['source'])}{' (secondary)' if r.get('secondary') else ''}</li>" for r in rows)
+        items.append(f'<li id="src-{n}"><b>{escape(table["title"])}</b>. {escape(table["source"])}. <span class="sub">{escape(table.get("protocol", ""))}</span>'
+                     + (f"<ul>{per_row}</ul>" if per_row else "") + "</li>")
     return f'<ol class="sources">{"".join(items)}</ol>'
 
 

@@ -9,6 +9,7 @@ the VAE never reads the UNet.
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -44,6 +45,46 @@ def is_local(spec: str) -> bool:
     return Path(spec).exists()
 
 
+def looks_like_hub_id(spec: str) -> bool:
+    """'owner/name' with the hub's characters; './x', '/abs/path', 'a/b/c' and '~/x' are folders, never hub ids."""
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*", spec) is not None and ".." not in spec
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment at call time (HF_HUB_CACHE, else HF_HOME/hub)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def in_hf_cache(repo_id: str) -> bool:
+    return (hf_cache_dir() / f"models--{repo_id.replace('/', '--')}").is_dir()
+
+
+def check_findable(spec: str, subfolder: str | None = None, download: bool = False) -> None:
+    """Fail at once, without touching the network, when ``spec`` is neither a folder nor a cached hub model.
+
+    A mistyped folder such as 'myorg/mystack' would otherwise wait on the network and end with a hub hint.
+    A hub id that is not cached is fetched only when ``download`` (zoo.download) allows it.
+    """
+    if is_local(spec) or (looks_like_hub_id(spec) and (download or in_hf_cache(spec))):
+        return
+    folder = Path(spec).expanduser().absolute()
+    sub = f" ({subfolder})" if subfolder else ""
+    if not looks_like_hub_id(spec):
+        raise ModelLoadError(f"the folder '{spec}'{sub} does not exist", where=str(folder),
+                             fix="point zoo.path at a stack folder in diffusers' Stable Diffusion layout (--set zoo.path=/path/to/stack) or use builtin:insilico-64")
+    raise ModelLoadError(
+        f"could not load '{spec}'{sub}: there is no folder {folder} and it is not in the local Hugging Face cache ({hf_cache_dir()})",
+        fix=f"point at a local copy (--set zoo.path=/path/to/{spec.split('/')[-1]}), or download it once (`huggingface-cli download {spec}`) "
+        "or let the run download it (--set zoo.download=true)",
+    )
+
+
 @contextmanager
 def quiet_loading():
     """Silence the libraries' load reports (e.g. a vision tower read from a full CLIPModel lists every text key)."""
@@ -67,17 +108,20 @@ def quiet_loading():
             diffusers.utils.logging.enable_progress_bar()
 
 
-def load_pretrained(cls: Any, spec: str, subfolder: str | None = None, what: str = "", **kwargs: Any) -> Any:
-    """``cls.from_pretrained`` with a message that names the model and how to give a local folder."""
+def load_pretrained(cls: Any, spec: str, subfolder: str | None = None, what: str = "", download: bool = False, **kwargs: Any) -> Any:
+    """``cls.from_pretrained`` with a message that names the model and how to give a local folder.
+
+    Only a folder or a cached hub model is read unless ``download``; nothing reaches the network otherwise."""
     local = is_local(spec)
     if local and subfolder and not (Path(spec) / subfolder).is_dir():
         raise ModelLoadError(f"no '{subfolder}/' folder for the {what or cls.__name__}", where=spec, fix="the folder must follow diffusers' Stable Diffusion layout")
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    check_findable(spec, subfolder, download=download and not offline)
     try:
         if subfolder:
             kwargs["subfolder"] = subfolder
         with quiet_loading():
-            return cls.from_pretrained(spec, local_files_only=local or offline, **kwargs)
+            return cls.from_pretrained(spec, local_files_only=local or offline or not download, **kwargs)
     except (OSError, ValueError) as exc:
         if local:
             raise ModelLoadError(f"could not load the {what or cls.__name__} ({exc.__class__.__name__}: {str(exc).splitlines()[0]})", where=f"{spec}/{subfolder or ''}") from None
@@ -102,7 +146,7 @@ class Components:
 
     def _load(self, cls: Any, subfolder: str, what: str, is_model: bool = True) -> Any:
         kwargs = {"torch_dtype": self.dtype} if is_model else {}
-        model = load_pretrained(cls, self.path, subfolder, what, revision=self.config.revision, **kwargs)
+        model = load_pretrained(cls, self.path, subfolder, what, download=self.config.download, revision=self.config.revision, **kwargs)
         if is_model:
             model = model.to(self.device).eval().requires_grad_(False)
         return model
@@ -141,6 +185,7 @@ class Components:
         """(path or hub id, subfolder) of the guidance vision tower."""
         if self.config.guidance_encoder:
             return resolve_path(self.config.guidance_encoder), None
+        check_findable(self.path, download=self.config.download)  # a missing folder is named as such
         for sub in ("guidance_encoder", "clip"):
             if is_local(self.path) and (Path(self.path) / sub).is_dir():
                 return self.path, sub
@@ -155,7 +200,8 @@ class Components:
         from transformers import CLIPVisionModel
 
         spec, sub = self.guidance_spec()
-        tower = load_pretrained(CLIPVisionModel, spec, sub, "guidance encoder", revision=self.config.revision, torch_dtype=self.dtype)
+        tower = load_pretrained(CLIPVisionModel, spec, sub, "guidance encoder", download=self.config.download, revision=self.config.revision,
+                                torch_dtype=self.dtype)
         enc = GuidanceEncoder(tower, self.config.guidance_layers, self.config.guidance_normalization, antialias=self.config.guidance_antialias)
         return enc.to(self.device).eval().requires_grad_(False)
 

@@ -18,7 +18,7 @@ class DataConfig(Section):
     """Target subject: fine-tuned on, decoded and reconstructed."""
     pretrain_subjects: list[str] | Literal["others"] = "others"
     """Subjects for multi-subject pretraining; 'others' = every subject but the target."""
-    sessions: int | None = None
+    sessions: int | None = Field(None, ge=1)
     """Number of the target subject's sessions used for fine-tuning (None = all)."""
     holdout_images: int = Field(0, ge=0)
     """Training images of the target subject left out of training (every trial of them), drawn at random (seed)
@@ -28,7 +28,7 @@ class DataConfig(Section):
     """Voxel z-scoring with statistics from training trials only ('none' for MindEye2's renormed betas)."""
     test_order: Literal["first_seen", "sorted"] = "first_seen"
     """Test-image order: first appearance in the subject's trials (NeuralDiffuser) or ascending index (MindEye2)."""
-    test_repeats: int = 3
+    test_repeats: int = Field(3, ge=1)
     """Repeats gathered per test image; images with fewer are padded by repetition as the reference does."""
     average: Literal["voxels", "outputs"] = "voxels"
     """Test repeats: average voxels before decoding (NeuralDiffuser) or decode each and average outputs (MindEye2)."""

@@ -14,14 +14,14 @@ class DecodeConfig(Section):
     """DDIM η (1.0 = the reference's stochastic sampler; 0 = deterministic)."""
     prior_samples: int = Field(1, ge=1)
     """Prior samples drawn per test image and averaged (1 = a single sample, as the reference)."""
-    prior_cond_scale: float = 1.0
+    prior_cond_scale: float = Field(1.0, ge=0)
     """Classifier-free guidance scale of the prior (1.0 = none, as the reference)."""
     use_prior: bool = True
     """Sample the prior; False decodes c and g with the linear head's tokens."""
     z_match: bool = True
     """Distribution matching of z: z-score the test predictions per dimension, then map them onto the mean and
     std of the training images' true z (reference §3.6)."""
-    batch_size: int = 64
+    batch_size: int = Field(64, ge=1)
     """Test images per batch."""
     seed: int | None = None
     """Seed of the prior samples (None = the top-level seed)."""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, PositiveFloat
 
 from ..base import Section
 
@@ -12,43 +12,43 @@ class TrainConfig(Section):
 
     stages: list[Literal["pretrain", "finetune"]] = ["pretrain", "finetune"]
     """'pretrain' on data.pretrain_subjects then 'finetune' on data.subject; ['finetune'] alone trains from scratch."""
-    pretrain_epochs: int = 150
+    pretrain_epochs: int = Field(150, ge=1)
     """Epochs of multi-subject pretraining."""
-    finetune_epochs: int = 150
+    finetune_epochs: int = Field(150, ge=1)
     """Epochs of fine-tuning on the target subject."""
-    batch_size: int = 42
+    batch_size: int = Field(42, ge=1)
     """Global batch (all processes); in pretraining it is split equally across subjects (42 // 7 = 6 each)."""
-    epoch_samples: int | None = 30000
+    epoch_samples: int | None = Field(30000, ge=1)
     """Samples per epoch (the reference counts 750 · 40 = 30000); None = the stage's training trials."""
-    lr: float = 3e-4
+    lr: float = Field(3e-4, gt=0)
     """Peak learning rate of OneCycle."""
-    weight_decay: float = 1e-2
+    weight_decay: float = Field(1e-2, ge=0)
     """AdamW decay on weight matrices and adapters (none on biases and norm scales)."""
     pct_start: float = Field(2 / 150, gt=0, lt=1)
     """Fraction of steps spent warming up."""
-    div_factor: float = 25.0
+    div_factor: float = Field(25.0, gt=0)
     """Initial lr = lr / div_factor."""
-    final_div_factor: float = 1000.0
+    final_div_factor: float = Field(1000.0, gt=0)
     """Final lr = initial lr / final_div_factor."""
-    prior_scale: float = 30.0
+    prior_scale: float = Field(30.0, ge=0)
     """Weight of the prior MSE (the reference's L = 30·prior + 1·clip)."""
-    clip_scale: float = 1.0
+    clip_scale: float = Field(1.0, ge=0)
     """Weight of the contrastive (BiMixCo / SoftCLIP) loss."""
     mixco_fraction: float = Field(0.33, ge=0, le=1)
     """BiMixCo for the first int(fraction · epochs) epochs, SoftCLIP afterwards."""
-    mixco_beta: float = 0.15
+    mixco_beta: float = Field(0.15, gt=0)
     """Mixup λ ~ Beta(beta, beta)."""
     mixco_prob: float = Field(0.5, ge=0, le=1)
     """Probability that a sample is mixed."""
-    mixco_temperature: float = 0.006
+    mixco_temperature: float = Field(0.006, gt=0)
     """BiMixCo temperature."""
-    softclip_temperature: tuple[float, float] = (0.004, 0.0075)
+    softclip_temperature: tuple[PositiveFloat, PositiveFloat] = (0.004, 0.0075)
     """SoftCLIP temperature, cosine-annealed from the first value to the second over the SoftCLIP epochs."""
     z_l1_scale: float | Literal["latent"] = "latent"
     """z L1 is divided by this; 'latent' = the VAE scaling factor recorded in targets.hdf5 (0.18215 for SD v1.4)."""
-    z_cont_scale: float = 0.0
+    z_cont_scale: float = Field(0.0, ge=0)
     """Weight of the z soft-contrastive term (0 = off; the reference uses 0.1 with a ConvNeXt teacher, we use g)."""
-    z_cont_temperature: float = 0.075
+    z_cont_temperature: float = Field(0.075, gt=0)
     """Temperature of the z soft-contrastive term."""
     z_cont_layer: int = -1
     """Which g layer (position in the store) is the teacher of the z soft-contrastive term."""
@@ -56,19 +56,19 @@ class TrainConfig(Section):
     """accelerate mixed precision (fp16 needs a GPU)."""
     cpu: bool = False
     """Force the CPU even when a GPU is present."""
-    checkpoint_every: int = 1000
+    checkpoint_every: int = Field(1000, ge=1)
     """Steps between atomic checkpoints (a checkpoint is also written at the end of each stage)."""
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = Field(2, ge=1)
     """Most recent checkpoints kept per stage and model."""
-    log_every: int = 50
+    log_every: int = Field(50, ge=1)
     """Steps between log records (console bar and tensorboard)."""
     tensorboard: bool = True
     """Log to RUN_DIR/logs with tensorboard."""
-    preload_gb: float = 4.0
+    preload_gb: float = Field(4.0, ge=0)
     """Hold a stage's training betas and targets in memory when they need less than this; else read rows lazily."""
     ridge: bool = True
     """Also fit the closed-form ridge baseline on the target subject."""
-    ridge_alphas: list[float] = [1e1, 1e2, 1e3, 3e3, 1e4, 3e4, 1e5, 1e6]
+    ridge_alphas: list[PositiveFloat] = [1e1, 1e2, 1e3, 3e3, 1e4, 3e4, 1e5, 1e6]
     """Ridge penalties tried; the best per target on held-out training images is kept."""
     ridge_val_fraction: float = Field(0.1, gt=0, lt=1)
     """Fraction of training images held out to choose the ridge penalty."""

@@ -90,7 +90,7 @@ class RunState:
     def try_resume(self, path: Path) -> bool:
         if not path.is_file():
             return False
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))  # tensors and plain values only: safe
         return True
 
 

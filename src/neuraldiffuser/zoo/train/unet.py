@@ -149,7 +149,7 @@ def train_unet(data: ImageCaptionData, s: UNetSettings, seed: int, stack: Path, 
     rendezvous.unlink(missing_ok=True)
     mp.start_processes(_replica, args=(processes, rendezvous, args), nprocs=processes, start_method="fork")
     rendezvous.unlink(missing_ok=True)
-    state = torch.load(checkpoint_dir / "unet.pt", map_location="cpu", weights_only=False)  # written by replica 0
+    state = torch.load(checkpoint_dir / "unet.pt", map_location="cpu", weights_only=True)  # written by replica 0
     return {"steps": state["step"], "seconds": round(state["elapsed"], 1), "history": state["history"], "processes": processes}
 
 
