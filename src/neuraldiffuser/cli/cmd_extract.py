@@ -31,6 +31,7 @@ def command(
     cfg.data.path = str(dataset)
     ds = open_dataset(dataset, cfg.data.layout, cfg.data.captions)
     out = out or Path(dataset) / "targets.hdf5"
+    out = Path(out)
+    save_config(cfg, out.parent, name=f"{out.stem}.config.yaml")  # first, so an unfinished store names the settings that complete it
     path = extract_targets(cfg, ds, out, overwrite=overwrite)
-    save_config(cfg, path.parent, name=f"{path.stem}.config.yaml")
     typer.echo(str(path))

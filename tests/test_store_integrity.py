@@ -1,0 +1,158 @@
+"""Target stores never pass as complete when they are not: write failures (disk full) surface as one clear
+error with the unwritten rows left not done, space is checked first, incomplete or foreign stores are refused."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import textwrap
+from collections import namedtuple
+
+import h5py
+import numpy as np
+import pytest
+
+from neuraldiffuser.cli.main import main
+from neuraldiffuser.errors import DataError
+from neuraldiffuser.targets.store import TargetStore, create_store, write_rows
+
+EXTRACT = ["--set", "extract.batch_size=3"]
+
+
+def _extract(dataset, out, stack, *extra):
+    return main(["extract", str(dataset), "--out", str(out), "--set", f"zoo.path={stack}", *EXTRACT, *extra])
+
+
+def test_disk_full_mid_extraction_is_one_error_and_rows_stay_not_done(tmp_path, tiny_stack, generic_dir, monkeypatch, capsys):
+    real_setitem, calls = h5py.Dataset.__setitem__, {"c": 0}
+
+    def full_on_third_c(ds, key, value):
+        if ds.name == "/c":
+            calls["c"] += 1
+            if calls["c"] == 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real_setitem(ds, key, value)
+
+    out = tmp_path / "t.hdf5"
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", full_on_third_c)
+    assert _extract(generic_dir, out, tiny_stack) == 1
+    err = capsys.readouterr().err
+    assert "disk full while writing" in err and str(out) in err and "3 rows of this write stay marked not done" in err
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", real_setitem)
+    with TargetStore(out, complete=False) as st:  # z of the third batch was written, its c was not: none of it counts
+        assert st.done.tolist() == [True] * 6 + [False] * 4
+    with pytest.raises(DataError, match=r"incomplete store: 4 of 10 rows .*`neuraldiffuser extract .*generic --out .*t\.hdf5 --config .*t\.config\.yaml`"):
+        TargetStore(out)
+    # the command the error names completes exactly what is missing, equal to an extraction that never failed
+    assert main(["extract", str(generic_dir), "--out", str(out), "--config", str(tmp_path / "t.config.yaml")]) == 0
+    assert _extract(generic_dir, tmp_path / "ref.hdf5", tiny_stack) == 0
+    with TargetStore(out) as a, TargetStore(tmp_path / "ref.hdf5") as b:
+        for key in ("z", "c", "g"):
+            np.testing.assert_allclose(a.get(key, np.arange(10)), b.get(key, np.arange(10)), rtol=0, atol=1e-6)
+
+
+def test_a_full_file_system_inside_hdf5_raises_instead_of_crashing(tmp_path):
+    """The real HDF5 write path: a file-size limit makes write(2) fail (EFBIG), as a full disk does (ENOSPC)."""
+    script = textwrap.dedent(f"""
+        import resource, signal, numpy as np
+        from neuraldiffuser.errors import RunError
+        from neuraldiffuser.targets.store import TargetStore, create_store, write_rows
+        import h5py
+        path = {str(tmp_path / "s.hdf5")!r}
+        create_store(path, np.arange(40), {{"z": (4, 64, 64)}})  # 16 rows (1 MiB) per chunk
+        with h5py.File(path) as f:
+            limit = f["z"].id.get_chunk_info(2).byte_offset  # the chunk of rows 32-39 lies past the limit
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        try:
+            for i in range(0, 40, 8):
+                write_rows(path, np.arange(i, i + 8), {{"z": np.ones((8, 4, 64, 64))}})
+        except RunError as exc:
+            print("ERROR", exc)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        st = TargetStore(path, complete=False)
+        print("DONE", "".join(str(int(d)) for d in st.done))
+        print("ZEROS", "".join(str(int(st.get("z", [i]).max() == 0)) for i in range(40)))
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert run.returncode == 0, run.stderr
+    assert "Exception ignored" not in run.stderr
+    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines())
+    assert "disk full while writing" in lines["ERROR"]
+    done, zeros = lines["DONE"], lines["ZEROS"]
+    assert done == "1" * 32 + "0" * 8  # rows written before the failure are kept, the failed ones are not done
+    assert zeros == "0" * 32 + "1" * 8
+
+
+def test_free_space_is_checked_before_extraction(tmp_path, tiny_stack, generic_dir, monkeypatch, capsys):
+    # 10 images × (z 4·8·8 + c 77·16 float32, g 6·17·16 float16 values + 9 bytes of index and flag) + 1 MiB margin
+    need = 10 * (4 * 8 * 8 * 4 + 77 * 16 * 4 + 6 * 17 * 16 * 2 + 9) + (1 << 20)
+    usage = namedtuple("usage", "total used free")
+    out = tmp_path / "t.hdf5"
+    monkeypatch.setattr("neuraldiffuser.utils.storage.shutil.disk_usage", lambda p: usage(10**12, 10**12 - need + 1, need - 1))
+    assert _extract(generic_dir, out, tiny_stack) == 1
+    err = capsys.readouterr().err
+    assert f"{out}: not enough free space for the target store: needs {need} B, {need - 1} B free" in err and "--out" in err
+    assert not out.exists() and not list(tmp_path.glob(".t.hdf5*"))  # nothing left that could pass as a store
+    monkeypatch.setattr("neuraldiffuser.utils.storage.shutil.disk_usage", lambda p: usage(10**12, 10**12 - need, need))
+    assert _extract(generic_dir, out, tiny_stack) == 0
+    assert TargetStore(out).done.all()
+
+
+def test_store_bytes_match_the_file(tmp_path):
+    from neuraldiffuser.targets.store import store_bytes
+    from neuraldiffuser.utils.storage import allocated_bytes
+
+    shapes = {"z": (4, 16, 16), "g": (6, 17, 16)}
+    create_store(tmp_path / "s.hdf5", np.arange(200), shapes, {"g": "float16"})
+    est, size, held = store_bytes(200, shapes, {"g": "float16"}), os.path.getsize(tmp_path / "s.hdf5"), allocated_bytes(tmp_path / "s.hdf5")
+    assert est <= size <= est + (1 << 16)  # data plus HDF5 metadata
+    if hasattr(os, "posix_fallocate"):
+        assert held >= size  # reserved at creation: later row writes cannot run out of space
+
+
+def _partial_store(path, n=10, written=6, **attrs):
+    create_store(path, np.arange(n), {"c": (2, 3)}, attrs=attrs)
+    if written:
+        write_rows(path, np.arange(written), {"c": np.ones((written, 2, 3))})
+    return path
+
+
+def test_incomplete_or_empty_stores_are_refused(tmp_path):
+    path = _partial_store(tmp_path / "t.hdf5", dataset="/data/ds", zoo_path="zoo")
+    with pytest.raises(DataError, match=r"incomplete store: 4 of 10 rows were never written.*`neuraldiffuser extract /data/ds --out .*t\.hdf5`"):
+        TargetStore(path)
+    assert TargetStore(path, complete=False).done.sum() == 6
+    with pytest.raises(DataError, match="incomplete store: 10 of 10 rows"):
+        TargetStore(_partial_store(tmp_path / "none.hdf5", written=0))
+    with pytest.raises(DataError, match="holds no images"):
+        TargetStore(_partial_store(tmp_path / "empty.hdf5", n=0, written=0))
+
+
+def test_train_refuses_an_incomplete_target_store(tmp_path, capsys):
+    from decoder_fixtures import make_decoder_data
+
+    ds, targets, _ = make_decoder_data(tmp_path, subjects=(("subj01", 8), ("subj02", 9)), n_train=8, n_test=4)
+    with h5py.File(targets, "a") as f:
+        f["done"][5:8] = False
+    rc = main(["train", str(ds), str(targets), "--out", str(tmp_path / "run")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "incomplete store: 3 of 20 rows were never written" in err and str(targets) in err
+    assert not (tmp_path / "run" / "decoders").exists()
+
+
+def test_bad_extract_batch_size_leaves_no_store(tmp_path, tiny_stack, generic_dir):
+    from neuraldiffuser.config import load_config
+    from neuraldiffuser.data import open_dataset
+    from neuraldiffuser.errors import ConfigError
+    from neuraldiffuser.targets.extract import extract_targets
+
+    cfg = load_config(overrides={"zoo": {"path": str(tiny_stack)}})
+    for bad in (0, -4):
+        cfg.extract.batch_size = bad  # past the schema, as a Python caller can
+        with pytest.raises(ConfigError, match="extract.batch_size must be at least 1"):
+            extract_targets(cfg, open_dataset(generic_dir), tmp_path / "t.hdf5")
+        assert not (tmp_path / "t.hdf5").exists()
