@@ -156,3 +156,76 @@ def test_bad_extract_batch_size_leaves_no_store(tmp_path, tiny_stack, generic_di
         with pytest.raises(ConfigError, match="extract.batch_size must be at least 1"):
             extract_targets(cfg, open_dataset(generic_dir), tmp_path / "t.hdf5")
         assert not (tmp_path / "t.hdf5").exists()
+
+
+def _file_size_limit(limit: int):
+    def apply():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    return apply
+
+
+def test_disk_full_during_simulate_is_one_error_and_nothing_looks_complete(tmp_path):
+    """A file-size limit past the images (1.7 MB) but short of the first subject's betas (3.1 MB)."""
+    out = tmp_path / "sim"
+    cmd = [sys.executable, "-m", "neuraldiffuser.cli.main", "simulate", "--out", str(out), "--subjects", "2", "--n-images", "20"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1", "NEURALDIFFUSER_PROGRESS": "0"}
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, preexec_fn=_file_size_limit(2_500_000))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stderr.strip() == f"error: {out / 'subjects' / 'subj01' / 'betas.hdf5'}: disk full while writing — free space on that disk (or write elsewhere with --out) and run the same command again"
+    assert (out / "images.hdf5").is_file() and not (out / "subjects" / "subj01" / "betas.hdf5").exists()
+    assert not (out / "dataset.json").exists() and not list(out.rglob(".*.hdf5"))  # not a dataset; no temporaries
+
+
+def test_extracting_another_dataset_onto_a_store_is_refused(tmp_path, tiny_stack, generic_dir, capsys):
+    from conftest import make_arrays
+
+    from neuraldiffuser.data.layout import write_generic
+
+    other = write_generic(tmp_path / "other", *make_arrays(seed=1))  # same counts and shapes, other images
+    out = tmp_path / "t.hdf5"
+    assert _extract(generic_dir, out, tiny_stack, "--set", "extract.targets=[c]") == 0
+    capsys.readouterr()
+    assert _extract(other, out, tiny_stack, "--set", "extract.targets=[c]") == 2
+    err = capsys.readouterr().err
+    assert f"{out}: existing store was extracted from another dataset ({generic_dir}: 10 images 8x8 " in err
+    assert f"this one is {other}: 10 images 8x8 " in err and "--overwrite" in err
+    assert _extract(other, out, tiny_stack, "--set", "extract.targets=[c]", "--overwrite") == 0
+
+
+def test_fingerprint_tells_datasets_apart_and_ignores_the_layout(tmp_path, generic_dir, mindeye2_dir):
+    from conftest import make_arrays
+
+    from neuraldiffuser.data import open_dataset
+    from neuraldiffuser.data.fingerprint import dataset_fingerprint
+    from neuraldiffuser.data.layout import write_generic
+
+    a, b = dataset_fingerprint(open_dataset(generic_dir)), dataset_fingerprint(open_dataset(mindeye2_dir))
+    assert a == b and a.startswith("10 images 8x8 ")
+    images, captions, subjects = make_arrays()
+    captions[3] = ["another caption"]
+    assert dataset_fingerprint(open_dataset(write_generic(tmp_path / "caps", images, captions, subjects))) != a
+    images[9, 0, 0, 0] ^= 1  # one pixel of the last image
+    assert dataset_fingerprint(open_dataset(write_generic(tmp_path / "pix", images, *make_arrays()[1:]))) != a
+
+
+def test_train_refuses_targets_of_another_dataset(tmp_path, capsys):
+    from decoder_fixtures import make_decoder_data
+
+    from neuraldiffuser.data import open_dataset
+    from neuraldiffuser.data.fingerprint import dataset_fingerprint
+
+    small = (("subj01", 8), ("subj02", 9))
+    ds, targets, _ = make_decoder_data(tmp_path / "a", subjects=small, n_train=8, n_test=4)
+    other, _, _ = make_decoder_data(tmp_path / "b", subjects=small, n_train=8, n_test=4, seed=1)
+    with h5py.File(targets, "a") as f:
+        f.attrs["dataset"], f.attrs["dataset_fingerprint"] = str(other), dataset_fingerprint(open_dataset(other))
+    assert main(["train", str(ds), str(targets), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"{targets}: targets were extracted from another dataset ({other}: 20 images 8x8 " in err and f"not {ds} (20 images 8x8 " in err
+    with h5py.File(targets, "a") as f:
+        f.attrs["dataset_fingerprint"] = dataset_fingerprint(open_dataset(ds))
+    with TargetStore(targets) as st:
+        st.require_made_from(open_dataset(ds))  # its own dataset passes

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import DataError
 from ..utils.io import atomic_path, atomic_write_json
 from .dataset import Dataset, ImageStore, SubjectData, TrialTable, check_trials
-from .h5 import LazyArray
+from .h5 import LazyArray, h5_writer
 from .layout import SubjectArrays, read_captions, roi_labels, write_betas_h5, write_images_h5
 
 BEHAV_COLUMNS = 17
@@ -205,7 +205,7 @@ def write_mindeye2_subject(root: str | Path, name: str, s_idx: int, s: SubjectAr
                 for item in items:
                     sink.write(item)
     if s.roi is not None:
-        with h5py.File(root / "voxel_rois.hdf5", "a") as f:
+        with h5_writer(root / "voxel_rois.hdf5", "a") as f:
             if name in f:
                 del f[name]
             ds = f.create_dataset(name, data=np.asarray(s.roi, dtype=np.int16))

@@ -16,7 +16,12 @@ from typing import Any
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
+
+    A full disk while writing raises a ``RunError`` naming ``path`` (and leaves the old file, if any).
+    """
+    from .storage import is_space_error, write_error
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent)
@@ -25,6 +30,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except Exception as exc:  # OSError, or a library's own error type (safetensors) for the same failed write
+        if is_space_error(exc):
+            raise write_error(path, exc) from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

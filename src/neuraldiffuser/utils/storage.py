@@ -63,9 +63,11 @@ def reserve(path: str | os.PathLike, name: str | os.PathLike | None = None) -> N
 
 
 def is_space_error(exc: BaseException) -> bool:
+    """A write that failed for want of space (or a file-size limit), from its errno or, for libraries that
+    wrap it (HDF5, safetensors), its message."""
     text = str(exc)
     return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
-        s in text for s in ("No space left", "Disk quota", "File too large", "errno = 28", "errno = 27", "errno = 122"))
+        s in text for s in ("No space left", "Disk quota", "File too large", "errno = 28", "errno = 27", "errno = 122", "os error 28", "os error 27", "os error 122"))
 
 
 def write_error(path: str | os.PathLike, exc: BaseException, rows: str = "") -> RunError:
