@@ -181,7 +181,6 @@ def test_disk_full_during_simulate_is_one_error_and_nothing_looks_complete(tmp_p
 
 def test_extracting_another_dataset_onto_a_store_is_refused(tmp_path, tiny_stack, generic_dir, capsys):
     from conftest import make_arrays
-
     from neuraldiffuser.data.layout import write_generic
 
     other = write_generic(tmp_path / "other", *make_arrays(seed=1))  # same counts and shapes, other images
@@ -197,7 +196,6 @@ def test_extracting_another_dataset_onto_a_store_is_refused(tmp_path, tiny_stack
 
 def test_fingerprint_tells_datasets_apart_and_ignores_the_layout(tmp_path, generic_dir, mindeye2_dir):
     from conftest import make_arrays
-
     from neuraldiffuser.data import open_dataset
     from neuraldiffuser.data.fingerprint import dataset_fingerprint
     from neuraldiffuser.data.layout import write_generic
@@ -213,7 +211,6 @@ def test_fingerprint_tells_datasets_apart_and_ignores_the_layout(tmp_path, gener
 
 def test_train_refuses_targets_of_another_dataset(tmp_path, capsys):
     from decoder_fixtures import make_decoder_data
-
     from neuraldiffuser.data import open_dataset
     from neuraldiffuser.data.fingerprint import dataset_fingerprint
 
