@@ -101,8 +101,17 @@ class TargetStore:
         return out
 
     def get(self, key: str, rows) -> np.ndarray:
-        """float32 rows of one target."""
-        return read_rows(self._ds(key), np.asarray(rows)).astype(np.float32, copy=False)
+        """float32 rows of one target, refusing NaN or Inf (they would train or sample to NaN without a word)."""
+        rows = np.asarray(rows)
+        data = read_rows(self._ds(key), rows).astype(np.float32, copy=False)
+        bad = ~np.isfinite(data.reshape(len(data), -1)).all(axis=1)
+        if bad.any():
+            images = np.unique(self.image[rows[bad]])
+            shown = ", ".join(str(i) for i in images[:8]) + (", …" if len(images) > 8 else "")
+            cmd = self.completing_command()
+            raise DataError(f"NaN/Inf in the targets of {len(images)} images ({shown})", where=f"{self.path}:{key}",
+                            fix=f"write the store again: `{cmd} --overwrite`" if cmd else "write the store again (what wrote it went wrong for those images)")
+        return data
 
     def get_images(self, key: str, images) -> np.ndarray:
         return self.get(key, self.rows_of(images))
