@@ -252,7 +252,6 @@ def test_nan_targets_are_refused_naming_the_key_and_images(tmp_path, capsys):
 
 def test_a_non_finite_loss_stops_training_before_it_is_checkpointed(tmp_path, monkeypatch, capsys):
     from decoder_fixtures import tiny_config
-
     from neuraldiffuser.config import save_config
     from neuraldiffuser.training import loop
 
