@@ -4,6 +4,7 @@ error with the unwritten rows left not done, space is checked first, incomplete 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -273,3 +274,15 @@ def test_a_non_finite_loss_stops_training_before_it_is_checkpointed(tmp_path, mo
     assert "training diverged: the loss is nan at step 5 of " in err and "the last checkpoint (step 4) is kept" in err
     ckpts = sorted(p.name for p in (run / "finetune" / "all" / "checkpoints").iterdir())
     assert ckpts[-1] == "step-00000004" and not (run / "finetune" / "all" / "model").exists() and not (run / "decoders").exists()
+
+
+def test_mindeye2_subject_without_betas_is_an_error_not_dropped(mindeye2_dir, capsys):
+    (mindeye2_dir / "betas_all_subj02_fp32_renorm.hdf5").unlink()
+    assert main(["inspect", str(mindeye2_dir), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no summary of the remaining subject that could pass for the dataset
+    assert f"{mindeye2_dir}: 1 subject(s) with trials in wds/ have no betas file: subj02 (missing betas_all_subj02_fp32_renorm.hdf5)" in captured.err
+    assert "move wds/subj02 out of the folder" in captured.err
+    (mindeye2_dir / "wds" / "subj02").rename(mindeye2_dir / "subj02_wds")  # what the message offers: use the others
+    assert main(["inspect", str(mindeye2_dir), "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["subjects"]) == ["subj01"]

@@ -71,7 +71,14 @@ def read_behav_tar(path: Path) -> np.ndarray:
 
 
 def subject_names(root: Path) -> list[str]:
+    """Subjects with a betas file; a subject with trials (wds/<subject>/) but no betas file is an error, not skipped."""
     names = sorted({m.group(1) for p in root.glob("betas_all_*_fp32_renorm.hdf5") if (m := re.match(r"betas_all_(.+)_fp32_renorm\.hdf5", p.name))})
+    with_trials = sorted(p.name for p in (root / "wds").iterdir() if p.is_dir()) if (root / "wds").is_dir() else []
+    missing = [s for s in with_trials if s not in names]
+    if missing:
+        files = ", ".join(BETAS_PATTERN.format(subject=s) for s in missing)
+        raise DataError(f"{len(missing)} subject(s) with trials in wds/ have no betas file: {', '.join(missing)} (missing {files})", where=str(root),
+                        fix=f"download {files} from MindEye2's dataset, or move wds/{missing[0]} out of the folder to use the other subjects without it")
     if not names:
         raise DataError("no betas_all_<subject>_fp32_renorm.hdf5 file", where=str(root), fix="download the betas files of MindEye2's dataset")
     return names
