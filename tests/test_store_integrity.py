@@ -286,3 +286,21 @@ def test_mindeye2_subject_without_betas_is_an_error_not_dropped(mindeye2_dir, ca
     (mindeye2_dir / "wds" / "subj02").rename(mindeye2_dir / "subj02_wds")  # what the message offers: use the others
     assert main(["inspect", str(mindeye2_dir), "--json"]) == 0
     assert list(json.loads(capsys.readouterr().out)["subjects"]) == ["subj01"]
+
+
+def test_extraction_refuses_to_store_non_finite_targets(tmp_path, tiny_stack, generic_dir, monkeypatch, capsys):
+    from neuraldiffuser.targets import extract as ex
+
+    real = ex.encode_captions
+
+    def nan_for_image_4(comp, captions):
+        c = real(comp, captions)
+        c[[i for i, caps in enumerate(captions) if caps[0].startswith("image 4 ")]] = float("nan")
+        return c
+
+    monkeypatch.setattr(ex, "encode_captions", nan_for_image_4)
+    out = tmp_path / "t.hdf5"
+    assert _extract(generic_dir, out, tiny_stack, "--set", "extract.targets=[c]") == 1
+    assert f"{out}: the computed 'c' is NaN/Inf for images [4]; that batch was not stored" in capsys.readouterr().err
+    with TargetStore(out, complete=False) as st:
+        assert st.done.tolist() == [True] * 3 + [False] * 7

@@ -25,7 +25,7 @@ import torch
 from ..config.schema import Config
 from ..data.dataset import Dataset
 from ..data.fingerprint import dataset_fingerprint
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, RunError
 from ..utils.io import atomic_path
 from ..utils.progress import track
 from ..utils.storage import allocated_bytes, require_free_space
@@ -133,6 +133,15 @@ def _resume(out: Path, images: np.ndarray, shapes: dict, attrs: dict, dtypes: di
     return todo
 
 
+def _require_finite(values: dict[str, np.ndarray], images: np.ndarray, out: Path, dtypes: dict[str, str]) -> None:
+    """Refuse to store a batch whose targets are NaN/Inf (in their storage dtype: float16 overflows past 65504)."""
+    for key, val in values.items():
+        bad = ~np.isfinite(val.astype(dtypes.get(key, "float32")).reshape(len(val), -1)).all(axis=1)
+        if bad.any():
+            raise RunError(f"the computed '{key}' is NaN/Inf for images {images[bad].tolist()[:8]}; that batch was not stored", where=str(out),
+                           fix="check the model weights (zoo.path) and those images" + ("; or store g as float32 (extract.g_dtype)" if key == "g" else ""))
+
+
 def extract_targets(config: Config, dataset: Dataset, out: str | Path, components: Any = None, overwrite: bool = False) -> Path:
     """Extract ``config.extract.targets`` for every image of ``dataset`` into ``out``; resumes unfinished stores."""
     from ..zoo.loader import Components
@@ -160,6 +169,7 @@ def extract_targets(config: Config, dataset: Dataset, out: str | Path, component
         if "g" in shapes:
             with torch.no_grad():
                 values["g"] = comp.guidance(to_tensor(raw, comp.device, comp.dtype)).float().cpu().numpy()
+        _require_finite(values, idx, out, {"g": e.g_dtype})
         write_rows(out, rows, values)
     TargetStore(out).close()  # every row written and flagged, or a clear error now rather than in a later stage
     return out
