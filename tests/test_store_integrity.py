@@ -304,3 +304,14 @@ def test_extraction_refuses_to_store_non_finite_targets(tmp_path, tiny_stack, ge
     assert f"{out}: the computed 'c' is NaN/Inf for images [4]; that batch was not stored" in capsys.readouterr().err
     with TargetStore(out, complete=False) as st:
         assert st.done.tolist() == [True] * 3 + [False] * 7
+
+
+def test_write_errors_read_as_one_line():
+    from neuraldiffuser.utils.storage import write_error
+
+    hdf5 = RuntimeError("Can't synchronously write data (file write failed: time = Mon Dec  7 07:37:39 2026\n, filename = 'x', errno = 5, error message = 'Input/output error', buf = 0x1)")
+    assert write_error("/d/t.hdf5", hdf5).format() == "/d/t.hdf5: write failed (Input/output error) — check the disk and run the same command again"
+    full = RuntimeError("Unable to synchronously flush file (file write failed: time = x\n, errno = 28, error message = 'No space left on device')")
+    assert write_error("/d/t.hdf5", full).what == "disk full while writing"
+    assert write_error("/d/m.safetensors", Exception("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: \"No space left on device\" })")).what == "disk full while writing"
+    assert write_error("/d/t.hdf5", OSError(errno.EDQUOT, "Disk quota exceeded")).exit_code == 1

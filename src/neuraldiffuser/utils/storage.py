@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -72,7 +73,9 @@ def is_space_error(exc: BaseException) -> bool:
 
 def write_error(path: str | os.PathLike, exc: BaseException, rows: str = "") -> RunError:
     """One-line error for a failed write; ``rows`` says what was (not) recorded as done."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = str(exc).strip()
+    reason = re.search(r"error message = '([^']*)'", text)  # HDF5's driver error carries the OS's message
+    first = reason.group(1) if reason else (text.splitlines()[0] if text else type(exc).__name__)
     what = "disk full while writing" if is_space_error(exc) else f"write failed ({first})"
     if rows:
         what += f"; {rows}"
