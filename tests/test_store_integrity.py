@@ -354,3 +354,12 @@ def test_sigkill_between_a_batch_and_its_done_flags_then_rerun_is_exact(tmp_path
     with TargetStore(out) as st:
         for key in ("z", "c", "g"):  # same batches in both runs: the same numbers
             np.testing.assert_array_equal(st.get(key, np.arange(10)), reference[key])
+
+
+def test_a_refused_resume_keeps_the_config_that_completes_the_store(tmp_path, tiny_stack, generic_dir):
+    out = tmp_path / "t.hdf5"
+    c_only = ["--set", "extract.targets=[c]"]
+    assert _extract(generic_dir, out, tiny_stack, *c_only) == 0
+    saved = (tmp_path / "t.config.yaml").read_text()
+    assert _extract(generic_dir, out, tiny_stack, *c_only, "--set", "extract.targets=[c, z]") == 2  # refused: other targets
+    assert (tmp_path / "t.config.yaml").read_text() == saved

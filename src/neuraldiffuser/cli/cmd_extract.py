@@ -32,6 +32,10 @@ def command(
     ds = open_dataset(dataset, cfg.data.layout, cfg.data.captions)
     out = out or Path(dataset) / "targets.hdf5"
     out = Path(out)
-    save_config(cfg, out.parent, name=f"{out.stem}.config.yaml")  # first, so an unfinished store names the settings that complete it
+    fresh = overwrite or not out.exists()
+    if fresh:  # saved first, so that an unfinished store names the settings that complete it
+        save_config(cfg, out.parent, name=f"{out.stem}.config.yaml")
     path = extract_targets(cfg, ds, out, overwrite=overwrite)
+    if not fresh:  # a resumed store keeps the config it started with until these settings are known to match it
+        save_config(cfg, out.parent, name=f"{out.stem}.config.yaml")
     typer.echo(str(path))
