@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from neuraldiffuser.cli.main import main
-from neuraldiffuser.errors import DataError
+from neuraldiffuser.errors import DataError, RunError
 from neuraldiffuser.targets.store import TargetStore, create_store, write_rows
 
 EXTRACT = ["--set", "extract.batch_size=3"]
@@ -321,7 +321,7 @@ def test_write_errors_read_as_one_line():
     from neuraldiffuser.utils.storage import write_error
 
     hdf5 = RuntimeError("Can't synchronously write data (file write failed: time = Mon Dec  7 07:37:39 2026\n, filename = 'x', errno = 5, error message = 'Input/output error', buf = 0x1)")
-    assert write_error("/d/t.hdf5", hdf5).format() == "/d/t.hdf5: write failed (Input/output error) — check the disk and run the same command again"
+    assert write_error("/d/t.hdf5", hdf5).format() == "/d/t.hdf5: write failed (Input/output error) — check that the location is writable and the disk healthy, then run the same command again"
     full = RuntimeError("Unable to synchronously flush file (file write failed: time = x\n, errno = 28, error message = 'No space left on device')")
     assert write_error("/d/t.hdf5", full).what == "disk full while writing"
     assert write_error("/d/m.safetensors", Exception("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: \"No space left on device\" })")).what == "disk full while writing"
@@ -363,3 +363,16 @@ def test_a_refused_resume_keeps_the_config_that_completes_the_store(tmp_path, ti
     saved = (tmp_path / "t.config.yaml").read_text()
     assert _extract(generic_dir, out, tiny_stack, *c_only, "--set", "extract.targets=[c, z]") == 2  # refused: other targets
     assert (tmp_path / "t.config.yaml").read_text() == saved
+
+
+def test_atomic_writes_refuse_a_folder_or_an_unwritable_place(tmp_path):
+    from neuraldiffuser.utils.io import atomic_write_text
+
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(RunError, match="folder: is a folder, not a file"):
+        atomic_write_text(tmp_path / "folder", "x")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunError, match=r"file/out\.json: cannot write here: part of the path is a file"):
+        atomic_write_text(tmp_path / "file" / "out.json", "x")
+    with pytest.raises(RunError, match=r"file/t\.hdf5: write failed \(Not a directory\)"):
+        create_store(tmp_path / "file" / "t.hdf5", np.arange(3), {"c": (2, 3)})  # h5_writer, no temporary

@@ -79,5 +79,5 @@ def write_error(path: str | os.PathLike, exc: BaseException, rows: str = "") -> 
     what = "disk full while writing" if is_space_error(exc) else f"write failed ({first})"
     if rows:
         what += f"; {rows}"
-    fix = "free space on that disk (or write elsewhere with --out) and run the same command again" if is_space_error(exc) else "check the disk and run the same command again"
+    fix = "free space on that disk (or write elsewhere with --out) and run the same command again" if is_space_error(exc) else "check that the location is writable and the disk healthy, then run the same command again"
     return RunError(what, where=str(path), fix=fix)
