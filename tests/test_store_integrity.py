@@ -376,3 +376,27 @@ def test_atomic_writes_refuse_a_folder_or_an_unwritable_place(tmp_path):
         atomic_write_text(tmp_path / "file" / "out.json", "x")
     with pytest.raises(RunError, match=r"file/t\.hdf5: write failed \(Not a directory\)"):
         create_store(tmp_path / "file" / "t.hdf5", np.arange(3), {"c": (2, 3)})  # h5_writer, no temporary
+
+
+def test_train_refuses_nan_betas(tmp_path, capsys):
+    from decoder_fixtures import tiny_config
+
+    from neuraldiffuser.config import save_config
+
+    from neuraldiffuser.data import open_dataset
+
+    ds, targets, _ = _small_decoder_data(tmp_path)
+    row = int(open_dataset(ds).subject("subj02").train_rows()[3])  # a training trial of a pretraining subject
+    betas = ds / "subjects" / "subj02" / "betas.hdf5"
+    with h5py.File(betas, "a") as f:
+        f["betas"][row, 2] = np.inf
+    for zscore in ("train", "none"):  # through the scaler's fit, or straight into training
+        cfg = save_config(tiny_config(ds, data={"zscore": zscore}, train={"ridge": False}), tmp_path, f"{zscore}.yaml")
+        assert main(["train", str(ds), str(targets), "--out", str(tmp_path / f"run-{zscore}"), "--config", str(cfg)]) == 2
+        assert f"{betas}:betas: 1 NaN/Inf values in betas rows [{row}]" in capsys.readouterr().err
+
+
+def test_prior_heads_that_do_not_divide_the_target_width_are_a_config_error(tmp_path, capsys):
+    ds, targets, _ = _small_decoder_data(tmp_path)  # c is 4 tokens × 8 wide; the default prior has 12 heads
+    assert main(["train", str(ds), str(targets), "--out", str(tmp_path / "run"), "--set", "decoder.targets=[c]"]) == 2
+    assert "decoder.prior_heads: decoder.prior_heads 12 does not divide the width 8 of the 'c' targets" in capsys.readouterr().err
