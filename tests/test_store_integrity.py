@@ -380,9 +380,7 @@ def test_atomic_writes_refuse_a_folder_or_an_unwritable_place(tmp_path):
 
 def test_train_refuses_nan_betas(tmp_path, capsys):
     from decoder_fixtures import tiny_config
-
     from neuraldiffuser.config import save_config
-
     from neuraldiffuser.data import open_dataset
 
     ds, targets, _ = _small_decoder_data(tmp_path)
