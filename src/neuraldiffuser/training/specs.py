@@ -59,7 +59,7 @@ def head_spec(head: str, shape: tuple[int, ...], cfg: DecoderConfig, cont_dim: i
     prior = head.rstrip("0123456789") in cfg.prior
     if prior and width % cfg.prior_heads:
         raise ConfigError(f"decoder.prior_heads {cfg.prior_heads} does not divide the width {width} of the '{head}' targets", where="decoder.prior_heads",
-                          fix=f"choose a divisor of {width}" + (" (the mini preset matches the mini zoo's targets)" if width < 768 else ""))
+                          fix=f"set decoder.prior_heads to a divisor of {width}" + (" (or --preset mini, made for the mini zoo's targets)" if width < 768 else ""))
     return {"kind": "tokens", "tokens": tokens, "width": width, "proj_depth": cfg.proj_depth, "prior": prior,
             "prior_depth": cfg.prior_depth, "prior_heads": cfg.prior_heads, "ff_mult": cfg.prior_ff_mult,
             "timesteps": cfg.prior_timesteps, "cond_drop": cfg.prior_cond_drop}
