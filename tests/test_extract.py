@@ -84,7 +84,7 @@ def test_resumes_after_interruption_and_refuses_other_settings(tmp_path, tiny_st
     monkeypatch.setattr(ex, "write_rows", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
         ex.extract_targets(cfg, ds, tmp_path / "part.hdf5", components=comp)
-    assert TargetStore(tmp_path / "part.hdf5").done.tolist() == [True] * 6 + [False] * 4
+    assert TargetStore(tmp_path / "part.hdf5", complete=False).done.tolist() == [True] * 6 + [False] * 4
     monkeypatch.setattr(ex, "write_rows", real_write)
     real_encode = ex.encode_captions
     monkeypatch.setattr(ex, "encode_captions", lambda comp, caps: calls["encoded"].append(len(caps)) or real_encode(comp, caps))

@@ -26,6 +26,12 @@ class DataError(NeuralDiffuserError):
     """A dataset file, key, column or value is missing or not what was expected."""
 
 
+class RunError(NeuralDiffuserError):
+    """A stage failed while running on valid input: a write failed (disk full), training diverged (not a usage error)."""
+
+    exit_code = 1
+
+
 class ConfigError(NeuralDiffuserError):
     """A configuration key or value is invalid."""
 

@@ -31,7 +31,11 @@ def command(
     cfg = resolve(preset, config, overrides)
     cfg.data.path = str(Path(dataset).absolute())
     ds = open_dataset(dataset, cfg.data.layout, cfg.data.captions)
-    out = check_output(out or Path(dataset) / "targets.hdf5", folder=False, what="target store")
+    out = Path(check_output(out or Path(dataset) / "targets.hdf5", folder=False, what="target store"))
+    fresh = overwrite or not out.exists()
+    if fresh:  # saved first, so that an unfinished store names the settings that complete it
+        save_config(cfg, out.parent, name=f"{out.stem}.config.yaml")
     path = extract_targets(cfg, ds, out, overwrite=overwrite)
-    save_config(cfg, path.parent, name=f"{path.stem}.config.yaml")
+    if not fresh:  # a resumed store keeps the config it started with until these settings are known to match it
+        save_config(cfg, out.parent, name=f"{out.stem}.config.yaml")
     typer.echo(str(path))

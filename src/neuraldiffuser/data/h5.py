@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -18,6 +20,45 @@ def open_h5(path: str | Path) -> h5py.File:
         return h5py.File(path, "r")
     except OSError as exc:
         raise DataError(f"not a readable HDF5 file ({exc})", where=str(path), fix="re-download or re-create it") from None
+
+
+@contextmanager
+def h5_writer(path: str | Path, mode: str = "w", name: str | Path | None = None) -> Iterator[h5py.File]:
+    """An ``h5py.File`` to write, whose write failures (disk full) raise a ``RunError`` naming the file here.
+
+    h5py flushes a chunk cache when a dataset object is freed and reports a failure there only as
+    "Exception ignored", after which the process carries on and may crash. So: no chunk cache (each
+    write reaches the OS inside the call that makes it and raises there), and an explicit flush
+    before the close. ``name``: the path errors name (the final one when ``path`` is a temporary).
+    """
+    from ..utils.storage import write_error
+
+    name = name or path
+    try:
+        f = h5py.File(path, mode, rdcc_nbytes=0)
+    except OSError as exc:
+        raise write_error(name, exc) from None
+    try:
+        yield f
+        f.flush()
+    except (OSError, RuntimeError) as exc:  # h5py raises RuntimeError for a failed flush or close
+        _close_quietly(f)
+        raise write_error(name, exc) from None
+    except BaseException:
+        _close_quietly(f)
+        raise
+    try:
+        f.close()
+    except (OSError, RuntimeError) as exc:
+        raise write_error(name, exc) from None
+
+
+def _close_quietly(f: h5py.File) -> None:
+    """Close after a failure without letting a second error (the same full disk) hide the first."""
+    try:
+        f.close()
+    except Exception:  # noqa: BLE001 - the first error is the one reported
+        pass
 
 
 def require_dataset(f: h5py.File, key: str, ndim: int | None = None, dtypes: tuple[str, ...] | None = None) -> h5py.Dataset:

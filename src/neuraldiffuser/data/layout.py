@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import DataError
 from ..utils.io import atomic_path, atomic_write_json, atomic_write_text
 from .dataset import Dataset, ImageStore, SubjectData, TrialTable, check_trials
-from .h5 import LazyArray
+from .h5 import LazyArray, h5_writer
 
 LAYOUT_NAME = "neuraldiffuser-generic"
 TRIAL_COLUMNS = ("trial", "image", "session", "split", "repeat")
@@ -141,7 +141,7 @@ def read_captions(path: Path) -> dict[int, list[str]]:
 
 def write_images_h5(path: Path, images: np.ndarray, key: str = "images", channels_first: bool = False, dtype=np.uint8) -> None:
     """Write an image store atomically, chunked one image per chunk."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5_writer(tmp, "w", name=path) as f:
         data = np.moveaxis(images, -1, 1) if channels_first else images
         if dtype != np.uint8:
             data = (data.astype(np.float32) / 255.0).astype(dtype)
@@ -150,7 +150,7 @@ def write_images_h5(path: Path, images: np.ndarray, key: str = "images", channel
 
 def write_betas_h5(path: Path, betas: np.ndarray, key: str = "betas", roi=None, roi_names=None) -> None:
     rows = max(1, min(len(betas), (1 << 20) // max(1, betas.shape[1] * betas.itemsize)))  # ~1 MiB chunks
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5_writer(tmp, "w", name=path) as f:
         f.create_dataset(key, data=betas, chunks=(rows, betas.shape[1]))
         if roi is not None:
             ds = f.create_dataset("roi", data=np.asarray(roi, dtype=np.int16))

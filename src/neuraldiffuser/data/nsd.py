@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import DataError
 from ..utils.io import atomic_path, atomic_write_json
 from .dataset import Dataset, ImageStore, SubjectData, TrialTable, check_trials
-from .h5 import LazyArray
+from .h5 import LazyArray, h5_writer
 from .layout import SubjectArrays, read_captions, roi_labels, write_betas_h5, write_images_h5
 
 BEHAV_COLUMNS = 17
@@ -71,7 +71,14 @@ def read_behav_tar(path: Path) -> np.ndarray:
 
 
 def subject_names(root: Path) -> list[str]:
+    """Subjects with a betas file; a subject with trials (wds/<subject>/) but no betas file is an error, not skipped."""
     names = sorted({m.group(1) for p in root.glob("betas_all_*_fp32_renorm.hdf5") if (m := re.match(r"betas_all_(.+)_fp32_renorm\.hdf5", p.name))})
+    with_trials = sorted(p.name for p in (root / "wds").iterdir() if p.is_dir()) if (root / "wds").is_dir() else []
+    missing = [s for s in with_trials if s not in names]
+    if missing:
+        files = ", ".join(BETAS_PATTERN.format(subject=s) for s in missing)
+        raise DataError(f"{len(missing)} subject(s) with trials in wds/ have no betas file: {', '.join(missing)} (missing {files})", where=str(root),
+                        fix=f"download {files} from MindEye2's dataset, or move wds/{missing[0]} out of the folder to use the other subjects without it")
     if not names:
         raise DataError("no betas_all_<subject>_fp32_renorm.hdf5 file", where=str(root), fix="download the betas files of MindEye2's dataset")
     return names
@@ -205,7 +212,7 @@ def write_mindeye2_subject(root: str | Path, name: str, s_idx: int, s: SubjectAr
                 for item in items:
                     sink.write(item)
     if s.roi is not None:
-        with h5py.File(root / "voxel_rois.hdf5", "a") as f:
+        with h5_writer(root / "voxel_rois.hdf5", "a") as f:
             if name in f:
                 del f[name]
             ds = f.create_dataset(name, data=np.asarray(s.roi, dtype=np.int16))

@@ -127,7 +127,7 @@ def _write_shared(output: _Output, images, captions, records, channel_norm, meta
         atomic_write_json(sim / "scenes.json", records, indent=None)
         atomic_save(sim / "filterbank.safetensors", lambda p: save_file({"channel_norm": channel_norm}, str(p)))
         for f in ("config.json", "model.safetensors"):
-            shutil.copyfile(WEIGHTS / f, sim / "ventral" / f)
+            atomic_save(sim / "ventral" / f, lambda p, f=f: shutil.copyfile(WEIGHTS / f, p))
 
 
 def _write_subject(output: _Output, index: int, model: EncodingModel, arrays) -> None:

@@ -24,10 +24,12 @@ import torch
 
 from ..config.schema import Config
 from ..data.dataset import Dataset
-from ..errors import DataError
+from ..data.fingerprint import dataset_fingerprint
+from ..errors import ConfigError, DataError, RunError
 from ..utils.io import atomic_path
 from ..utils.progress import track
-from .store import TargetStore, create_store, write_rows
+from ..utils.storage import allocated_bytes, require_free_space
+from .store import TargetStore, create_store, store_bytes, write_rows
 
 CHECKED_ATTRS = ("zoo_path", "z_mode", "z_seed", "resolution", "guidance_layers", "resize", "guidance_normalization")
 
@@ -92,7 +94,7 @@ def _attrs(config: Config, components: Any, dataset: Dataset) -> dict[str, Any]:
     e = config.extract
     attrs = {"zoo_path": config.zoo.path, "z_mode": e.z_mode, "z_seed": e.z_seed, "resolution": int(components.resolution),
              "guidance_layers": list(config.zoo.guidance_layers), "resize": e.resize, "guidance_normalization": config.zoo.guidance_normalization,
-             "g_dtype": e.g_dtype, "dataset": str(dataset.root), "created": _dt.datetime.now().isoformat(timespec="seconds")}
+             "g_dtype": e.g_dtype, "dataset": str(Path(dataset.root).absolute()), "dataset_fingerprint": dataset_fingerprint(dataset), "created": _dt.datetime.now().isoformat(timespec="seconds")}
     if "z" in e.targets:
         attrs["latent_scale"] = float(components.latent_scale)
     return attrs
@@ -101,16 +103,43 @@ def _attrs(config: Config, components: Any, dataset: Dataset) -> dict[str, Any]:
 def _open_or_create(out: Path, images: np.ndarray, shapes: dict, attrs: dict, dtypes: dict, overwrite: bool) -> np.ndarray:
     """Rows still to do; creates the store (atomically) or checks that an existing one matches."""
     if out.exists() and not overwrite:
-        with TargetStore(out) as st:
-            if not np.array_equal(st.image, images) or set(st.keys) != set(shapes):
-                raise DataError(f"existing store holds {len(st)} images with {st.keys}, not the {len(images)} images with {sorted(shapes)} asked for", where=str(out), fix="pass --overwrite or choose another output")
-            diff = [k for k in CHECKED_ATTRS if k in attrs and st.attrs.get(k) != attrs[k]]
-            if diff:
-                raise DataError(f"existing store was made with other settings ({', '.join(f'{k}={st.attrs.get(k)!r}' for k in diff)})", where=str(out), fix="pass --overwrite or choose another output")
-            return np.flatnonzero(~st.done)
+        return _resume(out, images, shapes, attrs, dtypes)
     with atomic_path(out, suffix=".hdf5") as tmp:
-        create_store(tmp, images, shapes, dtypes, attrs)
+        create_store(tmp, images, shapes, dtypes, attrs, name=out)
     return np.arange(len(images))
+
+
+def _resume(out: Path, images: np.ndarray, shapes: dict, attrs: dict, dtypes: dict) -> np.ndarray:
+    """Rows an existing store still lacks, after checking it was made from this dataset with these settings."""
+    again = "pass --overwrite to start it again, or choose another --out"
+    try:
+        st = TargetStore(out, complete=False)
+    except DataError as exc:
+        raise DataError(f"existing store cannot be resumed ({exc.what})", where=str(out), fix=again) from None
+    with st:
+        made_from = st.attrs.get("dataset_fingerprint")
+        if made_from is not None and made_from != attrs["dataset_fingerprint"]:
+            raise DataError(f"existing store was extracted from another dataset ({st.attrs.get('dataset')}: {made_from}); "
+                            f"this one is {attrs['dataset']}: {attrs['dataset_fingerprint']}", where=str(out),
+                            fix="pass --overwrite to extract this dataset into it, or choose another --out")
+        if not np.array_equal(st.image, images) or set(st.keys) != set(shapes):
+            raise DataError(f"existing store holds {len(st)} images with {st.keys}, not the {len(images)} images with {sorted(shapes)} asked for", where=str(out), fix=again)
+        diff = [k for k in CHECKED_ATTRS if k in attrs and st.attrs.get(k) != attrs[k]]
+        if diff:
+            raise DataError(f"existing store was made with other settings ({', '.join(f'{k}={st.attrs.get(k)!r}' for k in diff)})", where=str(out), fix=again)
+        todo = np.flatnonzero(~st.done)
+    # a store from before the space was reserved at creation may still grow
+    require_free_space(out, store_bytes(len(images), shapes, dtypes) - allocated_bytes(out) if len(todo) else 0, "the rest of the target store")
+    return todo
+
+
+def _require_finite(values: dict[str, np.ndarray], images: np.ndarray, out: Path, dtypes: dict[str, str]) -> None:
+    """Refuse to store a batch whose targets are NaN/Inf (in their storage dtype: float16 overflows past 65504)."""
+    for key, val in values.items():
+        bad = ~np.isfinite(val.astype(dtypes.get(key, "float32")).reshape(len(val), -1)).all(axis=1)
+        if bad.any():
+            raise RunError(f"the computed '{key}' is NaN/Inf for images {images[bad].tolist()[:8]}; that batch was not stored", where=str(out),
+                           fix="check the model weights (zoo.path) and those images" + ("; or store g as float32 (extract.g_dtype)" if key == "g" else ""))
 
 
 def extract_targets(config: Config, dataset: Dataset, out: str | Path, components: Any = None, overwrite: bool = False) -> Path:
@@ -118,6 +147,8 @@ def extract_targets(config: Config, dataset: Dataset, out: str | Path, component
     from ..zoo.loader import Components
 
     e = config.extract
+    if e.batch_size < 1:
+        raise ConfigError(f"extract.batch_size must be at least 1, got {e.batch_size}", where="extract.batch_size", fix="e.g. --set extract.batch_size=16")
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if e.device == "auto" else e.device)
     comp = components or Components(config.zoo, device=device)
     out = Path(out)
@@ -138,5 +169,7 @@ def extract_targets(config: Config, dataset: Dataset, out: str | Path, component
         if "g" in shapes:
             with torch.no_grad():
                 values["g"] = comp.guidance(to_tensor(raw, comp.device, comp.dtype)).float().cpu().numpy()
+        _require_finite(values, idx, out, {"g": e.g_dtype})
         write_rows(out, rows, values)
+    TargetStore(out).close()  # every row written and flagged, or a clear error now rather than in a later stage
     return out

@@ -9,6 +9,7 @@ resumed from its last checkpoint therefore ends with the same weights as an unin
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from ..config.sections.train import TrainConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError
 from ..utils.io import atomic_dir, atomic_write_json
 from ..utils.progress import progress_bar
 from . import checkpoint
@@ -147,6 +148,7 @@ class Trainer:
             for step in range(start, self.total):
                 logs = self._step(step)
                 done = step + 1
+                self._require_finite(logs["loss"], done, last_saved)
                 if done % max(self.cfg.log_every, 1) == 0 or done == self.total:
                     self.acc.log({f"{tag}/{k}": v for k, v in logs.items()}, step=done)
                     bar.advance(info=f"loss {logs['loss']:.4g}")
@@ -162,6 +164,17 @@ class Trainer:
                    "seconds": time.perf_counter() - t0, "final": logs}
         self._save_final(summary)
         return summary
+
+    def _require_finite(self, loss: float, step: int, last_saved: int) -> None:
+        """Stop at the first non-finite loss (on any process), before a checkpoint could keep its weights."""
+        ok = math.isfinite(loss)
+        if self.acc.num_processes > 1:  # every process must stop at the same step
+            flag = torch.tensor([float(ok)], device=self.acc.device)
+            ok = bool(self.acc.reduce(flag, reduction="sum").item() == self.acc.num_processes)
+        if not ok:
+            kept = f"the last checkpoint (step {last_saved}) is kept" if last_saved else "no checkpoint was written"
+            raise RunError(f"training diverged: the loss is {loss} at step {step} of {self.total}; {kept}",
+                           where=f"{self.plan.out_dir}", fix="start a new run (another --out) with a lower train.lr, or check the betas and targets")
 
     def _state(self) -> dict[str, Any]:
         return {"stage": self.plan.stage, "model": self.plan.model_name, "total_steps": self.total, "seed": self.seed}

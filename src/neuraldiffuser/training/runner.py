@@ -158,6 +158,7 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
     t_start = time.perf_counter()
     ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
     store = TargetStore(targets)
+    store.require_made_from(ds)
     target, pre_names = subjects_of(config, ds)
     acc = accelerator or make_accelerator(config, run_dir)
     if config.train.tensorboard:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config.sections.decoder import DecoderConfig
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..targets.store import TargetStore
 
 
@@ -56,7 +56,11 @@ def head_spec(head: str, shape: tuple[int, ...], cfg: DecoderConfig, cont_dim: i
         return {"kind": "latent", "shape": list(shape), "map_channels": cfg.z_map_channels, "up_channels": list(cfg.z_up_channels),
                 "norm_groups": cfg.z_norm_groups, "cont_dim": int(cont_dim)}
     tokens, width = int(np.prod(shape[:-1])), int(shape[-1])
-    return {"kind": "tokens", "tokens": tokens, "width": width, "proj_depth": cfg.proj_depth, "prior": head.rstrip("0123456789") in cfg.prior,
+    prior = head.rstrip("0123456789") in cfg.prior
+    if prior and width % cfg.prior_heads:
+        raise ConfigError(f"decoder.prior_heads {cfg.prior_heads} does not divide the width {width} of the '{head}' targets", where="decoder.prior_heads",
+                          fix=f"set decoder.prior_heads to a divisor of {width}" + (" (or --preset mini, made for the mini zoo's targets)" if width < 768 else ""))
+    return {"kind": "tokens", "tokens": tokens, "width": width, "proj_depth": cfg.proj_depth, "prior": prior,
             "prior_depth": cfg.prior_depth, "prior_heads": cfg.prior_heads, "ff_mult": cfg.prior_ff_mult,
             "timesteps": cfg.prior_timesteps, "cond_drop": cfg.prior_cond_drop}
 

@@ -16,15 +16,32 @@ from typing import Any
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
+
+    A full disk while writing raises a ``RunError`` naming ``path`` (and leaves the old file, if any).
+    """
+    from ..errors import RunError
+    from .storage import is_space_error, write_error
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent)
+    if path.is_dir():
+        raise RunError("is a folder, not a file", where=str(path), fix="give a file name inside it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent)
+    except (FileExistsError, NotADirectoryError):
+        raise RunError("cannot write here: part of the path is a file, not a folder", where=str(path), fix="choose another location") from None
+    except PermissionError:
+        raise RunError("cannot write here: permission denied", where=str(path), fix="choose a writable location") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except Exception as exc:  # OSError, or a library's own error type (safetensors) for the same failed write
+        if is_space_error(exc):
+            raise write_error(path, exc) from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

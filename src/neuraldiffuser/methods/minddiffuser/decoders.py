@@ -123,6 +123,7 @@ def fit_minddiffuser(config: Config, run_dir: str | Path, targets: str | Path, c
     ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
     subj = ds.subject(config.data.subject)
     store = TargetStore(targets)
+    store.require_made_from(ds)
     missing = [k for k in ("z", "g") if k not in store.keys]
     if missing:
         raise DataError(f"MindDiffuser decodes z and g from the target store, which lacks {missing}", where=str(store.path), fix="extract them first")

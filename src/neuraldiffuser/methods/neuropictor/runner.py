@@ -42,6 +42,7 @@ def train_neuropictor(config: Config, run_dir: str | Path, targets: str | Path, 
         raise ConfigError("no dataset", where="data.path", fix="give the dataset folder")
     ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
     store = TargetStore(targets)
+    store.require_made_from(ds)
     target, pre_names = subject_lists(config, ds)
     acc = accelerator or make_accelerator(config, run_dir)
     if config.train.tensorboard:
