@@ -25,7 +25,7 @@ class TargetStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._f = open_h5(self.path)
+        self._f = open_h5(self.path, chunk_cache=False)  # rows are read at random (training batches)
         self.image = require_dataset(self._f, "image", ndim=1)[()].astype(np.int64)
         self.keys = [k for k in TARGET_KEYS if k in self._f]
         if not self.keys:
@@ -64,12 +64,16 @@ class TargetStore:
             out[i] = self._row[im]
         return out
 
-    def get(self, key: str, rows) -> np.ndarray:
-        """float32 rows of one target."""
-        return read_rows(self._ds(key), np.asarray(rows)).astype(np.float32, copy=False)
+    def get(self, key: str, rows, layer: int | None = None, dtype=np.float32) -> np.ndarray:
+        """Rows of one target (only ``[:, layer]`` when given) as ``dtype`` (None: as stored)."""
+        data = read_rows(self._ds(key), np.asarray(rows), layer)
+        return data if dtype is None else data.astype(dtype, copy=False)
 
-    def get_images(self, key: str, images) -> np.ndarray:
-        return self.get(key, self.rows_of(images))
+    def get_images(self, key: str, images, layer: int | None = None, dtype=np.float32) -> np.ndarray:
+        return self.get(key, self.rows_of(images), layer, dtype)
+
+    def dtype(self, key: str) -> np.dtype:
+        return self._ds(key).dtype
 
     def close(self) -> None:
         self._f.close()

@@ -10,6 +10,7 @@ resumed from its last checkpoint therefore ends with the same weights as an unin
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,12 +80,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
 
-    def _inputs(self, step: int) -> tuple[list, dict, StepContext]:
+    def _batch(self, step: int) -> dict:
+        """The global batch of ``step`` (called in order, from the prefetch thread)."""
         epoch, k = divmod(step, self.steps_per_epoch)
         if epoch != self._plan_epoch:
             self._plan = self.data.epoch_plan(self.seed, self.plan.code, epoch, self.steps_per_epoch, self.per_subject)
             self._plan_epoch = epoch
-        batch = self.data.global_batch(self._plan, k)
+        return self.data.global_batch(self._plan, k)
+
+    def _inputs(self, step: int, batch: dict) -> tuple[list, dict, StepContext]:
+        epoch = step // self.steps_per_epoch
         rng = step_rng(self.seed, self.plan.code, 7, step)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         phase, temp = self.schedule.at(epoch)
@@ -118,8 +123,8 @@ class Trainer:
         torch.manual_seed(int(rng.integers(2**62)) + self.acc.process_index)  # dropout
         return groups, prior_inputs, ctx
 
-    def _step(self, step: int) -> dict[str, float]:
-        groups, prior_inputs, ctx = self._inputs(step)
+    def _step(self, step: int, batch: dict) -> dict[str, float]:
+        groups, prior_inputs, ctx = self._inputs(step, batch)
         self.model.train()
         with self.acc.autocast():
             outputs = self.model(groups, prior_inputs)
@@ -142,10 +147,15 @@ class Trainer:
         t0, logs, last_saved = time.perf_counter(), {}, start
         tag = f"{self.plan.stage}/{self.plan.model_name}"
         bar_ctx = progress_bar(f"{self.plan.stage} {self.plan.model_name}", self.total) if self.acc.is_main_process else _silent()
-        with bar_ctx as bar:
+        # the next batch is read while this step runs (same batches, in the same order: a thread, not a reorder)
+        with bar_ctx as bar, ThreadPoolExecutor(1, thread_name_prefix="batches") as reader:
             bar.set_completed(start)
+            upcoming = reader.submit(self._batch, start) if start < self.total else None
             for step in range(start, self.total):
-                logs = self._step(step)
+                batch = upcoming.result()
+                if step + 1 < self.total:
+                    upcoming = reader.submit(self._batch, step + 1)
+                logs = self._step(step, batch)
                 done = step + 1
                 if done % max(self.cfg.log_every, 1) == 0 or done == self.total:
                     self.acc.log({f"{tag}/{k}": v for k, v in logs.items()}, step=done)
@@ -159,7 +169,7 @@ class Trainer:
             checkpoint.save(self.acc, ckpt_root, self.total, self._state(), self.cfg.keep_checkpoints)
         summary = {"stage": self.plan.stage, "model": self.plan.model_name, "steps": self.total, "resumed_from": start,
                    "steps_per_epoch": self.steps_per_epoch, "global_batch": self.batch, "processes": self.acc.num_processes,
-                   "seconds": time.perf_counter() - t0, "final": logs}
+                   "data": self.data.preload_note, "seconds": time.perf_counter() - t0, "final": logs}
         self._save_final(summary)
         return summary
 

@@ -31,6 +31,7 @@ from ..data.splits import training_rows
 from ..errors import ConfigError, DataError
 from ..targets.store import TargetStore
 from ..utils.io import atomic_dir, atomic_write_json
+from ..utils.progress import console
 from .batches import Pool, TrainingData
 from .loop import StagePlan, Trainer
 from .objective import TEACHER
@@ -120,8 +121,19 @@ class _Run:
 
     def data(self, stage: str) -> TrainingData:
         if stage not in self._data:
-            self._data[stage] = TrainingData(self.pools[stage], self.store, self.all_heads, self.config.train.preload_gb)
+            self._data[stage] = TrainingData(self.pools[stage], self.store, self.all_heads, self.config.train.preload_gb, preload=False)
         return self._data[stage]
+
+    def model_data(self, stage: str, heads: list[str]) -> TrainingData:
+        """The stage's data for one model, with what fits train.preload_gb in RAM (other stages' arrays dropped)."""
+        for other, data in self._data.items():
+            if other != stage:
+                data.release()
+        data = self.data(stage).restrict(heads)
+        note = data.preload()
+        if self.acc.is_main_process:
+            console.print(f"{stage} {'+'.join(heads)}: {note}", highlight=False, soft_wrap=True)
+        return data
 
     def train_group(self, index: int, name: str, group: list[str], stages: list[str]) -> tuple[Path, list[dict]]:
         """Both stages of one model; returns the folder of its final model and the stage summaries."""
@@ -144,7 +156,7 @@ class _Run:
                     model = build_model(name, group, subjects, cfg.decoder, shapes, self.stats, cont_dim)
                 else:
                     model, _ = BrainDecoder.for_subjects(previous, subjects)
-                trainer = Trainer(self.acc, model, self.data(stage).restrict(group_heads), cfg.train, plan, cfg.seed, self.latent_scale)
+                trainer = Trainer(self.acc, model, self.model_data(stage, group_heads), cfg.train, plan, cfg.seed, self.latent_scale)
                 summaries.append(trainer.run())
             previous = BrainDecoder.from_pretrained(plan.out_dir / "model")
         return plan.out_dir, summaries

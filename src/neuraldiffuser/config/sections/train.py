@@ -65,7 +65,7 @@ class TrainConfig(Section):
     tensorboard: bool = True
     """Log to RUN_DIR/logs with tensorboard."""
     preload_gb: float = 4.0
-    """Hold a stage's training betas and targets in memory when they need less than this; else read rows lazily."""
+    """RAM (GB, per process) for holding the training betas and the model's targets; what fits is preloaded, smallest first, the rest read per batch."""
     ridge: bool = True
     """Also fit the closed-form ridge baseline on the target subject."""
     ridge_alphas: list[float] = [1e1, 1e2, 1e3, 3e3, 1e4, 3e4, 1e5, 1e6]
