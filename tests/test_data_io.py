@@ -59,7 +59,7 @@ def test_preloaded_and_lazy_batches_are_identical(stage_data):
     want = batches(lazy)
     full = TrainingData(pools, store, heads, preload_gb=1.0)
     assert all(p.voxels is not None for p in pools) and set(full._targets) == set(heads)
-    assert full._targets["g1"].dtype == np.float16  # held as stored, float32 per batch
+    assert full._targets["g1"].dtype == np.float32  # fp16 in the store, float32 in RAM: a batch is a bare gather
     assert "read from disk" not in full.preload_note
     for a, b in zip(want, batches(full), strict=True):
         for va, vb in zip(a["voxels"], b["voxels"], strict=True):
@@ -75,13 +75,13 @@ def test_budget_takes_smallest_first_and_a_model_view_drops_other_heads(stage_da
     pools, store, heads = stage_data
     data = TrainingData(pools, store, heads, preload_gb=0.0)
     images = len(data._images())
-    sizes = {"g0": images * 5 * 6 * 2, "c": images * 32 * store.dtype("c").itemsize, "z": images * 256 * store.dtype("z").itemsize}
+    sizes = {"g0": images * 5 * 6 * 4, "c": images * 32 * 4, "z": images * 256 * 4}
     sizes.update({p.name: len(p.rows) * p.subject.n_voxels * 4 for p in pools})
-    assert sorted(sizes, key=sizes.get) == ["g0", "subj02", "subj03", "c", "z"]
+    assert sorted(sizes, key=sizes.get) == ["subj02", "subj03", "g0", "c", "z"]
     data.preload_gb = (sizes["g0"] + sizes["subj02"] + sizes["subj03"] + 10) / 2**30  # room for the three smallest
     note = data.restrict(["g0", "c", "z"]).preload()
     assert set(data._targets) == {"g0"} and [p.voxels is not None for p in pools] == [True, True]
-    assert note.startswith(f"data in RAM (train.preload_gb={data.preload_gb:g}): target g0 ")
+    assert note.startswith(f"data in RAM (train.preload_gb={data.preload_gb:g}): betas subj02 7 kB, betas subj03 8 kB, target g0 11 kB;")
     assert "; read from disk per batch (over the budget): target c" in note and note.endswith(f"target z {sizes['z'] / 2**10:.0f} kB")
     data.release()
     z_only = data.restrict(["z"])
@@ -99,7 +99,7 @@ def test_preloading_does_not_copy_the_whole_array(tmp_path):
     write_rows(tmp_path / "t.hdf5", np.arange(n), {"g": np.ones((n, *shape), np.float16)})
     store = TargetStore(tmp_path / "t.hdf5")
     data = TrainingData([], store, {"g2": ("g", 2)}, preload=False)
-    array = n * 50 * 64 * 2
+    array = n * 50 * 64 * 4
     tracemalloc.start()
     data._load_head("g2", np.arange(n))
     peak = tracemalloc.get_traced_memory()[1]

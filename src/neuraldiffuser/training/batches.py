@@ -57,7 +57,7 @@ class TrainingData:
     def __init__(self, pools: list[Pool], store: TargetStore, heads: dict[str, HeadKey], preload_gb: float = 4.0, preload: bool = True):
         self.pools, self.store, self.heads = pools, store, dict(heads)
         self.preload_gb = float(preload_gb)
-        self._targets: dict[str, np.ndarray] = {}  # head -> (images, ...) in the store's dtype; shared with views
+        self._targets: dict[str, np.ndarray] = {}  # head -> (images, ...) float32; shared with views
         self._row_of: dict[int, int] = {}
         self.preload_note = ""
         if preload:
@@ -90,7 +90,7 @@ class TrainingData:
         for h in [h for h in self._targets if h not in self.heads]:
             del self._targets[h]
         parts = [(len(p.rows) * p.subject.n_voxels * 4, f"betas {p.name}", p) for p in self.pools]
-        parts += [(len(images) * int(np.prod(self.head_shape(h))) * self.store.dtype(self.heads[h][0]).itemsize, f"target {h}", h) for h in self.heads]
+        parts += [(len(images) * int(np.prod(self.head_shape(h))) * 4, f"target {h}", h) for h in self.heads]
         in_ram = lambda what: what.voxels is not None if isinstance(what, Pool) else what in self._targets  # noqa: E731
         held = sum(n for n, _, what in parts if in_ram(what))
         budget, loaded, lazy = self.preload_gb * 2**30, [], []
@@ -121,7 +121,7 @@ class TrainingData:
 
     def _load_head(self, head: str, images: np.ndarray, block: int = 256) -> None:
         key, layer = self.heads[head]
-        out = np.empty((len(images), *self.head_shape(head)), dtype=self.store.dtype(key))
+        out = np.empty((len(images), *self.head_shape(head)), dtype=np.float32)  # float32 (also for fp16 g): a batch is then a bare gather
         for a in range(0, len(images), block):
             out[a : a + block] = self.store.get_images(key, images[a : a + block], layer, dtype=None)
         self._targets[head] = out
@@ -134,7 +134,7 @@ class TrainingData:
             if head in self._targets:
                 if idx is None:
                     idx = np.array([self._row_of[int(i)] for i in images], dtype=np.int64)
-                out[head] = self._targets[head][idx].astype(np.float32, copy=False)
+                out[head] = self._targets[head][idx]
                 continue
             if (key, layer) not in cache:
                 cache[key, layer] = self.store.get_images(key, images, layer)
