@@ -9,6 +9,7 @@ resumed from its last checkpoint therefore ends with the same weights as an unin
 
 from __future__ import annotations
 
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -165,7 +166,7 @@ class Trainer:
                 if done % max(self.cfg.checkpoint_every, 1) == 0 and done < self.total:
                     checkpoint.save(self.acc, ckpt_root, done, self._state(), self.cfg.keep_checkpoints)
                     last_saved = done
-        if last_saved != self.total:
+        if last_saved != self.total and self.cfg.keep_finished_checkpoints:  # else the final model is all that stays
             checkpoint.save(self.acc, ckpt_root, self.total, self._state(), self.cfg.keep_checkpoints)
         summary = {"stage": self.plan.stage, "model": self.plan.model_name, "steps": self.total, "resumed_from": start,
                    "steps_per_epoch": self.steps_per_epoch, "global_batch": self.batch, "processes": self.acc.num_processes,
@@ -183,6 +184,8 @@ class Trainer:
             with atomic_dir(self.plan.out_dir / "model") as tmp:
                 model.save_pretrained(tmp)
                 atomic_write_json(tmp / "training.json", summary)
+        if self.acc.is_main_process and not self.cfg.keep_finished_checkpoints:
+            shutil.rmtree(self.plan.out_dir / "checkpoints", ignore_errors=True)  # resume skips a stage whose model/ exists
         self.acc.wait_for_everyone()
         # what accelerate's free_memory does, without its gc.collect() (about a second per call on a big heap):
         # forget this stage's prepared objects so the next stage's checkpoints hold only its own

@@ -57,9 +57,11 @@ class TrainConfig(Section):
     cpu: bool = False
     """Force the CPU even when a GPU is present."""
     checkpoint_every: int = 1000
-    """Steps between atomic checkpoints (a checkpoint is also written at the end of each stage)."""
+    """Steps between atomic checkpoints."""
     keep_checkpoints: int = 2
-    """Most recent checkpoints kept per stage and model."""
+    """Most recent checkpoints kept per stage and model while it trains (12 bytes per parameter each)."""
+    keep_finished_checkpoints: bool = False
+    """Keep a stage's checkpoints (and write one at its end) after its final model is written; off: only the final model stays."""
     log_every: int = 50
     """Steps between log records (console bar and tensorboard)."""
     tensorboard: bool = True
