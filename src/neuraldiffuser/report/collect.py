@@ -119,5 +119,5 @@ def collect(run_dirs) -> ReportData:
             entries.append(Entry(main, policies.get("mean"), _recon_of(main, Path(doc["_path"])), doc))
     entries.sort(key=lambda e: (e.method, e.sweep or (float("inf"), 0.0), e.setting))
     refs = [r for d in docs for r in d.get("references", [])]
-    ret = [d["retrieval"] for d in docs if d.get("retrieval")]
+    ret = [d["retrieval"] for d in docs if d.get("retrieval") and "unavailable" not in d["retrieval"]]
     return ReportData(docs, entries, refs, ret)
