@@ -64,13 +64,14 @@ class TargetStore:
             out[i] = self._row[im]
         return out
 
-    def get(self, key: str, rows, layer: int | None = None, dtype=np.float32) -> np.ndarray:
-        """Rows of one target (only ``[:, layer]`` when given) as ``dtype`` (None: as stored)."""
-        data = read_rows(self._ds(key), np.asarray(rows), layer)
-        return data if dtype is None else data.astype(dtype, copy=False)
+    def get(self, key: str, rows, layer: int | None = None, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows of one target (only ``[:, layer]`` when given) as ``dtype`` (None: as stored), or into ``out``
+        (increasing rows)."""
+        data = read_rows(self._ds(key), np.asarray(rows), layer, out)
+        return data if dtype is None or out is not None else data.astype(dtype, copy=False)
 
-    def get_images(self, key: str, images, layer: int | None = None, dtype=np.float32) -> np.ndarray:
-        return self.get(key, self.rows_of(images), layer, dtype)
+    def get_images(self, key: str, images, layer: int | None = None, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
+        return self.get(key, self.rows_of(images), layer, dtype, out)
 
     def dtype(self, key: str) -> np.dtype:
         return self._ds(key).dtype

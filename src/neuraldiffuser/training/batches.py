@@ -116,14 +116,20 @@ class TrainingData:
     def _load_pool(self, p: Pool, block: int = 512) -> None:
         out = np.empty((len(p.rows), p.subject.n_voxels), dtype=np.float32)  # filled block by block: no 3x peak
         for a in range(0, len(p.rows), block):
-            out[a : a + block] = p.scaler.transform(p.subject.read(p.rows[a : a + block]))
+            out[a : a + block] = p.scaler.transform(p.subject.read(p.rows[a : a + block]))  # same values as a batch read
         p.voxels = out
 
     def _load_head(self, head: str, images: np.ndarray, block: int = 256) -> None:
         key, layer = self.heads[head]
         out = np.empty((len(images), *self.head_shape(head)), dtype=np.float32)  # float32 (also for fp16 g): a batch is then a bare gather
+        rows = self.store.rows_of(images)
+        order = np.argsort(rows, kind="stable")
         for a in range(0, len(images), block):
-            out[a : a + block] = self.store.get_images(key, images[a : a + block], layer, dtype=None)
+            part = order[a : a + block]
+            if (np.diff(part) == 1).all():  # the store holds these images in this order: read straight into place
+                self.store.get(key, rows[part], layer, out=out[part[0] : part[-1] + 1])
+            else:
+                out[part] = self.store.get(key, rows[part], layer, dtype=None)
         self._targets[head] = out
 
     def targets_of(self, images: np.ndarray) -> dict[str, np.ndarray]:
