@@ -169,19 +169,23 @@ def preload_peak(targets: Path, n_images: int) -> dict:
     out = {"array_mb": array / 2**20}
     with h5py.File(targets, "r") as f:
         tracemalloc.start()
-        t0 = time.perf_counter()
         data = np.ascontiguousarray(before_read_rows(f["c"], images).astype(np.float32, copy=False))
-        out["before"] = {"seconds": time.perf_counter() - t0, "peak_over_array": tracemalloc.get_traced_memory()[1] / array}
+        out["before"] = {"peak_over_array": tracemalloc.get_traced_memory()[1] / array}
         tracemalloc.stop()
         del data
     store = TargetStore(targets)
     td = TrainingData([], store, {"c": ("c", None)}, preload=False)
     tracemalloc.start()
-    t0 = time.perf_counter()
     td._load_head("c", images)
-    out["after"] = {"seconds": time.perf_counter() - t0, "peak_over_array": tracemalloc.get_traced_memory()[1] / array}
+    out["after"] = {"peak_over_array": tracemalloc.get_traced_memory()[1] / array}
     tracemalloc.stop()
-    out["after"]["gb_per_s"] = array / 2**30 / out["after"]["seconds"]
+    seconds = []
+    for _ in range(3):  # untraced; the fastest of 3 (the CPU is shared)
+        td.release()
+        t0 = time.perf_counter()
+        td._load_head("c", images)
+        seconds.append(time.perf_counter() - t0)
+    out["after"].update({"seconds": seconds, "gb_per_s": array / 2**30 / min(seconds)})
     td.release()
     store.close()
     return out
