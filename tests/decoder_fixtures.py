@@ -15,13 +15,14 @@ import torch
 
 from neuraldiffuser.config import load_config
 from neuraldiffuser.data.layout import SubjectArrays, write_generic
+from neuraldiffuser.data.nsd import write_mindeye2
 from neuraldiffuser.targets.store import write_store
 
 SHAPES = {"c": (4, 8), "g": (2, 5, 6), "z": (4, 8, 8)}
 
 
-def make_decoder_data(root: Path, subjects=(("subj01", 30), ("subj02", 36), ("subj03", 42)), n_train: int = 48, n_test: int = 12, sessions: int = 4, factors: int = 6, noise: float = 0.5, seed: int = 0):
-    """Write DATASET (generic layout) and targets.hdf5 under ``root``; returns (dataset dir, targets path, factors)."""
+def make_decoder_data(root: Path, subjects=(("subj01", 30), ("subj02", 36), ("subj03", 42)), n_train: int = 48, n_test: int = 12, sessions: int = 4, factors: int = 6, noise: float = 0.5, seed: int = 0, layout: str = "generic"):
+    """Write DATASET (``layout``: generic or mindeye2) and targets.hdf5 under ``root``; returns (dataset dir, targets path, factors)."""
     rng = np.random.default_rng(seed)
     n_images = n_test + n_train * len(subjects)
     f = rng.standard_normal((n_images, factors)).astype(np.float32)
@@ -41,7 +42,7 @@ def make_decoder_data(root: Path, subjects=(("subj01", 30), ("subj02", 36), ("su
         arrays[name] = SubjectArrays(betas.astype(np.float32), image, session, split)
     images = rng.integers(0, 256, size=(n_images, 8, 8, 3), dtype=np.uint8)
     captions = {i: [f"image {i}"] for i in range(n_images)}
-    ds = write_generic(root / "ds", images, captions, arrays)
+    ds = (write_mindeye2 if layout == "mindeye2" else write_generic)(root / "ds", images, captions, arrays)
     targets = write_store(root / "targets.hdf5", np.arange(n_images), values, attrs={"latent_scale": 0.5, "guidance_layers": [0, 1], "zoo_path": "fake"})
     return ds, targets, f
 

@@ -32,7 +32,7 @@ def data(tmp_path_factory):
 def test_scratch_few_sessions_and_checkpoints(data, tmp_path):
     _, ds, targets = data
     cfg = tiny_config(ds, data={"sessions": 2}, decoder={"targets": ["c"]},
-                      train={"stages": ["finetune"], "finetune_epochs": 3, "checkpoint_every": 2, "keep_checkpoints": 2, "ridge": False})
+                      train={"stages": ["finetune"], "finetune_epochs": 3, "checkpoint_every": 2, "keep_checkpoints": 2, "keep_finished_checkpoints": True, "ridge": False})
     result = train_decoders(cfg, tmp_path / "run", targets)
     assert not (tmp_path / "run" / "pretrain").exists()
     (run,) = result["runs"]

@@ -19,6 +19,7 @@ import io
 import json
 import re
 import tarfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,29 +43,59 @@ def _natural_key(path: Path):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
 
 
-def read_behav_tar(path: Path) -> np.ndarray:
-    """All ``behav.npy`` rows of one WebDataset shard, as an (n, 17) array in tar order."""
-    import webdataset as wds
+def _sample_key(name: str) -> tuple[str, str]:
+    """WebDataset's naming: a member ``dir/KEY.EXT`` belongs to sample ``dir/KEY`` (KEY has no dot)."""
+    folder, _, base = name.rpartition("/")
+    key, _, ext = base.partition(".")
+    return (f"{folder}/{key}" if folder else key), ext
 
+
+def _bad_tar(path: Path, exc: BaseException) -> DataError:
+    return DataError(f"unreadable or truncated tar ({exc.__class__.__name__}: {exc})", where=str(path), fix="re-download this shard")
+
+
+def read_behav_tar(path: Path) -> np.ndarray:
+    """All ``behav.npy`` rows of one WebDataset shard, as an (n, 17) array in tar order.
+
+    Read with ``tarfile`` rather than a ``webdataset`` pipeline: every process needs the whole (tiny)
+    trial table, so nothing may be split across nodes or workers (webdataset's default node splitter
+    refuses to run under RANK/WORLD_SIZE), and tarfile's own exceptions tell a broken tar apart from
+    anything else without guessing from message text.
+    """
     if not path.is_file():
         raise DataError("file not found", where=str(path), fix="download the wds/ folder of MindEye2's dataset")
-    rows = []
     try:
-        for sample in wds.WebDataset(str(path), shardshuffle=False, empty_check=False):
-            if "behav.npy" not in sample:
-                raise DataError(f"sample {sample.get('__key__')!r} has no behav.npy (entries: {sorted(k for k in sample if not k.startswith('__'))})", where=str(path))
-            behav = np.load(io.BytesIO(sample["behav.npy"]))
-            if behav.shape != (1, BEHAV_COLUMNS):
-                raise DataError(f"behav.npy of sample {sample['__key__']!r} has shape {behav.shape}, expected (1, {BEHAV_COLUMNS})", where=str(path))
-            rows.append(behav[0])
-    except DataError:
-        raise
-    except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
-        raise DataError(f"unreadable or truncated tar ({exc.__class__.__name__}: {exc})", where=str(path), fix="re-download this shard") from None
-    except Exception as exc:  # webdataset wraps errors in its own types
-        if "tar" in type(exc).__name__.lower() or "tar" in str(exc).lower() or "EOF" in str(exc):
-            raise DataError(f"unreadable or truncated tar ({exc.__class__.__name__}: {exc})", where=str(path), fix="re-download this shard") from None
-        raise
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise DataError(f"cannot open ({exc.strerror or exc})", where=str(path), fix="check the file's permissions") from None
+    behav: dict[str, bytes | None] = {}  # sample key -> behav.npy bytes, in tar order
+    with fh:
+        try:
+            with tarfile.open(fileobj=fh, mode="r|") as tar:
+                for member in tar:
+                    if not member.isfile():
+                        continue
+                    key, ext = _sample_key(member.name)
+                    behav.setdefault(key, None)
+                    if ext == "behav.npy":
+                        behav[key] = tar.extractfile(member).read()
+                end = tar.offset
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise _bad_tar(path, exc) from None
+        fh.seek(end)
+        if fh.read(2 * tarfile.BLOCKSIZE) != bytes(2 * tarfile.BLOCKSIZE):  # cut at a member boundary
+            raise _bad_tar(path, EOFError(f"no end-of-archive marker after {len(behav)} samples"))
+    rows = []
+    for key, raw in behav.items():
+        if raw is None:
+            raise DataError(f"sample {key!r} has no behav.npy", where=str(path), fix="re-download this shard")
+        try:
+            arr = np.load(io.BytesIO(raw), allow_pickle=False)
+        except (ValueError, EOFError, OSError) as exc:
+            raise DataError(f"behav.npy of sample {key!r} is not a readable .npy array ({exc})", where=str(path), fix="re-download this shard") from None
+        if arr.shape != (1, BEHAV_COLUMNS):
+            raise DataError(f"behav.npy of sample {key!r} has shape {arr.shape}, expected (1, {BEHAV_COLUMNS})", where=str(path))
+        rows.append(arr[0])
     if not rows:
         raise DataError("shard holds no samples", where=str(path), fix="re-download this shard")
     return np.stack(rows)

@@ -172,6 +172,8 @@ class Evaluator:
         out = {k: np.concatenate(v) for k, v in pix.items() if k in self.names}
         for name in self.available("two_way") + self.available("distance"):
             spec = METRICS[name]
+            if spec.kind == "two_way" and len(images) < 2:
+                continue  # named in _unavailable_values
             pred = np.concatenate([f[spec.node] for f in feats[spec.backbone]])
             real = truth[spec.backbone][spec.node]
             fn = metrics.two_way_identification if spec.kind == "two_way" else metrics.correlation_distance
@@ -216,6 +218,9 @@ class Evaluator:
         out = {n: {"unavailable": reason} for n, reason in self.unavailable.items()}
         if "Repeat SSIM" in self.names and rec.repeats < 2:
             out["Repeat SSIM"] = {"unavailable": f"the folder has {rec.repeats} repeat per image; consistency needs at least 2"}
+        if len(rec.images) < 2:
+            for name in self.available("two_way"):
+                out[name] = {"unavailable": f"two-way identification needs at least 2 images; the folder has {len(rec.images)}"}
         if isinstance(ctx, str) and BRAIN in self.names:
             out[BRAIN] = {"unavailable": ctx}
         return out
@@ -265,6 +270,9 @@ def retrieval_from_stores(decoded: str | Path, targets: str | Path, key: str, dr
         images = dec.image
         brain_emb = dec.get(key, np.arange(len(images)))
         image_emb = tgt.get_images(key, images)
+    if len(images) < 2:
+        return {"unavailable": f"retrieval needs at least 2 images; {Path(decoded).name} has {len(images)}", "key": key,
+                "decoded": str(decoded), "targets": str(targets)}
     out = metrics.retrieval(brain_emb, image_emb, draws=draws, subset=subset, seed=seed)
     return {**out, "key": key, "decoded": str(decoded), "targets": str(targets)}
 

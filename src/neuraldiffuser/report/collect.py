@@ -164,7 +164,7 @@ def collect(run_dirs) -> ReportData:
     _check_something_to_show(docs, entries)
     entries.sort(key=lambda e: (e.method, e.sweep or (float("inf"), 0.0), e.setting))
     refs = [r for d in docs for r in d.get("references", [])]
-    ret = [d["retrieval"] for d in docs if d.get("retrieval")]
+    ret = [d["retrieval"] for d in docs if d.get("retrieval") and "unavailable" not in d["retrieval"]]
     return ReportData(docs, entries, refs, ret)
 
 

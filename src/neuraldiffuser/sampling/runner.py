@@ -47,6 +47,7 @@ class Shard:
     index: int = 0
     count: int = 1
     wait: Any = None  # callable: barrier between processes
+    warning: str | None = None  # the launch asked for more processes than run (utils.launch), kept in the manifest
 
     def take(self, images: Sequence[int]) -> list[int]:
         return list(images)[self.index :: self.count]
@@ -56,8 +57,11 @@ def accelerate_shard() -> tuple[Shard, torch.device]:
     """This process's share of the images and its device, from accelerate's launch environment."""
     from accelerate import PartialState
 
+    from ..utils.launch import warn_launch
+
     state = PartialState()
-    return Shard(state.process_index, state.num_processes, state.wait_for_everyone), state.device
+    warning = warn_launch(state.num_processes, state.is_main_process)
+    return Shard(state.process_index, state.num_processes, state.wait_for_everyone, warning), state.device
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -123,7 +127,7 @@ def prepare_folder(folder: Path, method: Method, setting: Setting, job: Job, ove
         write_manifest(folder, method, setting, job)
 
 
-def write_manifest(folder: Path, method: Method, setting: Setting, job: Job) -> dict[str, Any]:
+def write_manifest(folder: Path, method: Method, setting: Setting, job: Job, launch_warning: str | None = None) -> dict[str, Any]:
     """manifest.json from the records of every finished image, in the targets' image order."""
     records = {}
     for im in job.images:
@@ -146,6 +150,8 @@ def write_manifest(folder: Path, method: Method, setting: Setting, job: Job) -> 
         "targets": str(job.store.path),
         "complete": len(records) == len(job.images),
     }
+    if launch_warning:
+        manifest["launch_warning"] = launch_warning
     atomic_write_json(folder / "manifest.json", manifest)
     return manifest
 
@@ -172,7 +178,7 @@ def run_setting(components, method: Method, setting: Setting, job: Job, out: Pat
     if shard.wait:
         shard.wait()
     if shard.index == 0:
-        write_manifest(folder, method, setting, job)
+        write_manifest(folder, method, setting, job, shard.warning)
     return folder
 
 

@@ -28,7 +28,7 @@ class TargetStore:
     def __init__(self, path: str | Path, complete: bool = True):
         """``complete``: refuse a store whose rows are not all written (every stage but ``extract``'s resume)."""
         self.path = Path(path)
-        self._f = open_h5(self.path)
+        self._f = open_h5(self.path, chunk_cache=False)  # rows are read at random (training batches)
         self.image = require_dataset(self._f, "image", ndim=1)[()].astype(np.int64)
         self.keys = [k for k in TARGET_KEYS if k in self._f]
         if not self.keys:
@@ -100,10 +100,15 @@ class TargetStore:
             out[i] = self._row[im]
         return out
 
-    def get(self, key: str, rows) -> np.ndarray:
-        """float32 rows of one target, refusing NaN or Inf (they would train or sample to NaN without a word)."""
+    def get(self, key: str, rows, layer: int | None = None, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows of one target (only ``[:, layer]`` when given) as ``dtype`` (None: as stored), or into ``out``
+        (increasing rows); NaN or Inf is refused (it would train or sample to NaN without a word)."""
         rows = np.asarray(rows)
-        data = read_rows(self._ds(key), rows).astype(np.float32, copy=False)
+        data = read_rows(self._ds(key), rows, layer, out)
+        self._check_finite(key, rows, data)
+        return data if dtype is None or out is not None else data.astype(dtype, copy=False)
+
+    def _check_finite(self, key: str, rows: np.ndarray, data: np.ndarray) -> None:
         bad = ~np.isfinite(data.reshape(len(data), -1)).all(axis=1)
         if bad.any():
             images = np.unique(self.image[rows[bad]])
@@ -111,10 +116,12 @@ class TargetStore:
             cmd = self.completing_command()
             raise DataError(f"NaN/Inf in the targets of {len(images)} images ({shown})", where=f"{self.path}:{key}",
                             fix=f"write the store again: `{cmd} --overwrite`" if cmd else "write the store again (what wrote it went wrong for those images)")
-        return data
 
-    def get_images(self, key: str, images) -> np.ndarray:
-        return self.get(key, self.rows_of(images))
+    def get_images(self, key: str, images, layer: int | None = None, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
+        return self.get(key, self.rows_of(images), layer, dtype, out)
+
+    def dtype(self, key: str) -> np.dtype:
+        return self._ds(key).dtype
 
     def close(self) -> None:
         self._f.close()

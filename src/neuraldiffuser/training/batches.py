@@ -21,6 +21,10 @@ from ..targets.store import TargetStore
 HeadKey = tuple[str, "int | None"]  # (store key, g layer or None)
 
 
+def human_bytes(n: float) -> str:
+    return f"{n / 2**30:.2f} GB" if n >= 2**28 else f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} kB"
+
+
 def step_rng(*keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys]))
 
@@ -43,30 +47,30 @@ class Pool:
 
 
 class TrainingData:
-    """The pools of one stage and the targets of their images, with the deterministic batch plan."""
+    """The pools of one stage and the targets of their images, with the deterministic batch plan.
 
-    def __init__(self, pools: list[Pool], store: TargetStore, heads: dict[str, HeadKey], preload_gb: float = 4.0):
+    Arrays that fit ``preload_gb`` are held in RAM (``preload``), smallest first: a batch then costs a
+    gather instead of HDF5 reads; the rest is read per batch (sorted rows, only the layers a head uses).
+    Preloaded or not, a batch holds the same values.
+    """
+
+    def __init__(self, pools: list[Pool], store: TargetStore, heads: dict[str, HeadKey], preload_gb: float = 4.0, preload: bool = True):
         self.pools, self.store, self.heads = pools, store, dict(heads)
-        self._targets: dict[str, np.ndarray] | None = None
+        self.preload_gb = float(preload_gb)
+        self._targets: dict[str, np.ndarray] = {}  # head -> (images, ...) float32; shared with views
         self._row_of: dict[int, int] = {}
-        if self._bytes() <= preload_gb * 2**30:
-            self._preload()
-
-    def _bytes(self) -> int:
-        vox = sum(len(p.rows) * p.subject.n_voxels * 4 for p in self.pools)
-        uniq = len(np.unique(np.concatenate([p.images for p in self.pools])))
-        per_image = sum(int(np.prod(self.head_shape(h))) * 4 for h in self.heads)
-        return vox + uniq * per_image
+        self.preload_note = ""
+        if preload:
+            self.preload()
 
     def restrict(self, heads: list[str]) -> TrainingData:
-        """The same pools and (preloaded) arrays, serving only ``heads``: one read of the data for every model."""
+        """The same pools and preloaded arrays, serving only ``heads``: one read of the data for every model."""
         missing = [h for h in heads if h not in self.heads]
         if missing:
             raise KeyError(f"no data for heads {missing}")
         out = object.__new__(TrainingData)
-        out.pools, out.store, out._row_of = self.pools, self.store, self._row_of
+        out.__dict__.update(self.__dict__)
         out.heads = {h: self.heads[h] for h in heads}
-        out._targets = None if self._targets is None else {h: self._targets[h] for h in heads}
         return out
 
     def head_shape(self, head: str) -> tuple[int, ...]:
@@ -74,27 +78,73 @@ class TrainingData:
         shape = self.store.shape(key)
         return shape[1:] if layer is not None else shape
 
-    def _preload(self) -> None:
+    def _images(self) -> np.ndarray:
+        return np.unique(np.concatenate([p.images for p in self.pools]))
+
+    def preload(self) -> str:
+        """Hold in RAM what fits ``preload_gb`` (betas of each pool, then this view's heads, smallest first),
+        drop preloaded heads this view does not serve; returns (and keeps) a one-line note of what it did."""
+        images = self._images()
+        if not self._row_of:
+            self._row_of.update({int(im): i for i, im in enumerate(images)})
+        for h in [h for h in self._targets if h not in self.heads]:
+            del self._targets[h]
+        parts = [(len(p.rows) * p.subject.n_voxels * 4, f"betas {p.name}", p) for p in self.pools]
+        parts += [(len(images) * int(np.prod(self.head_shape(h))) * 4, f"target {h}", h) for h in self.heads]
+        in_ram = lambda what: what.voxels is not None if isinstance(what, Pool) else what in self._targets  # noqa: E731
+        held = sum(n for n, _, what in parts if in_ram(what))
+        budget, loaded, lazy = self.preload_gb * 2**30, [], []
+        for n, name, what in sorted(parts, key=lambda x: x[0]):
+            if in_ram(what):
+                loaded.append(f"{name} {human_bytes(n)}")
+            elif held + n <= budget:
+                self._load_pool(what) if isinstance(what, Pool) else self._load_head(what, images)
+                held += n
+                loaded.append(f"{name} {human_bytes(n)}")
+            else:
+                lazy.append(f"{name} {human_bytes(n)}")
+        self.preload_note = (f"data in RAM (train.preload_gb={self.preload_gb:g}): {', '.join(loaded) or 'nothing'}"
+                             + (f"; read from disk per batch (over the budget): {', '.join(lazy)}" if lazy else ""))
+        return self.preload_note
+
+    def release(self) -> None:
+        """Forget every preloaded array (another stage's data is about to be loaded)."""
         for p in self.pools:
-            p.voxels = p.scaler.transform(p.subject.read(p.rows))
-        images = np.unique(np.concatenate([p.images for p in self.pools]))
-        self._row_of = {int(im): i for i, im in enumerate(images)}
-        self._targets = {}
-        for key in {k for k, _ in self.heads.values()}:
-            data = self.store.get_images(key, images)
-            for head, (k, layer) in self.heads.items():
-                if k == key:
-                    self._targets[head] = np.ascontiguousarray(data if layer is None else data[:, layer])
+            p.voxels = None
+        self._targets.clear()
+
+    def _load_pool(self, p: Pool, block: int = 512) -> None:
+        out = np.empty((len(p.rows), p.subject.n_voxels), dtype=np.float32)  # filled block by block: no 3x peak
+        for a in range(0, len(p.rows), block):
+            out[a : a + block] = p.scaler.transform(p.subject.read(p.rows[a : a + block]))  # same values as a batch read
+        p.voxels = out
+
+    def _load_head(self, head: str, images: np.ndarray, block: int = 256) -> None:
+        key, layer = self.heads[head]
+        out = np.empty((len(images), *self.head_shape(head)), dtype=np.float32)  # float32 (also for fp16 g): a batch is then a bare gather
+        rows = self.store.rows_of(images)
+        order = np.argsort(rows, kind="stable")
+        for a in range(0, len(images), block):
+            part = order[a : a + block]
+            if (np.diff(part) == 1).all():  # the store holds these images in this order: read straight into place
+                self.store.get(key, rows[part], layer, out=out[part[0] : part[-1] + 1])
+            else:
+                out[part] = self.store.get(key, rows[part], layer, dtype=None)
+        self._targets[head] = out
 
     def targets_of(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        if self._targets is not None:
-            idx = np.array([self._row_of[int(i)] for i in images], dtype=np.int64)
-            return {h: t[idx] for h, t in self._targets.items()}
+        """float32 targets of each head for these images."""
+        idx = None
         out, cache = {}, {}
         for head, (key, layer) in self.heads.items():
-            if key not in cache:
-                cache[key] = self.store.get_images(key, images)
-            out[head] = cache[key] if layer is None else cache[key][:, layer]
+            if head in self._targets:
+                if idx is None:
+                    idx = np.array([self._row_of[int(i)] for i in images], dtype=np.int64)
+                out[head] = self._targets[head][idx]
+                continue
+            if (key, layer) not in cache:
+                cache[key, layer] = self.store.get_images(key, images, layer)
+            out[head] = cache[key, layer]
         return out
 
     @property

@@ -10,7 +10,9 @@ resumed from its last checkpoint therefore ends with the same weights as an unin
 from __future__ import annotations
 
 import math
+import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,12 +82,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
 
-    def _inputs(self, step: int) -> tuple[list, dict, StepContext]:
+    def _batch(self, step: int) -> dict:
+        """The global batch of ``step`` (called in order, from the prefetch thread)."""
         epoch, k = divmod(step, self.steps_per_epoch)
         if epoch != self._plan_epoch:
             self._plan = self.data.epoch_plan(self.seed, self.plan.code, epoch, self.steps_per_epoch, self.per_subject)
             self._plan_epoch = epoch
-        batch = self.data.global_batch(self._plan, k)
+        return self.data.global_batch(self._plan, k)
+
+    def _inputs(self, step: int, batch: dict) -> tuple[list, dict, StepContext]:
+        epoch = step // self.steps_per_epoch
         rng = step_rng(self.seed, self.plan.code, 7, step)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         phase, temp = self.schedule.at(epoch)
@@ -119,8 +125,8 @@ class Trainer:
         torch.manual_seed(int(rng.integers(2**62)) + self.acc.process_index)  # dropout
         return groups, prior_inputs, ctx
 
-    def _step(self, step: int) -> dict[str, float]:
-        groups, prior_inputs, ctx = self._inputs(step)
+    def _step(self, step: int, batch: dict) -> dict[str, float]:
+        groups, prior_inputs, ctx = self._inputs(step, batch)
         self.model.train()
         with self.acc.autocast():
             outputs = self.model(groups, prior_inputs)
@@ -143,10 +149,15 @@ class Trainer:
         t0, logs, last_saved = time.perf_counter(), {}, start
         tag = f"{self.plan.stage}/{self.plan.model_name}"
         bar_ctx = progress_bar(f"{self.plan.stage} {self.plan.model_name}", self.total) if self.acc.is_main_process else _silent()
-        with bar_ctx as bar:
+        # the next batch is read while this step runs (same batches, in the same order: a thread, not a reorder)
+        with bar_ctx as bar, ThreadPoolExecutor(1, thread_name_prefix="batches") as reader:
             bar.set_completed(start)
+            upcoming = reader.submit(self._batch, start) if start < self.total else None
             for step in range(start, self.total):
-                logs = self._step(step)
+                batch = upcoming.result()
+                if step + 1 < self.total:
+                    upcoming = reader.submit(self._batch, step + 1)
+                logs = self._step(step, batch)
                 done = step + 1
                 self._require_finite(logs["loss"], done, last_saved)
                 if done % max(self.cfg.log_every, 1) == 0 or done == self.total:
@@ -157,11 +168,11 @@ class Trainer:
                 if done % max(self.cfg.checkpoint_every, 1) == 0 and done < self.total:
                     checkpoint.save(self.acc, ckpt_root, done, self._state(), self.cfg.keep_checkpoints)
                     last_saved = done
-        if last_saved != self.total:
+        if last_saved != self.total and self.cfg.keep_finished_checkpoints:  # else the final model is all that stays
             checkpoint.save(self.acc, ckpt_root, self.total, self._state(), self.cfg.keep_checkpoints)
         summary = {"stage": self.plan.stage, "model": self.plan.model_name, "steps": self.total, "resumed_from": start,
                    "steps_per_epoch": self.steps_per_epoch, "global_batch": self.batch, "processes": self.acc.num_processes,
-                   "seconds": time.perf_counter() - t0, "final": logs}
+                   "data": self.data.preload_note, "seconds": time.perf_counter() - t0, "final": logs}
         self._save_final(summary)
         return summary
 
@@ -186,6 +197,8 @@ class Trainer:
             with atomic_dir(self.plan.out_dir / "model") as tmp:
                 model.save_pretrained(tmp)
                 atomic_write_json(tmp / "training.json", summary)
+        if self.acc.is_main_process and not self.cfg.keep_finished_checkpoints:
+            shutil.rmtree(self.plan.out_dir / "checkpoints", ignore_errors=True)  # resume skips a stage whose model/ exists
         self.acc.wait_for_everyone()
         # what accelerate's free_memory does, without its gc.collect() (about a second per call on a big heap):
         # forget this stage's prepared objects so the next stage's checkpoints hold only its own

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,10 @@ from ..data.splits import training_rows
 from ..errors import ConfigError, DataError
 from ..targets.store import TargetStore
 from ..utils.io import atomic_dir, atomic_write_json
+from ..utils.launch import warn_launch
+from ..utils.progress import console
 from .batches import Pool, TrainingData
+from .disk import check_free_disk, count_params, run_disk_bytes
 from .loop import StagePlan, Trainer
 from .objective import TEACHER
 from .specs import build_model, head_keys, model_groups, target_stats
@@ -120,17 +124,46 @@ class _Run:
 
     def data(self, stage: str) -> TrainingData:
         if stage not in self._data:
-            self._data[stage] = TrainingData(self.pools[stage], self.store, self.all_heads, self.config.train.preload_gb)
+            self._data[stage] = TrainingData(self.pools[stage], self.store, self.all_heads, self.config.train.preload_gb, preload=False)
         return self._data[stage]
+
+    def model_data(self, stage: str, heads: list[str]) -> TrainingData:
+        """The stage's data for one model, with what fits train.preload_gb in RAM (other stages' arrays dropped)."""
+        for other, data in self._data.items():
+            if other != stage:
+                data.release()
+        data = self.data(stage).restrict(heads)
+        note = data.preload()
+        if self.acc.is_main_process:
+            console.print(f"{stage} {'+'.join(heads)}: {note}", highlight=False, soft_wrap=True)
+        return data
+
+    def shapes_of(self, group: list[str]) -> tuple[dict, int]:
+        store = self.store
+        shapes = {h: store.shape(k) if layer is None else store.shape(k)[1:] for h, (k, layer) in self.heads.items() if h in group}
+        cont_dim = store.shape("g")[-1] if "z" in group and TEACHER in self.all_heads else 0
+        return shapes, cont_dim
+
+    def disk_needed(self, groups: dict[str, list[str]], stages: list[str]) -> int:
+        """Bytes the stages still to train will write (``disk.run_disk_bytes``), from parameter counts."""
+        todo = []
+        for name, group in groups.items():
+            shapes, cont_dim = self.shapes_of(group)
+            for stage in stages:
+                if (self.run_dir / stage / name / "model" / "config.json").is_file():
+                    continue
+                subjects = {p.name: p.subject.n_voxels for p in self.pools[stage]}
+                n = count_params(partial(build_model, name, group, subjects, self.config.decoder, shapes, {}, cont_dim))
+                todo.append((n, stage == stages[-1]))
+        return run_disk_bytes(todo, self.config.train.keep_checkpoints, self.config.train.keep_finished_checkpoints)
 
     def train_group(self, index: int, name: str, group: list[str], stages: list[str]) -> tuple[Path, list[dict]]:
         """Both stages of one model; returns the folder of its final model and the stage summaries."""
         from ..models.brain import BrainDecoder
 
-        cfg, store = self.config, self.store
+        cfg = self.config
         group_heads = [*group, TEACHER] if "z" in group and TEACHER in self.all_heads else list(group)
-        shapes = {h: store.shape(k) if layer is None else store.shape(k)[1:] for h, (k, layer) in self.heads.items() if h in group}
-        cont_dim = store.shape("g")[-1] if TEACHER in group_heads else 0
+        shapes, cont_dim = self.shapes_of(group)
         previous, summaries = None, []
         for stage in stages:
             epochs = cfg.train.pretrain_epochs if stage == "pretrain" else cfg.train.finetune_epochs
@@ -144,7 +177,7 @@ class _Run:
                     model = build_model(name, group, subjects, cfg.decoder, shapes, self.stats, cont_dim)
                 else:
                     model, _ = BrainDecoder.for_subjects(previous, subjects)
-                trainer = Trainer(self.acc, model, self.data(stage).restrict(group_heads), cfg.train, plan, cfg.seed, self.latent_scale)
+                trainer = Trainer(self.acc, model, self.model_data(stage, group_heads), cfg.train, plan, cfg.seed, self.latent_scale)
                 summaries.append(trainer.run())
             previous = BrainDecoder.from_pretrained(plan.out_dir / "model")
         return plan.out_dir, summaries
@@ -161,6 +194,7 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
     store.require_made_from(ds)
     target, pre_names = subjects_of(config, ds)
     acc = accelerator or make_accelerator(config, run_dir)
+    launch_warning = warn_launch(acc.num_processes, acc.is_main_process)
     if config.train.tensorboard:
         acc.init_trackers("train")
     stages = [s for s in ("pretrain", "finetune") if s in config.train.stages]
@@ -170,8 +204,10 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
     pre_pools = [make_pool(ds, n, scalers[n], config) for n in pre_names]
     tgt_pools = [make_pool(ds, target, scalers[target], config)]
     run = _Run(config, run_dir, acc, store, heads, pre_pools, tgt_pools)
+    groups = model_groups(config.decoder, heads)
+    check_free_disk(run_dir, run.disk_needed(groups, stages))
     summaries, finals = [], {}
-    for index, (name, group) in enumerate(model_groups(config.decoder, heads).items()):
+    for index, (name, group) in enumerate(groups.items()):
         final_dir, done = run.train_group(index, name, group, stages)
         summaries += done
         finals[name] = {"heads": group, "stage_dir": str(final_dir.relative_to(run_dir))}
@@ -182,7 +218,9 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
 
             fit_ridge(config, run.data("finetune").restrict(list(heads)), run_dir / "ridge")
         summary = {"subject": target, "pretrain_subjects": pre_names, "stages": stages,
-                   "models": finals, "runs": summaries, "seconds": time.perf_counter() - t_start}
+                   "models": finals, "runs": summaries, "seconds": time.perf_counter() - t_start, "processes": acc.num_processes}
+        if launch_warning:
+            summary["launch_warning"] = launch_warning
         atomic_write_json(run_dir / "summary.json", summary)
     acc.wait_for_everyone()
     if config.train.tensorboard:

@@ -57,15 +57,17 @@ class TrainConfig(Section):
     cpu: bool = False
     """Force the CPU even when a GPU is present."""
     checkpoint_every: int = Field(1000, ge=1)
-    """Steps between atomic checkpoints (a checkpoint is also written at the end of each stage)."""
+    """Steps between atomic checkpoints."""
     keep_checkpoints: int = Field(2, ge=1)
-    """Most recent checkpoints kept per stage and model."""
+    """Most recent checkpoints kept per stage and model while it trains (12 bytes per parameter each)."""
+    keep_finished_checkpoints: bool = False
+    """Keep a stage's checkpoints (and write one at its end) after its final model is written; off: only the final model stays."""
     log_every: int = Field(50, ge=1)
     """Steps between log records (console bar and tensorboard)."""
     tensorboard: bool = True
     """Log to RUN_DIR/logs with tensorboard."""
     preload_gb: float = Field(4.0, ge=0)
-    """Hold a stage's training betas and targets in memory when they need less than this; else read rows lazily."""
+    """RAM (GB, per process) for holding the training betas and the model's targets; what fits is preloaded, smallest first, the rest read per batch."""
     ridge: bool = True
     """Also fit the closed-form ridge baseline on the target subject."""
     ridge_alphas: list[PositiveFloat] = [1e1, 1e2, 1e3, 3e3, 1e4, 3e4, 1e5, 1e6]
