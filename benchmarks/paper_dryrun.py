@@ -83,6 +83,46 @@ def shapes_of(path: Path) -> dict:
     return out
 
 
+class CheckpointSweeper:
+    """Deletes the checkpoints of finished training stages while the dry run goes on, recording their sizes.
+
+    At the paper's sizes one checkpoint of the c model is ~6 GB (weights + AdamW state) and a run has 16 model
+    stages: kept, they would fill this machine's disk. A stage is finished when its ``model/config.json`` exists.
+    """
+
+    def __init__(self, root: Path, every: float = 2.0):
+        import threading
+
+        self.root, self.every, self.sizes = root, every, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.sweep()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self.sweep()
+
+    def sweep(self) -> None:
+        import shutil
+
+        for ckpts in self.root.rglob("checkpoints"):
+            if not (ckpts.parent / "model" / "config.json").is_file() or not ckpts.is_dir():
+                continue
+            for step in sorted(ckpts.glob("step-*")):
+                key = str(step.relative_to(self.root))
+                if key not in self.sizes:
+                    self.sizes[key] = sum(p.stat().st_size for p in step.rglob("*") if p.is_file())
+                shutil.rmtree(step, ignore_errors=True)
+
+
 def run_stage(name: str, argv: list[str], outputs: list[Path]) -> dict:
     from neuraldiffuser.cli.main import main
 
@@ -107,8 +147,7 @@ def run_stage(name: str, argv: list[str], outputs: list[Path]) -> dict:
 def reductions(side: int, n_images: int) -> dict[str, list[str]]:
     """The --set overrides of each stage: counts only (and the resolution, set by the stand-in UNet)."""
     return {
-        "train": ["train.pretrain_epochs=1", "train.finetune_epochs=1", "train.epoch_samples=84", "train.checkpoint_every=1",
-                  "train.tensorboard=false"],
+        "train": ["train.pretrain_epochs=1", "train.finetune_epochs=1", "train.batch_size=12", "train.epoch_samples=12", "train.tensorboard=false"],
         "sampler": ["sampler.steps=10", "sampler.repeats=2"],
         "minddiffuser": ["minddiffuser.steps=10", "minddiffuser.noise_index=7", "minddiffuser.denoise_steps=7", "minddiffuser.iterations=1",
                          "minddiffuser.mask_folds=2"],
@@ -128,7 +167,7 @@ def plan(nsd: Path, work: Path, red: dict, limit: int) -> list[tuple[str, list[s
     P = ["--preset", "paper"]
     return [
         ("inspect", ["inspect", str(nsd)], []),
-        ("extract", ["extract", str(nsd), *P, "--out", str(t)], [t]),
+        ("extract", ["extract", str(nsd), *P, "--out", str(t), "--overwrite"], [t]),
         ("train", ["train", str(nsd), str(t), *P, "--out", str(nd), *sets(red["train"])], [nd / "decoders"]),
         ("decode", ["decode", str(nd), "--ridge"], [nd / "decoded.hdf5", nd / "decoded_ridge.hdf5"]),
         ("reconstruct_guided", ["reconstruct", str(nd), "--out", str(rec), "--kappa", "3e5", *lim, *sets(red["sampler"])], [rec / "neuraldiffuser"]),
@@ -179,10 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     rows.append({"stage": "build_standins", "ok": True, "wall_s": round(time.perf_counter() - t, 1), "peak_rss_mib": round(peak_mib()),
                  "outputs": {"params": counts}})
     red = reductions(args.side, 0)
-    for name, cmd, outs in plan(nsd, work / "run", red, args.limit):
-        if args.only and name not in args.only:
-            continue
-        rows.append(run_stage(name, cmd, outs))
+    (work / "run").mkdir(parents=True, exist_ok=True)
+    with CheckpointSweeper(work / "run") as sweeper:
+        for name, cmd, outs in plan(nsd, work / "run", red, args.limit):
+            if args.only and name not in args.only:
+                continue
+            rows.append(run_stage(name, cmd, outs))
     print_table(rows)
     doc = {
         "what": "every stage of the paper preset on random-weight stand-ins of the exact architectures (CPU)",
@@ -191,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         "reductions": {"subjects": args.subjects, "test_images_reconstructed": args.limit, "dataset": "6 own training images per subject seen twice, 4 shared test images seen 3 times",
                        "overrides": red},
         "stages": rows,
+        "checkpoint_bytes": sweeper.sizes,
         "all_ok": all(r["ok"] for r in rows),
     }
     from neuraldiffuser.utils.io import atomic_write_json
