@@ -126,6 +126,9 @@ class CheckpointSweeper:
 def run_stage(name: str, argv: list[str], outputs: list[Path]) -> dict:
     from neuraldiffuser.cli.main import main
 
+    resumed = argv[0] == "train" and (out := Path(argv[argv.index("--out") + 1])).is_dir() and any(out.iterdir())
+    if resumed:  # a dry run interrupted earlier (e.g. by the OOM killer) continues its training runs
+        argv = [*argv, "--resume"]
     print(f"\n=== {name}: neuraldiffuser {' '.join(argv)}", flush=True)
     reset_peak()
     t = time.perf_counter()
@@ -136,7 +139,7 @@ def run_stage(name: str, argv: list[str], outputs: list[Path]) -> dict:
         traceback.print_exc()
         rc, error = 1, f"{exc.__class__.__name__}: {exc}"
     wall = time.perf_counter() - t
-    row = {"stage": name, "ok": rc == 0, "wall_s": round(wall, 1), "peak_rss_mib": round(peak_mib()), "argv": argv}
+    row = {"stage": name, "ok": rc == 0, "wall_s": round(wall, 1), "peak_rss_mib": round(peak_mib()), "argv": argv, "resumed": bool(resumed)}
     if error:
         row["error"] = error[:2000]
     row["outputs"] = {str(p.name): shapes_of(p) for p in outputs}
@@ -194,6 +197,31 @@ def print_table(rows: list[dict]) -> None:
         print(f"{r['stage']:28} {'ok' if r['ok'] else 'FAILED':>6} {r['wall_s']:8.1f} {r['peak_rss_mib']:13d}")
 
 
+def brief_outputs(outputs: dict) -> str:
+    """One line per output: hdf5 dataset shapes, PNG counts and sizes, bytes."""
+    parts = []
+    for name, o in outputs.items():
+        if "png" in o:
+            parts.append(f"{name}: {o['png']} PNG {o['png_shape'][0]}×{o['png_shape'][1]}")
+        elif "files" in o or "bytes" in o and len(o) == 1:
+            parts.append(f"{name}: {o.get('files', 1)} files, {o['bytes'] / 2**20:.0f} MiB")
+        elif "missing" in o:
+            parts.append(f"{name}: missing")
+        elif name == "params":
+            parts.append(", ".join(f"{k} {v / 1e6:.1f} M" for k, v in o.items() if k != "unet_sample_size"))
+        else:
+            parts.append(f"{name}: " + ", ".join(f"{k} {'×'.join(map(str, v))}" for k, v in o.items() if k != "done"))
+    return "; ".join(parts)
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| stage | result | wall (s) | peak RSS (MiB) | outputs |", "|---|---|---|---|---|"]
+    for r in rows:
+        result = "ok" if r["ok"] else f"**failed**: {r.get('error', '')[:120]}"
+        lines.append(f"| {r['stage']} | {result} | {r['wall_s']:.0f} | {r['peak_rss_mib']:,} | {brief_outputs(r.get('outputs', {}))} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--side", type=int, default=64, help="pixel resolution of the stand-in stack (512 is the paper's)")
@@ -203,7 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", help="run only these stages (their inputs must exist)")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--out", default=str(ROOT / "results" / "paper_dryrun.json"))
+    ap.add_argument("--markdown", action="store_true", help="print the table of an existing --out JSON as Markdown, run nothing")
     args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.out).read_text())["stages"]))
+        return 0
     work = Path(args.work)
     ps.use_cache(work / "hf")
     os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
