@@ -108,3 +108,24 @@ def test_cli_extract(tmp_path, tiny_stack, generic_dir):
     with TargetStore(out) as st:
         assert st.keys == ["c"] and st.done.all()
     assert (tmp_path / "targets.config.yaml").is_file()
+
+
+@pytest.mark.parametrize("targets, loaded", [(["z", "c", "g"], {"vae", "tokenizer", "text_encoder", "guidance"}), (["c"], {"tokenizer", "text_encoder"}), (["g"], {"guidance"})])
+def test_extract_loads_only_what_each_target_needs(tmp_path, tiny_stack, generic_dir, monkeypatch, targets, loaded):
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("extract must not instantiate the UNet")
+
+    monkeypatch.setattr(UNet2DConditionModel, "from_pretrained", refuse)
+    if "z" not in targets:
+        monkeypatch.setattr(AutoencoderKL, "from_pretrained", refuse)
+    cfg = _cfg(tiny_stack, targets=targets)
+    comp = Components(cfg.zoo)
+    out = ex.extract_targets(cfg, open_dataset(generic_dir), tmp_path / "t.hdf5", components=comp)
+    models = {"unet", "vae", "tokenizer", "text_encoder", "guidance", "scheduler"}
+    assert models & set(comp.__dict__) == loaded
+    with TargetStore(out) as st:
+        assert st.done.all() and st.attrs["resolution"] == 16  # the UNet's sample_size 8 × VAE factor 2, from config.json
+        if "z" in targets:
+            assert st.shape("z") == (4, 8, 8)
