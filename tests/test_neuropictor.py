@@ -196,12 +196,12 @@ def test_whole_run_decode_and_reconstruct(problem, tmp_path):
 def test_pipeline_is_ddim_with_cfg_and_the_control_in_both_branches(problem):
     from diffusers import DDIMScheduler
 
-    from neuraldiffuser.methods.neuropictor.pipeline import NeuroPictorPipeline
+    from neuraldiffuser.methods.neuropictor.pipeline import NeuroPictorSampler
 
     config, comp, _, _ = problem
     model = fresh_model(problem).eval()
     torch.nn.init.normal_(model.controlnet.controlnet_mid_block.weight, std=0.3)  # let the control act
-    pipe = NeuroPictorPipeline(comp, model, config.neuropictor.model_copy(update={"steps": 3, "cfg_scale": 5.0}), repeats=2)
+    pipe = NeuroPictorSampler(comp, model, config.neuropictor.model_copy(update={"steps": 3, "cfg_scale": 5.0}), repeats=2)
     ctx, cmap = torch.randn(77, 16), torch.randn(8, 8, 8)
     out = pipe(ctx, cmap, seed=4)
     assert out.shape == (2, 3, 16, 16) and torch.equal(out, pipe(ctx, cmap, seed=4))

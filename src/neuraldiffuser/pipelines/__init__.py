@@ -4,6 +4,7 @@
 comparison methods the same entry points; ``load_pipeline`` picks the class from the folder.
 """
 
+from .comparison import MindDiffuserPipeline, NeuroPictorPipeline, load_pipeline
 from .neuraldiffuser import NeuralDiffuserPipeline
 
-__all__ = ["NeuralDiffuserPipeline"]
+__all__ = ["MindDiffuserPipeline", "NeuralDiffuserPipeline", "NeuroPictorPipeline", "load_pipeline"]

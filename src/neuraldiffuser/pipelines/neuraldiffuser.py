@@ -28,7 +28,7 @@ from ..config import Config, save_config
 from ..config.load import load_run_config
 from ..errors import ConfigError, DataError, ModelLoadError
 from ..utils.io import atomic_dir, atomic_write_json, atomic_write_text
-from ..utils.validation import check_array, check_consistent_rows
+from ..utils.validation import check_array, check_consistent_rows, pydantic_message
 
 PIPELINE_FILE = "pipeline.json"
 
@@ -206,7 +206,7 @@ class NeuralDiffuserPipeline:
         try:
             return SamplerConfig.model_validate(values)
         except ValueError as exc:
-            raise ConfigError(f"invalid sampler setting ({str(exc).splitlines()[-1].strip()})", where="sampler") from None
+            raise ConfigError(pydantic_message(exc), where="sampler") from None
 
     def generate(self, targets: dict[str, np.ndarray], *, seed: int | None = None, images: Any = None,
                  output_type: str = "np", **sampler: Any):

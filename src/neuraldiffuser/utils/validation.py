@@ -86,3 +86,13 @@ def check_is_fitted(estimator: Any, attribute: str) -> None:
     if getattr(estimator, attribute, None) is None:
         name = type(estimator).__name__
         raise ModelLoadError(f"this {name} is not fitted yet", fix=f"call {name}.fit(X, Y) (or load a fitted one) first")
+
+
+def pydantic_message(exc: Exception) -> str:
+    """One line from a pydantic ValidationError: the key, what is wrong, and the value given."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc).splitlines()[0]
+    err = errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "value"
+    return f"key '{loc}': {err['msg']} (got {err.get('input')!r})"

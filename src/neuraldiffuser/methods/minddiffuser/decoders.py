@@ -183,8 +183,6 @@ def scatter_g(pred: dict[int, np.ndarray], masks: dict[str, np.ndarray], shape: 
 
 def decode_minddiffuser(config: Config, run_dir: str | Path, out: str | Path) -> Path:
     """Decode the subject's test set into ``out`` (decoded.hdf5 format, g and c as MindDiffuser shapes them)."""
-    from safetensors.numpy import load_file
-
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     dec = run_dir / "decoders"
@@ -197,7 +195,18 @@ def decode_minddiffuser(config: Config, run_dir: str | Path, out: str | Path) ->
         scaler = VoxelScaler(flat.mean(0), flat.std(0) + 1e-6)
     else:
         scaler = VoxelScaler.load(dec / "scaler.safetensors")
-    x = scaler.transform(raw)
+    values = predict_minddiffuser(dec, manifest, scaler.transform(raw))
+    attrs = {**manifest.get("targets_attrs", {}), "subject": manifest["subject"], "average": config.data.average, "method": METHOD,
+             "source_run": str(run_dir.resolve()), "test_order": test.order, "padded": test.padded.sum(1).tolist(),
+             "text_max_length": manifest["shapes"]["c"][0], "remain_rate": manifest["remain_rate"], "g_dtype": "float32", "test_zscore": config.minddiffuser.test_zscore,
+             "created": _dt.datetime.now().isoformat(timespec="seconds")}
+    return write_store(out, test.images, values, attrs)
+
+
+def predict_minddiffuser(dec: Path, manifest: dict[str, Any], x: np.ndarray) -> dict[str, np.ndarray]:
+    """Scaled voxels (n, V), or (n, R, V) whose per-repeat predictions are averaged → {'c', 'z', 'g'} float32."""
+    from safetensors.numpy import load_file
+
     reps = [x] if x.ndim == 2 else [x[:, r] for r in range(x.shape[1])]
 
     def predict(name: str) -> np.ndarray:
@@ -211,8 +220,4 @@ def decode_minddiffuser(config: Config, run_dir: str | Path, out: str | Path) ->
     z = predict("z").reshape(len(x), *shapes["z"]).astype(np.float32)
     masks = {k: v.astype(bool) for k, v in load_file(str(dec / "masks.safetensors")).items() if k.startswith("mask")}
     g = scatter_g({layer: predict(f"g{layer}") for layer in range(shapes["g"][0])}, masks, shapes["g"])
-    attrs = {**manifest.get("targets_attrs", {}), "subject": manifest["subject"], "average": config.data.average, "method": METHOD,
-             "source_run": str(run_dir.resolve()), "test_order": test.order, "padded": test.padded.sum(1).tolist(),
-             "text_max_length": shapes["c"][0], "remain_rate": manifest["remain_rate"], "g_dtype": "float32", "test_zscore": config.minddiffuser.test_zscore,
-             "created": _dt.datetime.now().isoformat(timespec="seconds")}
-    return write_store(out, test.images, {"c": c, "z": z, "g": g}, attrs)
+    return {"c": c, "z": z, "g": g}
