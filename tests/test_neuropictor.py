@@ -187,6 +187,23 @@ def test_whole_run_decode_and_reconstruct(problem, tmp_path):
     (folder,) = reconstruct(make_job(decoded, cfg, limit=2), tmp_path / "recon", cfg, method="neuropictor", shard=Shard())
     m = json.loads((folder / "manifest.json").read_text())
     assert folder.name == "steps=4_cfg=5" and m["complete"] and m["repeats"] == 2 and len(m["files"][str(m["images"][0])]) == 2
+    # the pipeline: the same context as decode, the same images as reconstruct
+    from PIL import Image
+
+    from neuraldiffuser import NeuroPictorPipeline, load_pipeline
+    from neuraldiffuser.data import open_dataset
+
+    pipe = load_pipeline(tmp_path / "run")
+    assert isinstance(pipe, NeuroPictorPipeline)
+    subj = open_dataset(cfg.data.path).subject("subj01")
+    test = subj.test_set(cfg.data.test_repeats, cfg.data.test_order)
+    with TargetStore(decoded) as st:
+        np.testing.assert_allclose(pipe.decode(subj.test_betas(test))["c"], st.get("c", np.arange(len(st))), atol=1e-5)
+    first = int(m["images"][0])
+    row = int(np.flatnonzero(test.images == first)[0])
+    images = pipe(subj.test_betas(test)[row : row + 1], images=[first])
+    png = np.asarray(Image.open(folder / m["files"][str(first)][1]))
+    assert images.shape == (1, 2, 16, 16, 3) and np.abs(images[0, 1].astype(int) - png).max() <= 1
     no_run = cfg.model_copy(deep=True)
     no_run.neuropictor.run = None
     with pytest.raises(ConfigError, match="neuropictor.run"):
