@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuraldiffuser import ConfigError, DataError, ModelLoadError, RidgeDecoder, score_images, train_from_arrays
+from neuraldiffuser import (
+    ConfigError,
+    DataError,
+    ModelLoadError,
+    RidgeDecoder,
+    score_images,
+    train_from_arrays,
+)
 from neuraldiffuser.utils.validation import check_array
 
 

@@ -139,3 +139,38 @@ def test_top_level_import_is_light_and_every_name_resolves():
         assert getattr(neuraldiffuser, name) is not None
     with pytest.raises(AttributeError):
         neuraldiffuser.no_such_name  # noqa: B018
+
+
+def test_reconstruct_on_a_runs_file_uses_that_runs_settings_and_says_so(trained, tmp_path, capsys):
+    from neuraldiffuser.cli.main import main
+    from neuraldiffuser.config.load import load_run_config
+    from neuraldiffuser.sampling.runner import run_config_for
+    from neuraldiffuser.training.decode import decode_betas
+
+    run, test, _, _ = trained
+    decoded = decode_betas(load_run_config(run), run, test[:2], np.arange(2), tmp_path / "elsewhere" / "decoded.hdf5")
+    assert run_config_for(decoded) == run / "config.yaml"  # through the store's source_run
+    assert run_config_for(run) == run / "config.yaml" and run_config_for(tmp_path) is None
+    out = tmp_path / "recon"
+    assert main(["reconstruct", str(decoded), "--out", str(out), "--set", "sampler.steps=3", "--set", "sampler.repeats=1"]) == 0
+    assert f"settings: {run / 'config.yaml'} (the run that made {decoded})" in capsys.readouterr().err
+    saved = load_run_config(out / "neuraldiffuser" / "kappa=50_eta=0.5")  # the run's κ, η (not the class defaults)
+    assert saved.sampler.kappa == 50.0 and saved.sampler.steps == 3 and saved.zoo.path == load_run_config(run).zoo.path
+
+
+def test_config_defaults_are_coherent_and_a_zoo_carries_its_sampler_settings(tmp_path, tiny_stack):
+    from neuraldiffuser import Config, load_config
+
+    mini = Config()
+    assert mini.zoo.path == "builtin:insilico-64" and (mini.sampler.kappa, mini.sampler.eta, mini.sampler.strength) == (300.0, 0.4, 0.6)
+    paper = load_config("paper")
+    assert (paper.sampler.kappa, paper.sampler.eta, paper.sampler.strength) == (3e5, 0.2, 0.75)
+    assert load_config(overrides={"zoo": {"path": "CompVis/stable-diffusion-v1-4"}}).sampler.kappa == 3e5  # hub id: the paper's
+    assert load_config(overrides={"sampler": {"kappa": 30}}).sampler.eta == 0.4  # what the user sets wins, the rest is the zoo's
+    zoo = shutil.copytree(tiny_stack, tmp_path / "zoo")
+    (zoo / "sampler_defaults.json").write_text(json.dumps({"sampler": {"kappa": 7.0, "repeats": 1}}))
+    own = load_config(overrides={"zoo": {"path": str(zoo)}})
+    assert own.sampler.kappa == 7.0 and own.sampler.repeats == 1 and own.sampler.eta == 0.2
+    (zoo / "sampler_defaults.json").write_text(json.dumps({"sampler": {"kapa": 7.0}}))
+    with pytest.raises(ConfigError, match=r"unknown sampler key\(s\) \['kapa'\]"):
+        load_config(overrides={"zoo": {"path": str(zoo)}})

@@ -12,6 +12,10 @@ class SamplerConfig(Section):
 
     The defaults fix the released code's quirks; the ``paper`` preset turns each one back on by its flag
     (``x0_formula``, ``noise_timestep``, ``burn_draws``, ``image_seed``, ``noise_device``). See docs/sampler.md.
+
+    Keys nobody set take the zoo folder's recommendations (``<zoo>/sampler_defaults.json``; the shipped mini zoo:
+    strength 0.6, κ 300, η 0.4), so the 'default' column, whose zoo is the mini zoo, shows those; a hub id (SD v1.4)
+    keeps the paper's values written in the class.
     """
 
     steps: int = Field(50, ge=1)
