@@ -31,6 +31,7 @@ _API: dict[str, tuple[str, str]] = {
     "open_dataset": ("neuraldiffuser.data", "open_dataset"),
     "VoxelScaler": ("neuraldiffuser.data", "VoxelScaler"),
     "simulate": ("neuraldiffuser.api", "simulate"),
+    "extract_from_arrays": ("neuraldiffuser.targets.extract", "extract_from_arrays"),
     # decoders
     "RidgeDecoder": ("neuraldiffuser.models.ridge", "RidgeDecoder"),
     "train_from_arrays": ("neuraldiffuser.training.arrays", "train_from_arrays"),
@@ -40,6 +41,8 @@ _API: dict[str, tuple[str, str]] = {
     "run_evaluation": ("neuraldiffuser.evaluation.runner", "run_evaluation"),
     # the demo
     "run_demo": ("neuraldiffuser.demo", "run_demo"),
+    "train_demo_decoders": ("neuraldiffuser.demo", "train_demo_decoders"),
+    "SMALL_DEMO": ("neuraldiffuser.demo", "SMALL_DEMO"),
     # errors
     "NeuralDiffuserError": ("neuraldiffuser.errors", "NeuralDiffuserError"),
     "ConfigError": ("neuraldiffuser.errors", "ConfigError"),

@@ -63,6 +63,7 @@ def train_from_arrays(
     config: Config | None = None,
     stimuli: np.ndarray | None = None,
     target_attrs: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Train the neural decoders (and the ridge baseline) on arrays; returns the run folder ``out``.
 
@@ -74,12 +75,17 @@ def train_from_arrays(
     - ``config``: default the ``mini`` preset; ``data.path`` and ``data.subject`` are set here.
     - ``stimuli``: optional (N, H, W, 3) uint8 images, kept in ``out/data`` for the record.
     - ``target_attrs``: attributes of the target store, e.g. ``{'latent_scale': 0.18215}`` when ``z`` is scaled.
+    - ``overwrite``: replace a non-empty ``out`` (otherwise that is an error).
     """
     from ..data.layout import SubjectArrays, write_generic
     from .runner import check_run_dir, train_decoders
 
     xs, ims, values = check_training_arrays(betas, targets, images, subject)
     out = Path(out)
+    if overwrite and out.is_dir():
+        import shutil
+
+        shutil.rmtree(out)
     check_run_dir(out, resume=False)
     n_images = len(next(iter(values.values())))
     if stimuli is None:
