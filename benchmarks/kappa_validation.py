@@ -57,9 +57,9 @@ def score(folder: Path, dataset) -> dict:
     """PixCorr and SSIM of repeat 0, and their mean over the repeats, against the stimuli."""
     from neuraldiffuser.evaluation.metrics import pixcorr, ssim
     from neuraldiffuser.evaluation.preprocess import to_protocol
-    from neuraldiffuser.evaluation.recon import read_manifest
+    from neuraldiffuser.evaluation.recon import read_recon_manifest
 
-    rec = read_manifest(folder)
+    rec = read_recon_manifest(folder)
     real = to_protocol(dataset.images.get(rec.images))
     per_repeat = [(pixcorr(real, p), ssim(real, p)) for p in (to_protocol(rec.load(rec.images, r)) for r in range(rec.repeats))]
     return {

@@ -80,13 +80,14 @@ def evaluate(
     overrides: list[str] = SetOpt,
 ) -> None:
     """Measure a stack on held-out scenes: reconstruction SSIM, retrieval, text-to-image, img2img (guided and not)."""
+    from ..sampling.sampler import NeuralDiffuserSampler
     from ..zoo.loader import resolve_path
     from ..zoo.train.quality import measure_quality
 
     cfg = resolve(preset, config_files, overrides)
     zoo_cfg = cfg.zoo.model_copy(update={"path": zoo}) if zoo else cfg.zoo
     target = out or Path(resolve_path(zoo_cfg.path)) / "quality.json"
-    result = measure_quality(zoo_cfg, images, target, n=n, seed=seed, sampler=cfg.sampler)
+    result = measure_quality(zoo_cfg, images, target, n=n, seed=seed, sampler=cfg.sampler, make_sampler=NeuralDiffuserSampler)
     for key, value in result["summary"].items():
         typer.echo(f"{key}: {value}")
     typer.echo(f"wrote {target}")

@@ -16,6 +16,7 @@ import torch
 
 from ..config.load import load_run_config
 from ..errors import ConfigError, DataError, ModelLoadError
+from ..training.manifest import read_manifest
 from ..utils.validation import check_array, check_consistent_rows
 from .neuraldiffuser import NeuralDiffuserPipeline, _resolve_device
 
@@ -55,7 +56,7 @@ class _RunPipeline:
 
     @staticmethod
     def read_manifest(folder: Path) -> dict[str, Any]:
-        raise NotImplementedError
+        return read_manifest(folder)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(subject={self.subject!r}, voxels={self.n_voxels}, run={str(self.folder)!r})"
@@ -98,9 +99,7 @@ class MindDiffuserPipeline(_RunPipeline):
 
     @staticmethod
     def read_manifest(folder: Path) -> dict[str, Any]:
-        from ..methods.minddiffuser.decoders import read_manifest
-
-        return read_manifest(folder)
+        return read_manifest(folder, "minddiffuser")
 
     def decode(self, betas: Any, subject: str | None = None) -> dict[str, np.ndarray]:
         """Raw betas (n, n_voxels) or (n, R, n_voxels) → {'c', 'z', 'g'} float32 as MindDiffuser shapes them (g zero
@@ -143,9 +142,7 @@ class NeuroPictorPipeline(_RunPipeline):
 
     @staticmethod
     def read_manifest(folder: Path) -> dict[str, Any]:
-        from ..methods.neuropictor.runner import read_manifest
-
-        return read_manifest(folder)
+        return read_manifest(folder, "neuropictor")
 
     def decode(self, betas: Any, subject: str | None = None) -> dict[str, np.ndarray]:
         """Raw betas (n, n_voxels) or (n, R, n_voxels) → {'c': (n, tokens, width), 'cmap': (n, C, h, w)} float32."""

@@ -64,17 +64,15 @@ class NeuralDiffuserPipeline:
     def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None) -> NeuralDiffuserPipeline:
         """Load a training run folder or a saved pipeline folder (see the module docstring)."""
         from ..data import VoxelScaler
-        from ..training.decode import load_decoders, read_manifest
+        from ..training.decode import load_decoders
+        from ..training.manifest import read_manifest
 
         folder = Path(folder)
         if not folder.is_dir():
             raise ModelLoadError("no such folder", where=str(folder), fix="give a training run folder or a save_pretrained folder")
         if not (folder / "config.yaml").is_file():
             raise ModelLoadError("no config.yaml", where=str(folder), fix="give the run folder that `train --out` wrote (it holds config.yaml)")
-        manifest = read_manifest(folder)
-        if manifest.get("method", "neuraldiffuser") != cls.method:
-            raise ModelLoadError(f"the run holds {manifest.get('method')} decoders, not {cls.method}'s", where=str(folder),
-                                 fix="load it with neuraldiffuser.pipelines.load_pipeline")
+        manifest = read_manifest(folder, cls.method)
         config = load_run_config(folder)
         info = json.loads((folder / PIPELINE_FILE).read_text()) if (folder / PIPELINE_FILE).is_file() else {}
         for key in ("path", "guidance_encoder"):

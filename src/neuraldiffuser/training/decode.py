@@ -10,7 +10,6 @@ std of the true z of the subject's training images. Rows follow the test-image o
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,10 @@ import torch
 
 from ..config.schema import Config
 from ..data import VoxelScaler, open_dataset
-from ..errors import ConfigError, ModelLoadError
+from ..errors import ConfigError
 from ..targets.store import write_store
 from ..utils.progress import track
-
-
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "decoders" / "manifest.json"
-    if not path.is_file():
-        raise ModelLoadError("no trained decoders (decoders/manifest.json)", where=str(run_dir), fix="run `neuraldiffuser train` into this folder first (or --resume it)")
-    return json.loads(path.read_text())
+from .manifest import read_manifest
 
 
 def match_distribution(pred: np.ndarray, mean: np.ndarray, std: np.ndarray, eps: float = 1e-8) -> np.ndarray:

@@ -21,7 +21,6 @@ Each fitted part is written atomically and skipped when present, so an interrupt
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,9 @@ import torch
 from ...config.schema import Config
 from ...data import VoxelScaler, open_dataset
 from ...data.splits import training_rows
-from ...errors import DataError, ModelLoadError
+from ...errors import DataError
 from ...targets.store import TargetStore, write_store
+from ...training.manifest import read_manifest
 from ...utils.io import atomic_path, atomic_write_json
 from ...utils.progress import track
 from .masks import predictability, remain_mask
@@ -158,17 +158,6 @@ def fit_minddiffuser(config: Config, run_dir: str | Path, targets: str | Path, c
     return summary
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "decoders" / "manifest.json"
-    if not path.is_file():
-        raise ModelLoadError("no fitted MindDiffuser decoders (decoders/manifest.json)", where=str(run_dir),
-                             fix="run `neuraldiffuser train DATASET TARGETS --method minddiffuser -o RUN` first")
-    manifest = json.loads(path.read_text())
-    if manifest.get("method") != METHOD:
-        raise ModelLoadError(f"the run holds '{manifest.get('method', 'neuraldiffuser')}' decoders, not MindDiffuser's", where=str(path))
-    return manifest
-
-
 def scatter_g(pred: dict[int, np.ndarray], masks: dict[str, np.ndarray], shape: list[int]) -> np.ndarray:
     """Decoded g (n, L, T, W): zeros outside each mask; values inside that are exactly 0 become the smallest
     normal float, so that ``g != 0`` recovers the mask (stage 2 reads it that way)."""
@@ -184,7 +173,7 @@ def scatter_g(pred: dict[int, np.ndarray], masks: dict[str, np.ndarray], shape: 
 def decode_minddiffuser(config: Config, run_dir: str | Path, out: str | Path) -> Path:
     """Decode the subject's test set into ``out`` (decoded.hdf5 format, g and c as MindDiffuser shapes them)."""
     run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir)
+    manifest = read_manifest(run_dir, METHOD)
     dec = run_dir / "decoders"
     ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
     subj = ds.subject(manifest["subject"])

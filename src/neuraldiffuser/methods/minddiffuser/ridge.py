@@ -54,11 +54,6 @@ def unit_columns(x: torch.Tensor, zero_below: float = 0.0) -> torch.Tensor:
     return xc * scale
 
 
-def abs_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """|Pearson r| between every column of x (n, V) and of y (n, P) → (V, P); constant voxels give 0."""
-    return (unit_columns(x, CONSTANT_VAR).T @ unit_columns(y)).abs()
-
-
 class VoxelSelectionRidge:
     """``fit(X, Y)`` with X (n, voxels) and Y (n, outputs); ``predict(X)`` → (n, outputs)."""
 
