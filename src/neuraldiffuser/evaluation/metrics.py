@@ -1,4 +1,4 @@
-"""The metric formulas of MindEye2's ``final_evaluations`` (reference §5.1), model-free.
+"""The metric formulas of MindEye2's ``final_evaluations`` (method notes §6.1), model-free.
 
 Every function returns per-image values; the reported score is their mean. Inputs are the
 256² protocol tensors (``preprocess.to_protocol``) or feature matrices (N, D).

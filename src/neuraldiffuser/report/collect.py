@@ -11,7 +11,7 @@ from ..errors import DataError
 from ..evaluation.files import read_metrics
 from ..evaluation.recon import ReconFolder, read_recon_manifest
 
-PAPER_DEFAULT = (3e5, 0.2)  # κ, η of the released code (reference §4.7)
+PAPER_DEFAULT = (3e5, 0.2)  # κ, η of the released code (method notes §5.1)
 
 
 @dataclass

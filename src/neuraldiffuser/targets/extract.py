@@ -1,4 +1,4 @@
-"""Target extraction for every stimulus image (reference §2): z, c and g, written to ``targets.hdf5``.
+"""Target extraction for every stimulus image (method notes §3): z, c and g, written to ``targets.hdf5``.
 
 - z: the image resized to the stack's resolution (PIL LANCZOS, as the reference does for SD at
   512 px; images already at that size are used as they are), scaled to [−1, 1], encoded by the

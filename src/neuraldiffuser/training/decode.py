@@ -1,4 +1,4 @@
-"""Decoding the target subject's test set into ``decoded.hdf5`` (reference §3.6).
+"""Decoding the target subject's test set into ``decoded.hdf5`` (method notes §4.6).
 
 Repeats are averaged before decoding (``data.average: voxels``, NeuralDiffuser) or each repeat is
 decoded and the predictions are averaged (``outputs``, MindEye2). c and g are prior samples (DDIM,

@@ -8,7 +8,7 @@ from ..base import Section
 
 
 class SamplerConfig(Section):
-    """NeuralDiffuser's guided img2img DDIM sampler (reference §4).
+    """NeuralDiffuser's guided img2img DDIM sampler (method notes §5).
 
     The defaults fix the released code's quirks; the ``paper`` preset turns each one back on by its flag
     (``x0_formula``, ``noise_timestep``, ``burn_draws``, ``image_seed``, ``noise_device``). See docs/sampler.md.
@@ -29,7 +29,7 @@ class SamplerConfig(Section):
     kappa: float = Field(3e5, ge=0.0)
     """κ, scale of the primary-visual-feature (g) guidance; 0 is exactly the unguided sampler."""
     eta: float = Field(0.2, ge=0.0, le=1.0)
-    """η: the first ⌊n·η⌋ of the n denoising steps are g-guided (reference: ⌊37·0.2⌋ = 7)."""
+    """η: the first ⌊n·η⌋ of the n denoising steps are g-guided (the released settings: ⌊37·0.2⌋ = 7)."""
     repeats: int = Field(5, ge=1)
     """R reconstructions per image; they differ only in their initial noise and run through the UNet as one batch."""
     layer_boosts: list[float] = [1.5, 1.2, 1.0, 1.0, 1.0, 1.0]

@@ -1,4 +1,4 @@
-"""Ridge regression with per-output voxel selection (MindDiffuser's FastL2LiR decoders, reference §1.4).
+"""Ridge regression with per-output voxel selection (MindDiffuser's FastL2LiR decoders, method notes §7.1).
 
 For every output p, keep the ``n_feat`` voxels whose absolute Pearson correlation with p over the
 training rows is largest (constant voxels score 0), then solve the L2-regularised least squares on

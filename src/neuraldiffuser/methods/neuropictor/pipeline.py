@@ -1,4 +1,4 @@
-"""NeuroPictor inference: DDIM (η = 0) from pure noise with CFG, the fMRI control in both branches (reference §2.8),
+"""NeuroPictor inference: DDIM (η = 0) from pure noise with CFG, the fMRI control in both branches (method notes §8.4),
 and ``reconstruct --method neuropictor``.
 
 The conditional branch uses the fMRI context, the unconditional one the "" text context; the ControlNet
