@@ -174,3 +174,9 @@ def test_config_defaults_are_coherent_and_a_zoo_carries_its_sampler_settings(tmp
     (zoo / "sampler_defaults.json").write_text(json.dumps({"sampler": {"kapa": 7.0}}))
     with pytest.raises(ConfigError, match=r"unknown sampler key\(s\) \['kapa'\]"):
         load_config(overrides={"zoo": {"path": str(zoo)}})
+
+
+def test_decoding_one_row_with_z_matching_warns(pipe, trained):
+    with pytest.warns(UserWarning, match="z becomes the training mean"):
+        one = pipe.decode(trained[1][:1])
+    np.testing.assert_allclose(one["z"][0], pipe.z_stats["mean"], atol=1e-5)  # what the warning says

@@ -191,6 +191,11 @@ class NeuralDiffuserPipeline:
             raise ConfigError(f"'method' must be 'neural' or 'ridge', got {method!r}")
         if method == "ridge" and self.ridge is None:
             raise ModelLoadError("this run has no ridge baseline", fix="train with train.ridge: true")
+        if len(x) < 2 and self.config.decode.z_match and "z" in self.manifest["heads"]:
+            import warnings
+
+            warnings.warn("decode.z_match matches z across the rows of one call: with a single row z becomes the training "
+                          "mean; decode several images together, or set pipe.config.decode.z_match = False", stacklevel=2)
         return predict_targets(self.config, self.manifest, x, models=self.decoders, ridge=self.ridge if method == "ridge" else None,
                                z_stats=self.z_stats, device=self.device)
 
