@@ -34,7 +34,7 @@ from neuraldiffuser import (
     load_config,
     open_dataset,
     score_images,
-    simulate,
+    simulate_dataset,
     train_from_arrays,
 )
 
@@ -42,7 +42,7 @@ SMALL = os.environ.get("NEURALDIFFUSER_EXAMPLE_SIZE") == "small"
 OUT = Path(os.environ.get("NEURALDIFFUSER_EXAMPLE_OUT", "example_output")) / "own_arrays"
 
 size = {"n_images": 40, "test_images": 6, "sessions": 1, "voxels": [80, 120]} if SMALL else {}
-ds = open_dataset(simulate(OUT / "data", preset="small", subjects=1, **size))
+ds = open_dataset(simulate_dataset(OUT / "data", preset="small", subjects=1, **size))
 subject = ds.subject("subj01")
 stimuli = ds.images.get(np.arange(len(ds.images)))
 captions = [ds.captions_of(i) for i in range(len(stimuli))]

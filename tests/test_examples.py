@@ -15,8 +15,13 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
-def out(tmp_path_factory):
-    return tmp_path_factory.mktemp("examples")
+def out(small_demo, tmp_path_factory):
+    """The examples' output folder, holding a copy of the session's tiny demo run (OUT/demo), which they reuse."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("examples")
+    shutil.copytree(small_demo / "demo", root / "demo")
+    return root
 
 
 def test_every_example_is_listed_and_linked_from_the_readme():

@@ -11,15 +11,16 @@ import pytest
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-def test_notebook_session(tmp_path):
+def test_notebook_session(tmp_path, small_demo):
     import neuraldiffuser as nd
 
     # defaults are coherent: the mini zoo comes with its own sampler settings, not the paper's κ = 3e5
     config = nd.Config()
     assert config.zoo.path == "builtin:insilico-64" and config.sampler.kappa == 300.0 and config.sampler.strength == 0.6
 
-    # a demo run (tiny) and its data as plain arrays
-    run = nd.train_demo_decoders(tmp_path / "demo", overrides=nd.SMALL_DEMO)
+    # a demo run (tiny; the session's, copied here so this test may delete it) and its data as plain arrays
+    shutil.copytree(small_demo / "demo", tmp_path / "demo")
+    run = nd.train_demo_decoders(tmp_path / "demo", overrides=nd.SMALL_DEMO)  # finds every stage done
     ds = nd.open_dataset(tmp_path / "demo" / "data")
     subject = ds.subject("subj01")
     rows = subject.train_rows()

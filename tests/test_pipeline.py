@@ -134,9 +134,11 @@ def test_top_level_import_is_light_and_every_name_resolves():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
     import neuraldiffuser
+    import neuraldiffuser.simulate  # noqa: F401  (a subpackage import must not shadow a top-level name)
 
     for name in neuraldiffuser.__all__:
         assert getattr(neuraldiffuser, name) is not None
+        assert not isinstance(getattr(neuraldiffuser, name), type(neuraldiffuser)), name
     with pytest.raises(AttributeError):
         neuraldiffuser.no_such_name  # noqa: B018
 

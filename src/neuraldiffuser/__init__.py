@@ -30,7 +30,7 @@ _API: dict[str, tuple[str, str]] = {
     # data
     "open_dataset": ("neuraldiffuser.data", "open_dataset"),
     "VoxelScaler": ("neuraldiffuser.data", "VoxelScaler"),
-    "simulate": ("neuraldiffuser.api", "simulate"),
+    "simulate_dataset": ("neuraldiffuser.api", "simulate_dataset"),  # not "simulate": that is the subpackage
     "extract_from_arrays": ("neuraldiffuser.targets.extract", "extract_from_arrays"),
     # decoders
     "RidgeDecoder": ("neuraldiffuser.models.ridge", "RidgeDecoder"),
