@@ -22,8 +22,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q --durations=15
 
+LINT_PATHS := src tests benchmarks examples scripts
+
+# ruff check (pyflakes, pycodestyle, isort, bugbear, pyupgrade) and ruff format's layout at line-length 110
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

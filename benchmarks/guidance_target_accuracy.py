@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -65,15 +64,17 @@ def main() -> None:
     data, decoded, targets = demo / "data", demo / "decoded.hdf5", demo / "targets.hdf5"
     ds = open_dataset(data)
     args.work.mkdir(parents=True, exist_ok=True)
-    base = ["--dataset", str(data), "--repeats", str(args.repeats), "--workers", str(args.workers), "--preset", "mini"]
+    from neuraldiffuser.config import load_config
+    from neuraldiffuser.sampling.processes import reconstruct_in_processes
+
+    config = load_config("mini", overrides={"sampler": {"repeats": args.repeats}})  # in process: `reconstruct --preset mini`
     rows = []
     for alpha in args.alpha or [0.0, 0.5, 0.75, 1.0]:
         store, r = blend_store(decoded, targets, alpha, args.work / f"g_alpha={alpha:g}.hdf5", args.limit)
         out = args.work / f"alpha={alpha:g}"
-        settings = [("guided", ["--kappa", str(args.kappa), "--eta", str(args.eta)])] + ([("unguided", ["--kappa", "0"])] if alpha == 0 else [])
-        for name, flags in settings:
-            subprocess.run([sys.executable, "-m", "neuraldiffuser.cli.main", "reconstruct", str(store), *flags, "-o", str(out), *base], check=True)
-            folder = next(m.parent for m in out.rglob("manifest.json") if (json.loads(m.read_text())["params"].get("kappa", 0) > 0) == (name == "guided"))
+        settings = [("guided", {"kappa": [args.kappa], "eta": [args.eta]})] + ([("unguided", {"kappa": [0.0]})] if alpha == 0 else [])
+        for name, sweep in settings:
+            (folder,) = reconstruct_in_processes(store, out, config, args.workers, dataset=data, sweep=sweep)
             rows.append({"alpha": alpha, "g_r_image": r if name == "guided" else None, "setting": name, **score(folder, ds)})
     result = {"demo": str(args.demo), "kappa": args.kappa, "eta": args.eta, "n_images": args.limit, "repeats": args.repeats,
               "rows": rows, "wall_seconds": round(time.perf_counter() - t0, 1)}

@@ -25,8 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -57,9 +55,9 @@ def score(folder: Path, dataset) -> dict:
     """PixCorr and SSIM of repeat 0, and their mean over the repeats, against the stimuli."""
     from neuraldiffuser.evaluation.metrics import pixcorr, ssim
     from neuraldiffuser.evaluation.preprocess import to_protocol
-    from neuraldiffuser.evaluation.recon import read_manifest
+    from neuraldiffuser.evaluation.recon import read_recon_manifest
 
-    rec = read_manifest(folder)
+    rec = read_recon_manifest(folder)
     real = to_protocol(dataset.images.get(rec.images))
     per_repeat = [(pixcorr(real, p), ssim(real, p)) for p in (to_protocol(rec.load(rec.images, r)) for r in range(rec.repeats))]
     return {
@@ -75,8 +73,10 @@ SHOWN = ["PixCorr", "SSIM", "mini-CLIP 2-way", "EffNet-Lite0 2-way"]
 
 def evaluated(folders: list[Path], data: Path, out: Path) -> dict[Path, dict[str, dict]]:
     """`neuraldiffuser evaluate` rows of each folder by policy ('repeat0', 'mean'), with per-image values."""
-    subprocess.run([sys.executable, "-m", "neuraldiffuser.cli.main", "evaluate", *map(str, folders), "--truth", str(data),
-                    "-o", str(out), "--preset", "mini", "--metrics", ",".join(SHOWN)], check=True)
+    from neuraldiffuser.config import load_config
+    from neuraldiffuser.evaluation.runner import run_evaluation
+
+    run_evaluation(folders, data, load_config("mini", overrides={"evaluate": {"metrics": SHOWN}}), out)  # `evaluate --preset mini --metrics ...`
     found: dict[Path, dict[str, dict]] = {}
     for row in json.loads((out / "metrics.json").read_text())["rows"]:
         found.setdefault(Path(row["recon_dir"]).resolve(), {})[row["policy"]] = row
@@ -123,13 +123,14 @@ def main() -> None:
         decode_holdout(config, run, decoded)
     images = TargetStore(decoded).image
     kappas, etas = args.kappa or [30.0, 100.0, 300.0, 1000.0], args.eta or [0.2, 0.4]
-    grid = [*sum((["--kappa", str(k)] for k in [*kappas, 0.0]), []), *sum((["--eta", str(e)] for e in etas), [])]  # κ 0: one unguided run
+    grid = {"kappa": [*kappas, 0.0], "eta": etas}  # κ 0: one unguided run
+    from neuraldiffuser.sampling.processes import reconstruct_in_processes
     rows, by_setting = [], {}
     for strength in args.strength or [config.sampler.strength]:
         recon = args.work / ("recon" if strength == config.sampler.strength else f"recon_strength={strength:g}")
-        subprocess.run([sys.executable, "-m", "neuraldiffuser.cli.main", "reconstruct", str(decoded), *grid, "-o", str(recon),
-                        "--dataset", str(data), "--repeats", str(args.repeats), "--workers", str(args.workers), "--preset", "mini",
-                        "--set", f"sampler.strength={strength}"], check=True)
+        cfg = config.model_copy(deep=True)  # in process: `reconstruct --repeats R --set sampler.strength=S` on the run's config
+        cfg.sampler = cfg.sampler.model_copy(update={"repeats": args.repeats, "strength": strength})
+        reconstruct_in_processes(decoded, recon, cfg, args.workers, dataset=data, sweep=grid)
         folders = sorted(f.parent.resolve() for f in recon.rglob("manifest.json"))
         for rows_of in evaluated(folders, data, args.work / f"metrics_strength={strength:g}").values():
             row = table_row(strength, rows_of)

@@ -15,15 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-EXE = [sys.executable, "-m", "neuraldiffuser.cli.main"]
 SHOWN = ["PixCorr", "SSIM", "mini-CLIP 2-way", "EffNet-Lite0 2-way"]
 
 
@@ -47,21 +44,24 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "target_ablation.json")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "NEURALDIFFUSER_PROGRESS": "0"}
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
+    from neuraldiffuser.config import load_config
+    from neuraldiffuser.evaluation.runner import run_evaluation
+    from neuraldiffuser.sampling.processes import reconstruct_in_processes
+
     demo = args.demo.resolve()
     data, decoded, targets = demo / "data", demo / "decoded.hdf5", demo / "targets.hdf5"
     args.work.mkdir(parents=True, exist_ok=True)
     variants = {"all decoded": (), "true z": ("z",), "true c": ("c",), "true g": ("g",), "all true": ("z", "c", "g")}
+    config = load_config("mini", overrides={"sampler": {"repeats": 1}})  # in process: what `reconstruct --preset mini --repeats 1` does
     folders = {}
     for name, keys in variants.items():
         tag = "-".join(keys) or "none"
         store = swapped_store(decoded, targets, keys, args.work / f"true={tag}.hdf5", args.limit)
-        out = args.work / f"recon_true={tag}"
-        subprocess.run([*EXE, "reconstruct", str(store), "-o", str(out), "--dataset", str(data), "--repeats", "1",
-                        "--workers", str(args.workers), "--preset", "mini"], check=True, env=env)
-        folders[name] = next(m.parent for m in out.rglob("manifest.json"))
+        (folders[name],) = reconstruct_in_processes(store, args.work / f"recon_true={tag}", config, args.workers, dataset=data)
     metrics_dir = args.work / "metrics"
-    subprocess.run([*EXE, "evaluate", *map(str, folders.values()), "--truth", str(data), "-o", str(metrics_dir), "--preset", "mini"], check=True, env=env)
+    run_evaluation(list(folders.values()), data, load_config("mini"), metrics_dir)
     doc = json.loads((metrics_dir / "metrics.json").read_text())
     rows = []
     for name, folder in folders.items():

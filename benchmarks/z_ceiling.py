@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -109,18 +107,20 @@ def ridge_latents(dataset, subj, root: Path, z_of, test_set) -> dict[str, tuple[
 
 def pipeline_scores(work: Path, demo: Path, decoded, zs: dict[str, tuple[np.ndarray, dict]], test: np.ndarray) -> dict[str, dict]:
     """Each z with the demo's decoded c and g through the preset's sampler; repeat-0 scores per label."""
+    from neuraldiffuser.config import load_config
+    from neuraldiffuser.evaluation.runner import run_evaluation
+    from neuraldiffuser.sampling.processes import reconstruct_in_processes
     from neuraldiffuser.targets.store import write_store
 
-    exe, env = [sys.executable, "-m", "neuraldiffuser.cli.main"], {**os.environ, "HF_HUB_OFFLINE": "1"}
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    config = load_config("mini", overrides={"sampler": {"repeats": 1}})  # in process: `reconstruct --preset mini --repeats 1`
     folders = {}
     for i, (label, (z, _)) in enumerate(zs.items()):
         values = {k: decoded.get_images(k, test) for k in decoded.keys if k != "z"} | {"z": z.astype(np.float32)}
         store = write_store(work / f"z{i}.hdf5", test, values, {**dict(decoded.attrs), "z_source": label})
-        subprocess.run([*exe, "reconstruct", str(store), "-o", str(work / f"recon_z{i}"), "--dataset", str(demo / "data"),
-                        "--repeats", "1", "--workers", "2", "--preset", "mini"], check=True, env=env)
-        folders[label] = next((work / f"recon_z{i}").rglob("manifest.json")).parent.resolve()
-    subprocess.run([*exe, "evaluate", *map(str, folders.values()), "--truth", str(demo / "data"), "-o", str(work / "metrics"),
-                    "--preset", "mini", "--metrics", ",".join(SHOWN)], check=True, env=env)
+        (folder,) = reconstruct_in_processes(store, work / f"recon_z{i}", config, 2, dataset=demo / "data")
+        folders[label] = folder.resolve()
+    run_evaluation(list(folders.values()), demo / "data", load_config("mini", overrides={"evaluate": {"metrics": SHOWN}}), work / "metrics")
     rows = json.loads((work / "metrics" / "metrics.json").read_text())["rows"]
     by_dir = {Path(r["recon_dir"]).resolve(): r["values"] for r in rows if r["policy"] == "repeat0"}
     return {label: {f"pipeline {k}": by_dir[folder][k] for k in SHOWN} for label, folder in folders.items()}

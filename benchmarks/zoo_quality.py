@@ -57,6 +57,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from neuraldiffuser.config import load_config
+    from neuraldiffuser.sampling.sampler import NeuralDiffuserSampler
     from neuraldiffuser.zoo.loader import Components, resolve_path
     from neuraldiffuser.zoo.train.quality import measure_quality
 
@@ -71,7 +72,7 @@ def main() -> None:
     runs = []
     for i, kappa in enumerate(kappas):
         out = Path(resolve_path(zoo.path)) / "quality.json" if (args.write_zoo_json and i == 0) else None
-        res = measure_quality(zoo, held, out, n=args.n, sampler=cfg.sampler.model_copy(update={"kappa": kappa}))
+        res = measure_quality(zoo, held, out, n=args.n, sampler=cfg.sampler.model_copy(update={"kappa": kappa}), make_sampler=NeuralDiffuserSampler)
         runs.append(res)
     comp = Components(zoo)
     speed = sampler_speed(comp, cfg.sampler.model_copy(update={"kappa": kappas[0]}), args.speed_images, args.repeats)

@@ -70,3 +70,16 @@ def single_thread():
 
     with one_thread():
         yield
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory):
+    """A tiny demo run (``demo.SMALL_DEMO``: simulate, extract, train) under ROOT/demo, shared by the examples and
+    the notebook test; returns ROOT. Read-only: copy it before changing anything."""
+    from decoder_fixtures import one_thread
+    from neuraldiffuser.demo import SMALL_DEMO, train_demo_decoders
+
+    root = tmp_path_factory.mktemp("small_demo")
+    with one_thread():
+        train_demo_decoders(root / "demo", overrides=SMALL_DEMO)
+    return root

@@ -211,3 +211,30 @@ def test_decode_repeat_averaging_and_test_zscoring(fitted, tmp_path):
     x = (raw - raw.mean(0)) / (raw.std(0) + 1e-6)
     with TargetStore(c) as sc:
         np.testing.assert_allclose(sc.get("z", np.arange(len(sc))).reshape(len(x), -1), VoxelSelectionRidge.from_pretrained(run / "decoders" / "z").predict(x), atol=1e-5)
+
+
+def test_pipeline_decodes_like_the_stage_and_samples_each_image_with_its_seed(fitted, tmp_path):
+    from neuraldiffuser import MindDiffuserPipeline, load_pipeline
+    from neuraldiffuser.config import save_config
+    from neuraldiffuser.data import open_dataset
+    from neuraldiffuser.methods.minddiffuser.sampler import MindDiffuserSampler
+    from neuraldiffuser.sampling.runner import to_uint8
+
+    cfg, run, _, _ = fitted
+    cfg = cfg.model_copy(deep=True)
+    cfg.minddiffuser = cfg.minddiffuser.model_copy(update={"iterations": 0, "steps": 4, "noise_index": 3, "denoise_steps": 2})
+    save_config(cfg, run)  # the fixture's g is not the tiny tower's: stage 1 only
+    pipe = load_pipeline(run)
+    assert isinstance(pipe, MindDiffuserPipeline) and pipe.subject == "subj01"
+    subj = open_dataset(cfg.data.path).subject("subj01")
+    test = subj.test_set(3)
+    decoded = decode_minddiffuser(cfg, run, tmp_path / "decoded.hdf5")
+    ours = pipe.decode(subj.test_betas(test))
+    with TargetStore(decoded) as st:
+        for k in ("c", "z", "g"):
+            np.testing.assert_allclose(ours[k], st.get(k, np.arange(len(st))), atol=1e-6)
+    with one_thread():
+        images = pipe(subj.test_betas(test)[:2], images=test.images[:2], repeats=1)
+        sampler = MindDiffuserSampler(pipe.components, cfg.minddiffuser, 1)
+        expected = to_uint8(sampler(torch.from_numpy(ours["c"][1]), torch.from_numpy(ours["z"][1]), seed=cfg.seed + int(test.images[1])))
+    assert images.shape == (2, 1, 16, 16, 3) and np.array_equal(images[1], expected)

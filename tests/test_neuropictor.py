@@ -187,6 +187,23 @@ def test_whole_run_decode_and_reconstruct(problem, tmp_path):
     (folder,) = reconstruct(make_job(decoded, cfg, limit=2), tmp_path / "recon", cfg, method="neuropictor", shard=Shard())
     m = json.loads((folder / "manifest.json").read_text())
     assert folder.name == "steps=4_cfg=5" and m["complete"] and m["repeats"] == 2 and len(m["files"][str(m["images"][0])]) == 2
+    # the pipeline: the same context as decode, the same images as reconstruct
+    from PIL import Image
+
+    from neuraldiffuser import NeuroPictorPipeline, load_pipeline
+    from neuraldiffuser.data import open_dataset
+
+    pipe = load_pipeline(tmp_path / "run")
+    assert isinstance(pipe, NeuroPictorPipeline)
+    subj = open_dataset(cfg.data.path).subject("subj01")
+    test = subj.test_set(cfg.data.test_repeats, cfg.data.test_order)
+    with TargetStore(decoded) as st:
+        np.testing.assert_allclose(pipe.decode(subj.test_betas(test))["c"], st.get("c", np.arange(len(st))), atol=1e-5)
+    first = int(m["images"][0])
+    row = int(np.flatnonzero(test.images == first)[0])
+    images = pipe(subj.test_betas(test)[row : row + 1], images=[first])
+    png = np.asarray(Image.open(folder / m["files"][str(first)][1]))
+    assert images.shape == (1, 2, 16, 16, 3) and np.abs(images[0, 1].astype(int) - png).max() <= 1
     no_run = cfg.model_copy(deep=True)
     no_run.neuropictor.run = None
     with pytest.raises(ConfigError, match="neuropictor.run"):
@@ -196,12 +213,12 @@ def test_whole_run_decode_and_reconstruct(problem, tmp_path):
 def test_pipeline_is_ddim_with_cfg_and_the_control_in_both_branches(problem):
     from diffusers import DDIMScheduler
 
-    from neuraldiffuser.methods.neuropictor.pipeline import NeuroPictorPipeline
+    from neuraldiffuser.methods.neuropictor.pipeline import NeuroPictorSampler
 
     config, comp, _, _ = problem
     model = fresh_model(problem).eval()
     torch.nn.init.normal_(model.controlnet.controlnet_mid_block.weight, std=0.3)  # let the control act
-    pipe = NeuroPictorPipeline(comp, model, config.neuropictor.model_copy(update={"steps": 3, "cfg_scale": 5.0}), repeats=2)
+    pipe = NeuroPictorSampler(comp, model, config.neuropictor.model_copy(update={"steps": 3, "cfg_scale": 5.0}), repeats=2)
     ctx, cmap = torch.randn(77, 16), torch.randn(8, 8, 8)
     out = pipe(ctx, cmap, seed=4)
     assert out.shape == (2, 3, 16, 16) and torch.equal(out, pipe(ctx, cmap, seed=4))

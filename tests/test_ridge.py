@@ -75,5 +75,5 @@ def test_save_load_round_trip(tmp_path):
     back = RidgeDecoder.load(tmp_path / "ridge")
     assert back.chosen == ridge.chosen and back.shapes == {"g0": [2, 3]}
     np.testing.assert_array_equal(back.predict(x[:3])["g0"], ridge.predict(x[:3])["g0"])
-    with pytest.raises(DataError, match="fit on 6 voxels"):
+    with pytest.raises(DataError, match="was fit on 6"):
         back.predict(x[:, :5])

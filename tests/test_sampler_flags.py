@@ -98,7 +98,7 @@ def test_image_seed_same_gives_every_image_the_same_noise(comp, inputs):
     method = get_method("neuraldiffuser")
     out = {}
     for mode in ("same", "by_index"):
-        cfg = load_config(overrides={"sampler": {**BASE, "image_seed": mode}})
+        cfg = load_config(overrides={"zoo": {"path": comp.path}, "sampler": {**BASE, "image_seed": mode}})  # the zoo it runs with
         (setting,) = method.settings(cfg, {})
         run = method.build(comp, setting, {"c": (77, 16), "z": (4, 8, 8), "g": (6, 17, 16)})
         out[mode] = (run(targets, 3), run(targets, 8))

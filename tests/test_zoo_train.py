@@ -258,11 +258,12 @@ def test_cli_trains_one_part_with_settings_file_and_records_the_command(tmp_path
 
 def test_measure_quality_on_a_tiny_stack(trained_stack, square_dataset, tmp_path):
     from neuraldiffuser.config.sections.sampler import SamplerConfig
+    from neuraldiffuser.sampling.sampler import NeuralDiffuserSampler
     from neuraldiffuser.zoo.train.quality import measure_quality
 
     out, _ = trained_stack
     sampler = SamplerConfig(steps=8, repeats=2, kappa=10.0, eta=0.5, layer_boosts=[1.5, 1.2, 1, 1, 1, 1])
-    res = measure_quality(ZooConfig(path=str(out)), square_dataset, tmp_path / "q.json", n=6, sampler=sampler, t2i_steps=4)
+    res = measure_quality(ZooConfig(path=str(out)), square_dataset, tmp_path / "q.json", n=6, sampler=sampler, t2i_steps=4, make_sampler=NeuralDiffuserSampler)
     saved = json.loads((tmp_path / "q.json").read_text())
     assert saved["summary"] == json.loads(json.dumps(res["summary"]))
     assert saved["n"] == 6 and saved["img2img"]["unguided"]["kappa"] == 0 and saved["img2img"]["guided"]["kappa"] == 10.0

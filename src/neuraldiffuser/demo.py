@@ -30,6 +30,15 @@ WORKERS = max(1, min(2, os.cpu_count() or 1))
 DEMO_REPEATS = 2
 DEMO_STEPS = 20
 
+#: A demo small enough for a test or a first look (seconds, not minutes): 2 subjects of ~100 voxels, 46 images
+#: each, tiny decoders, 4 sampler steps, 1 repeat. ``train_demo_decoders(out, SMALL_DEMO)``; the examples use it.
+SMALL_DEMO: dict[str, Any] = {
+    "simulate": {"subjects": 2, "n_images": 40, "test_images": 6, "sessions": 1, "voxels": [80, 120]},
+    "decoder": {"hidden": 32, "blocks": 1},
+    "train": {"pretrain_epochs": 1, "finetune_epochs": 2, "epoch_samples": 64, "batch_size": 16, "tensorboard": False, "ridge": False},
+    "sampler": {"steps": 4, "repeats": 1},
+}
+
 #: What the demo prints at the end: (metric name in metrics.json, column title, format).
 SUMMARY_METRICS = [
     ("PixCorr", "PixCorr ↑", "{:.3f}"),
@@ -158,6 +167,17 @@ STAGES: list[tuple[str, Callable[[Config, DemoPaths], str]]] = [
     ("evaluate", stage_evaluate),
     ("report", stage_report),
 ]
+
+
+def train_demo_decoders(out: str | Path, overrides: dict[str, Any] | None = None) -> Path:
+    """The demo's first stages (simulate, extract, train) into ``out``; returns the run folder ``out/decoders``,
+    which ``NeuralDiffuserPipeline.from_pretrained`` loads. Finished stages are reused, as in :func:`run_demo`."""
+    paths = DemoPaths(Path(out))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    config = demo_config(paths, overrides)
+    for name, stage in STAGES[:3]:
+        console.print(f"[bold]{name}[/bold]: {stage(config, paths)}")
+    return paths.train
 
 
 def run_demo(out: str | Path, fresh: bool = False, overrides: dict[str, Any] | None = None) -> DemoResult:

@@ -38,6 +38,7 @@ def command(
 
         raise ModelLoadError("no config.yaml", where=str(run_dir), fix="give a run folder written by `neuraldiffuser train`")
     cfg = absolute_paths(load_config(files=[base, *config], overrides=parse_overrides(overrides)))
+    typer.echo(f"settings: {base} (the run's own){' + ' + ', '.join(map(str, config)) if config else ''}{' + --set' if overrides else ''}", err=True)
     if dataset is not None:
         cfg.data.path = str(Path(dataset).absolute())
     stem = "decoded_holdout" if holdout else "decoded"

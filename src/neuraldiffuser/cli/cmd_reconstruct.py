@@ -1,7 +1,7 @@
 """Reconstruct test images from decoded (or, with --oracle, true) targets.
 
-Reads: DECODED_OR_RUN (decoded.hdf5 or the decode run folder holding it; its config.yaml is the starting config
-when no --preset/--config is given), or --oracle targets.hdf5 (true targets: the upper bound; images are then
+Reads: DECODED_OR_RUN (decoded.hdf5 or the decode run folder holding it; the config.yaml of the run that made it
+is the starting config when no --preset/--config is given, and a line on stderr says so), or --oracle targets.hdf5 (true targets: the upper bound; images are then
 the decoded file's, or the subject's test set), the component models (zoo.path), and the DATASET's stimulus
 images for the strips.
 Writes: OUT/<method>/<setting>/ with images/<idx>_r<k>.png (one per repeat), strips/<idx>.png (stimulus |
@@ -41,12 +41,13 @@ def command(
     overrides: list[str] = SetOpt,
 ) -> None:
     from ..errors import ConfigError
-    from ..sampling.runner import make_job, reconstruct, resolve_source
+    from ..sampling.runner import make_job, reconstruct, resolve_source, run_config_for
     from ..utils.outputs import check_output, exclusive_output
 
-    run_cfg = source / "config.yaml" if source is not None and source.is_dir() else None
-    if run_cfg is not None and run_cfg.is_file() and preset is None and not config_files:
+    run_cfg = run_config_for(source) if preset is None and not config_files else None
+    if run_cfg is not None:
         config_files = [run_cfg]
+        typer.echo(f"settings: {run_cfg} (the run that made {source}); --preset or --config choose others", err=True)
     if repeats is not None:
         overrides = [*overrides, f"sampler.repeats={repeats}"]
     config = resolve(preset, config_files, overrides)

@@ -82,6 +82,7 @@ def evaluate(
     overrides: list[str] = SetOpt,
 ) -> None:
     """Measure a stack on held-out scenes: reconstruction SSIM, retrieval, text-to-image, img2img (guided and not)."""
+    from ..sampling.sampler import NeuralDiffuserSampler
     from ..utils.outputs import check_output
     from ..zoo.loader import resolve_path
     from ..zoo.train.quality import measure_quality
@@ -89,7 +90,7 @@ def evaluate(
     cfg = resolve(preset, config_files, overrides)
     zoo_cfg = cfg.zoo.model_copy(update={"path": zoo}) if zoo else cfg.zoo
     target = check_output(out or Path(resolve_path(zoo_cfg.path)) / "quality.json", folder=False, what="quality")
-    result = measure_quality(zoo_cfg, images, target, n=n, seed=seed, sampler=cfg.sampler)
+    result = measure_quality(zoo_cfg, images, target, n=n, seed=seed, sampler=cfg.sampler, make_sampler=NeuralDiffuserSampler)
     for key, value in result["summary"].items():
         typer.echo(f"{key}: {value}")
     typer.echo(f"wrote {target}")

@@ -20,8 +20,3 @@ def resolve(preset: str | None, config_files: list[Path], overrides: list[str]) 
 
     return absolute_paths(load_config(preset=preset, files=config_files, overrides=parse_overrides(overrides)))
 
-
-def not_built(command: str, issue: int) -> None:
-    from ..errors import NotBuiltError
-
-    raise NotBuiltError(f"`neuraldiffuser {command}` is not built yet", fix=f"it lands with issue #{issue}; see the README for what works today")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import Section
 from .sections.data import DataConfig
@@ -32,3 +32,11 @@ class Config(Section):
     minddiffuser: MindDiffuserConfig = Field(default_factory=MindDiffuserConfig)
     neuropictor: NeuroPictorConfig = Field(default_factory=NeuroPictorConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @model_validator(mode="after")
+    def _zoo_sampler_defaults(self) -> Config:
+        """Sampler keys left unset take the zoo folder's recommendations (config/zoo_defaults.py)."""
+        from .zoo_defaults import fill_sampler
+
+        fill_sampler(self)
+        return self

@@ -222,7 +222,13 @@ def detect_layout(root: Path) -> str:
 
 
 def open_dataset(path: str | Path, layout: str = "auto", captions: str | Path | None = None) -> Dataset:
-    """Open a dataset folder in either layout; nothing but small tables is read eagerly."""
+    """Open a dataset folder in either layout; nothing but small tables is read eagerly.
+
+    ``layout``: 'auto' (detected), 'generic' or 'mindeye2'. The result gives ``subjects`` (names),
+    ``subject(name)`` → betas by row (``read(rows)``: (n, n_voxels) float32, NSD's z-scored units or as written),
+    trial tables, ``test_set`` / ``test_betas``; ``images.get(indices)`` → (n, H, W, 3) uint8 stimuli; and
+    ``captions_of(index)`` → list of str.
+    """
     root = Path(path)
     if not root.is_dir():
         raise DataError("dataset folder not found", where=str(root), fix="give the folder created by `neuraldiffuser simulate` or the MindEye2 download")

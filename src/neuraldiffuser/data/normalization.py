@@ -11,7 +11,8 @@ from .dataset import SubjectData
 
 
 class VoxelScaler:
-    """Per-voxel mean and standard deviation; ``transform`` z-scores, ``identity`` does nothing."""
+    """Per-voxel mean and standard deviation, (n_voxels,) float32 each, in the betas' units; ``transform``
+    z-scores (…, n_voxels) betas into float32 standard units, ``identity`` does nothing."""
 
     def __init__(self, mean: np.ndarray, std: np.ndarray):
         self.mean = np.asarray(mean, dtype=np.float32)

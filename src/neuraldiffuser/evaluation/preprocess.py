@@ -1,4 +1,4 @@
-"""The image chain of MindEye2's ``final_evaluations`` (reference §5.1), on (n, 3, H, W) float tensors.
+"""The image chain of MindEye2's ``final_evaluations`` (method notes §6.1), on (n, 3, H, W) float tensors.
 
 Both image sets are first resized to 256×256; each metric then resizes again (425 for PixCorr/SSIM,
 the backbone's size for features). Resizes go through torchvision's functional ``resize`` on

@@ -78,7 +78,8 @@ def read_png(path: Path) -> np.ndarray:
         raise DataError(f"cannot read image ({exc})", where=str(path), fix="re-run `neuraldiffuser reconstruct` for this folder") from None
 
 
-def read_manifest(folder: Path) -> ReconFolder:
+def read_recon_manifest(folder: Path) -> ReconFolder:
+    """A reconstruction folder's manifest.json (not a training run's: that is ``training.manifest.read_manifest``)."""
     path = folder / "manifest.json"
     try:
         doc = json.loads(path.read_text())
@@ -109,7 +110,7 @@ def find_recon_folders(paths) -> list[ReconFolder]:
         manifests = [p / "manifest.json"] if (p / "manifest.json").is_file() else sorted(p.rglob("manifest.json"))
         for m in manifests:
             if m.parent.resolve() not in found:
-                found[m.parent.resolve()] = read_manifest(m.parent)
+                found[m.parent.resolve()] = read_recon_manifest(m.parent)
     if not found:
         raise DataError(
             "no reconstruction folders (manifest.json) found", where=", ".join(map(str, paths)),

@@ -1,6 +1,6 @@
 """The ``evaluate`` stage: score reconstruction folders against the stimuli they came from.
 
-Repeats (the reference leaves their use unconfirmed, §5.2): every metric is computed for each repeat
+Repeats (the released code does not say which repeat the paper scores, method notes §6.2): every metric is computed for each repeat
 separately over all N images, as the protocol defines it for one reconstruction per image. Two rows
 are written per folder: ``repeat0`` (the table's number: one reconstruction per image, like every
 published row) and ``mean`` (the average of the R per-repeat scores, with their spread).

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-METHODS = ("minddiffuser", "neuropictor")
-
 
 def run_method(run_dir: str | Path) -> str | None:
     """The comparison method a run folder was trained with, or None for NeuralDiffuser's own decoders."""
     path = Path(run_dir) / "decoders" / "manifest.json"
     if not path.is_file():
         return None
+    from ..sampling.registry import trained_methods
+
     method = json.loads(path.read_text()).get("method")
-    return method if method in METHODS else None
+    return method if method in trained_methods() else None

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from ..config.schema import Config
 from ..errors import ConfigError
-from . import METHODS
+from ..sampling.registry import trained_methods
 
 
 def check_method(method: str) -> None:
-    if method not in ("neuraldiffuser", *METHODS):
-        raise ConfigError(f"unknown method '{method}'", where="--method", fix=f"choose neuraldiffuser, {', '.join(METHODS)}")
+    if method not in ("neuraldiffuser", *trained_methods()):
+        raise ConfigError(f"unknown method '{method}'", where="--method", fix=f"choose neuraldiffuser, {', '.join(trained_methods())}")
 
 
 def train_method(method: str, config: Config, dataset: Path, targets: Path, out: Path, resume: bool) -> str:

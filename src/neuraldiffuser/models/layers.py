@@ -1,4 +1,4 @@
-"""Building blocks of the fMRI decoders (reference §3.1–§3.2).
+"""Building blocks of the fMRI decoders (method notes §4.1–§4.2).
 
 Two flavours exist because the reference uses two: the MindEye2-style path for token targets
 (c, g) and the MindEye1-style path for the low-level latent z. Both map voxels into a shared width
@@ -89,6 +89,6 @@ class RetrievalProjector(nn.Module):
 
 
 def takes_decay(name: str, param: nn.Parameter) -> bool:
-    """Weight decay on matrices; none on biases and norm scales (reference §3.4), except that the
+    """Weight decay on matrices; none on biases and norm scales (method notes §4.4), except that the
     per-subject adapters always decay, bias included, as the reference's voxel encoder does."""
     return name.startswith("adapters.") or param.ndim >= 2

@@ -1,6 +1,6 @@
 """The diffusion prior: maps the decoder's direct token estimate to a sample of the target tokens.
 
-Written from the reference's description of MindEye2's prior (§3.1 item 4): a non-causal
+Written from our reading of MindEye2's prior (method notes §4.1; ME2:src/models.py): a non-causal
 transformer over [brain tokens ; time token ; noisy target tokens + learned positions] whose last T
 outputs predict x0 directly; a cosine noise schedule over ``timesteps`` steps; the brain tokens are
 replaced by a learned null sequence with probability ``cond_drop`` during training; DDIM sampling

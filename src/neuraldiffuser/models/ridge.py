@@ -17,10 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError, ModelLoadError
+from ..errors import ConfigError, DataError, ModelLoadError
 from ..utils.io import atomic_dir, atomic_write_json
+from ..utils.validation import check_array, check_consistent_rows, check_is_fitted, check_positive
 
 CHUNK = 8192
+DEFAULT_ALPHAS = (1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6)
+SINGLE = "y"  # the key an array target (rather than a dict of them) is kept under
 
 
 def thin_svd(x: torch.Tensor, rtol: float = 1e-10) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -59,10 +62,22 @@ def average_by_image(x: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.
 
 
 class RidgeDecoder:
-    """``fit(X, {name: Y}, images)`` then ``predict(X)``; saved as ridge.safetensors + ridge.json."""
+    """Ridge from voxels to targets, scikit-learn style; saved as ridge.safetensors + ridge.json.
 
-    def __init__(self, alphas: list[float], val_fraction: float = 0.1, seed: int = 0, select_columns: int = 2048, device: str = "cpu"):
-        self.alphas = [float(a) for a in alphas]
+    ``fit(X, Y)``: X (n_trials, n_voxels) float, z-scored betas; Y (n_trials, ...) float, one array
+    (``predict`` then returns one (n, ...) float32 array) or a dict {name: array} (``predict`` returns a
+    dict). With several ``alphas`` the penalty is chosen per target by the mean squared error on held-out
+    images (``images``: the image index of each row, so repeats of an image stay together; default: each
+    row its own image), then the model is refit on every row.
+    """
+
+    def __init__(self, alphas: float | list[float] = DEFAULT_ALPHAS, val_fraction: float = 0.1, seed: int = 0, select_columns: int = 2048, device: str = "cpu"):
+        alphas = [alphas] if np.isscalar(alphas) else list(alphas)
+        if not alphas:
+            raise ConfigError("'alphas' is empty", fix="give at least one ridge penalty")
+        self.alphas = [check_positive(a, "alphas") for a in alphas]
+        if not 0 < val_fraction < 1:
+            raise ConfigError(f"'val_fraction' must lie in (0, 1), got {val_fraction!r}")
         self.val_fraction, self.seed, self.select_columns, self.device = val_fraction, seed, int(select_columns), device
         self.basis: np.ndarray | None = None  # V (voxels × k), shared by every target
         self.coef: dict[str, np.ndarray] = {}  # B (k × d) per target
@@ -71,6 +86,7 @@ class RidgeDecoder:
         self.shapes: dict[str, list[int]] = {}
         self.chosen: dict[str, float] = {}
         self.val_scores: dict[str, list[float]] = {}
+        self.single = False  # fitted on one array, not a dict: predict returns an array
 
     def _t(self, a: np.ndarray, dtype=torch.float32) -> torch.Tensor:
         return torch.as_tensor(np.asarray(a), device=self.device).to(dtype)
@@ -99,10 +115,11 @@ class RidgeDecoder:
             self.chosen[name] = self.alphas[int(np.argmin(err))]
         return dict(self.chosen)
 
-    def fit(self, x: np.ndarray, ys: dict[str, np.ndarray], images: np.ndarray | None = None) -> RidgeDecoder:
-        """Choose α on held-out images (when ``images`` is given and no α is chosen yet), then refit on all rows."""
-        if images is not None and not self.chosen:
-            self.select(x, ys, images)
+    def fit(self, x: np.ndarray, ys: np.ndarray | dict[str, np.ndarray], images: np.ndarray | None = None) -> RidgeDecoder:
+        """Choose α on held-out images (several alphas and none chosen yet), then refit on all rows; returns self."""
+        x, ys, images = self._check_fit(x, ys, images)
+        if len(self.alphas) > 1 and not self.chosen:
+            self.select(x, ys, np.arange(len(x)) if images is None else images)
         mu, u, s, v = self._svd(x)
         self.x_mean, self.basis = mu.cpu().numpy(), v.cpu().numpy()
         for name, y in ys.items():
@@ -118,17 +135,29 @@ class RidgeDecoder:
             self.shapes[name] = list(y.shape[1:])
         return self
 
-    def weights(self, name: str) -> np.ndarray:
+    def _check_fit(self, x, ys, images):
+        self.single = not isinstance(ys, dict)
+        ys = {SINGLE: ys} if self.single else ys
+        x = check_array(x, "X", ndim=2, min_rows=2, dtype=None)
+        ys = {n: check_array(y, "Y" if self.single else f"Y['{n}']", min_rows=2, dtype=None) for n, y in ys.items()}
+        if images is not None:
+            images = check_array(images, "images", ndim=1, dtype=np.int64, integer=True)
+        check_consistent_rows(X=x, images=images, **{("Y" if self.single else f"Y['{n}']"): y for n, y in ys.items()})
+        return x, ys, images
+
+    def weights(self, name: str = SINGLE) -> np.ndarray:
         """The full (voxels × d) weight matrix of one target (for inspection; prediction uses the factors)."""
         return self.basis @ self.coef[name]
 
-    def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        if self.x_mean is None:
-            raise ModelLoadError("ridge decoder is not fitted")
+    def predict(self, x: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+        """X (n, n_voxels) → predictions (n, ...) float32: one array, or a dict if fitted on a dict."""
+        check_is_fitted(self, "x_mean")
+        x = check_array(x, "X", ndim=2)
         if x.shape[-1] != self.x_mean.shape[0]:
-            raise DataError(f"ridge was fit on {self.x_mean.shape[0]} voxels, got {x.shape[-1]}")
+            raise DataError(f"'X' has {x.shape[-1]} voxels (columns), the ridge was fit on {self.x_mean.shape[0]}")
         h = (x - self.x_mean).astype(np.float32) @ self.basis
-        return {n: (h @ b + self.y_mean[n]).reshape(len(x), *self.shapes[n]) for n, b in self.coef.items()}
+        out = {n: (h @ b + self.y_mean[n]).reshape(len(x), *self.shapes[n]) for n, b in self.coef.items()}
+        return out[SINGLE] if self.single else out
 
     def save(self, path: str | Path) -> Path:
         from safetensors.numpy import save_file
@@ -137,7 +166,7 @@ class RidgeDecoder:
         for n in self.coef:
             tensors[f"{n}.coef"], tensors[f"{n}.mean"] = self.coef[n], self.y_mean[n]
         meta = {"alphas": self.alphas, "chosen": self.chosen, "val_mse": self.val_scores, "shapes": self.shapes,
-                "val_fraction": self.val_fraction, "seed": self.seed, "select_columns": self.select_columns}
+                "val_fraction": self.val_fraction, "seed": self.seed, "select_columns": self.select_columns, "single": self.single}
         with atomic_dir(path) as tmp:
             save_file(tensors, str(tmp / "ridge.safetensors"))
             atomic_write_json(tmp / "ridge.json", meta)
@@ -154,7 +183,7 @@ class RidgeDecoder:
         tensors = load_file(str(path / "ridge.safetensors"))
         r = cls(meta["alphas"], meta["val_fraction"], meta["seed"], meta.get("select_columns", 2048))
         r.chosen, r.val_scores, r.shapes = meta["chosen"], meta["val_mse"], meta["shapes"]
-        r.x_mean, r.basis = tensors["x_mean"], tensors["basis"]
+        r.x_mean, r.basis, r.single = tensors["x_mean"], tensors["basis"], bool(meta.get("single", False))
         for n in r.shapes:
             r.coef[n], r.y_mean[n] = tensors[f"{n}.coef"], tensors[f"{n}.mean"]
         return r

@@ -1,6 +1,6 @@
 """The low-level z decoder head: H → a small feature map → diffusers' convolutional ``Decoder`` → z.
 
-As the reference's MindEye1-style model (§3.2): a bias-free linear to a (channels, s, s) map,
+As the released MindEye1-style model (method notes §4.2; ND:src/models.py): a bias-free linear to a (channels, s, s) map,
 GroupNorm(1), then up-decoder blocks that double the side ``len(up_channels) - 1`` times to reach
 the latent's side (16 → 64 for SD v1.4; 4 → 16 for the mini zoo). A 1×1-convolution projector on
 the same map gives one token per position for the optional soft-contrastive loss.

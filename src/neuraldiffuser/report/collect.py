@@ -9,9 +9,9 @@ import numpy as np
 
 from ..errors import DataError
 from ..evaluation.files import read_metrics
-from ..evaluation.recon import ReconFolder, read_manifest
+from ..evaluation.recon import ReconFolder, read_recon_manifest
 
-PAPER_DEFAULT = (3e5, 0.2)  # κ, η of the released code (reference §4.7)
+PAPER_DEFAULT = (3e5, 0.2)  # κ, η of the released code (method notes §5.1)
 
 
 @dataclass
@@ -127,7 +127,7 @@ def _recon_of(row: dict, doc_path: Path) -> ReconFolder | None:
     for cand in (row.get("recon_dir"), row.get("recon_rel") and str(doc_path.parent / row["recon_rel"])):
         if cand and (Path(cand) / "manifest.json").is_file():
             try:
-                return read_manifest(Path(cand))
+                return read_recon_manifest(Path(cand))
             except DataError:
                 return None
     return None

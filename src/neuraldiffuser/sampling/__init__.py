@@ -14,8 +14,8 @@ _EXPORTS = {
     "make_plan": "sampler",
     "FeatureLoss": "guidance",
     "layer_weights": "guidance",
-    "get_method": "methods",
-    "register": "methods",
+    "get_method": "registry",
+    "register": "registry",
     "reconstruct": "runner",
     "make_job": "runner",
 }

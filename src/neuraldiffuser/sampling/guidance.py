@@ -1,4 +1,4 @@
-"""Primary-visual-feature guidance: the gradient of the g-feature loss with respect to the latent (§4.4–4.5).
+"""Primary-visual-feature guidance: the gradient of the g-feature loss with respect to the latent (method notes §5.3–§5.4).
 
 At a guided step the conditional UNet re-predicts x̂0 from x_t, the prediction is blended back
 towards x_t, decoded by the VAE *with* gradient, encoded by the guidance tower, and compared with the
@@ -70,7 +70,7 @@ class FeatureLoss:
 
 
 def predict_x0(x: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor, formula: str) -> torch.Tensor:
-    """x̂0 from ε. 'released' keeps the reference's (1−ᾱ) in place of √(1−ᾱ) (§4.4 step 3)."""
+    """x̂0 from ε. 'released' keeps the reference's (1−ᾱ) in place of √(1−ᾱ) (method notes §5.3)."""
     coeff = (1 - alpha_bar) if formula == "released" else (1 - alpha_bar).sqrt()
     return (x - coeff * eps) / alpha_bar.sqrt()
 

@@ -3,13 +3,12 @@
 A method turns a resolved config and the command line's sweep options into settings (one output
 folder each), says which targets it reads, and builds a per-setting reconstructor:
 ``reconstructor(targets: {key: tensor}, image: int) -> (R, 3, H, W) images in [0, 1]``.
-Methods are registered by name with an import path, so a method's heavy modules load only when it
-is chosen. Other packages add theirs with :func:`register`.
+Methods are registered by name with an import path in ``sampling/registry.py``, so a method's heavy modules
+load only when it is chosen. Other packages add theirs with :func:`register`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,6 +17,7 @@ import torch
 
 from ..config.schema import Config
 from ..errors import ConfigError, DataError
+from .registry import METHODS, get_method, register  # noqa: F401  (the one registry; re-exported here)
 
 Reconstructor = Callable[[Mapping[str, torch.Tensor], int], torch.Tensor]
 
@@ -42,27 +42,6 @@ class Method(Protocol):
     def fingerprint(self, config: Config) -> dict[str, Any]: ...
 
     def build(self, components, setting: Setting, shapes: Mapping[str, tuple[int, ...]]) -> Reconstructor: ...
-
-
-METHODS: dict[str, str] = {
-    "neuraldiffuser": "neuraldiffuser.sampling.methods:NeuralDiffuserMethod",
-    # comparison methods (docs/methods.md)
-    "ridge": "neuraldiffuser.methods.ridge:RidgeMethod",
-    "minddiffuser": "neuraldiffuser.methods.minddiffuser.method:MindDiffuserMethod",
-    "neuropictor": "neuraldiffuser.methods.neuropictor.pipeline:NeuroPictorMethod",
-}
-
-
-def register(name: str, target: str) -> None:
-    """Make ``--method name`` load ``target`` ('package.module:ClassName', instantiated without arguments)."""
-    METHODS[name] = target
-
-
-def get_method(name: str) -> Method:
-    if name not in METHODS:
-        raise ConfigError(f"unknown method '{name}'", fix=f"choose one of {', '.join(sorted(METHODS))}")
-    module, cls = METHODS[name].split(":")
-    return getattr(importlib.import_module(module), cls)()
 
 
 def format_number(x: float) -> str:

@@ -1,6 +1,6 @@
 """A straightforward loop with the released code's structure: slow on purpose, for comparison only.
 
-It follows the structure of the released reconstruction loop (reference §4.3–4.9), not our sampler's code:
+It follows the structure of the released reconstruction loop (method notes §5.2–§5.6; ND:src/recon.py), not our sampler's code:
 one repeat at a time; a CFG batch of two plus a SAG call on every step; on each guided step a
 *separate* conditional UNet call with autograd through models whose weights still require gradients
 (the released script never freezes them); the loss computed layer by layer with weights from NumPy

@@ -251,3 +251,23 @@ def resolve_source(source: str | Path) -> Path:
     if not path.is_file():
         raise DataError("no such file or folder", where=str(path))
     return path
+
+
+def run_config_for(source: str | Path | None) -> Path | None:
+    """The config.yaml of the run that made ``source`` (a decode folder, or decoded.hdf5 beside its run's config or
+    naming its run in ``source_run``), or None."""
+    if source is None:
+        return None
+    path = Path(source)
+    if path.is_dir():
+        return path / "config.yaml" if (path / "config.yaml").is_file() else None
+    if not path.is_file():
+        return None
+    if (path.parent / "config.yaml").is_file():
+        return path.parent / "config.yaml"
+    try:
+        with TargetStore(path) as store:
+            run = store.attrs.get("source_run")
+    except DataError:
+        return None
+    return Path(run) / "config.yaml" if run and (Path(run) / "config.yaml").is_file() else None

@@ -1,4 +1,4 @@
-"""Self-attention guidance (Hong et al. 2022), as the reference sampler uses it (§4.4 step 2).
+"""Self-attention guidance (Hong et al. 2022), as the reference sampler uses it (method notes §5.3).
 
 The unconditional UNet call records the self-attention probabilities of the mid block's first
 transformer block. Key positions that receive more than their share of attention (summed over

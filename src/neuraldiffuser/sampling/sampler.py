@@ -1,4 +1,4 @@
-"""The NeuralDiffuser sampler: img2img DDIM from the decoded z with CFG, SAG and g guidance (§4.8).
+"""The NeuralDiffuser sampler: img2img DDIM from the decoded z with CFG, SAG and g guidance (method notes §5).
 
 Per image, the R repeats share c, z and g and differ only in their initial noise, so they go
 through every UNet call as one batch. Unguided steps run without autograd; the guided ones reuse
@@ -141,7 +141,7 @@ class NeuralDiffuserSampler:
         return GuidanceStep(self.unet, self.vae, loss, self.config.kappa, self.config.x0_formula, self.config.gradient_checkpointing)
 
     def predict_noise(self, x, t, contexts, store, guide) -> torch.Tensor:
-        """ε for one step: CFG, then SAG, then the g-guidance shift (each term as in §4.4)."""
+        """ε for one step: CFG, then SAG, then the g-guidance shift (each term as in method notes §5.3)."""
         alpha_bar = self.scheduler.alphas_cumprod[t].to(self.device)
         if store is not None:
             store.arm()  # records the first UNet call below: the unconditional one under CFG

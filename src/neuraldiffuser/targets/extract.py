@@ -1,4 +1,4 @@
-"""Target extraction for every stimulus image (reference §2): z, c and g, written to ``targets.hdf5``.
+"""Target extraction for every stimulus image (method notes §3): z, c and g, written to ``targets.hdf5``.
 
 - z: the image resized to the stack's resolution (PIL LANCZOS, as the reference does for SD at
   512 px; images already at that size are used as they are), scaled to [−1, 1], encoded by the
@@ -173,3 +173,39 @@ def extract_targets(config: Config, dataset: Dataset, out: str | Path, component
         write_rows(out, rows, values)
     TargetStore(out).close()  # every row written and flagged, or a clear error now rather than in a later stage
     return out
+
+
+def extract_from_arrays(stimuli: np.ndarray, captions: list[list[str]] | list[str] | None = None, config: Config | None = None,
+                        components: Any = None, keys: tuple[str, ...] = ("z", "c", "g")) -> dict[str, np.ndarray]:
+    """The targets of images held in memory, computed as ``extract`` computes them (same functions, same seeds).
+
+    ``stimuli``: (N, H, W, 3) uint8; ``captions``: one caption or a list per image (needed for 'c'); ``config``:
+    zoo and extract settings (default ``Config()``: the shipped mini zoo). Returns {'z': (N, C, h, w) (× the VAE
+    scaling factor), 'c': (N, tokens, width), 'g': (N, L, tokens, width)} float32, for the ``keys`` asked for.
+    """
+    from ..utils.validation import check_array
+    from ..zoo.loader import Components
+
+    config = config or Config()
+    e = config.extract
+    stimuli = check_array(stimuli, "stimuli", ndim=4, shape=(None, None, 3), dtype=None)
+    if stimuli.dtype != np.uint8:
+        raise DataError(f"'stimuli' must be uint8 images in 0…255, got dtype {stimuli.dtype}")
+    if "c" in keys:
+        if captions is None or len(captions) != len(stimuli):
+            raise DataError(f"'captions' must give one caption (or list of captions) for each of the {len(stimuli)} images")
+        captions = [[c] if isinstance(c, str) else list(c) for c in captions]
+    comp = components or Components(config.zoo, device="cpu")
+    out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for start in track(range(0, len(stimuli), e.batch_size), "extract targets"):
+        raw = stimuli[start : start + e.batch_size]
+        idx = np.arange(start, start + len(raw))
+        if "z" in keys:
+            pixels = to_tensor(resize_images(raw, comp.resolution, e.resize), comp.device, comp.dtype)
+            out["z"].append(encode_z(comp, pixels, idx, e.z_mode, e.z_seed).float().cpu().numpy())
+        if "c" in keys:
+            out["c"].append(encode_captions(comp, captions[start : start + len(raw)]).cpu().numpy())
+        if "g" in keys:
+            with torch.no_grad():
+                out["g"].append(comp.guidance(to_tensor(raw, comp.device, comp.dtype)).float().cpu().numpy())
+    return {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}

@@ -4,7 +4,7 @@ Every process builds the whole global batch (it is only data), applies voxel mix
 derived from (seed, step), and then takes its own contiguous slice. So the result does not depend
 on how many processes share the batch, and a resumed run sees exactly the batches it would have seen.
 In multi-subject pretraining each global batch holds ``batch // n_subjects`` trials of every subject,
-concatenated subject after subject (reference §3.4).
+concatenated subject after subject (method notes §4.4).
 """
 
 from __future__ import annotations

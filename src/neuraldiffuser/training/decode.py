@@ -1,4 +1,4 @@
-"""Decoding the target subject's test set into ``decoded.hdf5`` (reference §3.6).
+"""Decoding the target subject's test set into ``decoded.hdf5`` (method notes §4.6).
 
 Repeats are averaged before decoding (``data.average: voxels``, NeuralDiffuser) or each repeat is
 decoded and the predictions are averaged (``outputs``, MindEye2). c and g are prior samples (DDIM,
@@ -10,7 +10,6 @@ std of the true z of the subject's training images. Rows follow the test-image o
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,10 @@ import torch
 
 from ..config.schema import Config
 from ..data import VoxelScaler, open_dataset
-from ..errors import ConfigError, ModelLoadError
+from ..errors import ConfigError
 from ..targets.store import write_store
 from ..utils.progress import track
-
-
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "decoders" / "manifest.json"
-    if not path.is_file():
-        raise ModelLoadError("no trained decoders (decoders/manifest.json)", where=str(run_dir), fix="run `neuraldiffuser train` into this folder first (or --resume it)")
-    return json.loads(path.read_text())
+from .manifest import read_manifest
 
 
 def match_distribution(pred: np.ndarray, mean: np.ndarray, std: np.ndarray, eps: float = 1e-8) -> np.ndarray:
@@ -53,22 +46,49 @@ def _batches(x: np.ndarray, size: int):
         yield x[i : i + size]
 
 
-def run_neural(config: Config, dec_dir: Path, manifest: dict, x: np.ndarray, device: torch.device) -> dict[str, np.ndarray]:
-    """Every decoder of the manifest on scaled test voxels (n, V) or (n, R, V); returns per-head arrays."""
+def load_decoders(dec_dir: Path, manifest: dict, device: torch.device) -> dict:
+    """The manifest's models from ``dec_dir``, in eval mode on ``device``."""
     from ..models.brain import BrainDecoder
 
+    return {name: BrainDecoder.from_pretrained(dec_dir / name).to(device).eval() for name in manifest["models"]}
+
+
+def run_neural(config: Config, dec_dir: Path, manifest: dict, x: np.ndarray, device: torch.device, models: dict | None = None) -> dict[str, np.ndarray]:
+    """Every decoder of the manifest (loaded from ``dec_dir`` unless ``models`` are given) on scaled test voxels
+    (n, V) or (n, R, V); returns per-head arrays."""
     d = config.decode
     gen = torch.Generator(device="cpu").manual_seed(int(config.seed if d.seed is None else d.seed))
     per_head: dict[str, list[np.ndarray]] = {}
     subject = manifest["subject"]
-    for name in manifest["models"]:
-        model = BrainDecoder.from_pretrained(dec_dir / name).to(device).eval()
+    for name, model in (models or load_decoders(dec_dir, manifest, device)).items():
         for xb in track(list(_batches(x, d.batch_size)), f"decode {name}"):
             reps = [xb] if xb.ndim == 2 else [xb[:, r] for r in range(xb.shape[1])]
-            outs = [model.decode(subject, torch.from_numpy(np.ascontiguousarray(r)).to(device), d.prior_steps, d.prior_eta, d.prior_cond_scale, d.use_prior, gen, d.prior_samples) for r in reps]
+            with torch.no_grad():
+                outs = [model.decode(subject, torch.from_numpy(np.ascontiguousarray(r)).to(device), d.prior_steps, d.prior_eta, d.prior_cond_scale, d.use_prior, gen, d.prior_samples) for r in reps]
             for h in outs[0]:
                 per_head.setdefault(h, []).append(torch.stack([o[h].float() for o in outs]).mean(0).cpu().numpy())
     return {h: np.concatenate(v) for h, v in per_head.items()}
+
+
+def predict_targets(config: Config, manifest: dict, x: np.ndarray, *, models: dict | None = None, ridge=None,
+                    z_stats: dict | None = None, dec_dir: Path | None = None, device: torch.device | None = None) -> dict[str, np.ndarray]:
+    """Scaled voxels (n, V) or (n, R, V) → {'c', 'z', 'g'} float32 arrays: the neural decoders (or ``ridge``),
+    assembled per target, z matched to the training statistics when ``decode.z_match`` is on."""
+    if ridge is not None:
+        reps = [x] if x.ndim == 2 else [x[:, r] for r in range(x.shape[1])]
+        preds = [ridge.predict(r) for r in reps]
+        per_head = {h: np.mean([p[h] for p in preds], axis=0) for h in preds[0]}
+    else:
+        device = device or torch.device("cuda" if torch.cuda.is_available() and not config.train.cpu else "cpu")
+        per_head = run_neural(config, dec_dir, manifest, x, device, models)
+    values = assemble(per_head, manifest["heads"])
+    if "z" in values and config.decode.z_match:
+        if z_stats is None:
+            from safetensors.numpy import load_file
+
+            z_stats = load_file(str(dec_dir / "z_stats.safetensors"))
+        values["z"] = match_distribution(values["z"], z_stats["mean"], z_stats["std"])
+    return values
 
 
 def decode_test(config: Config, run_dir: str | Path, out: str | Path, method: str = "neuraldiffuser") -> Path:
@@ -109,22 +129,12 @@ def decode_betas(config: Config, run_dir: str | Path, betas: np.ndarray, images:
     if len(betas) != len(images):
         raise ValueError(f"{len(betas)} rows of betas for {len(images)} images")
     x = VoxelScaler.load(dec_dir / "scaler.safetensors").transform(betas)
+    ridge = None
     if method == "ridge":
         from ..models.ridge import RidgeDecoder
 
         ridge = RidgeDecoder.load(run_dir / "ridge")
-        reps = [x] if x.ndim == 2 else [x[:, r] for r in range(x.shape[1])]
-        preds = [ridge.predict(r) for r in reps]
-        per_head = {h: np.mean([p[h] for p in preds], axis=0) for h in preds[0]}
-    else:
-        device = torch.device("cuda" if torch.cuda.is_available() and not config.train.cpu else "cpu")
-        per_head = run_neural(config, dec_dir, manifest, x, device)
-    values = assemble(per_head, manifest["heads"])
-    if "z" in values and config.decode.z_match:
-        from safetensors.numpy import load_file
-
-        stats = load_file(str(dec_dir / "z_stats.safetensors"))
-        values["z"] = match_distribution(values["z"], stats["mean"], stats["std"])
+    values = predict_targets(config, manifest, x, ridge=ridge, dec_dir=dec_dir)
     attrs = {**manifest.get("targets_attrs", {}), "subject": manifest["subject"], "average": config.data.average,
              "method": method, "source_run": str(run_dir.resolve()), **(attrs or {}),
              "prior_steps": config.decode.prior_steps, "prior_eta": config.decode.prior_eta, "prior_samples": config.decode.prior_samples,

@@ -1,4 +1,4 @@
-"""Training losses of the decoders (reference §3.3), written from their definitions.
+"""Training losses of the decoders (method notes §4.3), written from their definitions.
 
 All contrastive losses take L2-normalised, flattened vectors ``preds`` (B, d) and ``targets`` (B, d)
 and are symmetrised over both directions (brain→target and target→brain).

@@ -1,4 +1,4 @@
-"""``train_decoders``: the two-stage scheme (reference §3.5) for every decoder of one target subject.
+"""``train_decoders``: the two-stage scheme (method notes §4.5) for every decoder of one target subject.
 
 Stage 1 pretrains on the pretraining subjects (per-subject adapters, shared rest); stage 2 builds a
 model for the target subject alone, loads every shared weight of stage 1 by name, drops exactly the

@@ -2,7 +2,7 @@
 
 NeuralDiffuser's g features are OpenAI CLIP ViT-B/32's "Linear-2, 4, …, 12": the output of
 ``mlp.c_proj`` of blocks 1–6, i.e. the MLP branch before it is added to the residual stream
-(reference §2.3). In transformers' CLIP that module is ``encoder.layers[k].mlp`` (its last op is fc2).
+(method notes §3.3). In transformers' CLIP that module is ``encoder.layers[k].mlp`` (its last op is fc2).
 Images are resized to the tower's input size and normalised with ImageNet statistics, as the
 reference does for both extraction and guidance.
 """

@@ -20,7 +20,7 @@ class DecodeConfig(Section):
     """Sample the prior; False decodes c and g with the linear head's tokens."""
     z_match: bool = True
     """Distribution matching of z: z-score the test predictions per dimension, then map them onto the mean and
-    std of the training images' true z (reference §3.6)."""
+    std of the training images' true z (method notes §4.6)."""
     batch_size: int = Field(64, ge=1)
     """Test images per batch."""
     seed: int | None = None

@@ -8,7 +8,7 @@ from ..base import Section
 
 
 class MindDiffuserConfig(Section):
-    """MindDiffuser (baselines reference §1): voxel-selection ridge decoders, img2img, back-propagation refinement.
+    """MindDiffuser (method notes §7): voxel-selection ridge decoders, img2img, back-propagation refinement.
 
     The defaults are the released code's values; docs/methods.md says where the code is inconsistent and which
     value was taken. The number of reconstructions per image is ``sampler.repeats`` (shared by every method).

@@ -8,7 +8,7 @@ from ..base import Section
 
 
 class NeuroPictorConfig(Section):
-    """NeuroPictor-style model (baselines reference §2): fMRI tokens, a high-level context, a ControlNet low-level branch.
+    """NeuroPictor-style model (method notes §8): fMRI tokens, a high-level context, a ControlNet low-level branch.
 
     Voxels reach a shared fMRI token space through per-subject adapters (our substitute for the UK Biobank
     surface-map autoencoder, docs/methods.md). Infrastructure knobs (mixed precision, checkpoints, logging,

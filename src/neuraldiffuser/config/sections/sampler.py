@@ -8,10 +8,14 @@ from ..base import Section
 
 
 class SamplerConfig(Section):
-    """NeuralDiffuser's guided img2img DDIM sampler (reference §4).
+    """NeuralDiffuser's guided img2img DDIM sampler (method notes §5).
 
     The defaults fix the released code's quirks; the ``paper`` preset turns each one back on by its flag
     (``x0_formula``, ``noise_timestep``, ``burn_draws``, ``image_seed``, ``noise_device``). See docs/sampler.md.
+
+    Keys nobody set take the zoo folder's recommendations (``<zoo>/sampler_defaults.json``; the shipped mini zoo:
+    strength 0.6, κ 300, η 0.4), so the 'default' column, whose zoo is the mini zoo, shows those; a hub id (SD v1.4)
+    keeps the paper's values written in the class.
     """
 
     steps: int = Field(50, ge=1)
@@ -25,7 +29,7 @@ class SamplerConfig(Section):
     kappa: float = Field(3e5, ge=0.0)
     """κ, scale of the primary-visual-feature (g) guidance; 0 is exactly the unguided sampler."""
     eta: float = Field(0.2, ge=0.0, le=1.0)
-    """η: the first ⌊n·η⌋ of the n denoising steps are g-guided (reference: ⌊37·0.2⌋ = 7)."""
+    """η: the first ⌊n·η⌋ of the n denoising steps are g-guided (the released settings: ⌊37·0.2⌋ = 7)."""
     repeats: int = Field(5, ge=1)
     """R reconstructions per image; they differ only in their initial noise and run through the UNet as one batch."""
     layer_boosts: list[float] = [1.5, 1.2, 1.0, 1.0, 1.0, 1.0]

@@ -21,7 +21,6 @@ Each fitted part is written atomically and skipped when present, so an interrupt
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,9 @@ import torch
 from ...config.schema import Config
 from ...data import VoxelScaler, open_dataset
 from ...data.splits import training_rows
-from ...errors import DataError, ModelLoadError
+from ...errors import DataError
 from ...targets.store import TargetStore, write_store
+from ...training.manifest import read_manifest
 from ...utils.io import atomic_path, atomic_write_json
 from ...utils.progress import track
 from .masks import predictability, remain_mask
@@ -159,17 +159,6 @@ def fit_minddiffuser(config: Config, run_dir: str | Path, targets: str | Path, c
     return summary
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "decoders" / "manifest.json"
-    if not path.is_file():
-        raise ModelLoadError("no fitted MindDiffuser decoders (decoders/manifest.json)", where=str(run_dir),
-                             fix="run `neuraldiffuser train DATASET TARGETS --method minddiffuser -o RUN` first")
-    manifest = json.loads(path.read_text())
-    if manifest.get("method") != METHOD:
-        raise ModelLoadError(f"the run holds '{manifest.get('method', 'neuraldiffuser')}' decoders, not MindDiffuser's", where=str(path))
-    return manifest
-
-
 def scatter_g(pred: dict[int, np.ndarray], masks: dict[str, np.ndarray], shape: list[int]) -> np.ndarray:
     """Decoded g (n, L, T, W): zeros outside each mask; values inside that are exactly 0 become the smallest
     normal float, so that ``g != 0`` recovers the mask (stage 2 reads it that way)."""
@@ -184,10 +173,8 @@ def scatter_g(pred: dict[int, np.ndarray], masks: dict[str, np.ndarray], shape: 
 
 def decode_minddiffuser(config: Config, run_dir: str | Path, out: str | Path) -> Path:
     """Decode the subject's test set into ``out`` (decoded.hdf5 format, g and c as MindDiffuser shapes them)."""
-    from safetensors.numpy import load_file
-
     run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir)
+    manifest = read_manifest(run_dir, METHOD)
     dec = run_dir / "decoders"
     ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
     subj = ds.subject(manifest["subject"])
@@ -198,7 +185,18 @@ def decode_minddiffuser(config: Config, run_dir: str | Path, out: str | Path) ->
         scaler = VoxelScaler(flat.mean(0), flat.std(0) + 1e-6)
     else:
         scaler = VoxelScaler.load(dec / "scaler.safetensors")
-    x = scaler.transform(raw)
+    values = predict_minddiffuser(dec, manifest, scaler.transform(raw))
+    attrs = {**manifest.get("targets_attrs", {}), "subject": manifest["subject"], "average": config.data.average, "method": METHOD,
+             "source_run": str(run_dir.resolve()), "test_order": test.order, "padded": test.padded.sum(1).tolist(),
+             "text_max_length": manifest["shapes"]["c"][0], "remain_rate": manifest["remain_rate"], "g_dtype": "float32", "test_zscore": config.minddiffuser.test_zscore,
+             "created": _dt.datetime.now().isoformat(timespec="seconds")}
+    return write_store(out, test.images, values, attrs)
+
+
+def predict_minddiffuser(dec: Path, manifest: dict[str, Any], x: np.ndarray) -> dict[str, np.ndarray]:
+    """Scaled voxels (n, V), or (n, R, V) whose per-repeat predictions are averaged → {'c', 'z', 'g'} float32."""
+    from safetensors.numpy import load_file
+
     reps = [x] if x.ndim == 2 else [x[:, r] for r in range(x.shape[1])]
 
     def predict(name: str) -> np.ndarray:
@@ -212,8 +210,4 @@ def decode_minddiffuser(config: Config, run_dir: str | Path, out: str | Path) ->
     z = predict("z").reshape(len(x), *shapes["z"]).astype(np.float32)
     masks = {k: v.astype(bool) for k, v in load_file(str(dec / "masks.safetensors")).items() if k.startswith("mask")}
     g = scatter_g({layer: predict(f"g{layer}") for layer in range(shapes["g"][0])}, masks, shapes["g"])
-    attrs = {**manifest.get("targets_attrs", {}), "subject": manifest["subject"], "average": config.data.average, "method": METHOD,
-             "source_run": str(run_dir.resolve()), "test_order": test.order, "padded": test.padded.sum(1).tolist(),
-             "text_max_length": shapes["c"][0], "remain_rate": manifest["remain_rate"], "g_dtype": "float32", "test_zscore": config.minddiffuser.test_zscore,
-             "created": _dt.datetime.now().isoformat(timespec="seconds")}
-    return write_store(out, test.images, {"c": c, "z": z, "g": g}, attrs)
+    return {"c": c, "z": z, "g": g}

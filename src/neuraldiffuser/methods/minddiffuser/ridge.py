@@ -1,4 +1,4 @@
-"""Ridge regression with per-output voxel selection (MindDiffuser's FastL2LiR decoders, reference §1.4).
+"""Ridge regression with per-output voxel selection (MindDiffuser's FastL2LiR decoders, method notes §7.1).
 
 For every output p, keep the ``n_feat`` voxels whose absolute Pearson correlation with p over the
 training rows is largest (constant voxels score 0), then solve the L2-regularised least squares on
@@ -52,11 +52,6 @@ def unit_columns(x: torch.Tensor, zero_below: float = 0.0) -> torch.Tensor:
     var = xc.pow(2).mean(0)
     scale = torch.where(var > max(zero_below, 0.0) + 1e-300, 1.0 / xc.norm(dim=0).clamp_min(1e-300), torch.zeros_like(var))
     return xc * scale
-
-
-def abs_correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """|Pearson r| between every column of x (n, V) and of y (n, P) → (V, P); constant voxels give 0."""
-    return (unit_columns(x, CONSTANT_VAR).T @ unit_columns(y)).abs()
 
 
 class VoxelSelectionRidge:

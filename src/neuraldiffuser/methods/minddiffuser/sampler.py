@@ -1,4 +1,4 @@
-"""MindDiffuser's two reconstruction stages (baselines reference §1.5–§1.6).
+"""MindDiffuser's two reconstruction stages (method notes §7.2–§7.3).
 
 Stage 1 is img2img from the decoded z and c: z is noised to the DDIM schedule's timestep number
 ``noise_index`` (37 of 50 → t = 741), then the last ``denoise_steps`` steps of the schedule are run

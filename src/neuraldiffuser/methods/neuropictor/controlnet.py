@@ -1,4 +1,4 @@
-"""The ControlNet-style branch and the trainable whole (baselines reference §2.5).
+"""The ControlNet-style branch and the trainable whole (method notes §8.2).
 
 ``FMRIControlNet`` is diffusers' ``ControlNetModel`` (a trainable copy of the UNet encoder and middle
 block whose outputs pass through zero-initialised 1×1 convolutions into the frozen UNet's skips) with one

@@ -1,4 +1,4 @@
-"""The fMRI side of the NeuroPictor-style model (baselines reference §2.3–§2.5).
+"""The fMRI side of the NeuroPictor-style model (method notes §8.1–§8.2).
 
 - ``FMRIEncoder``: per-subject linear adapters into one width, a shared tokeniser to ``tokens × width``
   and shared pre-norm transformer blocks. It stands in for the reference's fMRI-PTE autoencoder, which

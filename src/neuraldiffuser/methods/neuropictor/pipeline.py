@@ -1,4 +1,4 @@
-"""NeuroPictor inference: DDIM (η = 0) from pure noise with CFG, the fMRI control in both branches (reference §2.8),
+"""NeuroPictor inference: DDIM (η = 0) from pure noise with CFG, the fMRI control in both branches (method notes §8.4),
 and ``reconstruct --method neuropictor``.
 
 The conditional branch uses the fMRI context, the unconditional one the "" text context; the ControlNet
@@ -22,7 +22,7 @@ from ...sampling.methods import Reconstructor, Setting
 from .controlnet import noise_prediction
 
 
-class NeuroPictorPipeline:
+class NeuroPictorSampler:
     """``pipe(context (T, D), cmap (C, h, w), seed)`` → (R, 3, H, W) images in [0, 1]."""
 
     def __init__(self, components, model, config: NeuroPictorConfig | None = None, repeats: int = 1):
@@ -93,7 +93,7 @@ class NeuroPictorMethod:
             raise DataError("the targets hold no 'c'", fix="decode the NeuroPictor run first (`neuraldiffuser decode RUN`)")
         manifest, model = load_run(cfg.neuropictor.run, components.device)
         voxels = TestVoxels(cfg, cfg.neuropictor.run, manifest["subject"])
-        pipe = NeuroPictorPipeline(components, model, cfg.neuropictor, cfg.sampler.repeats)
+        pipe = NeuroPictorSampler(components, model, cfg.neuropictor, cfg.sampler.repeats)
         by_index = cfg.sampler.image_seed == "by_index"
 
         def reconstruct(targets: Mapping[str, torch.Tensor], image: int) -> torch.Tensor:

@@ -11,7 +11,6 @@ Run folder::
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from ...config.schema import Config
 from ...data import VoxelScaler, open_dataset
 from ...errors import ConfigError, ModelLoadError
 from ...targets.store import TargetStore, write_store
+from ...training.manifest import read_manifest
 from ...utils.io import atomic_dir, atomic_write_json
 
 METHOD = "neuropictor"
@@ -84,17 +84,6 @@ def train_neuropictor(config: Config, run_dir: str | Path, targets: str | Path, 
     return summary
 
 
-def read_manifest(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / "decoders" / "manifest.json"
-    if not path.is_file():
-        raise ModelLoadError("no trained NeuroPictor model (decoders/manifest.json)", where=str(run_dir),
-                             fix="run `neuraldiffuser train DATASET TARGETS --method neuropictor -o RUN` first")
-    manifest = json.loads(path.read_text())
-    if manifest.get("method") != METHOD:
-        raise ModelLoadError(f"the run holds '{manifest.get('method', 'neuraldiffuser')}' decoders, not a NeuroPictor model", where=str(path))
-    return manifest
-
-
 class TestVoxels:
     """The subject's scaled test voxels by image index ((V,) or (R, V) per image, per ``data.average``)."""
 
@@ -116,7 +105,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     """(manifest, the final NeuroPictor model on ``device`` in eval mode)."""
     from .controlnet import NeuroPictor
 
-    manifest = read_manifest(run_dir)
+    manifest = read_manifest(run_dir, METHOD)
     model = NeuroPictor.from_pretrained(Path(run_dir) / manifest["model"]).to(device).eval().requires_grad_(False)
     return manifest, model
 

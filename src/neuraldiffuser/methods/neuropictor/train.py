@@ -1,4 +1,4 @@
-"""Training the NeuroPictor-style model with the diffusion loss (baselines reference §2.6–§2.7).
+"""Training the NeuroPictor-style model with the diffusion loss (method notes §8.3).
 
 Stages, each resumable from its last checkpoint and skipped once its model folder exists:
 

@@ -2,7 +2,7 @@
 
 Each step pairs every image of the batch with one of its captions drawn at random and minimises
 CLIP's symmetric cross-entropy over the batch. Images enter with ImageNet normalisation, the
-normalisation the guidance encoder applies (reference §2.3), so the vision tower is trained on the
+normalisation the guidance encoder applies (method notes §3.3), so the vision tower is trained on the
 inputs it sees when it serves g. Text enters without an attention mask, padded with the end token,
 which is how SD's pipeline calls its text encoder; the UNet's context is then the text tower's last
 hidden state, saved on its own as ``text_encoder/`` (a ``CLIPTextModel``).

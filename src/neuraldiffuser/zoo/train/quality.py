@@ -88,11 +88,11 @@ def true_targets(comp, data: ImageCaptionData, images01: torch.Tensor) -> tuple[
     return z, c, comp.guidance(images01)
 
 
-def img2img(comp, config: SamplerConfig, z: torch.Tensor, c: torch.Tensor, g: torch.Tensor, seed: int, label: str) -> torch.Tensor:
-    """The NeuralDiffuser sampler, one image at a time (R repeats batched); returns all repeats (N·R, 3, H, W)."""
-    from ...sampling.sampler import NeuralDiffuserSampler
-
-    sampler = NeuralDiffuserSampler(comp, config)
+def img2img(comp, config: SamplerConfig, z: torch.Tensor, c: torch.Tensor, g: torch.Tensor, seed: int, label: str, make_sampler) -> torch.Tensor:
+    """The NeuralDiffuser sampler, one image at a time (R repeats batched); returns all repeats (N·R, 3, H, W).
+    ``make_sampler(components, config)`` builds it (``sampling.sampler.NeuralDiffuserSampler``, passed in by the
+    caller: the zoo package sits below ``sampling`` and does not import it)."""
+    sampler = make_sampler(comp, config)
     return torch.cat([sampler(c[i], z[i], g[i], seed=seed + i) for i in track(range(len(z)), label)])
 
 
@@ -106,8 +106,11 @@ def measure_quality(
     t2i_cfg_scale: float = 7.5,
     t2i_steps: int = 50,
     n_autoencoder: int = 1000,
+    *,
+    make_sampler,
 ) -> dict:
-    """Measure everything listed in the module docstring on the first ``n`` images of ``images``."""
+    """Measure everything listed in the module docstring on the first ``n`` images of ``images``; ``make_sampler`` is
+    ``neuraldiffuser.sampling.sampler.NeuralDiffuserSampler`` (or any ``(components, SamplerConfig) → sampler``)."""
     from transformers import CLIPModel
 
     from ..loader import Components, load_pretrained
@@ -144,7 +147,7 @@ def measure_quality(
     img2img_result = {}
     for name, cfg in runs.items():
         t0 = time.perf_counter()
-        recon = img2img(comp, cfg, z, c, g, seed, f"img2img {name}")
+        recon = img2img(comp, cfg, z, c, g, seed, f"img2img {name}", make_sampler)
         timings[f"img2img_{name}"] = time.perf_counter() - t0
         img2img_result[name] = {"ssim": float(ssim_rgb(originals, to_uint8(recon)).mean()), "kappa": cfg.kappa, "eta": cfg.eta}
     img2img_result["sampler"] = base.model_dump(mode="json", include={"steps", "strength", "cfg_scale", "sag_scale", "eta", "x0_formula", "noise_timestep"})

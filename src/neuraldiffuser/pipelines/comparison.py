@@ -1,0 +1,179 @@
+"""The comparison methods behind the pipeline entry points: ``from_pretrained(run)``, ``decode``, ``__call__``.
+
+They wrap the methods' own runners (``methods.minddiffuser``, ``methods.neuropictor``), reading the run
+folders ``train --method minddiffuser|neuropictor`` writes. ``load_pipeline(folder)`` picks the class from the
+run's ``decoders/manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config.load import load_run_config
+from ..errors import ConfigError, DataError, ModelLoadError
+from ..training.manifest import read_manifest
+from ..utils.validation import check_array, check_consistent_rows
+from .neuraldiffuser import NeuralDiffuserPipeline, _resolve_device
+
+
+def _images_out(out: list[torch.Tensor], output_type: str):
+    from ..sampling.runner import to_uint8
+
+    if output_type == "pt":
+        return torch.stack([o.detach().float().cpu() for o in out])
+    arr = np.stack([to_uint8(o) for o in out])
+    if output_type == "pil":
+        from PIL import Image
+
+        return [[Image.fromarray(im) for im in reps] for reps in arr]
+    return arr
+
+
+class _RunPipeline:
+    """What the comparison pipelines share: the run's config, manifest, voxel scaler, zoo and seeding."""
+
+    method = ""
+
+    def __init__(self, folder: str | Path, device: str | torch.device | None = None):
+        from ..data import VoxelScaler
+
+        self.folder = Path(folder)
+        self.manifest = self.read_manifest(self.folder)
+        self.config = load_run_config(self.folder)
+        self.scaler = VoxelScaler.load(self.folder / "decoders" / "scaler.safetensors")
+        self.device = _resolve_device(device)
+        self._components = None
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None):
+        """Load a ``train --method ...`` run folder."""
+        return cls(folder, device)
+
+    @staticmethod
+    def read_manifest(folder: Path) -> dict[str, Any]:
+        return read_manifest(folder)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(subject={self.subject!r}, voxels={self.n_voxels}, run={str(self.folder)!r})"
+
+    @property
+    def subject(self) -> str:
+        return str(self.manifest["subject"])
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.scaler.mean.shape[0])
+
+    @property
+    def components(self):
+        if self._components is None:
+            from ..zoo.loader import Components
+
+            self._components = Components(self.config.zoo, device=self.device)
+        return self._components
+
+    check_betas = NeuralDiffuserPipeline.check_betas
+
+    def seeds(self, n: int, seed: int | None, images: Any) -> list[int]:
+        """Row i's seed: ``seed + images[i]`` (``sampler.image_seed: by_index``, as the reconstruct stage), else ``seed``."""
+        base = int(self.config.seed if seed is None else seed)
+        ids = np.arange(n) if images is None else check_array(images, "images", ndim=1, dtype=np.int64, integer=True)
+        check_consistent_rows(betas=np.empty(n), images=ids)
+        return [base + int(i) if self.config.sampler.image_seed == "by_index" else base for i in ids]
+
+    @staticmethod
+    def check_output(output_type: str) -> None:
+        if output_type not in ("np", "pil", "pt"):
+            raise ConfigError(f"'output_type' must be 'np', 'pil' or 'pt', got {output_type!r}")
+
+
+class MindDiffuserPipeline(_RunPipeline):
+    """MindDiffuser: ridge decoders of c, z and masked g, then img2img and back-propagation through the sampler."""
+
+    method = "minddiffuser"
+
+    @staticmethod
+    def read_manifest(folder: Path) -> dict[str, Any]:
+        return read_manifest(folder, "minddiffuser")
+
+    def decode(self, betas: Any, subject: str | None = None) -> dict[str, np.ndarray]:
+        """Raw betas (n, n_voxels) or (n, R, n_voxels) → {'c', 'z', 'g'} float32 as MindDiffuser shapes them (g zero
+        outside its masks). With ``minddiffuser.test_zscore: test`` the rows are z-scored with their own statistics."""
+        from ..data import VoxelScaler
+        from ..methods.minddiffuser.decoders import predict_minddiffuser
+
+        raw = self.check_betas(betas, subject)
+        scaler = self.scaler
+        if self.config.minddiffuser.test_zscore == "test":
+            flat = raw.reshape(-1, raw.shape[-1])
+            scaler = VoxelScaler(flat.mean(0), flat.std(0) + 1e-6)
+        return predict_minddiffuser(self.folder / "decoders", self.manifest, scaler.transform(raw))
+
+    def __call__(self, betas: Any, subject: str | None = None, *, repeats: int | None = None, seed: int | None = None,
+                 images: Any = None, output_type: str = "np"):
+        """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats`` (default the run's)."""
+        from ..methods.minddiffuser.sampler import MindDiffuserSampler
+
+        self.check_output(output_type)
+        t = self.decode(betas, subject)
+        sampler = MindDiffuserSampler(self.components, self.config.minddiffuser, int(repeats or self.config.sampler.repeats))
+        seeds = self.seeds(len(t["c"]), seed, images)
+        dev = self.device
+        out = [sampler(torch.from_numpy(t["c"][i]).to(dev), torch.from_numpy(t["z"][i]).to(dev), torch.from_numpy(t["g"][i]).to(dev), seed=s)
+               for i, s in enumerate(seeds)]
+        return _images_out(out, output_type)
+
+
+class NeuroPictorPipeline(_RunPipeline):
+    """NeuroPictor-style: fMRI → text context and a control map that modulates the UNet; DDIM from pure noise."""
+
+    method = "neuropictor"
+
+    def __init__(self, folder: str | Path, device: str | torch.device | None = None):
+        from ..methods.neuropictor.runner import load_run
+
+        super().__init__(folder, device)
+        _, self.model = load_run(self.folder, self.device)
+
+    @staticmethod
+    def read_manifest(folder: Path) -> dict[str, Any]:
+        return read_manifest(folder, "neuropictor")
+
+    def decode(self, betas: Any, subject: str | None = None) -> dict[str, np.ndarray]:
+        """Raw betas (n, n_voxels) or (n, R, n_voxels) → {'c': (n, tokens, width), 'cmap': (n, C, h, w)} float32."""
+        from ..methods.neuropictor.runner import fmri_outputs
+
+        x = self.scaler.transform(self.check_betas(betas, subject))
+        outs = [fmri_outputs(self.model, self.subject, row, self.device) for row in x]
+        return {"c": np.stack([c.float().cpu().numpy() for c, _ in outs]), "cmap": np.stack([m.float().cpu().numpy() for _, m in outs])}
+
+    def __call__(self, betas: Any, subject: str | None = None, *, repeats: int | None = None, seed: int | None = None,
+                 images: Any = None, output_type: str = "np"):
+        """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats`` (default the run's)."""
+        from ..methods.neuropictor.pipeline import NeuroPictorSampler
+
+        self.check_output(output_type)
+        t = self.decode(betas, subject)
+        sampler = NeuroPictorSampler(self.components, self.model, self.config.neuropictor, int(repeats or self.config.sampler.repeats))
+        seeds = self.seeds(len(t["c"]), seed, images)
+        out = [sampler(torch.from_numpy(t["c"][i]), torch.from_numpy(t["cmap"][i]), seed=s) for i, s in enumerate(seeds)]
+        return _images_out(out, output_type)
+
+
+PIPELINES = {"neuraldiffuser": NeuralDiffuserPipeline, "minddiffuser": MindDiffuserPipeline, "neuropictor": NeuroPictorPipeline}
+
+
+def load_pipeline(folder: str | Path, device: str | torch.device | None = None):
+    """The pipeline of whichever method trained the run in ``folder`` (from its decoders/manifest.json)."""
+    path = Path(folder) / "decoders" / "manifest.json"
+    if not path.is_file():
+        raise ModelLoadError("no decoders/manifest.json", where=str(folder), fix="give a run folder written by `neuraldiffuser train`")
+    method = json.loads(path.read_text()).get("method", "neuraldiffuser")
+    if method not in PIPELINES:
+        raise DataError(f"the run was made by an unknown method '{method}'", where=str(path), fix=f"known: {', '.join(PIPELINES)}")
+    return PIPELINES[method].from_pretrained(folder, device)
