@@ -43,9 +43,10 @@ def command(
     from ..errors import ConfigError
     from ..sampling.runner import make_job, reconstruct, resolve_source
 
-    run_cfg = source / "config.yaml" if source is not None and source.is_dir() else None
-    if run_cfg is not None and run_cfg.is_file() and preset is None and not config_files:
+    run_cfg = run_config_of(source)
+    if run_cfg is not None and preset is None and not config_files:
         config_files = [run_cfg]
+        typer.echo(f"reconstruct: settings from the run's config {run_cfg} (dataset, sampler steps, strength, repeats); --preset/--config replace it", err=True)
     if repeats is not None:
         overrides = [*overrides, f"sampler.repeats={repeats}"]
     config = resolve(preset, config_files, overrides)
@@ -68,3 +69,16 @@ def command(
         folders = reconstruct(job, out, config, method=method, sweep=sweep, overwrite=overwrite, device=device)
     for folder in folders:
         typer.echo(f"wrote {folder}")
+
+
+def run_config_of(source: Path | None) -> Path | None:
+    """The config a decoded file was made with: RUN/config.yaml for a run folder; for RUN/decoded[_ridge|_holdout…].hdf5
+    the config `decode` saved beside it (<stem>.config.yaml, decoded.config.yaml for the ridge file), else RUN/config.yaml."""
+    if source is None:
+        return None
+    if source.is_dir():
+        candidates = [source / "config.yaml"]
+    else:
+        stem = source.stem
+        candidates = [source.with_name(f"{stem}.config.yaml"), source.with_name(f"{stem.removesuffix('_ridge')}.config.yaml"), source.parent / "config.yaml"]
+    return next((c for c in candidates if c.is_file()), None)
