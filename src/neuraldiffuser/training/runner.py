@@ -31,6 +31,7 @@ from ..data.splits import training_rows
 from ..errors import ConfigError, DataError
 from ..targets.store import TargetStore
 from ..utils.io import atomic_dir, atomic_write_json
+from .autoscale import adapt_to_data
 from .batches import Pool, TrainingData
 from .loop import StagePlan, Trainer
 from .objective import TEACHER
@@ -157,9 +158,10 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
         raise ConfigError("no dataset", where="data.path", fix="give the dataset folder")
     t_start = time.perf_counter()
     ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
+    acc = accelerator or make_accelerator(config, run_dir)
+    config = adapt_to_data(config, ds, verbose=acc.is_main_process)  # one subject → finetune only; train.auto_scale
     store = TargetStore(targets)
     target, pre_names = subjects_of(config, ds)
-    acc = accelerator or make_accelerator(config, run_dir)
     if config.train.tensorboard:
         acc.init_trackers("train")
     stages = [s for s in ("pretrain", "finetune") if s in config.train.stages]
