@@ -29,11 +29,24 @@ def train(
     limit: int = typer.Option(None, "--limit", help="Use only the first N images."),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)."),
     processes: int = typer.Option(1, "--processes", help="Data-parallel processes for the UNet (one thread each; same result as one process)."),
+    init_from: str = typer.Option(None, "--init-from", help="Adapt a trained stack (e.g. builtin:insilico-64) to these images: every part fine-tuned."),
+    minutes: float = typer.Option(5.0, "--minutes", help="With --init-from: wall-time budget of the whole adaptation."),
     preset: str = PresetOpt,
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
 ) -> None:
-    """Train the autoencoder, the mini CLIP and the text-conditioned UNet (each resumable)."""
+    """Train the autoencoder, the mini CLIP and the text-conditioned UNet (each resumable); or, with --init-from,
+    adapt a trained stack to a new image domain in --minutes (training stimuli only; docs/own-data.md)."""
+    if init_from is not None:
+        from ..zoo.train.adapt import adapt_zoo
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        log = adapt_zoo(images, out, init_from, minutes, seed=0)
+        typer.echo(f"adapted {init_from} to {log['data']['n_images']} images in {out}; {log['quality_line']}")
+        return
     from ..config import parse_overrides, save_config
     from ..zoo.train.pipeline import train_zoo
     from ..zoo.train.settings import load_settings
