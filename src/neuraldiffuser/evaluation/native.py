@@ -105,6 +105,17 @@ def summarize(values: dict[str, np.ndarray]) -> dict:
     return {k: {"mean": float(np.mean(v)), "sem": float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0} for k, v in values.items()}
 
 
+def score_folder(rec, ds, images=None) -> dict[str, np.ndarray]:
+    """Per-image metrics of one reconstruction folder against its stimuli at their own size and mode (every repeat
+    scored, then averaged per image)."""
+    images = [int(i) for i in (rec.images if images is None else images)]
+    mode = ds.meta.get("stimulus_mode", "RGB")
+    size = tuple(ds.meta.get("stimulus_size") or ds.images.size)
+    truth = as_float(ds.images.get(np.array(images, dtype=np.int64)), mode)
+    per = [score_pairs(truth, as_float(to_stimulus(rec.load(images, r), size, mode), mode)) for r in range(rec.repeats)]
+    return {k: np.mean([p[k] for p in per], axis=0) for k in NATIVE_METRICS}
+
+
 def native_evaluation(recon_folders, ds, subject: str | None = None, repeats: int = 1, order: str = "first_seen") -> dict:
     """Score each reconstruction folder (every repeat, averaged per image) and both baselines on the same images."""
     meta = ds.meta
@@ -128,8 +139,7 @@ def native_evaluation(recon_folders, ds, subject: str | None = None, repeats: in
         vals = score_pairs(truth, base[name][sel])
         rows.append({"method": name, "setting": "baseline", "values": summarize(vals), "per_image": {k: v.tolist() for k, v in vals.items()}})
     for rec in recon_folders:
-        per = [score_pairs(truth, as_float(to_stimulus(rec.load(common, r), size, mode), mode)) for r in range(rec.repeats)]
-        vals = {k: np.mean([p[k] for p in per], axis=0) for k in NATIVE_METRICS}
+        vals = score_folder(rec, ds, common)
         rows.append({"method": rec.method, "setting": rec.setting, "values": summarize(vals), "per_image": {k: v.tolist() for k, v in vals.items()},
                      "repeats": rec.repeats, "recon_dir": str(rec.path)})
     return {"protocol": {"name": "native", "size": list(size), "mode": mode, "pixels": "[0, 1]", "repeats_scored": "all, averaged per image",

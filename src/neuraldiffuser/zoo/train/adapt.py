@@ -85,6 +85,11 @@ def timed_loop(name: str, params: list, step_fn, seconds: float, lr: float, gen_
     return {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "loss_first": float(np.mean(losses[:k])), "loss_last": float(np.mean(losses[-k:]))}
 
 
+def to_side(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Images (B, 3, H, W) at the CLIP tower's input side (bilinear, antialiased), as the guidance encoder resizes."""
+    return x if x.shape[-1] == side else F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+
+
 def multi_positive_loss(clip, pixel_values: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE whose targets spread over every pair with the same caption."""
     logits = clip(input_ids=input_ids, pixel_values=pixel_values).logits_per_image
@@ -112,7 +117,8 @@ def measure(vae, clip, unet, text_encoder, data: ImageCaptionData, scale: float,
     first = data.tokens[torch.from_numpy(data.offsets[idx.numpy()])]
     uniq, label = torch.unique(first, dim=0, return_inverse=True)
     if len(uniq) > 1:
-        img = F.normalize(clip.visual_projection(clip.vision_model(pixel_values=normalize(data.pixels(idx))).pooler_output), dim=-1)
+        pixels = to_side(data.pixels(idx), int(clip.config.vision_config.image_size))
+        img = F.normalize(clip.visual_projection(clip.vision_model(pixel_values=normalize(pixels)).pooler_output), dim=-1)
         txt = F.normalize(clip.text_projection(clip.text_model(input_ids=uniq).pooler_output), dim=-1)
         out["clip_caption_top1"] = float(((img @ txt.T).argmax(1) == label).float().mean())
         out["clip_chance"] = round(1 / len(uniq), 4)
@@ -153,8 +159,8 @@ def adapt_zoo(images: str | Path, out: str | Path, init_from: str = "builtin:ins
     from transformers import CLIPModel, CLIPTokenizer
 
     clip = CLIPModel.from_pretrained(src / "clip", torch_dtype=torch.float32)
-    side = int(clip.config.vision_config.image_size)
-    data, info = training_stimuli(images, side)
+    data, info = training_stimuli(images, comp.resolution)
+    clip_side = int(clip.config.vision_config.image_size)
     data.tokenize(CLIPTokenizer.from_pretrained(src / "tokenizer"), text_encoder.config.max_position_embeddings)
     scale = float(vae.config.scaling_factor)
     before = measure(vae.eval(), clip.eval(), unet.eval(), text_encoder.eval(), data, scale, seed)
@@ -176,7 +182,7 @@ def adapt_zoo(images: str | Path, out: str | Path, init_from: str = "builtin:ins
 
         def clip_step():
             idx = sample("clip")
-            return multi_positive_loss(clip, normalize(data.pixels(idx)), data.random_tokens(idx, gen))
+            return multi_positive_loss(clip, normalize(to_side(data.pixels(idx), clip_side)), data.random_tokens(idx, gen))
 
         log["parts"]["clip"] = timed_loop("CLIP", list(clip.parameters()), clip_step, budget["clip"], LR["clip"])
         clip.eval()

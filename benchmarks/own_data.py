@@ -1,0 +1,172 @@
+"""A user's own small data set, start to finish, without network (issue 17).
+
+    python benchmarks/own_data.py [--work /tmp/own_data] [--trials 100] [--minutes 5] [--workers 2]
+
+Stands in for a small real fMRI set: real handwritten digits (scikit-learn's ``load_digits``, 8 × 8, upsampled
+to 28 × 28 greyscale with bicubic interpolation), one subject whose responses come from the simulator's encoding
+model (``simulate.responses``: V1–hV4 pRFs and filter-bank tuning plus higher areas, NSD-like noise ceilings;
+2,000 voxels), each image seen once, a 9:1 train/test split. Then the documented flow (docs/own-data.md) through
+the Python API: import → zoo adaptation (`zoo train --init-from builtin:insilico-64 --minutes N`) → extract →
+train (`small` preset) → decode (+ ridge, + held-out images) → sampler settings chosen on the held-out training
+images → reconstruct → `evaluate --native` with the mean-image and pixel-ridge baselines.
+
+Writes benchmarks/results/own_data.json (per-image values kept) and prints the table.
+Goal: NeuralDiffuser beats the mean image and pixel ridge on PCC, MSE and whole-map SSIM; whole run ≤ 20 min on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = [{"strength": 0.3, "kappa": 0.0, "eta": 0.0}, {"strength": 0.6, "kappa": 0.0, "eta": 0.0}, {"strength": 0.6, "kappa": 300.0, "eta": 0.4}]
+
+
+def digits(n: int, side: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` scikit-learn digits as uint8 (n, side, side) and their labels."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = np.clip(d.images[:n] / 16.0 * 255, 0, 255).astype(np.uint8)
+    up = np.stack([np.asarray(Image.fromarray(im).resize((side, side), Image.BICUBIC)) for im in x])
+    return up, d.target[:n]
+
+
+def make_arrays(work: Path, n: int, voxels: int, seed: int) -> dict:
+    """Stimuli, labels, betas and test indices as a user would have them (files in ``work/arrays``)."""
+    from neuraldiffuser.simulate.responses import simulate_responses
+
+    arrays = work / "arrays"
+    arrays.mkdir(parents=True, exist_ok=True)
+    images, labels = digits(n)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)  # presentation order
+    betas, _ = simulate_responses(np.repeat(images[..., None], 3, -1), order, voxels, seed)
+    test = np.sort(rng.choice(n, size=max(1, n // 10), replace=False))
+    np.save(arrays / "stimuli.npy", images)
+    np.save(arrays / "labels.npy", labels)
+    np.save(arrays / "betas.npy", betas)
+    np.save(arrays / "image_index.npy", order)
+    np.savetxt(arrays / "test_images.txt", test, fmt="%d")
+    return {"arrays": arrays, "test": test}
+
+
+def timed(log: dict, name: str):
+    class _T:
+        def __enter__(self):
+            self.t = time.perf_counter()
+            print(f"== {name}", flush=True)
+
+        def __exit__(self, *exc):
+            log[name] = round(time.perf_counter() - self.t, 1)
+            print(f"   {name}: {log[name]} s", flush=True)
+
+    return _T()
+
+
+def run(args) -> dict:
+    from neuraldiffuser.config import load_config, save_config
+    from neuraldiffuser.data import open_dataset
+    from neuraldiffuser.data.importer import import_dataset
+    from neuraldiffuser.evaluation.native import native_evaluation
+    from neuraldiffuser.evaluation.recon import read_manifest
+    from neuraldiffuser.sampling.processes import reconstruct_in_processes
+    from neuraldiffuser.sampling.validate import choose_sampler_settings
+    from neuraldiffuser.targets.extract import extract_targets
+    from neuraldiffuser.training.autoscale import adapt_to_data
+    from neuraldiffuser.training.decode import decode_holdout, decode_test
+    from neuraldiffuser.training.runner import train_decoders
+    from neuraldiffuser.zoo.train.adapt import adapt_zoo
+
+    work = args.work
+    if work.exists():
+        shutil.rmtree(work)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with timed(seconds, "arrays"):
+        made = make_arrays(work, args.trials, args.voxels, args.seed)
+    a = made["arrays"]
+    with timed(seconds, "import"):
+        ds_dir = import_dataset(work / "dataset", a / "stimuli.npy", a / "betas.npy", image_index=a / "image_index.npy",
+                                test=np.loadtxt(a / "test_images.txt", dtype=np.int64).tolist(), labels=a / "labels.npy",
+                                caption_template="a handwritten digit {label}")
+    with timed(seconds, "zoo adaptation"):
+        zoo_log = adapt_zoo(ds_dir, work / "zoo", "builtin:insilico-64", args.minutes, seed=args.seed)
+    print("  ", zoo_log["quality_line"])
+    cfg = load_config("small", overrides={"data": {"path": str(ds_dir)}, "zoo": {"path": str(work / "zoo")}, "train": {"tensorboard": False}})
+    ds = open_dataset(ds_dir)
+    cfg = adapt_to_data(cfg, ds)
+    with timed(seconds, "extract"):
+        targets = extract_targets(cfg, ds, work / "targets.hdf5")
+    run_dir = work / "run"
+    run_dir.mkdir()
+    save_config(cfg, run_dir)
+    with timed(seconds, "train"):
+        train_decoders(cfg, run_dir, targets)
+    with timed(seconds, "decode"):
+        decoded = decode_test(cfg, run_dir, run_dir / "decoded.hdf5")
+        decoded_ridge = decode_test(cfg, run_dir, run_dir / "decoded_ridge.hdf5", method="ridge")
+        held = decode_holdout(cfg, run_dir, run_dir / "decoded_holdout.hdf5") if cfg.data.holdout_images else None
+    chosen, table = {k: getattr(cfg.sampler, k) for k in ("strength", "kappa", "eta")}, []
+    cfg.sampler.repeats = args.repeats
+    if held is not None:
+        with timed(seconds, "sampler validation"):
+            chosen, table = choose_sampler_settings(cfg, held, work / "validation", GRID, workers=args.workers)
+        print("   chosen on held-out training images:", chosen)
+    cfg.sampler.strength = chosen["strength"]
+    sweep = {"kappa": [chosen["kappa"]], "eta": [chosen["eta"]]}
+    with timed(seconds, "reconstruct"):
+        nd = reconstruct_in_processes(decoded, work / "recon", cfg, args.workers, sweep=sweep)
+        rd = reconstruct_in_processes(decoded_ridge, work / "recon", cfg, args.workers, method="ridge", sweep=sweep)
+    with timed(seconds, "evaluate"):
+        doc = native_evaluation([read_manifest(f) for f in [*nd, *rd]], ds, "subj01", cfg.data.test_repeats)
+    seconds["total"] = round(time.perf_counter() - t0, 1)
+    rows = {r["method"]: r["values"] for r in doc["rows"]}
+    nd_v = rows["neuraldiffuser"]
+    beats = {f"{m}_{b}": (nd_v[m]["mean"] > rows[b][m]["mean"]) if doc["metrics"][m]["higher_is_better"] else (nd_v[m]["mean"] < rows[b][m]["mean"])
+             for m in ("pcc", "mse", "ssim_wang") for b in ("mean_image", "pixel_ridge")}
+    return {
+        "benchmark": "own_data", "command": "python benchmarks/own_data.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k not in ("work", "out")),
+        "data": {"stimuli": f"scikit-learn load_digits, first {args.trials}, 8×8 → 28×28 bicubic, greyscale", "voxels": args.voxels,
+                 "responses": "neuraldiffuser.simulate.responses (NSD-like noise ceilings, one trial per image)", "test_images": made["test"].tolist()},
+        "zoo_adaptation": {k: zoo_log[k] for k in ("minutes", "parts", "quality_before", "quality_after", "quality_line")},
+        "config": {"train": {k: getattr(cfg.train, k) for k in ("stages", "batch_size", "epoch_samples", "finetune_epochs")},
+                   "holdout_images": cfg.data.holdout_images, "sampler": {**chosen, "steps": cfg.sampler.steps, "repeats": cfg.sampler.repeats}},
+        "validation": table, "seconds": seconds, "cpu_threads": os.environ.get("OMP_NUM_THREADS"),
+        "goal": {"beats": beats, "met": all(beats.values()), "under_20_min": seconds["total"] <= 1200},
+        "native": doc,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/own_data"), help="Working folder (replaced).")
+    ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--voxels", type=int, default=2000)
+    ap.add_argument("--minutes", type=float, default=5.0, help="Zoo adaptation budget.")
+    ap.add_argument("--repeats", type=int, default=2, help="Reconstructions per image.")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "own_data.json")
+    args = ap.parse_args()
+    os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
+    result = run(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(f"\n{'method':<16}{'PCC':>8}{'MSE':>9}{'SSIM(Wang)':>12}{'SSIM(skimage)':>15}")
+    for r in result["native"]["rows"]:
+        v = r["values"]
+        print(f"{r['method']:<16}{v['pcc']['mean']:>8.4f}{v['mse']['mean']:>9.4f}{v['ssim_wang']['mean']:>12.4f}{v['ssim_skimage']['mean']:>15.4f}")
+    print(f"goal met: {result['goal']['met']} ({result['goal']['beats']}); total {result['seconds']['total']} s → {args.out}")
+
+
+if __name__ == "__main__":
+    main()
