@@ -111,3 +111,16 @@ def test_cli_native_writes_json(native_set, tmp_path, capsys):
     assert "pixel_ridge" in out and "mean_image" in out and "16×16 L" in out
     doc = json.loads((tmp_path / "ev" / "native.json").read_text())
     assert len(doc["rows"]) == 3 and len(doc["rows"][2]["per_image"]["ssim_wang"]) == 6
+
+
+def test_reconstructions_are_also_written_at_the_stimulus_size_and_mode(tmp_path):
+    from neuraldiffuser.sampling.runner import write_native
+
+    out = np.random.default_rng(5).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    record = write_native({"stimulus_size": [28, 28], "stimulus_mode": "L"}, out, tmp_path, 7)
+    assert record == {"native": ["native/00007_r0.png", "native/00007_r1.png"]}
+    with Image.open(tmp_path / record["native"][1]) as im:
+        assert im.mode == "L" and im.size == (28, 28)
+        np.testing.assert_array_equal(np.asarray(im), to_stimulus(out[1:], (28, 28), "L")[0])
+    assert write_native({"stimulus_size": [64, 64], "stimulus_mode": "RGB"}, out, tmp_path, 8) == {}  # already the stimulus
+    assert write_native({}, out, tmp_path, 9) == {}  # simulated/NSD sets: nothing extra
