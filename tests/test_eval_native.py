@@ -124,3 +124,16 @@ def test_reconstructions_are_also_written_at_the_stimulus_size_and_mode(tmp_path
         np.testing.assert_array_equal(np.asarray(im), to_stimulus(out[1:], (28, 28), "L")[0])
     assert write_native({"stimulus_size": [64, 64], "stimulus_mode": "RGB"}, out, tmp_path, 8) == {}  # already the stimulus
     assert write_native({}, out, tmp_path, 9) == {}  # simulated/NSD sets: nothing extra
+
+
+def test_held_out_training_images_are_scored_without_baselines(native_set, tmp_path):
+    root, images, recon = native_set
+    folder = recon / "perfect" / "s"
+    m = json.loads((folder / "manifest.json").read_text())
+    for i in (18, 19):  # relabel two files as training images 2 and 3 (what `decode --holdout` reconstructs)
+        (folder / "images" / f"{i}_r0.png").rename(folder / "images" / f"{i - 16}_r0.png")
+    m.update(images=[2, 3], files={"2": ["images/2_r0.png"], "3": ["images/3_r0.png"]})
+    (folder / "manifest.json").write_text(json.dumps(m))
+    doc = native_evaluation(find_recon_folders([recon]), open_dataset(root))
+    assert [r["method"] for r in doc["rows"]] == ["perfect"] and doc["images"] == [2, 3] and doc["protocol"]["ridge_alpha"] is None
+    assert doc["rows"][0]["values"]["pcc"]["mean"] < 0.5  # images 18, 19 scored against stimuli 2, 3: unrelated noise

@@ -117,32 +117,35 @@ def score_folder(rec, ds, images=None) -> dict[str, np.ndarray]:
 
 
 def native_evaluation(recon_folders, ds, subject: str | None = None, repeats: int = 1, order: str = "first_seen") -> dict:
-    """Score each reconstruction folder (every repeat, averaged per image) and both baselines on the same images."""
+    """Score each reconstruction folder (every repeat, averaged per image) and, on the test set, both baselines on the
+    same images. Folders of held-out training images (`decode --holdout`) are scored without baselines."""
     meta = ds.meta
     mode = meta.get("stimulus_mode", "RGB")
     size = tuple(meta.get("stimulus_size") or ds.images.size)
     subject = subject or (recon_folders[0].subject if recon_folders else None) or next(iter(ds.subjects))
-    base = native_baselines(ds, subject, mode, repeats, order)
-    index = {int(im): i for i, im in enumerate(base["images"])}
-    common = [int(i) for i in base["images"]]
-    for rec in recon_folders:
-        missing = [int(i) for i in rec.images if int(i) not in index]
-        if missing:
-            from ..errors import DataError
+    test_images = {int(i) for i in ds.subject(subject).test_set(repeats, order).images}
+    common = sorted(set.intersection(*[{int(i) for i in rec.images} for rec in recon_folders])) if recon_folders else sorted(test_images)
+    if not common:
+        from ..errors import DataError
 
-            raise DataError(f"reconstructed images {missing[:5]} are not test images of {subject}", where=str(rec.path))
-        common = [i for i in common if i in set(int(j) for j in rec.images)]
-    sel = np.array([index[i] for i in common], dtype=np.int64)
-    truth = as_float(ds.images.get(np.array(common, dtype=np.int64)), mode)
-    rows = []
-    for name in ("mean_image", "pixel_ridge"):
-        vals = score_pairs(truth, base[name][sel])
-        rows.append({"method": name, "setting": "baseline", "values": summarize(vals), "per_image": {k: v.tolist() for k, v in vals.items()}})
+        raise DataError("the reconstruction folders share no image", where=", ".join(str(r.path) for r in recon_folders), fix="evaluate folders of one image set together")
+    rows, alpha = [], None
+    if set(common) <= test_images:
+        base = native_baselines(ds, subject, mode, repeats, order)
+        index = {int(im): i for i, im in enumerate(base["images"])}
+        common = [int(i) for i in base["images"] if int(i) in set(common)]  # the test order
+        sel = np.array([index[i] for i in common], dtype=np.int64)
+        truth = as_float(ds.images.get(np.array(common, dtype=np.int64)), mode)
+        alpha = base["ridge_alpha"]
+        for name in ("mean_image", "pixel_ridge"):
+            vals = score_pairs(truth, base[name][sel])
+            rows.append({"method": name, "setting": "baseline", "values": summarize(vals), "per_image": {k: v.tolist() for k, v in vals.items()}})
     for rec in recon_folders:
         vals = score_folder(rec, ds, common)
         rows.append({"method": rec.method, "setting": rec.setting, "values": summarize(vals), "per_image": {k: v.tolist() for k, v in vals.items()},
                      "repeats": rec.repeats, "recon_dir": str(rec.path)})
     return {"protocol": {"name": "native", "size": list(size), "mode": mode, "pixels": "[0, 1]", "repeats_scored": "all, averaged per image",
                          "ssim_wang": "gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1",
-                         "ssim_skimage": "scikit-image defaults (win_size 7), data_range=1", "ridge_alpha": base["ridge_alpha"]},
+                         "ssim_skimage": "scikit-image defaults (win_size 7), data_range=1", "ridge_alpha": alpha,
+                         "baselines": "on the test set" if alpha is not None else "none: these are not test images"},
             "subject": subject, "images": common, "metrics": {k: {"higher_is_better": v} for k, v in NATIVE_METRICS.items()}, "rows": rows}
