@@ -7,8 +7,9 @@ to 28 × 28 greyscale with bicubic interpolation), one subject whose responses c
 model (``simulate.responses``: V1–hV4 pRFs and filter-bank tuning plus higher areas, NSD-like noise ceilings;
 2,000 voxels), each image seen once, a 9:1 train/test split. Then the documented flow (docs/own-data.md) through
 the Python API: import → zoo adaptation (`zoo train --init-from builtin:insilico-64 --minutes N`) → extract →
-train (`small` preset) → decode (+ ridge, + held-out images) → sampler settings chosen on the held-out training
-images → reconstruct → `evaluate --native` with the mean-image and pixel-ridge baselines.
+train (`small` preset, 10 training images held out) → decode the held-out images with and without z distribution
+matching → sampler settings (z matching × img2img strength × guidance) chosen on them → the decoders refit on every
+training trial → decode (+ ridge) → reconstruct → `evaluate --native` with the mean-image and pixel-ridge baselines.
 
 Writes benchmarks/results/own_data.json (per-image values kept) and prints the table.
 Goal: NeuralDiffuser beats the mean image and pixel ridge on PCC, MSE and whole-map SSIM; whole run ≤ 20 min on 2 cores.
@@ -26,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = [{"strength": 0.3, "kappa": 0.0, "eta": 0.0}, {"strength": 0.6, "kappa": 0.0, "eta": 0.0}, {"strength": 0.6, "kappa": 300.0, "eta": 0.4}]
+GRID = [{"z_match": m, "strength": s, "kappa": 0.0, "eta": 0.0} for m in (True, False) for s in (0.15, 0.3)] + [
+    {"z_match": False, "strength": 0.3, "kappa": 300.0, "eta": 0.4}]  # decode.z_match × img2img strength, and one guided point
 
 
 def digits(n: int, side: int = 28) -> tuple[np.ndarray, np.ndarray]:
@@ -72,8 +74,18 @@ def timed(log: dict, name: str):
     return _T()
 
 
+def train_run(cfg, run_dir: Path, targets: Path) -> Path:
+    from neuraldiffuser.config import save_config
+    from neuraldiffuser.training.runner import train_decoders
+
+    run_dir.mkdir(parents=True)
+    save_config(cfg, run_dir)
+    train_decoders(cfg, run_dir, targets)
+    return run_dir
+
+
 def run(args) -> dict:
-    from neuraldiffuser.config import load_config, save_config
+    from neuraldiffuser.config import load_config
     from neuraldiffuser.data import open_dataset
     from neuraldiffuser.data.importer import import_dataset
     from neuraldiffuser.evaluation.native import native_evaluation
@@ -83,7 +95,6 @@ def run(args) -> dict:
     from neuraldiffuser.targets.extract import extract_targets
     from neuraldiffuser.training.autoscale import adapt_to_data
     from neuraldiffuser.training.decode import decode_holdout, decode_test
-    from neuraldiffuser.training.runner import train_decoders
     from neuraldiffuser.zoo.train.adapt import adapt_zoo
 
     work = args.work
@@ -104,30 +115,37 @@ def run(args) -> dict:
     cfg = load_config("small", overrides={"data": {"path": str(ds_dir)}, "zoo": {"path": str(work / "zoo")}, "train": {"tensorboard": False}})
     ds = open_dataset(ds_dir)
     cfg = adapt_to_data(cfg, ds)
+    val_holdout = cfg.data.holdout_images
     with timed(seconds, "extract"):
         targets = extract_targets(cfg, ds, work / "targets.hdf5")
-    run_dir = work / "run"
-    run_dir.mkdir()
-    save_config(cfg, run_dir)
-    with timed(seconds, "train"):
-        train_decoders(cfg, run_dir, targets)
-    with timed(seconds, "decode"):
-        decoded = decode_test(cfg, run_dir, run_dir / "decoded.hdf5")
-        decoded_ridge = decode_test(cfg, run_dir, run_dir / "decoded_ridge.hdf5", method="ridge")
-        held = decode_holdout(cfg, run_dir, run_dir / "decoded_holdout.hdf5") if cfg.data.holdout_images else None
-    chosen, table = {k: getattr(cfg.sampler, k) for k in ("strength", "kappa", "eta")}, []
-    cfg.sampler.repeats = args.repeats
-    if held is not None:
+    with timed(seconds, "train (held-out images out)"):
+        val_dir = train_run(cfg, work / "run_validation", targets)
+    chosen, table = {"z_match": cfg.decode.z_match, **{k: getattr(cfg.sampler, k) for k in ("strength", "kappa", "eta")}}, []
+    cfg.sampler.repeats = 1
+    if cfg.data.holdout_images:
         with timed(seconds, "sampler validation"):
+            held = {}
+            for z_match in (True, False):
+                cfg.decode.z_match = z_match
+                held[z_match] = decode_holdout(cfg, val_dir, val_dir / f"decoded_holdout_zmatch={z_match}.hdf5")
             chosen, table = choose_sampler_settings(cfg, held, work / "validation", GRID, workers=args.workers)
-        print("   chosen on held-out training images:", chosen)
-    cfg.sampler.strength = chosen["strength"]
+        print("   chosen on held-out training images:", chosen, flush=True)
+    final = cfg.model_copy(deep=True)  # refit on every training trial with the chosen settings
+    final.data.holdout_images = 0
+    final = adapt_to_data(final, ds)
+    final.decode.z_match, final.sampler.strength, final.sampler.repeats = chosen["z_match"], chosen["strength"], args.repeats
+    with timed(seconds, "train (all training trials)"):
+        run_dir = train_run(final, work / "run", targets)
+    with timed(seconds, "decode"):
+        decoded = decode_test(final, run_dir, run_dir / "decoded.hdf5")
+        decoded_ridge = decode_test(final, run_dir, run_dir / "decoded_ridge.hdf5", method="ridge")
     sweep = {"kappa": [chosen["kappa"]], "eta": [chosen["eta"]]}
     with timed(seconds, "reconstruct"):
-        nd = reconstruct_in_processes(decoded, work / "recon", cfg, args.workers, sweep=sweep)
-        rd = reconstruct_in_processes(decoded_ridge, work / "recon", cfg, args.workers, method="ridge", sweep=sweep)
+        nd = reconstruct_in_processes(decoded, work / "recon", final, args.workers, sweep=sweep)
+        rd = reconstruct_in_processes(decoded_ridge, work / "recon", final, args.workers, method="ridge", sweep=sweep)
     with timed(seconds, "evaluate"):
-        doc = native_evaluation([read_manifest(f) for f in [*nd, *rd]], ds, "subj01", cfg.data.test_repeats)
+        doc = native_evaluation([read_manifest(f) for f in [*nd, *rd]], ds, "subj01", final.data.test_repeats)
+    cfg = final
     seconds["total"] = round(time.perf_counter() - t0, 1)
     rows = {r["method"]: r["values"] for r in doc["rows"]}
     nd_v = rows["neuraldiffuser"]
@@ -139,7 +157,7 @@ def run(args) -> dict:
                  "responses": "neuraldiffuser.simulate.responses (NSD-like noise ceilings, one trial per image)", "test_images": made["test"].tolist()},
         "zoo_adaptation": {k: zoo_log[k] for k in ("minutes", "parts", "quality_before", "quality_after", "quality_line")},
         "config": {"train": {k: getattr(cfg.train, k) for k in ("stages", "batch_size", "epoch_samples", "finetune_epochs")},
-                   "holdout_images": cfg.data.holdout_images, "sampler": {**chosen, "steps": cfg.sampler.steps, "repeats": cfg.sampler.repeats}},
+                   "holdout_images_for_validation": val_holdout, "decode_z_match": cfg.decode.z_match, "sampler": {**chosen, "steps": cfg.sampler.steps, "repeats": cfg.sampler.repeats}},
         "validation": table, "seconds": seconds, "cpu_threads": os.environ.get("OMP_NUM_THREADS"),
         "goal": {"beats": beats, "met": all(beats.values()), "under_20_min": seconds["total"] <= 1200},
         "native": doc,

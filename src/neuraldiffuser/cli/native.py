@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -21,8 +22,9 @@ def evaluate_native(recon_dirs: list[Path], truth: Path, subject: str | None, ou
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "native.json", doc)
     p = doc["protocol"]
-    table = Table("method", "setting", *NATIVE_METRICS, title=f"native protocol: {p['size'][1]}×{p['size'][0]} {p['mode']}, {len(doc['images'])} test images")
+    table = Table("method", "setting", "folder", *NATIVE_METRICS, title=f"native protocol: {p['size'][1]}×{p['size'][0]} {p['mode']}, {len(doc['images'])} test images")
     for r in doc["rows"]:
-        table.add_row(r["method"], r["setting"], *[f"{r['values'][k]['mean']:.4f}" for k in NATIVE_METRICS])
+        folder = os.path.relpath(r["recon_dir"]) if "recon_dir" in r else "—"
+        table.add_row(r["method"], r["setting"], folder, *[f"{r['values'][k]['mean']:.4f}" for k in NATIVE_METRICS])
     Console().print(table)
     typer.echo(f"wrote {out / 'native.json'}")
