@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from scipy.signal import correlate2d
 
+from decoder_fixtures import one_thread
 from neuraldiffuser.cli.main import main
 from neuraldiffuser.data import open_dataset
 from neuraldiffuser.data.fit import to_stack, to_stimulus
@@ -137,3 +138,30 @@ def test_held_out_training_images_are_scored_without_baselines(native_set, tmp_p
     doc = native_evaluation(find_recon_folders([recon]), open_dataset(root))
     assert [r["method"] for r in doc["rows"]] == ["perfect"] and doc["images"] == [2, 3] and doc["protocol"]["ridge_alpha"] is None
     assert doc["rows"][0]["values"]["pcc"]["mean"] < 0.5  # images 18, 19 scored against stimuli 2, 3: unrelated noise
+
+
+def test_sampler_settings_are_chosen_by_native_scores(native_set, tiny_stack, tmp_path):
+    from neuraldiffuser.config import load_config
+    from neuraldiffuser.sampling.validate import choose_sampler_settings, criterion
+    from neuraldiffuser.targets.store import write_store
+
+    root, _, _ = native_set
+    rng = np.random.default_rng(0)
+    shapes = {"c": (77, 16), "z": (4, 8, 8), "g": (6, 17, 16)}
+    images = np.arange(2, 5)  # training images, as `decode --holdout` gives
+    decoded = write_store(tmp_path / "held.hdf5", images, {k: rng.standard_normal((3, *s)).astype(np.float32) for k, s in shapes.items()}, attrs={"subject": "subj01"})
+    cfg = load_config(overrides={"zoo": {"path": str(tiny_stack)}, "data": {"path": str(root)}, "sampler": {"steps": 4, "repeats": 1, "autocast": "off"}})
+    grid = [{"strength": 0.25, "kappa": 0.0, "eta": 0.0}, {"strength": 1.0, "kappa": 0.0, "eta": 0.0}]
+    with one_thread():
+        best, table = choose_sampler_settings(cfg, decoded, tmp_path / "val", grid)
+    assert len(table) == 2 and table[0]["score"] >= table[1]["score"] and best == {k: table[0][k] for k in grid[0]}
+    folder = tmp_path / "val" / f"strength={best['strength']:g}" / "neuraldiffuser" / "kappa=0_eta=0"
+    scores = score_folder_of(folder, root)
+    assert criterion(scores) == pytest.approx(table[0]["score"], abs=1e-9)
+
+
+def score_folder_of(folder, root):
+    from neuraldiffuser.evaluation.native import score_folder
+    from neuraldiffuser.evaluation.recon import read_manifest
+
+    return score_folder(read_manifest(folder), open_dataset(root))
