@@ -74,6 +74,27 @@ def timed(log: dict, name: str):
     return _T()
 
 
+def vae_ceiling(zoo: str, ds, images: np.ndarray) -> dict:
+    """How well a stack's autoencoder alone reproduces the test stimuli at their own size (the ceiling of any
+    reconstruction through it): the scenes zoo against the adapted one."""
+    import torch
+
+    from neuraldiffuser.config.sections.zoo import ZooConfig
+    from neuraldiffuser.data.fit import to_stack, to_stimulus
+    from neuraldiffuser.evaluation.native import as_float, score_pairs
+    from neuraldiffuser.zoo.loader import Components
+
+    comp = Components(ZooConfig(path=zoo))
+    stim = ds.images.get(images)
+    x = torch.from_numpy(to_stack(stim, comp.resolution)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        rec = comp.vae.decode(comp.vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+    out = ((rec + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    mode, size = ds.meta["stimulus_mode"], tuple(ds.meta["stimulus_size"])
+    vals = score_pairs(as_float(stim, mode), as_float(to_stimulus(out, size, mode), mode))
+    return {k: round(float(v.mean()), 4) for k, v in vals.items()}
+
+
 def train_run(cfg, run_dir: Path, targets: Path) -> Path:
     from neuraldiffuser.config import save_config
     from neuraldiffuser.training.runner import train_decoders
@@ -112,6 +133,8 @@ def run(args) -> dict:
     with timed(seconds, "zoo adaptation"):
         zoo_log = adapt_zoo(ds_dir, work / "zoo", "builtin:insilico-64", args.minutes, seed=args.seed)
     print("  ", zoo_log["quality_line"])
+    ceiling = {name: vae_ceiling(path, open_dataset(ds_dir), made["test"]) for name, path in (("scenes zoo", "builtin:insilico-64"), ("adapted zoo", str(work / "zoo")))}
+    print("   autoencoder alone on the test stimuli:", ceiling, flush=True)
     cfg = load_config("small", overrides={"data": {"path": str(ds_dir)}, "zoo": {"path": str(work / "zoo")}, "train": {"tensorboard": False}})
     ds = open_dataset(ds_dir)
     cfg = adapt_to_data(cfg, ds)
@@ -155,7 +178,8 @@ def run(args) -> dict:
         "benchmark": "own_data", "command": "python benchmarks/own_data.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k not in ("work", "out")),
         "data": {"stimuli": f"scikit-learn load_digits, first {args.trials}, 8×8 → 28×28 bicubic, greyscale", "voxels": args.voxels,
                  "responses": "neuraldiffuser.simulate.responses (NSD-like noise ceilings, one trial per image)", "test_images": made["test"].tolist()},
-        "zoo_adaptation": {k: zoo_log[k] for k in ("minutes", "parts", "quality_before", "quality_after", "quality_line")},
+        "zoo_adaptation": {**{k: zoo_log[k] for k in ("minutes", "parts", "quality_before", "quality_after", "quality_line")},
+                           "autoencoder_on_test_stimuli": ceiling},
         "config": {"train": {k: getattr(cfg.train, k) for k in ("stages", "batch_size", "epoch_samples", "finetune_epochs")},
                    "holdout_images_for_validation": val_holdout, "decode_z_match": cfg.decode.z_match, "sampler": {**chosen, "steps": cfg.sampler.steps, "repeats": cfg.sampler.repeats}},
         "validation": table, "seconds": seconds, "cpu_threads": os.environ.get("OMP_NUM_THREADS"),
