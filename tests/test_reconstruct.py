@@ -193,3 +193,20 @@ def test_worker_processes_write_what_one_process_writes(setup, tmp_path):
         assert json.loads((two / "manifest.json").read_text())["complete"]
     with pytest.raises(ConfigError, match="workers must be"):
         reconstruct_in_processes(decoded, tmp_path / "none", config, 0)
+
+
+def test_ridge_file_reads_the_runs_config(setup, tmp_path, generic_dir, capsys):
+    """`reconstruct RUN/decoded_ridge.hdf5 --method ridge` takes dataset, steps and repeats from the run (issue 17)."""
+    from neuraldiffuser.config import save_config
+
+    decoded, _, config = setup
+    ridge = write_store(decoded.with_name("decoded_ridge.hdf5"), np.array([9, 7, 8]), random_targets([9, 7, 8], seed=2), attrs={"subject": "subj01"})
+    config.sampler.repeats = 1
+    save_config(config, ridge.parent, name="decoded.config.yaml")  # what `decode --ridge` leaves beside both files
+    out = tmp_path / "recon"
+    assert main(["reconstruct", str(ridge), "--method", "ridge", "--out", str(out), "--images", "8"]) == 0
+    assert "settings from the run's config" in capsys.readouterr().err
+    (folder,) = (out / "ridge").iterdir()
+    m = json.loads((folder / "manifest.json").read_text())
+    assert m["repeats"] == 1 and m["dataset"] == str(Path(generic_dir).resolve())
+    assert load_config(files=[folder / "config.yaml"]).sampler.steps == SAMPLER["steps"]

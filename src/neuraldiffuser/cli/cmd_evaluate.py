@@ -5,6 +5,8 @@ Reads: RECON_DIR(s) (every <method>/<setting>/manifest.json below them), the DAT
 (stimulus images, test betas, simulator/ encoding model), backbone weights from local caches only.
 Writes: OUT/metrics.json (per-image values kept), OUT/metrics.csv, OUT/evaluate_config.yaml, OUT/.cache/ (resumable).
 A metric whose weights are absent is written as unavailable with the reason.
+With --native (small data sets): PCC, MSE and whole-map SSIM (Wang/MATLAB σ 1.5 and scikit-image's default) at the
+stimulus' own size and mode, beside the mean training image and a voxels → pixels ridge; writes OUT/native.json.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def command(
     metrics: str = typer.Option(None, "--metrics", help="Comma-separated metric names or groups all/paper/embedded."),
     decoded: Path = typer.Option(None, "--decoded", help="decoded.hdf5 (brain-predicted targets) for retrieval."),
     targets: Path = typer.Option(None, "--targets", help="targets.hdf5 (stimulus targets) for retrieval."),
+    native: bool = typer.Option(False, "--native", help="Small-data protocol at the stimulus' own size, with the mean-image and pixel-ridge baselines."),
     preset: str = PresetOpt,
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
@@ -44,6 +47,10 @@ def command(
     if truth is None:
         raise ConfigError("no dataset to compare against", fix="give --truth DATASET (or set data.path)")
     out = check_output(out or recon_dirs[0], folder=True, what="evaluation")
+    if native:
+        from .native import evaluate_native
+
+        return evaluate_native(recon_dirs, truth, subject, out, config)
     doc = run_evaluation(recon_dirs, truth, config, out, subject=subject, decoded=decoded, targets=targets)
     console = Console()
     from rich.table import Table

@@ -47,7 +47,8 @@ def command(
     run_cfg = run_config_for(source) if preset is None and not config_files else None
     if run_cfg is not None:
         config_files = [run_cfg]
-        typer.echo(f"settings: {run_cfg} (the run that made {source}); --preset or --config choose others", err=True)
+        typer.echo(f"settings: {run_cfg} (the run that made {source}): settings from the run's config (dataset, sampler "
+                   "steps, strength, repeats); --preset or --config choose others", err=True)
     if repeats is not None:
         overrides = [*overrides, f"sampler.repeats={repeats}"]
     config = resolve(preset, config_files, overrides)
@@ -72,3 +73,4 @@ def command(
             folders = reconstruct(job, out, config, method=method, sweep=sweep, overwrite=overwrite, device=device)
     for folder in folders:
         typer.echo(f"wrote {folder}")
+

@@ -41,6 +41,10 @@ def command(
         return
     cfg.data.path = str(Path(dataset).absolute())
     acc = make_accelerator(cfg, out)
+    from ..data import open_dataset
+    from ..training.autoscale import adapt_to_data
+
+    cfg = adapt_to_data(cfg, open_dataset(dataset, cfg.data.layout, cfg.data.captions), verbose=acc.is_main_process)  # saved as run
     check_run_dir(out, resume)
     if resume:
         check_resume_config(cfg, out)

@@ -29,20 +29,34 @@ def train(
     limit: int = typer.Option(None, "--limit", min=1, help="Use only the first N images."),
     threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)."),
     processes: int = typer.Option(1, "--processes", min=1, help="Data-parallel processes for the UNet (one thread each; same result as one process)."),
+    init_from: str = typer.Option(None, "--init-from", help="Adapt a trained stack (e.g. builtin:insilico-64) to these images: every part fine-tuned."),
+    minutes: float = typer.Option(5.0, "--minutes", min=0.1, help="With --init-from: wall-time budget of the whole adaptation."),
     preset: str = PresetOpt,
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
 ) -> None:
-    """Train the autoencoder, the mini CLIP and the text-conditioned UNet (each resumable)."""
-    from ..config import parse_overrides, save_config
+    """Train the autoencoder, the mini CLIP and the text-conditioned UNet (each resumable); or, with --init-from,
+    adapt a trained stack to a new image domain in --minutes (training stimuli only; docs/own-data.md)."""
     from ..utils.outputs import check_output
+
+    check_output(out, folder=True, what="stack")
+    if init_from is not None:
+        from ..zoo.train.adapt import adapt_zoo
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        log = adapt_zoo(images, out, init_from, minutes, seed=0)
+        typer.echo(f"adapted {init_from} to {log['data']['n_images']} images in {out}; {log['quality_line']}")
+        return
+    from ..config import parse_overrides, save_config
     from ..zoo.train.pipeline import train_zoo
     from ..zoo.train.settings import load_settings
 
     cfg = resolve(preset, config_files, overrides)
     settings = load_settings(settings_file, parse_overrides(train_set))
     command = _command_line(images, out, settings_file, train_set, parts, limit, threads, processes)
-    check_output(out, folder=True, what="stack")
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
     log = train_zoo(images, out, settings, parts=[p.strip() for p in parts.split(",") if p.strip()], limit=limit, command=command, threads=threads, processes=processes)

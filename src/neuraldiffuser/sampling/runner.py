@@ -107,7 +107,22 @@ def reconstruct_images(reconstructor, job: Job, keys: Sequence[str], images: Seq
             write_png(folder / name, arr)
         write_png(folder / f"strips/{image:05d}.png", strip(job.dataset.images.get(image), out))
         record = {"image": image, "files": files, "strip": f"strips/{image:05d}.png", "seconds": seconds}
+        record.update(write_native(job.dataset.meta, out, folder, image))
         atomic_write_json(folder / "records" / f"{image:05d}.json", record)
+
+
+def write_native(meta: dict, out: np.ndarray, folder: Path, image: int) -> dict:
+    """For an imported data set whose stimuli differ from the stack's canvas in size or mode: native/<idx>_r<k>.png at
+    the stimulus' own size and mode (``data.fit.to_stimulus``, the inverse of the stack's pad/resize policy)."""
+    size, mode = meta.get("stimulus_size"), meta.get("stimulus_mode", "RGB")
+    if not size or (tuple(size) == out.shape[1:3] and mode == "RGB"):
+        return {}
+    from ..data.fit import to_stimulus
+
+    files = [f"native/{image:05d}_r{r}.png" for r in range(len(out))]
+    for name, arr in zip(files, to_stimulus(out, tuple(size), mode), strict=True):
+        write_png(folder / name, arr)
+    return {"native": files}
 
 
 def prepare_folder(folder: Path, method: Method, setting: Setting, job: Job, overwrite: bool, main: bool) -> None:
@@ -263,8 +278,11 @@ def run_config_for(source: str | Path | None) -> Path | None:
         return path / "config.yaml" if (path / "config.yaml").is_file() else None
     if not path.is_file():
         return None
-    if (path.parent / "config.yaml").is_file():
-        return path.parent / "config.yaml"
+    stem = path.stem  # what `decode` saved beside its file (decoded.config.yaml also serves decoded_ridge.hdf5)
+    for beside in (path.with_name(f"{stem}.config.yaml"), path.with_name(f"{stem.removesuffix('_ridge')}.config.yaml"),
+                   path.parent / "config.yaml"):
+        if beside.is_file():
+            return beside
     try:
         with TargetStore(path) as store:
             run = store.attrs.get("source_run")

@@ -34,6 +34,7 @@ from ..targets.store import TargetStore
 from ..utils.io import atomic_dir, atomic_write_json
 from ..utils.launch import warn_launch
 from ..utils.progress import console
+from .autoscale import adapt_to_data
 from .batches import Pool, TrainingData
 from .disk import check_free_disk, count_params, run_disk_bytes
 from .loop import StagePlan, Trainer
@@ -190,10 +191,11 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
         raise ConfigError("no dataset", where="data.path", fix="give the dataset folder")
     t_start = time.perf_counter()
     ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
+    acc = accelerator or make_accelerator(config, run_dir)
+    config = adapt_to_data(config, ds, verbose=acc.is_main_process)  # one subject → finetune only; train.auto_scale
     store = TargetStore(targets)
     store.require_made_from(ds)
     target, pre_names = subjects_of(config, ds)
-    acc = accelerator or make_accelerator(config, run_dir)
     launch_warning = warn_launch(acc.num_processes, acc.is_main_process)
     if config.train.tensorboard:
         acc.init_trackers("train")

@@ -68,6 +68,9 @@ class TrainConfig(Section):
     """Log to RUN_DIR/logs with tensorboard."""
     preload_gb: float = Field(4.0, ge=0)
     """RAM (GB, per process) for holding the training betas and the model's targets; what fits is preloaded, smallest first, the rest read per batch."""
+    auto_scale: bool = False
+    """Fit batch, epoch samples and fine-tuning epochs to the target's training trials (no trial dropped, ~400 steps),
+    cap test repeats and held-out images to the data (training/autoscale.py; the 'small' preset)."""
     ridge: bool = True
     """Also fit the closed-form ridge baseline on the target subject."""
     ridge_alphas: list[PositiveFloat] = [1e1, 1e2, 1e3, 3e3, 1e4, 3e4, 1e5, 1e6]
