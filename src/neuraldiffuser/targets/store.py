@@ -17,7 +17,7 @@ import numpy as np
 from ..data.h5 import open_h5, read_rows, require_dataset
 from ..errors import DataError
 
-TARGET_KEYS = ("z", "c", "g")
+TARGET_KEYS = ("z", "c", "g", "z_mode")  # z_mode: the posterior mode beside a sampled z (train.z_target)
 
 
 class TargetStore:
