@@ -35,7 +35,7 @@ def test_presets_choose_the_reference_values_or_say_why():
     assert paper.train.z_target == "mode" and paper.train.mixco_partner_offset  # the offset fixes a reference bug
     assert (paper.minddiffuser.captions, paper.minddiffuser.guidance_resize, paper.minddiffuser.returned_image) == (5, "bicubic", "last_saved")
     assert paper.neuropictor.mixer_gelu is False and paper.decoder.prior_network == "mindeye2"
-    assert (mini.minddiffuser.guidance_resize, mini.minddiffuser.returned_image, mini.neuropictor.mixer_gelu) == ("bilinear", "fresh", True)
+    assert (mini.minddiffuser.returned_image, mini.neuropictor.mixer_gelu) == ("fresh", True)
 
 
 # ---------------------------------------------------------------- z decoder target
