@@ -67,6 +67,8 @@ def main() -> None:
     ap.add_argument("--work", required=True, type=Path)
     ap.add_argument("--recon", type=int, default=0, help="reconstruct and score the first N test images per variant")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--variants", default="ours,mindeye2", help="prior networks to run (a separate process may run each)")
+    ap.add_argument("--reuse", action="store_true", help="keep a variant's finished training and decoding in WORK (timing.json)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "prior_network.json")
     args = ap.parse_args()
     os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
@@ -81,13 +83,17 @@ def main() -> None:
               "decoder": base.decoder.model_dump(mode="json"), "train": {"pretrain_epochs": base.train.pretrain_epochs, "finetune_epochs": base.train.finetune_epochs},
               "decode": base.decode.model_dump(mode="json"), "variants": {}}
     folders = {}
-    for net in ("ours", "mindeye2"):
+    for net in args.variants.split(","):
         cfg = base.model_copy(deep=True)
         cfg.decoder.prior_network = net
         run_dir = args.work / net
-        timing = train(cfg, run_dir, args.targets)
-        _, dec_s = decode(cfg, run_dir, args.targets)
         decoded = run_dir / "decoded_neuraldiffuser.hdf5"
+        if args.reuse and (run_dir / "timing.json").is_file():
+            timing, dec_s = json.loads((run_dir / "timing.json").read_text()).values()
+        else:
+            timing = train(cfg, run_dir, args.targets)
+            _, dec_s = decode(cfg, run_dir, args.targets)
+            (run_dir / "timing.json").write_text(json.dumps({"train": timing, "decode_seconds": dec_s}))
         result["variants"][net] = {"train": timing, "decode_seconds": dec_s, "per_image": per_image(decoded, args.targets)}
         print(f"{net}: train {timing['wall_seconds']:.0f}s, decode {dec_s:.0f}s", flush=True)
         if args.recon:
@@ -103,7 +109,8 @@ def main() -> None:
     result["machine"]["loadavg_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(table(result))
+    if len(result["variants"]) == 2:
+        print(table(result))
 
 
 def table(result: dict) -> str:

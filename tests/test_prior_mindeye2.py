@@ -189,3 +189,19 @@ def test_one_training_step_known_answer():
     resid, h = (pred.detach() - x0).reshape(-1, 8), captured["h"].reshape(-1, 8)
     expect = w0 - 0.1 * 2 / resid.numel() * resid.T @ h
     torch.testing.assert_close(prior.net.out.weight.detach(), expect)
+
+
+def test_guided_sampling_uses_both_null_sequences():
+    """With cond_scale ≠ 1 the null prediction drops the brain and the image tokens (DALLE2's forward_with_cond_scale):
+    one deterministic DDIM step (η = 0) from the same noise equals null + s·(cond − null) by hand."""
+    prior = _prior().eval()
+    cond = torch.randn(2, 3, 8)
+    got = prior.sample(cond, steps=1, eta=0.0, cond_scale=3.0, generator=torch.Generator().manual_seed(5))
+    x = torch.randn((2, 3, 8), generator=torch.Generator().manual_seed(5))
+    t = torch.full((2,), 9)
+    ones = torch.ones(2, dtype=torch.bool)
+    with torch.no_grad():
+        c, n = prior.net(x, t, cond), prior.net(x, t, cond, ones, ones)
+    # one trailing step from t = 9 straight to the end returns the predicted x0
+    torch.testing.assert_close(got, n + 3.0 * (c - n))
+    assert not torch.allclose(n, prior.net(x, t, cond, ones))  # the image tokens matter

@@ -146,7 +146,9 @@ class DiffusionPrior(nn.Module):
             tt = torch.full((cond.shape[0],), int(t), device=cond.device, dtype=torch.long)
             pred = self.net(x, tt, cond)
             if cond_scale != 1.0:
-                null = self.net(x, tt, cond, torch.ones(cond.shape[0], dtype=torch.bool, device=cond.device))
+                ones = torch.ones(cond.shape[0], dtype=torch.bool, device=cond.device)
+                # MindEye2's null branch drops the brain and the image tokens, as DALLE2's forward_with_cond_scale
+                null = self.net(x, tt, cond, ones, ones) if self.network == "mindeye2" else self.net(x, tt, cond, ones)
                 pred = null + cond_scale * (pred - null)
             x = sched.step(pred, t, x, eta=eta, generator=generator).prev_sample
         return x
