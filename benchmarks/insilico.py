@@ -9,7 +9,9 @@ the command line in WORK and every step is skipped when its output exists, so a 
 
 ``--demo DIR`` reuses a demo folder's dataset, targets and trained decoders (same preset). Writes the
 table to benchmarks/results/insilico.json (metrics, seconds per image, training time, total wall
-time), WORK/metrics/metrics.json and WORK/report.html, and prints the table.
+time), the per-image values of every row on repeat 0 to benchmarks/results/insilico_per_image.json (what
+benchmarks/paired_intervals.py recomputes the docs' intervals from), WORK/metrics/metrics.json and
+WORK/report.html, and prints the table.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="Threads of the other commands.")
     p.add_argument("--set", action="append", default=[], help="Config override passed to every command.")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "insilico.json"))
+    p.add_argument("--per-image", default=str(ROOT / "benchmarks" / "results" / "insilico_per_image.json"))
     a = p.parse_args()
     a.kappa, a.eta = a.kappa or [100.0, 300.0, 1000.0, 3e5], a.eta or [0.2, 0.4]
     t0 = time.perf_counter()
@@ -142,6 +145,11 @@ def main() -> None:
     result = table(Path(a.work), folders, step, a, time.perf_counter() - t0)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from per_image import rows_of, write_per_image
+
+    keep = rows_of(Path(a.work) / "metrics" / "metrics.json", lambda r: r["policy"] == "repeat0" and r["method"] != "stimulus")
+    write_per_image(a.per_image, keep, benchmark="insilico.py", means=str(Path(a.out).name), repeats=a.repeats)
     print_table(result)
     print(f"wrote {a.out}")
 

@@ -148,6 +148,11 @@ def main() -> None:
               "repeats": args.repeats, "rows": rows, "wall_seconds": round(time.perf_counter() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from per_image import compact_row, write_per_image
+
+    keep = [compact_row(r, strength=k[0], kappa=k[1], eta=k[2]) for k, r in by_setting.items()]
+    write_per_image(args.out.with_name(args.out.stem + "_per_image.json"), keep, benchmark="kappa_validation.py", repeats=args.repeats)
     print(f"{len(images)} held-out training images of {config.data.subject} (3 trials each; decoders fine-tuned without them)")
     print("| strength | κ | η | PixCorr | SSIM | mini-CLIP 2-way | EffNet-Lite0 2-way | PixCorr, all repeats | SSIM, all repeats |")
     print("|---|---|---|---|---|---|---|---|---|")

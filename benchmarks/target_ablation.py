@@ -71,6 +71,12 @@ def main() -> None:
     result = {"demo": str(args.demo), "n_images": args.limit, "rows": rows, "wall_seconds": round(time.perf_counter() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from per_image import compact_row, write_per_image
+
+    names = {folder.resolve(): name for name, folder in folders.items()}
+    keep = [compact_row(r, variant=names[Path(r["recon_dir"])]) for r in doc["rows"] if r["policy"] == "repeat0" and Path(r.get("recon_dir", "")) in names]
+    write_per_image(args.out.with_name(args.out.stem + "_per_image.json"), keep, benchmark="target_ablation.py", n_images=args.limit)
     print(f"{args.limit} test images, the mini preset's sampler, repeat 0")
     print("| targets | " + " | ".join(SHOWN) + " |\n|---|" + "---|" * len(SHOWN))
     for r in rows:

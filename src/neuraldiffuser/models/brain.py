@@ -41,7 +41,8 @@ class TokenTarget(nn.Module):
             self.prior = DiffusionPrior(
                 tokens, width, depth=int(spec.get("prior_depth", 6)), heads=int(spec.get("prior_heads", 12)),
                 timesteps=int(spec.get("timesteps", 100)), cond_drop=float(spec.get("cond_drop", 0.2)),
-                ff_mult=int(spec.get("ff_mult", 4)),
+                ff_mult=int(spec.get("ff_mult", 4)), network=str(spec.get("prior_network", "ours")),
+                dim_head=spec.get("prior_dim_head"),
             )
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +111,7 @@ class BrainDecoder(ModelMixin, ConfigMixin):
                     p = targets[name]
                     x0 = mod.normalize(p["x0"])
                     if mod.prior is not None:
-                        res["reg_pred"], res["reg_target"] = mod.prior.training_pair(tokens, x0, p["t"], p["noise"], p["drop"])
+                        res["reg_pred"], res["reg_target"] = mod.prior.training_pair(tokens, x0, p["t"], p["noise"], p["drop"], p.get("drop_image"))
                     else:
                         res["reg_pred"], res["reg_target"] = tokens, x0
                 out[name] = res

@@ -99,9 +99,18 @@ def make_schedule(timesteps: int):
 class DiffusionPrior(nn.Module):
     """Training pair (prediction, target) for the prior loss, and DDIM sampling for decoding."""
 
-    def __init__(self, tokens: int, width: int, depth: int = 6, heads: int = 12, timesteps: int = 100, cond_drop: float = 0.2, ff_mult: int = 4):
+    def __init__(self, tokens: int, width: int, depth: int = 6, heads: int = 12, timesteps: int = 100, cond_drop: float = 0.2, ff_mult: int = 4,
+                 network: str = "ours", dim_head: int | None = None):
         super().__init__()
-        self.net = TokenDenoiser(tokens, width, depth, heads, ff_mult)
+        if network == "mindeye2":  # MindEye2's network also drops the noisy image tokens (at the same rate)
+            from .prior_mindeye2 import MindEye2Denoiser
+
+            self.net = MindEye2Denoiser(tokens, width, depth, heads, dim_head, ff_mult)
+        elif network == "ours":
+            self.net = TokenDenoiser(tokens, width, depth, heads, ff_mult)
+        else:
+            raise ValueError(f"prior network must be 'ours' or 'mindeye2', got {network!r}")
+        self.network = network
         self.timesteps, self.cond_drop = int(timesteps), float(cond_drop)
         alphas = make_schedule(self.timesteps).alphas_cumprod.clone()
         self.register_buffer("alphas_cumprod", alphas, persistent=False)
@@ -112,12 +121,17 @@ class DiffusionPrior(nn.Module):
         t = torch.randint(0, self.timesteps, (batch,), generator=generator)
         noise = torch.randn(batch, self.net.tokens, self.net.width, generator=generator)
         drop = torch.rand(batch, generator=generator) < self.cond_drop
-        return {"t": t, "noise": noise, "drop": drop}
+        draws = {"t": t, "noise": noise, "drop": drop}
+        if self.network == "mindeye2":
+            draws["drop_image"] = torch.rand(batch, generator=generator) < self.cond_drop
+        return draws
 
-    def training_pair(self, cond: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def training_pair(self, cond: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, drop: torch.Tensor, drop_image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(predicted x0, true x0) for the prior MSE."""
         a = self.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1).to(x0.dtype)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise.to(x0.dtype)
+        if drop_image is not None:
+            return self.net(x_t, t, cond, drop, drop_image), x0
         return self.net(x_t, t, cond, drop), x0
 
     @torch.no_grad()
@@ -132,7 +146,9 @@ class DiffusionPrior(nn.Module):
             tt = torch.full((cond.shape[0],), int(t), device=cond.device, dtype=torch.long)
             pred = self.net(x, tt, cond)
             if cond_scale != 1.0:
-                null = self.net(x, tt, cond, torch.ones(cond.shape[0], dtype=torch.bool, device=cond.device))
+                ones = torch.ones(cond.shape[0], dtype=torch.bool, device=cond.device)
+                # MindEye2's null branch drops the brain and the image tokens, as DALLE2's forward_with_cond_scale
+                null = self.net(x, tt, cond, ones, ones) if self.network == "mindeye2" else self.net(x, tt, cond, ones)
                 pred = null + cond_scale * (pred - null)
             x = sched.step(pred, t, x, eta=eta, generator=generator).prev_sample
         return x

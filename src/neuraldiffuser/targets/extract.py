@@ -154,6 +154,9 @@ def extract_targets(config: Config, dataset: Dataset, out: str | Path, component
     out = Path(out)
     images = np.arange(len(dataset.images), dtype=np.int64)
     shapes = target_shapes(comp, e.targets)
+    extra_mode = "z" in shapes and e.z_mode == "sample" and config.train.z_target == "mode"
+    if extra_mode:  # the z decoder's training target (train.z_target) beside the sampled z
+        shapes["z_mode"] = shapes["z"]
     todo = _open_or_create(out, images, shapes, _attrs(config, comp, dataset), {"g": e.g_dtype}, overwrite)
     res = comp.resolution if "z" in shapes else None
     batches = [todo[i : i + e.batch_size] for i in range(0, len(todo), e.batch_size)]
@@ -164,6 +167,8 @@ def extract_targets(config: Config, dataset: Dataset, out: str | Path, component
         if "z" in shapes:
             pixels = to_tensor(resize_images(raw, res, e.resize), comp.device, comp.dtype)
             values["z"] = encode_z(comp, pixels, idx, e.z_mode, e.z_seed).float().cpu().numpy()
+            if extra_mode:
+                values["z_mode"] = encode_z(comp, pixels, idx, "mode", e.z_seed).float().cpu().numpy()
         if "c" in shapes:
             values["c"] = encode_captions(comp, [dataset.captions_of(int(i)) for i in idx]).cpu().numpy()
         if "g" in shapes:

@@ -19,7 +19,7 @@ from ..data.h5 import h5_writer, open_h5, read_rows, require_dataset
 from ..errors import DataError, RunError
 from ..utils.storage import require_free_space, reserve
 
-TARGET_KEYS = ("z", "c", "g")
+TARGET_KEYS = ("z", "c", "g", "z_mode")  # z_mode: the posterior mode beside a sampled z (train.z_target)
 
 
 class TargetStore:

@@ -27,7 +27,7 @@ from ..utils.io import atomic_dir, atomic_write_json
 from ..utils.progress import progress_bar
 from . import checkpoint
 from .batches import TrainingData, step_rng
-from .losses import ContrastiveSchedule, mixco_apply, mixco_draws
+from .losses import ContrastiveSchedule, global_partners, mixco_apply, mixco_draws
 from .objective import StepContext, objective
 from .optim import make_onecycle, make_optimizer
 
@@ -98,15 +98,14 @@ class Trainer:
         voxels = [torch.from_numpy(np.ascontiguousarray(v)) for v in batch["voxels"]]
         perm = lam = None
         if phase == "bimixco" and self.token_heads:
-            perms, lams, offset = [], [], 0
+            perms, lams = [], []
             for i, v in enumerate(voxels):
                 d = mixco_draws(len(v), rng, self.cfg.mixco_beta, self.cfg.mixco_prob)
                 p, lm = torch.from_numpy(d["perm"]), torch.from_numpy(d["lam"])
                 voxels[i] = mixco_apply(v, p, lm)
-                perms.append(p + offset)
+                perms.append(p)
                 lams.append(lm)
-                offset += len(v)
-            perm, lam = torch.cat(perms), torch.cat(lams)
+            perm, lam = global_partners(perms, self.cfg.mixco_partner_offset), torch.cat(lams)
         lo = self.acc.process_index * self.local
         hi = lo + self.local
         dev = self.acc.device

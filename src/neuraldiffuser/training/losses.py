@@ -33,6 +33,19 @@ def mixco_apply(voxels: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> 
     return lam * voxels + (1 - lam) * voxels[perm]
 
 
+def global_partners(perms: list[torch.Tensor], offset: bool = True) -> torch.Tensor:
+    """Concatenate per-subject partner permutations into indices over the whole (concatenated) batch.
+
+    Each subject's voxels are mixed within its own group, so its partner i → p(i) sits at row start + p(i) of the
+    global batch (``offset``). The reference concatenated the local indices unchanged, so the soft labels of every
+    subject but the first point at the first subject's rows (``offset=False`` reproduces that)."""
+    out, start = [], 0
+    for p in perms:
+        out.append(p + start if offset else p)
+        start += len(p)
+    return torch.cat(out)
+
+
 def mixco_targets(perm: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     """Soft labels of BiMixCo: λ_i on the sample's own target and 1 − λ_i on its partner's."""
     n = len(perm)

@@ -202,7 +202,7 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
     stages = [s for s in ("pretrain", "finetune") if s in config.train.stages]
     pre_names = pre_names if "pretrain" in stages else []
     scalers = fit_scalers(config, ds, [*pre_names, target], run_dir, acc.is_main_process)
-    heads = head_keys(store, config.decoder.targets)
+    heads = head_keys(store, config.decoder.targets, config.train.z_target)
     pre_pools = [make_pool(ds, n, scalers[n], config) for n in pre_names]
     tgt_pools = [make_pool(ds, target, scalers[target], config)]
     run = _Run(config, run_dir, acc, store, heads, pre_pools, tgt_pools)

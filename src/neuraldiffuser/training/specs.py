@@ -9,8 +9,9 @@ from ..errors import ConfigError, DataError
 from ..targets.store import TargetStore
 
 
-def head_keys(store: TargetStore, families: list[str]) -> dict[str, tuple[str, int | None]]:
-    """Head name → (store key, g layer): 'c', 'g0' … 'g{L-1}', 'z' for the families asked for."""
+def head_keys(store: TargetStore, families: list[str], z_target: str = "store") -> dict[str, tuple[str, int | None]]:
+    """Head name → (store key, g layer): 'c', 'g0' … 'g{L-1}', 'z' for the families asked for; with ``z_target``
+    'mode' the z head reads the posterior mode ('z_mode', or 'z' itself when it was extracted as the mode)."""
     heads: dict[str, tuple[str, int | None]] = {}
     for fam in ("c", "g", "z"):
         if fam not in families:
@@ -19,6 +20,11 @@ def head_keys(store: TargetStore, families: list[str]) -> dict[str, tuple[str, i
             raise DataError(f"decoder.targets asks for '{fam}' but the target store has only {store.keys}", where=str(store.path), fix=f"extract '{fam}' or drop it from decoder.targets")
         if fam == "g":
             heads.update({f"g{i}": ("g", i) for i in range(store.shape("g")[0])})
+        elif fam == "z" and z_target == "mode" and store.attrs.get("z_mode") != "mode":
+            if "z_mode" not in store.keys:
+                raise DataError("train.z_target is 'mode' but the target store holds a sampled z and no 'z_mode'", where=str(store.path),
+                                fix="extract again with train.z_target=mode (it adds z_mode), or set train.z_target=store")
+            heads["z"] = ("z_mode", None)
         else:
             heads[fam] = (fam, None)
     return heads
@@ -62,7 +68,8 @@ def head_spec(head: str, shape: tuple[int, ...], cfg: DecoderConfig, cont_dim: i
                           fix=f"set decoder.prior_heads to a divisor of {width}" + (" (or --preset mini, made for the mini zoo's targets)" if width < 768 else ""))
     return {"kind": "tokens", "tokens": tokens, "width": width, "proj_depth": cfg.proj_depth, "prior": prior,
             "prior_depth": cfg.prior_depth, "prior_heads": cfg.prior_heads, "ff_mult": cfg.prior_ff_mult,
-            "timesteps": cfg.prior_timesteps, "cond_drop": cfg.prior_cond_drop}
+            "timesteps": cfg.prior_timesteps, "cond_drop": cfg.prior_cond_drop, "prior_network": cfg.prior_network,
+            "prior_dim_head": cfg.prior_dim_head}
 
 
 def build_model(name: str, group: list[str], subjects: dict[str, int], cfg: DecoderConfig, shapes: dict, stats: dict, cont_dim: int = 0):

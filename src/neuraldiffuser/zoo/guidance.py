@@ -73,18 +73,18 @@ class GuidanceEncoder(nn.Module):
     def width(self) -> int:
         return self.vision.config.hidden_size
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """[0, 1] images → resized (bilinear, no crop) and normalised tower input."""
+    def preprocess(self, images: torch.Tensor, resize: str = "bilinear") -> torch.Tensor:
+        """[0, 1] images → resized (``resize``: bilinear or bicubic, no crop) and normalised tower input."""
         x = images.clamp(0, 1)
         if x.shape[-2:] != (self.image_size, self.image_size):
             size = (self.image_size, self.image_size)
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=self.antialias)
+            x = F.interpolate(x, size=size, mode=resize, align_corners=False, antialias=self.antialias)
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, resize: str = "bilinear") -> torch.Tensor:
         tower = self._tower()
         # Run only the blocks we need: embeddings, pre-LN, then blocks 0..max(layers).
-        hidden = tower.pre_layrnorm(tower.embeddings(self.preprocess(images)))
+        hidden = tower.pre_layrnorm(tower.embeddings(self.preprocess(images, resize)))
         for block in tower.encoder.layers[: max(self.layers) + 1]:
             out = block(hidden, *([None] * self._n_mask_args))
             hidden = out[0] if isinstance(out, tuple) else out

@@ -26,10 +26,16 @@ class DecoderConfig(Section):
     prior: list[Literal["c", "g"]] = ["c", "g"]
     """Token targets that get a diffusion prior (decoding samples it); the others are decoded by their linear head,
     trained with a direct MSE in place of the prior's."""
+    prior_network: Literal["ours", "mindeye2"] = "ours"
+    """Denoiser of the prior: 'mindeye2' is MindEye2's DALLE2-style network (cosine-similarity multi-query attention,
+    rotary + relative position bias, SwiGLU, null brain and null image tokens); 'ours' a plain pre-norm transformer
+    that also adds the brain token at its position (docs/training.md compares them)."""
+    prior_dim_head: int | None = Field(None, ge=1)
+    """Width of each attention head of the 'mindeye2' network (None = width / prior_heads; the reference: 52 × 14 heads)."""
     prior_depth: int = Field(6, ge=0)
     """Transformer layers of the prior."""
     prior_heads: int = Field(12, ge=1)
-    """Attention heads of the prior (must divide the token width; the reference's 14×52 does not divide 768)."""
+    """Attention heads of the prior (for 'ours' they must divide the token width; the reference has 14 heads of 52)."""
     prior_ff_mult: int = Field(4, ge=1)
     """Feed-forward expansion of the prior's transformer layers."""
     prior_timesteps: int = Field(100, ge=1)

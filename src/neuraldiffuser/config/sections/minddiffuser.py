@@ -17,6 +17,9 @@ class MindDiffuserConfig(Section):
     # ------------------------------------------------------------------ decoders
     text_max_length: int = Field(15, ge=2)
     """Tokens of c: captions are encoded with max_length 15 instead of 77; the first (start) token is constant."""
+    captions: int | None = Field(5, ge=1)
+    """c is the mean over each image's first N captions (the reference: 5, its Semantic_feature_extraction.py);
+    None averages all of them."""
     alpha: float = Field(0.15, ge=0.0)
     """L2 penalty of every voxel-selection ridge (FastL2LiR; the bias column is penalised too, as there)."""
     n_feat_c: int = Field(125, ge=1)
@@ -60,6 +63,13 @@ class MindDiffuserConfig(Section):
     refine_noise: Literal["fresh", "fixed"] = "fresh"
     """Img2img noise in each iteration: a fresh draw every time (the reference) or one draw per repeat reused, which
     makes the refined objective deterministic (smoother with few iterations)."""
+    guidance_resize: Literal["bicubic", "bilinear"] = "bicubic"
+    """Filter that brings the generated image to the guidance tower's input in stage 2 (the reference: torchvision
+    bicubic; antialiasing follows zoo.guidance_antialias)."""
+    returned_image: Literal["last_saved", "fresh"] = "last_saved"
+    """The image returned after refinement: the one generated in the last iteration whose index is a multiple of 10
+    (the reference saves every 10th iteration's image and nothing after the loop), or 'fresh': stage 1 run once
+    more from the refined variables."""
     layer_boosts: list[float] = [1.5, 1.2, 1.0, 1.0, 1.0, 1.0]
     """Multiplied onto the inverse-norm layer weights of the masked g loss, one per guidance layer."""
     gradient_checkpointing: bool = True

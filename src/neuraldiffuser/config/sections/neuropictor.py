@@ -32,6 +32,10 @@ class NeuroPictorConfig(Section):
     """High-level network: token mixing fmri_tokens → this → the UNet's context length (257 → 128 → 77)."""
     low_mid_tokens: int = Field(514, ge=1)
     """Low-level network: token mixing fmri_tokens → this → the ControlNet's first-block channels (257 → 514 → 320)."""
+    mixer_gelu: bool = False
+    """A GELU between the two token-mixing Conv1d of the high- and low-level networks. The reference has none (two
+    linear maps in a row: jingyanghuo/neuropictor @ 5e1584a3, cldm/cldm_fmri_surf.py); the mini preset keeps the GELU
+    it was measured with (docs/methods.md)."""
     finetune_branch: bool = True
     """Fine-tuning adds a second high-level branch ending in a zero-initialised Conv1d, added residually."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)

@@ -40,12 +40,20 @@ class TrainConfig(Section):
     """Mixup λ ~ Beta(beta, beta)."""
     mixco_prob: float = Field(0.5, ge=0, le=1)
     """Probability that a sample is mixed."""
+    mixco_partner_offset: bool = True
+    """Multi-subject batches: a mixed sample's partner index points into its own subject's rows of the batch. False
+    reproduces the reference, whose soft labels for every subject but the first point at the first subject's rows
+    (a bug: the voxels were mixed within each subject); the paper preset keeps the fix (docs/training.md)."""
     mixco_temperature: float = Field(0.006, gt=0)
     """BiMixCo temperature."""
     softclip_temperature: tuple[PositiveFloat, PositiveFloat] = (0.004, 0.0075)
     """SoftCLIP temperature, cosine-annealed from the first value to the second over the SoftCLIP epochs."""
     z_l1_scale: float | Literal["latent"] = "latent"
     """z L1 is divided by this; 'latent' = the VAE scaling factor recorded in targets.hdf5 (0.18215 for SD v1.4)."""
+    z_target: Literal["store", "mode"] = "store"
+    """What the z decoder trains on: the store's z ('store': a posterior sample when extract.z_mode is 'sample', the
+    reference's z_all, which z distribution matching also uses) or the VAE posterior mode ('mode': the reference's z
+    trainer; extract then also writes it as 'z_mode')."""
     z_cont_scale: float = Field(0.0, ge=0)
     """Weight of the z soft-contrastive term (0 = off; the reference uses 0.1 with a ConvNeXt teacher, we use g)."""
     z_cont_temperature: float = Field(0.075, gt=0)

@@ -1,7 +1,7 @@
 """MindDiffuser's decoders for one subject: fitting them (``train --method minddiffuser``) and decoding the
 test set (``decode``) into the shared ``decoded.hdf5`` format.
 
-- c: the captions encoded at ``text_max_length`` tokens (15), averaged over each image's captions. The
+- c: the captions encoded at ``text_max_length`` tokens (15), averaged over each image's first ``captions`` (5). The
   first token is the same for every caption (the start token under causal attention), so it is not
   regressed: it is taken from the encoding of "" and written back at decoding.
 - z: the VAE latent of targets.hdf5.
@@ -47,6 +47,11 @@ def resolve_device(spec: str) -> torch.device:
 
 
 @torch.no_grad()
+def caption_lists(ds, images, limit: int | None) -> list[list[str]]:
+    """Each image's first ``limit`` captions (all with None): the reference averages the first 5."""
+    return [ds.captions_of(int(i))[:limit] for i in images]
+
+
 def encode_short(components, captions: list[list[str]], length: int, batch: int = 256) -> torch.Tensor:
     """Text-encoder last hidden state at ``length`` tokens, averaged over each image's captions → (n, length, D)."""
     limit = int(components.text_encoder.config.max_position_embeddings)
@@ -134,7 +139,7 @@ def fit_minddiffuser(config: Config, run_dir: str | Path, targets: str | Path, c
     x, images, scaler = training_data(config, subj)
     log: dict[str, Any] = {}
     comp = components or Components(config.zoo, device="cpu")
-    c = encode_short(comp, [ds.captions_of(int(i)) for i in images], md.text_max_length).numpy()
+    c = encode_short(comp, caption_lists(ds, images, md.captions), md.text_max_length).numpy()
     first = encode_short(comp, [[""]], md.text_max_length)[0, 0]
     _fit_part(dec / "c", md.n_feat_c, x, c[:, 1:].reshape(len(c), -1), config, "c", log)
     z = store.get_images("z", images)

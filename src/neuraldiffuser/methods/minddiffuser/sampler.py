@@ -11,7 +11,9 @@ autograd, compares the features with the decoded g inside its remain-rate mask (
 weighted per-layer MSE shared with NeuralDiffuser's guidance, ``sampling.guidance.FeatureLoss``), and
 takes an Adam step with an exponentially decaying learning rate. With gradient checkpointing only the
 latent entering each denoising step is kept; the step is recomputed during the backward pass.
-The image returned is stage 1 run once more from the refined variables.
+The image returned (``returned_image``) is the one generated in the last refinement iteration whose index is a
+multiple of ``SAVE_EVERY`` — the reference saves rec_iter_{i}.png every 10 iterations and nothing after the loop, so
+its last file (i = 290 of 300) is what it returns — or ('fresh') stage 1 run once more from the refined variables.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from ...config.sections.minddiffuser import MindDiffuserConfig
 from ...errors import DataError
 from ...sampling.guidance import FeatureLoss
 from .decoders import encode_short
+
+SAVE_EVERY = 10  # the reference writes the iteration's image when iter % 10 == 0
 
 
 class MindDiffuserSampler:
@@ -45,6 +49,7 @@ class MindDiffuserSampler:
         self.timesteps = descending[self.config.steps - self.config.denoise_steps :]
         self._uncond: dict[int, torch.Tensor] = {}
         self.losses: list[list[float]] = []
+        self.saved: torch.Tensor | None = None
 
     def unconditional(self, tokens: int) -> torch.Tensor:
         """"" encoded at ``tokens`` tokens (the reference's learned conditioning of [""] under its 15-token setting)."""
@@ -86,10 +91,12 @@ class MindDiffuserSampler:
         enc = self.components.guidance
         dtype = next(enc.parameters()).dtype
         mask = (g != 0).to(torch.float32)
-        return FeatureLoss(lambda im: enc(im.to(dtype)).float() * mask, g, self.config.layer_boosts)
+        resize = self.config.guidance_resize
+        return FeatureLoss(lambda im: enc(im.to(dtype), resize=resize).float() * mask, g, self.config.layer_boosts)
 
     def refine(self, z: torch.Tensor, c: torch.Tensor, g: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Adam on z (or c and z) through the whole sampler; returns the refined (z, c)."""
+        """Adam on z (or c and z) through the whole sampler; returns the refined (z, c). ``saved`` keeps the image
+        ([−1, 1]) generated in the last iteration whose index is a multiple of SAVE_EVERY (before that step's update)."""
         cfg = self.config
         loss_fn = self.loss_fn(g)
         z = z.detach().clone().requires_grad_(True)
@@ -97,11 +104,14 @@ class MindDiffuserSampler:
         opt = torch.optim.Adam([z, c] if cfg.optimise == "c+z" else [z], lr=cfg.lr)
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
         fixed = self.draw(z, generator) if cfg.refine_noise == "fixed" else None
-        self.losses = []
-        for _ in range(cfg.iterations):
+        self.losses, self.saved = [], None
+        for i in range(cfg.iterations):
             noise = fixed if fixed is not None else self.draw(z, generator)
             with torch.enable_grad():
-                per_repeat = loss_fn(self.decode(self.denoise(self.noised(z, noise), c)))
+                image = self.decode(self.denoise(self.noised(z, noise), c))
+                if i % SAVE_EVERY == 0:
+                    self.saved = image.detach()
+                per_repeat = loss_fn(image)
                 opt.zero_grad(set_to_none=True)
                 per_repeat.sum().backward()
             opt.step()
@@ -131,6 +141,9 @@ class MindDiffuserSampler:
         self.losses = []
         if self.config.iterations:
             z, c = self.refine(z, c, g.float().to(self.device), generator)
-        with torch.no_grad():
-            image = self.decode(self.denoise(self.noised(z, self.draw(z, generator)), c))
+        if self.config.iterations and self.config.returned_image == "last_saved":
+            image = self.saved
+        else:
+            with torch.no_grad():
+                image = self.decode(self.denoise(self.noised(z, self.draw(z, generator)), c))
         return (image / 2 + 0.5).clamp(0, 1)

@@ -35,10 +35,11 @@ def zero_module(module: nn.Module) -> nn.Module:
 
 
 class TokenMixer(nn.Sequential):
-    """(B, n_in, D) → (B, n_out, D): Conv1d(k=1) over the token axis, GELU, Conv1d(k=1)."""
+    """(B, n_in, D) → (B, n_out, D): Conv1d(k=1) over the token axis, GELU (``gelu``; the reference has none, so
+    its two convolutions compose to one linear map), Conv1d(k=1). Identity in place of GELU keeps the weight names."""
 
-    def __init__(self, n_in: int, mid: int, n_out: int):
-        super().__init__(nn.Conv1d(n_in, mid, 1), nn.GELU(), nn.Conv1d(mid, n_out, 1))
+    def __init__(self, n_in: int, mid: int, n_out: int, gelu: bool = True):
+        super().__init__(nn.Conv1d(n_in, mid, 1), nn.GELU() if gelu else nn.Identity(), nn.Conv1d(mid, n_out, 1))
 
 
 class FMRIEncoder(nn.Module):
@@ -65,11 +66,11 @@ class FMRIEncoder(nn.Module):
 class HighLevelNet(nn.Module):
     """fMRI tokens → (context, main-branch output); the sem loss supervises the main branch."""
 
-    def __init__(self, tokens: int, mid: int, context_tokens: int, width: int, context_width: int, extra_branch: bool):
+    def __init__(self, tokens: int, mid: int, context_tokens: int, width: int, context_width: int, extra_branch: bool, gelu: bool = True):
         super().__init__()
 
         def branch() -> nn.Sequential:
-            return nn.Sequential(TokenMixer(tokens, mid, context_tokens), nn.Linear(width, context_width), nn.LayerNorm(context_width))
+            return nn.Sequential(TokenMixer(tokens, mid, context_tokens, gelu), nn.Linear(width, context_width), nn.LayerNorm(context_width))
 
         self.main = branch()
         self.extra = nn.Sequential(branch(), zero_module(nn.Conv1d(context_tokens, context_tokens, 3, padding=1))) if extra_branch else None
@@ -82,10 +83,10 @@ class HighLevelNet(nn.Module):
 class LowLevelNet(nn.Module):
     """fMRI tokens → (B, channels, side, side) map for the ControlNet's first block."""
 
-    def __init__(self, tokens: int, mid: int, channels: int, width: int, side: int):
+    def __init__(self, tokens: int, mid: int, channels: int, width: int, side: int, gelu: bool = True):
         super().__init__()
         self.channels, self.side = channels, side
-        self.mix = TokenMixer(tokens, mid, channels)
+        self.mix = TokenMixer(tokens, mid, channels, gelu)
         self.to_grid = nn.Sequential(nn.Linear(width, side * side), nn.SiLU())
         self.out = zero_module(nn.Conv1d(channels, channels, 3, padding=1))
 
@@ -101,11 +102,11 @@ class FMRIModel(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, subjects: dict[str, int], context_tokens: int, context_width: int, control_channels: int, latent_side: int,
                  tokens: int = 257, width: int = 1024, adapter_width: int = 4096, seed_width: int = 64, depth: int = 4, heads: int = 16,
-                 high_mid: int = 128, low_mid: int = 514, extra_branch: bool = False, dropout: float = 0.0):
+                 high_mid: int = 128, low_mid: int = 514, extra_branch: bool = False, dropout: float = 0.0, mixer_gelu: bool = True):
         super().__init__()
         self.encoder = FMRIEncoder(subjects, adapter_width, tokens, seed_width, width, depth, heads, dropout)
-        self.high = HighLevelNet(tokens, high_mid, context_tokens, width, context_width, extra_branch)
-        self.low = LowLevelNet(tokens, low_mid, control_channels, width, latent_side)
+        self.high = HighLevelNet(tokens, high_mid, context_tokens, width, context_width, extra_branch, mixer_gelu)
+        self.low = LowLevelNet(tokens, low_mid, control_channels, width, latent_side, mixer_gelu)
 
     def forward(self, groups: list[tuple[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         unknown = [name for name, _ in groups if name not in self.encoder.adapters.layers]

@@ -183,5 +183,6 @@ def build_model(config: Config, components, store, subjects: dict[str, int], ext
     if tuple(store.shape("z")) != tuple(components.latent_shape):
         raise DataError(f"z targets have shape {store.shape('z')}, the stack's latents are {components.latent_shape}", where=str(store.path), fix="extract targets with the same zoo")
     fmri = FMRIModel(subjects, tokens, width, int(unet.config.block_out_channels[0]), int(components.latent_shape[1]), np_.fmri_tokens, np_.fmri_width,
-                     np_.adapter_width, np_.token_seed_width, np_.encoder_depth, np_.encoder_heads, np_.high_mid_tokens, np_.low_mid_tokens, extra_branch, np_.dropout)
+                     np_.adapter_width, np_.token_seed_width, np_.encoder_depth, np_.encoder_heads, np_.high_mid_tokens, np_.low_mid_tokens, extra_branch, np_.dropout,
+                     np_.mixer_gelu)
     return NeuroPictor.from_unet(fmri, unet)
