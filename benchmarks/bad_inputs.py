@@ -142,6 +142,7 @@ def limit_file_size(max_bytes: int):
 
 
 def run_case(case: Case, p: dict[str, Path], timeout: float) -> dict:
+    p = {**p, "o": p["root"] / "o" / case.id}  # the case's own output path
     argv = [a.format(**{k: str(v) for k, v in p.items()}) for a in case.argv]
     env = {**os.environ, "PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "NEURALDIFFUSER_PROGRESS": "0",
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200"}
@@ -154,7 +155,10 @@ def run_case(case: Case, p: dict[str, Path], timeout: float) -> dict:
     except subprocess.TimeoutExpired as exc:
         code, out = None, (exc.stdout or b"").decode(errors="replace") + (exc.stderr or b"").decode(errors="replace")
     seconds = time.perf_counter() - t0
-    left = case.check(p) if case.check else None
+    try:
+        left = case.check(p) if case.check else None
+    except Exception as exc:  # noqa: BLE001 - a broken check is reported, not fatal
+        left = f"check failed: {exc!r}"
     lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
     message = next((ln for ln in lines if ln.lower().startswith(("error", "interrupted"))), lines[-1] if lines else "")
     if code is None:
@@ -167,6 +171,7 @@ def run_case(case: Case, p: dict[str, Path], timeout: float) -> dict:
         kind = "exit 0"
     else:
         kind = "clean" if message else "silent"
+    print(f"{kind:<10} {case.id}  ({seconds:.0f} s)", flush=True)
     return {"id": case.id, "command": argv[0] if argv else "", "argv": argv, "exit_code": code, "message": message[:300],
             "class": kind, "left_behind": left, "seconds": round(seconds, 1), "issue": case.issue, "why": case.why}
 
@@ -175,7 +180,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=2, help="cases run at once")
     ap.add_argument("--timeout", type=float, default=180, help="seconds per case")
-    ap.add_argument("--only", default=None, help="run only cases whose command (or id) starts with this")
+    ap.add_argument("--only", default=None, help="comma-separated id prefixes (e.g. train/,report/deleted-recon): run only those cases")
     ap.add_argument("--keep", type=Path, default=None, help="build (or reuse) the fixtures here and keep them")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
@@ -188,7 +193,8 @@ def main() -> None:
         p = build_fixtures(root)
     from neuraldiffuser.utils.outputs import exclusive_output
 
-    cases = [c for c in CASES if args.only is None or c.id.startswith(args.only) or (c.argv and c.argv[0].startswith(args.only))]
+    only = tuple(args.only.split(",")) if args.only else None
+    cases = [c for c in CASES if only is None or c.id.startswith(only)]
     t0 = time.perf_counter()
     with exclusive_output(p["locked"], folder=True, what="reconstruction folder"):  # "another run" writing there
         with ThreadPoolExecutor(args.jobs) as pool:
