@@ -26,7 +26,7 @@ def fixture_paths(root: Path) -> dict[str, Path]:
     p = {k: root / v for k, v in names.items()}
     p["root"] = root
     if os.geteuid() == 0:
-        p["ro"] = Path("/proc/sys")  # root ignores permission bits; no file can be created in /proc/sys
+        p["ro"] = Path("/sys")  # root ignores permission bits; no file can be created in sysfs
     return p
 
 

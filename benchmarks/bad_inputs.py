@@ -72,7 +72,7 @@ def build_fixtures(root: Path) -> dict[str, Path]:
              "--set", "simulate.voxels=[40,60]", "--set", "simulate.sessions=1"]
     cli("simulate", "-o", p["ds"], *small)
     cli("simulate", "-o", p["ds2"], *small, "--seed", "7")
-    cli("simulate", "-o", p["me2"], *small, "--layout", "mindeye2")
+    cli("simulate", "-o", p["me2"], *small[:2], "--subjects", "2", *small[4:], "--layout", "mindeye2")
     p["tiny_yaml"].write_text(TINY)
     cli("extract", p["ds"], "-o", p["targets"])
     cli("train", p["ds"], p["targets"], "-o", p["run"], "-c", p["tiny_yaml"])
@@ -116,7 +116,7 @@ def derive_fixtures(p: dict[str, Path]) -> None:
             for key in src:
                 f.create_dataset(key, shape=(0, *src[key].shape[1:]), dtype=src[key].dtype)
     shutil.copytree(p["me2"], p["me2_nobetas"])
-    for betas in sorted(p["me2_nobetas"].rglob("betas_all_subj01*.hdf5"))[:1]:
+    for betas in sorted(p["me2_nobetas"].rglob("betas_all_subj02*.hdf5")):  # subj01's remain: subj02 must not vanish silently
         betas.unlink()
     shutil.copytree(p["ds"], p["ds_noimages"])
     (p["ds_noimages"] / "images.hdf5").unlink()

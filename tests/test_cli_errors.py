@@ -74,6 +74,16 @@ def test_keyboard_interrupt_in_a_stage_exits_130_with_a_message(capsys, monkeypa
     assert len(err.strip().splitlines()) == 1
 
 
+def test_interrupted_train_says_to_resume(capsys, monkeypatch, generic_dir, tmp_path):
+    import neuraldiffuser.training.runner as runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "train_decoders", interrupted)
+    one_clean_error(capsys, 130, ["train", str(generic_dir), str(tmp_path / "t.hdf5"), "-o", str(tmp_path / "run")], "add --resume")
+
+
 def test_sigint_to_a_running_command_exits_130(tmp_path):
     """A real Ctrl-C (SIGINT) while `simulate` writes its dataset: exit 130 and one line, never 0."""
     out = tmp_path / "sim"
@@ -146,7 +156,7 @@ def test_presets_satisfy_the_ranges():
 def unwritable_dir(tmp_path: Path) -> Path:
     """A folder no file can be created in: read-only by mode, or (root ignores modes) a read-only kernel folder."""
     if os.geteuid() == 0:
-        return Path("/proc/sys")
+        return Path("/sys")
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
