@@ -172,7 +172,7 @@ def run_case(case: Case, p: dict[str, Path], timeout: float) -> dict:
     else:
         kind = "clean" if message else "silent"
     print(f"{kind:<10} {case.id}  ({seconds:.0f} s)", flush=True)
-    return {"id": case.id, "command": argv[0] if argv else "", "argv": argv, "exit_code": code, "message": message[:300],
+    return {"id": case.id, "command": case.id.split("/")[0], "argv": argv, "exit_code": code, "message": message[:300],
             "class": kind, "left_behind": left, "seconds": round(seconds, 1), "issue": case.issue, "why": case.why}
 
 
@@ -213,7 +213,7 @@ def main() -> None:
     commands = sorted({r["command"] for r in rows})
     doc = {"cases": len(rows), "counts": {k: counts.get(k, 0) for k in CLASSES}, "wall_s": round(wall, 1), "jobs": args.jobs,
            "by_command": {c: {k: by_command[(c, k)] for k in CLASSES if by_command[(c, k)]} for c in commands},
-           "cpu": os.cpu_count(), "results": rows}
+           "cpu": os.cpu_count(), "load_avg_1min_at_end": round(os.getloadavg()[0], 1), "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}")
