@@ -74,6 +74,16 @@ def test_keyboard_interrupt_in_a_stage_exits_130_with_a_message(capsys, monkeypa
     assert len(err.strip().splitlines()) == 1
 
 
+def test_interrupted_train_says_to_resume(capsys, monkeypatch, generic_dir, tmp_path):
+    import neuraldiffuser.training.runner as runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "train_decoders", interrupted)
+    one_clean_error(capsys, 130, ["train", str(generic_dir), str(tmp_path / "t.hdf5"), "-o", str(tmp_path / "run")], "add --resume")
+
+
 def test_sigint_to_a_running_command_exits_130(tmp_path):
     """A real Ctrl-C (SIGINT) while `simulate` writes its dataset: exit 130 and one line, never 0."""
     out = tmp_path / "sim"
@@ -146,7 +156,7 @@ def test_presets_satisfy_the_ranges():
 def unwritable_dir(tmp_path: Path) -> Path:
     """A folder no file can be created in: read-only by mode, or (root ignores modes) a read-only kernel folder."""
     if os.geteuid() == 0:
-        return Path("/proc/sys")
+        return Path("/sys")
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
@@ -305,3 +315,35 @@ def test_report_of_deleted_folders_is_refused_and_writes_nothing(capsys, evaluat
     assert not (tmp_path / "r.html").exists()
     one_clean_error(capsys, 2, ["report", str(tmp_path / "gone")], "run folder not found")
     assert not (tmp_path / "gone").exists()
+
+
+def test_evaluate_refuses_an_unknown_subject_and_two_way_on_one_image(capsys, tmp_path, monkeypatch):
+    from neuraldiffuser.errors import DataError
+    from neuraldiffuser.evaluation.runner import run_evaluation
+
+    stimuli = photo_stimuli(4, size=32)
+    encoder = FakeEncoder(n_voxels=12)
+    truth = write_truth(tmp_path / "truth", stimuli, encoder, n_test=2)
+    recon = tmp_path / "recon"
+    write_recon(recon, "neuraldiffuser", "one", [0], np.stack([degrade(stimuli[:1], 0.5, 0)]), stimuli)
+    one_clean_error(capsys, 2, ["evaluate", str(recon), "--truth", str(truth), "--subject", "subj99", "-o", str(tmp_path / "e")],
+                    "no subject 'subj99'")
+    config = load_config(overrides={"evaluate": {"metrics": ["PixCorr", "mini-CLIP 2-way"], "brain_encoder": "none"}})
+    with pytest.raises(DataError, match="needs at least 2 images; this folder has 1"):
+        run_evaluation([recon], truth, config, tmp_path / "e2")
+    assert not (tmp_path / "e2" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(("device", "message"), [("cuda:99", "cuda:99"), ("gpu0", "is not a device")])
+def test_a_device_that_is_not_there_is_one_line(capsys, tmp_path, device, message):
+    err = one_clean_error(capsys, 2, ["reconstruct", "-o", str(tmp_path / "r"), "--device", device], message)
+    assert len(err.strip().splitlines()) == 1
+    one_clean_error(capsys, 2, ["extract", str(tmp_path), "-o", str(tmp_path / "t.hdf5"), "--set", f"extract.device={device}"], message)
+
+
+@pytest.mark.parametrize("override", [{"unet": {"steps": -1}}, {"clip": {"batch_size": 0}}, {"autoencoder": {"lr": -1e-3}}, {"checkpoint_every": 0}])
+def test_zoo_train_settings_ranges(override):
+    from neuraldiffuser.zoo.train.settings import load_settings
+
+    with pytest.raises(ConfigError, match="must be|greater than"):
+        load_settings(None, override)

@@ -145,6 +145,9 @@ def test_cli_decode_with_ridge(run, tmp_path):
     assert TargetStore(out.with_name("decoded_ridge.hdf5")).attrs["method"] == "ridge"
     assert (out.parent / "decoded.config.yaml").is_file()
     assert main(["decode", str(tmp_path)]) == 2  # not a run folder
+    other = tmp_path / "other" / "decoded.hdf5"
+    assert main(["decode", str(run_dir), "--out", str(other), "--set", "data.subject=subj02"]) == 2  # trained for subj01
+    assert not other.exists()
 
 
 def test_decoders_learn_the_linear_targets(tmp_path):

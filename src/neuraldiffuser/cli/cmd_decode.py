@@ -54,9 +54,21 @@ def command(
             raise ConfigError(f"--{'ridge' if ridge else 'holdout'} decodes NeuralDiffuser runs; this is a {method} run", where=str(run_dir))
         paths = [decode_method(method, cfg, run_dir, out)]
     else:
+        _check_subject(cfg, Path(run_dir))
         paths = [decode(cfg, run_dir, out)]
     if method is None and (ridge or cfg.decode.ridge):
         paths.append(decode(cfg, run_dir, out.with_name(f"{stem}_ridge.hdf5"), method="ridge"))
     save_config(cfg, out.parent, name=f"{out.stem}.config.yaml")
     for p in paths:
         typer.echo(str(p))
+
+
+def _check_subject(cfg, run_dir: Path) -> None:
+    """The decoders decode the subject they were fine-tuned on; a different data.subject is refused, not ignored."""
+    from ..errors import ConfigError
+    from ..training.decode import read_manifest
+
+    trained = read_manifest(run_dir)["subject"]
+    if cfg.data.subject != trained:
+        raise ConfigError(f"data.subject is {cfg.data.subject} but the run's decoders were trained for {trained}",
+                          where=str(run_dir / "decoders" / "manifest.json"), fix=f"decode a run trained on {cfg.data.subject}, or drop the override")

@@ -42,6 +42,7 @@ def command(
 ) -> None:
     from ..errors import ConfigError
     from ..sampling.runner import make_job, reconstruct, resolve_source, run_config_for
+    from ..utils.devices import check_device
     from ..utils.outputs import check_output, exclusive_output
 
     run_cfg = run_config_for(source) if preset is None and not config_files else None
@@ -53,6 +54,7 @@ def command(
         overrides = [*overrides, f"sampler.repeats={repeats}"]
     config = resolve(preset, config_files, overrides)
     check_output(out, folder=True, what="reconstruction")
+    check_device(device, "--device")
     try:
         wanted = [int(i) for i in images.split(",")] if images else None
     except ValueError:

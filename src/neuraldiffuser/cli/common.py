@@ -17,6 +17,10 @@ SetOpt = typer.Option([], "--set", "-s", help="Override one key, e.g. --set samp
 def resolve(preset: str | None, config_files: list[Path], overrides: list[str]) -> Config:
     """The config of a command, its relative paths made absolute (a saved run config then works from anywhere)."""
     from ..config.paths import absolute_paths
+    from ..utils.devices import check_device
 
-    return absolute_paths(load_config(preset=preset, files=config_files, overrides=parse_overrides(overrides)))
+    config = absolute_paths(load_config(preset=preset, files=config_files, overrides=parse_overrides(overrides)))
+    for section in ("extract", "evaluate", "minddiffuser"):
+        check_device(getattr(config, section).device, f"{section}.device")
+    return config
 

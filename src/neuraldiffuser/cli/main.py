@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_error(exc.format())
         return exc.exit_code
     except KeyboardInterrupt:
-        return _interrupted()
+        return _interrupted(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception as exc:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return handled
     # typer turns Ctrl-C into Exit(130), which standalone_mode=False hands back as the return value
     if isinstance(code, int) and code == 130:
-        return _interrupted()
+        return _interrupted(argv)
     return code if isinstance(code, int) else 0
 
 
@@ -64,8 +64,13 @@ def _print_error(message: str) -> None:
     Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
-def _interrupted() -> int:
-    print("interrupted: finished outputs are kept; run the same command again to resume", file=sys.stderr)
+def _interrupted(argv: list[str]) -> int:
+    """Exit 130 (128 + SIGINT) with one line that says how to go on."""
+    if argv[:1] == ["train"] and "--resume" not in argv:
+        how = "checkpoints are kept; add --resume to the same command to continue"
+    else:
+        how = "finished outputs are kept; run the same command again to resume"
+    print(f"interrupted: {how}", file=sys.stderr)
     return 130
 
 

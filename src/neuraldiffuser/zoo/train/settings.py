@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from ...config.base import Section, unknown_keys
 from ...errors import ConfigError
@@ -33,6 +33,17 @@ class OptimSettings(Section):
     """AdamW weight decay."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0: no clipping)."""
+
+    @model_validator(mode="after")
+    def _ranges(self) -> OptimSettings:
+        # checked here rather than with Field(ge=...) because every part redefines these defaults
+        rules = [("steps", self.steps >= 1, "≥ 1"), ("batch_size", self.batch_size >= 1, "≥ 1"), ("lr", self.lr >= 0, "≥ 0"),
+                 ("warmup", self.warmup >= 0, "≥ 0"), ("final_lr_fraction", 0 <= self.final_lr_fraction <= 1, "in [0, 1]"),
+                 ("weight_decay", self.weight_decay >= 0, "≥ 0"), ("grad_clip", self.grad_clip >= 0, "≥ 0")]
+        for name, ok, want in rules:
+            if not ok:
+                raise ValueError(f"{name} must be {want}, got {getattr(self, name)}")
+        return self
 
 
 class AutoencoderSettings(OptimSettings):
@@ -129,7 +140,7 @@ class ZooTrainSettings(Section):
 
     seed: int = 0
     """Seeds every part (each part derives its own stream from it)."""
-    checkpoint_every: int = 250
+    checkpoint_every: int = Field(250, ge=1)
     """Steps between checkpoints (atomic; a rerun of the same command resumes from the last one)."""
     save_dtype: Literal["float32", "float16"] = "float16"
     """Precision of the saved weights (the loader casts to zoo.dtype, float32 by default)."""
