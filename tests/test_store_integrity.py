@@ -299,3 +299,20 @@ def test_atomic_writes_refuse_a_folder_or_an_unwritable_place(tmp_path):
         create_store(tmp_path / "file" / "t.hdf5", np.arange(3), {"c": (2, 3)})  # h5_writer, no temporary
 
 
+
+
+def test_simulate_checks_free_space_first_with_an_estimate_near_the_truth(tmp_path, monkeypatch, capsys):
+    from neuraldiffuser.config import load_config
+    from neuraldiffuser.simulate.presets import resolve_preset
+    from neuraldiffuser.simulate.run import estimated_bytes
+
+    # measured on `simulate --subjects 2 --n-images 20 --layout both` (140 images, 2283 and 2512 voxels): 33.3 MB written
+    preset = resolve_preset(load_config(overrides={"simulate": {"subjects": 2, "n_images": 20}}).simulate)
+    assert 0.85 < estimated_bytes(preset, "both", 2) / 33_323_302 < 1.15
+    assert estimated_bytes(preset, "both", 1) < estimated_bytes(preset, "both", 2) and estimated_bytes(preset, "generic", 2) < estimated_bytes(preset, "both", 2)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr("neuraldiffuser.utils.storage.shutil.disk_usage", lambda p: usage(10**12, 10**12 - 10**6, 10**6))
+    out = tmp_path / "sim"
+    assert main(["simulate", "--out", str(out), "--subjects", "2", "--n-images", "20"]) == 1
+    assert f"{out}: not enough free space for the simulated dataset (estimated): needs " in capsys.readouterr().err
+    assert not (out / "images.hdf5").exists() and not (out / "dataset.json").exists()
