@@ -143,19 +143,6 @@ def test_incomplete_or_empty_stores_are_refused(tmp_path):
         TargetStore(_partial_store(tmp_path / "empty.hdf5", n=0, written=0))
 
 
-def test_train_refuses_an_incomplete_target_store(tmp_path, capsys):
-    from decoder_fixtures import make_decoder_data
-
-    ds, targets, _ = make_decoder_data(tmp_path, subjects=(("subj01", 8), ("subj02", 9)), n_train=8, n_test=4)
-    with h5py.File(targets, "a") as f:
-        f["done"][5:8] = False
-    rc = main(["train", str(ds), str(targets), "--out", str(tmp_path / "run")])
-    assert rc == 2
-    err = capsys.readouterr().err
-    assert "incomplete store: 3 of 20 rows were never written" in err and str(targets) in err
-    assert not (tmp_path / "run" / "decoders").exists()
-
-
 def test_bad_extract_batch_size_leaves_no_store(tmp_path, tiny_stack, generic_dir):
     from neuraldiffuser.config import load_config
     from neuraldiffuser.data import open_dataset
@@ -219,72 +206,6 @@ def test_fingerprint_tells_datasets_apart_and_ignores_the_layout(tmp_path, gener
     assert dataset_fingerprint(open_dataset(write_generic(tmp_path / "caps", images, captions, subjects))) != a
     images[9, 0, 0, 0] ^= 1  # one pixel of the last image
     assert dataset_fingerprint(open_dataset(write_generic(tmp_path / "pix", images, *make_arrays()[1:]))) != a
-
-
-def test_train_refuses_targets_of_another_dataset(tmp_path, capsys):
-    from decoder_fixtures import make_decoder_data
-    from neuraldiffuser.data import open_dataset
-    from neuraldiffuser.data.fingerprint import dataset_fingerprint
-
-    small = (("subj01", 8), ("subj02", 9))
-    ds, targets, _ = make_decoder_data(tmp_path / "a", subjects=small, n_train=8, n_test=4)
-    other, _, _ = make_decoder_data(tmp_path / "b", subjects=small, n_train=8, n_test=4, seed=1)
-    with h5py.File(targets, "a") as f:
-        f.attrs["dataset"], f.attrs["dataset_fingerprint"] = str(other), dataset_fingerprint(open_dataset(other))
-    assert main(["train", str(ds), str(targets), "--out", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err
-    assert f"{targets}: targets were extracted from another dataset ({other}: 20 images 8x8 " in err and f"not {ds} (20 images 8x8 " in err
-    with h5py.File(targets, "a") as f:
-        f.attrs["dataset_fingerprint"] = dataset_fingerprint(open_dataset(ds))
-    with TargetStore(targets) as st:
-        st.require_made_from(open_dataset(ds))  # its own dataset passes
-
-
-def _small_decoder_data(root, **kw):
-    from decoder_fixtures import make_decoder_data
-
-    return make_decoder_data(root, subjects=(("subj01", 8), ("subj02", 9)), n_train=8, n_test=4, **kw)
-
-
-def test_nan_targets_are_refused_naming_the_key_and_images(tmp_path, capsys):
-    ds, targets, _ = _small_decoder_data(tmp_path)
-    with h5py.File(targets, "a") as f:
-        c = f["c"][()]
-        c[[5, 13], 0, 1] = [np.nan, np.inf]
-        f["c"][...] = c
-    with TargetStore(targets) as st:
-        np.testing.assert_array_equal(st.get("c", [0, 4]), c[[0, 4]].astype(np.float32))  # finite rows read as they are
-        with pytest.raises(DataError, match=r"targets\.hdf5:c: NaN/Inf in the targets of 2 images \(5, 13\)"):
-            st.get_images("c", [4, 13, 5, 13])
-    assert main(["train", str(ds), str(targets), "--out", str(tmp_path / "run"), "--set", "decoder.targets=[c]"]) == 2
-    err = capsys.readouterr().err
-    assert f"{targets}:c: NaN/Inf in the targets of " in err and "13" in err
-    assert not (tmp_path / "run" / "decoders").exists()
-
-
-def test_a_non_finite_loss_stops_training_before_it_is_checkpointed(tmp_path, monkeypatch, capsys):
-    from decoder_fixtures import tiny_config
-    from neuraldiffuser.config import save_config
-    from neuraldiffuser.training import loop
-
-    ds, targets, _ = _small_decoder_data(tmp_path)
-    cfg = tiny_config(ds, decoder={"layout": "multi_head", "targets": ["c"]}, train={"stages": ["finetune"], "finetune_epochs": 6, "checkpoint_every": 2, "ridge": False})
-    real, calls = loop.objective, {"n": 0}
-
-    def diverges_at_step_5(*args, **kwargs):
-        loss, logs = real(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] >= 5:
-            loss, logs = loss * float("nan"), {**logs, "loss": float("nan")}
-        return loss, logs
-
-    monkeypatch.setattr(loop, "objective", diverges_at_step_5)
-    run = tmp_path / "run"
-    assert main(["train", str(ds), str(targets), "--out", str(run), "--config", str(save_config(cfg, tmp_path, "cfg.yaml"))]) == 1
-    err = capsys.readouterr().err
-    assert "training diverged: the loss is nan at step 5 of " in err and "the last checkpoint (step 4) is kept" in err
-    ckpts = sorted(p.name for p in (run / "finetune" / "all" / "checkpoints").iterdir())
-    assert ckpts[-1] == "step-00000004" and not (run / "finetune" / "all" / "model").exists() and not (run / "decoders").exists()
 
 
 def test_mindeye2_subject_without_betas_is_an_error_not_dropped(mindeye2_dir, capsys):
@@ -378,23 +299,20 @@ def test_atomic_writes_refuse_a_folder_or_an_unwritable_place(tmp_path):
         create_store(tmp_path / "file" / "t.hdf5", np.arange(3), {"c": (2, 3)})  # h5_writer, no temporary
 
 
-def test_train_refuses_nan_betas(tmp_path, capsys):
-    from decoder_fixtures import tiny_config
-    from neuraldiffuser.config import save_config
-    from neuraldiffuser.data import open_dataset
-
-    ds, targets, _ = _small_decoder_data(tmp_path)
-    row = int(open_dataset(ds).subject("subj02").train_rows()[3])  # a training trial of a pretraining subject
-    betas = ds / "subjects" / "subj02" / "betas.hdf5"
-    with h5py.File(betas, "a") as f:
-        f["betas"][row, 2] = np.inf
-    for zscore in ("train", "none"):  # through the scaler's fit, or straight into training
-        cfg = save_config(tiny_config(ds, data={"zscore": zscore}, train={"ridge": False}), tmp_path, f"{zscore}.yaml")
-        assert main(["train", str(ds), str(targets), "--out", str(tmp_path / f"run-{zscore}"), "--config", str(cfg)]) == 2
-        assert f"{betas}:betas: 1 NaN/Inf values in betas rows [{row}]" in capsys.readouterr().err
 
 
-def test_prior_heads_that_do_not_divide_the_target_width_are_a_config_error(tmp_path, capsys):
-    ds, targets, _ = _small_decoder_data(tmp_path)  # c is 4 tokens × 8 wide; the default prior has 12 heads
-    assert main(["train", str(ds), str(targets), "--out", str(tmp_path / "run"), "--set", "decoder.targets=[c]"]) == 2
-    assert "decoder.prior_heads: decoder.prior_heads 12 does not divide the width 8 of the 'c' targets" in capsys.readouterr().err
+def test_simulate_checks_free_space_first_with_an_estimate_near_the_truth(tmp_path, monkeypatch, capsys):
+    from neuraldiffuser.config import load_config
+    from neuraldiffuser.simulate.presets import resolve_preset
+    from neuraldiffuser.simulate.run import estimated_bytes
+
+    # measured on `simulate --subjects 2 --n-images 20 --layout both` (140 images, 2283 and 2512 voxels): 33.3 MB written
+    preset = resolve_preset(load_config(overrides={"simulate": {"subjects": 2, "n_images": 20}}).simulate)
+    assert 0.85 < estimated_bytes(preset, "both", 2) / 33_323_302 < 1.15
+    assert estimated_bytes(preset, "both", 1) < estimated_bytes(preset, "both", 2) and estimated_bytes(preset, "generic", 2) < estimated_bytes(preset, "both", 2)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr("neuraldiffuser.utils.storage.shutil.disk_usage", lambda p: usage(10**12, 10**12 - 10**6, 10**6))
+    out = tmp_path / "sim"
+    assert main(["simulate", "--out", str(out), "--subjects", "2", "--n-images", "20"]) == 1
+    assert f"{out}: not enough free space for the simulated dataset (estimated): needs " in capsys.readouterr().err
+    assert not (out / "images.hdf5").exists() and not (out / "dataset.json").exists()

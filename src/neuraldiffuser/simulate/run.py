@@ -148,6 +148,19 @@ def _write_subject(output: _Output, index: int, model: EncodingModel, arrays) ->
         EncodingModel(model.params, model.meta, model.ventral, model.channel_norm, units=(mean, std)).save(output.me2 / "simulator")
 
 
+def estimated_bytes(preset: Preset, layout: str, subjects: int, betas_itemsize: int = 4) -> int:
+    """What writing the dataset takes on disk: images (uint8, and float16 for MindEye2), and per subject its betas
+    (generic: ``betas_itemsize`` bytes, MindEye2: float32), encoding model (~400 B a voxel) and, for MindEye2, its
+    WebDataset trials (~13 kB each with their context rows)."""
+    generic, me2 = int(layout in ("generic", "both")), int(layout in ("mindeye2", "both"))
+    n_images = preset.test_images + preset.subjects * preset.train_images
+    images = n_images * preset.image_size**2 * 3 * (generic + 2 * me2)
+    trials = preset.train_images * sum((k + 1) * p for k, p in enumerate(preset.train_repeat_probs)) + preset.test_images * preset.test_repeats
+    voxels = sum(preset.voxels) / 2
+    per_subject = trials * voxels * (betas_itemsize * generic + 4 * me2) + voxels * 400 * (generic + me2) + trials * 13_000 * me2
+    return int(images + subjects * per_subject)
+
+
 def simulate_dataset(out: str | Path, cfg) -> str:
     """Simulate and write a dataset as configured by ``cfg`` (a ``SimulateConfig``); returns a summary line."""
     from ..data.layout import LAYOUT_NAME
@@ -159,6 +172,10 @@ def simulate_dataset(out: str | Path, cfg) -> str:
     output = _Output(Path(out), cfg.layout, fingerprint)
     if output.complete():
         return f"{out} already holds this simulation (preset {preset.name}, seed {cfg.seed}); nothing to do"
+    from ..utils.storage import require_free_space
+
+    require_free_space(out, estimated_bytes(preset, cfg.layout, preset.subjects - len(output.done), np.dtype(cfg.betas_dtype).itemsize),
+                       "the simulated dataset (estimated)")
     output.mark(None)
     n_images = preset.test_images + preset.subjects * preset.train_images
     records = sample_records(n_images, cfg.seed)
