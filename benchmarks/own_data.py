@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = [{"z_match": m, "strength": s, "kappa": 0.0, "eta": 0.0} for m in (True, False) for s in (0.15, 0.3)] + [
-    {"z_match": False, "strength": 0.3, "kappa": 300.0, "eta": 0.4}]  # decode.z_match × img2img strength, and one guided point
+GRID = [{"z_match": True, "strength": 0.15, "kappa": 0.0, "eta": 0.0}, *({"z_match": False, "strength": s, "kappa": 0.0, "eta": 0.0} for s in (0.05, 0.15, 0.3)),
+        {"z_match": False, "strength": 0.3, "kappa": 300.0, "eta": 0.4}]  # decode.z_match × img2img strength, and one guided point
 
 
 def digits(n: int, side: int = 28) -> tuple[np.ndarray, np.ndarray]:

@@ -26,5 +26,6 @@ def evaluate_native(recon_dirs: list[Path], truth: Path, subject: str | None, ou
     for r in doc["rows"]:
         folder = os.path.relpath(r["recon_dir"]) if "recon_dir" in r else "—"
         table.add_row(r["method"], r["setting"], folder, *[f"{r['values'][k]['mean']:.4f}" for k in NATIVE_METRICS])
-    Console().print(table)
+    console = Console()
+    Console(width=max(console.width, 150)).print(table)  # method and folder names whole, never cut to '…'
     typer.echo(f"wrote {out / 'native.json'}")

@@ -31,7 +31,8 @@ class ImageCaptionData:
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
             raise DataError(f"images must be uint8 (N, H, W, 3), got {x.dtype} {x.shape}", where=self.source)
         if x.shape[1] != x.shape[2] or x.shape[1] % 8:
-            raise DataError(f"images must be square with a side divisible by 8, got {x.shape[1]}×{x.shape[2]}", where=self.source)
+            raise DataError(f"images must be square with a side divisible by 8, got {x.shape[1]}×{x.shape[2]}", where=self.source,
+                            fix="adapt a trained stack instead (`zoo train --init-from builtin:insilico-64`: any size is padded and resized to it)")
         if len(self.captions) != len(x):
             raise DataError(f"{len(self.captions)} caption lists for {len(x)} images", where=self.source)
         empty = [i for i, c in enumerate(self.captions) if not c or not all(isinstance(s, str) and s.strip() for s in c)]
