@@ -7,6 +7,9 @@ HaoyyLi/NeuralDiffuser, commit 9948378, holds subject 1's 982 NSD test images as
     git --git-dir=<clone>/.git archive 9948378 recon/0.0 recon/500000.0/0.2 | tar -x -C /data/released_nsd
     python benchmarks/released_nsd.py --strips-root /data/released_nsd [--limit N] [--work /tmp/released_nsd]
 
+On a shared CPU, score the two folders in parallel first (``--only unguided`` and ``--only guided``, same
+``--work``); the run without ``--only`` then reads both from the cache.
+
 Scores both folders with ``evaluate-images --strips 6`` (truth = the strips' stimulus tile): PixCorr, SSIM,
 EffNet-Lite0 2-way and distance (real ImageNet weights) and Repeat SSIM, plus any paper metric whose weights
 are in the local caches; prints guided − unguided paired over images (mean and 95% interval) for repeat 0 and
