@@ -32,9 +32,3 @@ class ConfigError(NeuralDiffuserError):
 
 class ModelLoadError(NeuralDiffuserError):
     """Weights or a model folder could not be found or loaded."""
-
-
-class NotBuiltError(NeuralDiffuserError):
-    """A pipeline stage that this version does not implement yet."""
-
-    exit_code = 3
