@@ -238,3 +238,10 @@ def test_pipeline_decodes_like_the_stage_and_samples_each_image_with_its_seed(fi
         sampler = MindDiffuserSampler(pipe.components, cfg.minddiffuser, 1)
         expected = to_uint8(sampler(torch.from_numpy(ours["c"][1]), torch.from_numpy(ours["z"][1]), seed=cfg.seed + int(test.images[1])))
     assert images.shape == (2, 1, 16, 16, 3) and np.array_equal(images[1], expected)
+    import shutil
+
+    moved = shutil.move(str(pipe.save_pretrained(tmp_path / "saved")), str(tmp_path / "elsewhere"))
+    again = load_pipeline(moved)
+    assert isinstance(again, MindDiffuserPipeline) and again.config.zoo.path == str((tmp_path / "elsewhere" / "zoo").resolve())
+    for k, v in again.decode(subj.test_betas(test)).items():
+        np.testing.assert_array_equal(v, ours[k])

@@ -204,6 +204,13 @@ def test_whole_run_decode_and_reconstruct(problem, tmp_path):
     images = pipe(subj.test_betas(test)[row : row + 1], images=[first])
     png = np.asarray(Image.open(folder / m["files"][str(first)][1]))
     assert images.shape == (1, 2, 16, 16, 3) and np.abs(images[0, 1].astype(int) - png).max() <= 1
+    import shutil
+
+    saved = pipe.save_pretrained(tmp_path / "saved")
+    moved = shutil.move(str(saved), str(tmp_path / "elsewhere"))
+    again = load_pipeline(moved)
+    assert isinstance(again, NeuroPictorPipeline) and "NeuroPictorPipeline" in (tmp_path / "elsewhere" / "README.md").read_text()
+    assert np.array_equal(again(subj.test_betas(test)[row : row + 1], images=[first]), images)
     no_run = cfg.model_copy(deep=True)
     no_run.neuropictor.run = None
     with pytest.raises(ConfigError, match="neuropictor.run"):

@@ -40,11 +40,5 @@ class ModelLoadError(NeuralDiffuserError):
     """Weights or a model folder could not be found or loaded."""
 
 
-class NotBuiltError(NeuralDiffuserError):
-    """A pipeline stage that this version does not implement yet."""
-
-    exit_code = 3
-
-
 class OutputError(NeuralDiffuserError):
     """An output path cannot be written: a file where a folder belongs, a read-only place, or another run's lock."""

@@ -18,7 +18,7 @@ from ..config.load import load_run_config
 from ..errors import ConfigError, DataError, ModelLoadError
 from ..training.manifest import read_manifest
 from ..utils.validation import check_array, check_consistent_rows
-from .neuraldiffuser import NeuralDiffuserPipeline, _resolve_device
+from .neuraldiffuser import PIPELINE_FILE, NeuralDiffuserPipeline, _resolve_device, copy_zoo, read_info
 
 
 def _images_out(out: list[torch.Tensor], output_type: str):
@@ -45,6 +45,7 @@ class _RunPipeline:
         self.folder = Path(folder)
         self.manifest = self.read_manifest(self.folder)
         self.config = load_run_config(self.folder)
+        self.info = read_info(self.folder, self.config)
         self.scaler = VoxelScaler.load(self.folder / "decoders" / "scaler.safetensors")
         self.device = _resolve_device(device)
         self._components = None
@@ -85,6 +86,37 @@ class _RunPipeline:
         ids = np.arange(n) if images is None else check_array(images, "images", ndim=1, dtype=np.int64, integer=True)
         check_consistent_rows(betas=np.empty(n), images=ids)
         return [base + int(i) if self.config.sampler.image_seed == "by_index" else base for i in ids]
+
+    def save_pretrained(self, folder: str | Path, bundle_zoo: bool = True) -> Path:
+        """A self-contained copy of the run: its decoders/ folder (and the model it names), its config with relative
+        paths, the zoo (unless a hub id or ``bundle_zoo`` is False), pipeline.json and a model card README.md."""
+        import shutil
+
+        from .. import __version__
+        from ..config import save_config
+        from ..utils.io import atomic_dir, atomic_write_json, atomic_write_text
+        from .card import find_scores, model_card
+
+        folder, config = Path(folder), self.config.model_copy(deep=True)
+        with atomic_dir(folder) as tmp:
+            shutil.copytree(self.folder / "decoders", tmp / "decoders")
+            if "model" in self.manifest:  # NeuroPictor: the final stage's model folder, at the same relative path
+                shutil.copytree(self.folder / self.manifest["model"], tmp / self.manifest["model"])
+            bundled = copy_zoo(config, tmp, bundle_zoo)
+            dataset, config.data.path = config.data.path, None
+            save_config(config, tmp)
+            m = self.manifest
+            info = {"class": type(self).__name__, "version": __version__, "bundled": bundled, "source": self.info.get("source", str(self.folder.resolve())),
+                    "preset": config.preset, "zoo": self.info.get("zoo", self.config.zoo.path),
+                    "data": {"dataset": self.info.get("data", {}).get("dataset", dataset), "layout": config.data.layout, "subject": m["subject"],
+                             "n_voxels": m.get("n_voxels"), "train_images": m.get("train_rows"), "sessions": config.data.sessions,
+                             "holdout_images": config.data.holdout_images},
+                    "decoder_layout": self.method, "models": sorted(p.name for p in (self.folder / "decoders").iterdir() if p.is_dir()),
+                    "ridge": False, "sampler": getattr(config, self.method).model_dump(mode="json"),
+                    "scores": self.info.get("scores", find_scores(self.folder, self.method))}
+            atomic_write_json(tmp / PIPELINE_FILE, info)
+            atomic_write_text(tmp / "README.md", model_card(info))
+        return folder
 
     @staticmethod
     def check_output(output_type: str) -> None:

@@ -37,6 +37,29 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+def read_info(folder: Path, config) -> dict[str, Any]:
+    """pipeline.json of a saved folder ({} for a training run); points ``config.zoo`` at the bundled zoo copies."""
+    info = json.loads((folder / PIPELINE_FILE).read_text()) if (folder / PIPELINE_FILE).is_file() else {}
+    for key, rel in info.get("bundled", {}).items():
+        setattr(config.zoo, key, str((folder / rel).resolve()))
+    return info
+
+
+def copy_zoo(config, tmp: Path, bundle: bool = True) -> dict[str, str]:
+    """Copy the local zoo folders of ``config`` into ``tmp`` and point the config at them (relative); returns what was
+    bundled. Hub ids stay ids."""
+    from ..zoo.loader import is_local, resolve_path
+
+    bundled: dict[str, str] = {}
+    for key, sub in (("path", "zoo"), ("guidance_encoder", "guidance_encoder")):
+        spec = getattr(config.zoo, key)
+        if bundle and spec and is_local(resolve_path(spec)):
+            shutil.copytree(resolve_path(spec), tmp / sub)
+            setattr(config.zoo, key, sub)
+            bundled[key] = sub
+    return bundled
+
+
 class NeuralDiffuserPipeline:
     """fMRI betas → decoded targets (c, z, g) → images, for the one subject the decoders were fine-tuned on.
 
@@ -74,11 +97,7 @@ class NeuralDiffuserPipeline:
             raise ModelLoadError("no config.yaml", where=str(folder), fix="give the run folder that `train --out` wrote (it holds config.yaml)")
         manifest = read_manifest(folder, cls.method)
         config = load_run_config(folder)
-        info = json.loads((folder / PIPELINE_FILE).read_text()) if (folder / PIPELINE_FILE).is_file() else {}
-        for key in ("path", "guidance_encoder"):
-            rel = info.get("bundled", {}).get(key)
-            if rel:
-                setattr(config.zoo, key, str((folder / rel).resolve()))
+        info = read_info(folder, config)
         dev = _resolve_device(device)
         dec_dir = folder / "decoders"
         z_stats = None
@@ -102,12 +121,10 @@ class NeuralDiffuserPipeline:
         """Write a self-contained folder: config, decoders, scaler, z statistics, ridge, the zoo (a copy, unless it
         is a hub id or ``bundle_zoo`` is False), pipeline.json and a model card README.md. Paths inside are relative,
         so the folder can be moved or copied to another machine."""
-        from ..zoo.loader import is_local, resolve_path
         from .card import model_card
 
         folder = Path(folder)
         config = self.config.model_copy(deep=True)
-        bundled: dict[str, str] = {}
         with atomic_dir(folder) as tmp:
             (tmp / "decoders").mkdir(parents=True)
             for name, model in self.decoders.items():
@@ -120,12 +137,7 @@ class NeuralDiffuserPipeline:
                 save_file(dict(self.z_stats), str(tmp / "decoders" / "z_stats.safetensors"))
             if self.ridge is not None:
                 self.ridge.save(tmp / "ridge")
-            for key, sub in (("path", "zoo"), ("guidance_encoder", "guidance_encoder")):
-                spec = getattr(config.zoo, key)
-                if bundle_zoo and spec and is_local(resolve_path(spec)):
-                    shutil.copytree(resolve_path(spec), tmp / sub)
-                    setattr(config.zoo, key, sub)
-                    bundled[key] = sub
+            bundled = copy_zoo(config, tmp, bundle_zoo)
             dataset = config.data.path
             config.data.path = None  # the data stay where they are; the card and pipeline.json name them
             save_config(config, tmp)
