@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from decoders import decode, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+RECON = ["PixCorr", "SSIM", "mini-CLIP 2-way", "EffNet-Lite0 2-way", "EffNet-Lite0 dist"]
 EXE = [sys.executable, "-m", "neuraldiffuser.cli.main"]
 
 
@@ -105,7 +106,10 @@ def main() -> None:
         doc = json.loads((metrics_dir / "metrics.json").read_text())
         for net, folder in folders.items():
             row = next(r for r in doc["rows"] if r["policy"] == "repeat0" and Path(r["recon_dir"]) == folder.resolve())
-            result["variants"][net]["recon"] = {"n_images": args.recon, "values": row["values"]}
+            from per_image import compact_row
+
+            shown = {k: v for k, v in row["values"].items() if k in RECON}
+            result["variants"][net]["recon"] = {"n_images": args.recon, "values": shown, "per_image": compact_row(row)["per_image"]}
     result["machine"]["loadavg_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
@@ -123,6 +127,13 @@ def table(result: dict) -> str:
             a, b = np.array(ours[name][m]), np.array(me2[name][m])
             lo, hi = paired_difference(b, a)["ci95"]
             lines.append(f"| {name} | {m} | {a.mean():.3f} | {b.mean():.3f} | {b.mean() - a.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] |")
+    if all("recon" in result["variants"][k] for k in ("ours", "mindeye2")):
+        a, b = (result["variants"][k]["recon"]["per_image"] for k in ("ours", "mindeye2"))
+        n = result["variants"]["ours"]["recon"]["n_images"]
+        for m in RECON:
+            if m in a and m in b:
+                d = paired_difference(b[m], a[m])
+                lines.append(f"| recon ({n} images) | {m} | {np.mean(a[m]):.3f} | {np.mean(b[m]):.3f} | {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |")
     for k in ("ours", "mindeye2"):
         v = result["variants"][k]
         lines.append(f"| all | train s ({k}) | {v['train']['wall_seconds']:.0f} | | |")
