@@ -110,7 +110,7 @@ def run(args) -> dict:
     from neuraldiffuser.data import open_dataset
     from neuraldiffuser.data.importer import import_dataset
     from neuraldiffuser.evaluation.native import native_evaluation
-    from neuraldiffuser.evaluation.recon import read_manifest
+    from neuraldiffuser.evaluation.recon import read_recon_manifest as read_manifest
     from neuraldiffuser.sampling.processes import reconstruct_in_processes
     from neuraldiffuser.sampling.validate import choose_sampler_settings
     from neuraldiffuser.targets.extract import extract_targets

@@ -162,6 +162,6 @@ def test_sampler_settings_are_chosen_by_native_scores(native_set, tiny_stack, tm
 
 def score_folder_of(folder, root):
     from neuraldiffuser.evaluation.native import score_folder
-    from neuraldiffuser.evaluation.recon import read_manifest
+    from neuraldiffuser.evaluation.recon import read_recon_manifest as read_manifest
 
     return score_folder(read_manifest(folder), open_dataset(root))

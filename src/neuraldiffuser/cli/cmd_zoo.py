@@ -30,7 +30,7 @@ def train(
     threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)."),
     processes: int = typer.Option(1, "--processes", min=1, help="Data-parallel processes for the UNet (one thread each; same result as one process)."),
     init_from: str = typer.Option(None, "--init-from", help="Adapt a trained stack (e.g. builtin:insilico-64) to these images: every part fine-tuned."),
-    minutes: float = typer.Option(5.0, "--minutes", min=0.1, help="With --init-from: wall-time budget of the whole adaptation."),
+    minutes: float = typer.Option(5.0, "--minutes", min=0.01, help="With --init-from: wall-time budget of the whole adaptation."),
     preset: str = PresetOpt,
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,

@@ -27,7 +27,7 @@ def choose_sampler_settings(config: Config, decoded_holdout: str | Path | Mappin
     held-out images decoded with and without ``decode.z_match``), a point's ``"z_match"`` picks the file."""
     from ..data import open_dataset
     from ..evaluation.native import score_folder
-    from ..evaluation.recon import read_manifest
+    from ..evaluation.recon import read_recon_manifest
     from .processes import reconstruct_in_processes
     from .runner import make_job, reconstruct
 
@@ -43,7 +43,7 @@ def choose_sampler_settings(config: Config, decoded_holdout: str | Path | Mappin
             (folder,) = reconstruct_in_processes(source, root, cfg, workers, sweep=sweep)
         else:
             (folder,) = reconstruct(make_job(source, cfg), root, cfg, sweep=sweep)
-        values = score_folder(read_manifest(Path(folder)), ds)
+        values = score_folder(read_recon_manifest(Path(folder)), ds)
         table.append({**point, "score": criterion(values), **{k: float(np.mean(v)) for k, v in values.items()}})
     table.sort(key=lambda r: -r["score"])
     return {k: table[0][k] for k in grid[0]}, table
