@@ -12,7 +12,10 @@ two-way identification, each per image (kept in the JSON), with a paired 95% int
 ``--recon N`` also reconstructs the first N test images with each variant's decoded targets (the preset's
 sampler, repeat 0) and scores them with `neuraldiffuser evaluate`.
 
-Writes benchmarks/results/prior_network.json and prints the table.
+``--variants mindeye2`` runs one network (each variant may run in its own process, same WORK); ``--reuse``
+then skips a variant whose training and decoding finished (WORK/<variant>/timing.json) and collects both.
+
+Writes benchmarks/results/prior_network.json (per-image values inside) and prints the table.
 """
 
 from __future__ import annotations
