@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-# The preset's and NSD's counts (docs/paper-scale.md, reference §3-4)
+# The preset's and NSD's counts (docs/paper-scale.md, docs/method-notes.md §4-5)
 N_IMAGES = 73000
 CAPTIONS = 5
 TEST_IMAGES = 1000
