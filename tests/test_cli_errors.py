@@ -317,8 +317,7 @@ def test_report_of_deleted_folders_is_refused_and_writes_nothing(capsys, evaluat
     assert not (tmp_path / "gone").exists()
 
 
-def test_evaluate_refuses_an_unknown_subject_and_two_way_on_one_image(capsys, tmp_path, monkeypatch):
-    from neuraldiffuser.errors import DataError
+def test_evaluate_refuses_an_unknown_subject_and_scores_one_image(capsys, tmp_path, monkeypatch):
     from neuraldiffuser.evaluation.runner import run_evaluation
 
     stimuli = photo_stimuli(4, size=32)
@@ -329,9 +328,9 @@ def test_evaluate_refuses_an_unknown_subject_and_two_way_on_one_image(capsys, tm
     one_clean_error(capsys, 2, ["evaluate", str(recon), "--truth", str(truth), "--subject", "subj99", "-o", str(tmp_path / "e")],
                     "no subject 'subj99'")
     config = load_config(overrides={"evaluate": {"metrics": ["PixCorr", "mini-CLIP 2-way"], "brain_encoder": "none"}})
-    with pytest.raises(DataError, match="needs at least 2 images; this folder has 1"):
-        run_evaluation([recon], truth, config, tmp_path / "e2")
-    assert not (tmp_path / "e2" / "metrics.json").exists()
+    doc = run_evaluation([recon], truth, config, tmp_path / "e2")  # one image: scored, and two-way named as needing 2
+    assert doc["rows"][0]["values"]["mini-CLIP 2-way"] == {"unavailable": "two-way identification needs at least 2 images; the folder has 1"}
+    assert isinstance(doc["rows"][0]["values"]["PixCorr"], float)
 
 
 @pytest.mark.parametrize(("device", "message"), [("cuda:99", "cuda:99"), ("gpu0", "is not a device")])

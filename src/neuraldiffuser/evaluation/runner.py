@@ -202,10 +202,6 @@ class Evaluator:
         cached = self.results.load(key)
         if cached is not None:
             return cached
-        two_way = self.available("two_way")
-        if two_way and len(rec.images) < 2:
-            raise DataError(f"two-way identification ({', '.join(two_way)}) needs at least 2 images; this folder has {len(rec.images)}",
-                            where=str(rec.path), fix="reconstruct more images, or choose metrics without it (e.g. --metrics PixCorr,SSIM)")
         truth = self.truth_features(rec.images)
         ctx = self.brain_context(subject)
         measured = self.measured(ctx, rec.images, str(rec.path)) if isinstance(ctx, BrainContext) else None
