@@ -217,7 +217,7 @@ def brief_outputs(outputs: dict) -> str:
 def markdown(rows: list[dict]) -> str:
     lines = ["| stage | result | wall (s) | peak RSS (MiB) | outputs |", "|---|---|---|---|---|"]
     for r in rows:
-        result = "ok" if r["ok"] else f"**failed**: {r.get('error', '')[:120]}"
+        result = "ok" if r["ok"] else f"**{r.get('status', 'failed')}**: {r.get('error', '')[:160]}"
         lines.append(f"| {r['stage']} | {result} | {r['wall_s']:.0f} | {r['peak_rss_mib']:,} | {brief_outputs(r.get('outputs', {}))} |")
     return "\n".join(lines)
 
