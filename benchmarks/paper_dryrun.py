@@ -217,9 +217,25 @@ def brief_outputs(outputs: dict) -> str:
 def markdown(rows: list[dict]) -> str:
     lines = ["| stage | result | wall (s) | peak RSS (MiB) | outputs |", "|---|---|---|---|---|"]
     for r in rows:
-        result = "ok" if r["ok"] else f"**failed**: {r.get('error', '')[:120]}"
+        result = "ok" if r["ok"] else f"**{r.get('status', 'failed')}**: {r.get('error', '')[:160]}"
         lines.append(f"| {r['stage']} | {result} | {r['wall_s']:.0f} | {r['peak_rss_mib']:,} | {brief_outputs(r.get('outputs', {}))} |")
     return "\n".join(lines)
+
+
+def write(out: Path, meta: dict, rows: list[dict], checkpoint_bytes: dict, merge: bool) -> dict:
+    """Write the JSON; a partial rerun (``--only``) updates its stages in the existing table."""
+    from neuraldiffuser.utils.io import atomic_write_json
+
+    stages, sizes = list(rows), dict(checkpoint_bytes)
+    if merge and out.is_file():
+        old = json.loads(out.read_text())
+        by = {r["stage"]: r for r in old.get("stages", [])}
+        by.update({r["stage"]: r for r in rows})
+        stages = list(by.values())
+        sizes = {**old.get("checkpoint_bytes", {}), **sizes}
+    doc = {**meta, "stages": stages, "checkpoint_bytes": sizes, "all_ok": all(r["ok"] for r in stages)}
+    atomic_write_json(out, doc)
+    return doc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,32 +266,22 @@ def main(argv: list[str] | None = None) -> int:
     rows.append({"stage": "build_standins", "ok": True, "wall_s": round(time.perf_counter() - t, 1), "peak_rss_mib": round(peak_mib()),
                  "outputs": {"params": counts}})
     red = reductions(args.side, 0)
+    meta = {
+        "what": "every stage of the paper preset on random-weight stand-ins of the exact architectures (CPU)",
+        "device": "cpu", "threads": args.threads, "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "resolution": {"px": args.side, "unet_sample_size": args.side // 8, "paper_px": 512, "why": "CPU time: a 512 px guided step of the 860 M UNet takes minutes on 2 shared cores"},
+        "reductions": {"subjects": args.subjects, "test_images_reconstructed": args.limit, "dataset": "6 own training images per subject seen twice, 4 shared test images seen 3 times",
+                       "overrides": red},
+    }
     (work / "run").mkdir(parents=True, exist_ok=True)
     with CheckpointSweeper(work / "run") as sweeper:
         for name, cmd, outs in plan(nsd, work / "run", red, args.limit):
             if args.only and name not in args.only:
                 continue
             rows.append(run_stage(name, cmd, outs))
+            doc = write(Path(args.out), meta, rows, sweeper.sizes, merge=bool(args.only))  # after every stage: a killed run keeps its rows
+    doc = write(Path(args.out), meta, rows, sweeper.sizes, merge=bool(args.only))
     print_table(rows)
-    doc = {
-        "what": "every stage of the paper preset on random-weight stand-ins of the exact architectures (CPU)",
-        "device": "cpu", "threads": args.threads, "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-        "resolution": {"px": args.side, "unet_sample_size": args.side // 8, "paper_px": 512, "why": "CPU time: a 512 px guided step of the 860 M UNet takes minutes on 2 shared cores"},
-        "reductions": {"subjects": args.subjects, "test_images_reconstructed": args.limit, "dataset": "6 own training images per subject seen twice, 4 shared test images seen 3 times",
-                       "overrides": red},
-        "stages": rows,
-        "checkpoint_bytes": sweeper.sizes,
-        "all_ok": all(r["ok"] for r in rows),
-    }
-    from neuraldiffuser.utils.io import atomic_write_json
-
-    if args.only and Path(args.out).is_file():  # a partial rerun updates its stages in the full table
-        old = json.loads(Path(args.out).read_text())
-        by = {r["stage"]: r for r in old.get("stages", [])}
-        by.update({r["stage"]: r for r in rows})
-        doc["stages"] = list(by.values())
-        doc["all_ok"] = all(r["ok"] for r in doc["stages"])
-    atomic_write_json(args.out, doc)
     print(f"wrote {args.out}")
     return 0 if doc["all_ok"] else 1
 

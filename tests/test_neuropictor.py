@@ -178,6 +178,10 @@ def test_whole_run_decode_and_reconstruct(problem, tmp_path):
     cfg.neuropictor.run = str(tmp_path / "run")
     summary = train_neuropictor(cfg, tmp_path / "run", targets)
     assert [r["stage"] for r in summary["runs"]] == ["pretrain", "finetune", "cfg"] and summary["runs"][0]["subjects"] == ["subj01", "subj02"]
+    # each stage's checkpoint holds its own model and optimiser only (earlier stages' prepared objects are dropped)
+    for stage in ("pretrain", "finetune", "cfg"):
+        (ckpt,) = sorted((tmp_path / "run" / stage / "checkpoints").glob("step-*"))[-1:]
+        assert not list(ckpt.glob("model_1*")) and not list(ckpt.glob("optimizer_1*")), sorted(p.name for p in ckpt.iterdir())
     manifest = json.loads((tmp_path / "run" / "decoders" / "manifest.json").read_text())
     assert manifest["method"] == "neuropictor" and manifest["model"] == "cfg/model"
     decoded = decode_neuropictor(cfg, tmp_path / "run", tmp_path / "run" / "decoded.hdf5")
