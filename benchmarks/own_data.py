@@ -130,12 +130,16 @@ def run(args) -> dict:
         ds_dir = import_dataset(work / "dataset", a / "stimuli.npy", a / "betas.npy", image_index=a / "image_index.npy",
                                 test=np.loadtxt(a / "test_images.txt", dtype=np.int64).tolist(), labels=a / "labels.npy",
                                 caption_template="a handwritten digit {label}")
-    with timed(seconds, "zoo adaptation"):
-        zoo_log = adapt_zoo(ds_dir, work / "zoo", "builtin:insilico-64", args.minutes, seed=args.seed)
+    zoo_path = str(work / "zoo")
+    if args.no_adapt:  # the comparison: the scenes stack as shipped
+        zoo_path, zoo_log = "builtin:insilico-64", {"minutes": 0, "parts": {}, "quality_before": None, "quality_after": None, "quality_line": "not adapted"}
+    else:
+        with timed(seconds, "zoo adaptation"):
+            zoo_log = adapt_zoo(ds_dir, zoo_path, "builtin:insilico-64", args.minutes, seed=args.seed)
     print("  ", zoo_log["quality_line"])
-    ceiling = {name: vae_ceiling(path, open_dataset(ds_dir), made["test"]) for name, path in (("scenes zoo", "builtin:insilico-64"), ("adapted zoo", str(work / "zoo")))}
+    ceiling = {name: vae_ceiling(path, open_dataset(ds_dir), made["test"]) for name, path in (("scenes zoo", "builtin:insilico-64"), ("used zoo" if args.no_adapt else "adapted zoo", zoo_path))}
     print("   autoencoder alone on the test stimuli:", ceiling, flush=True)
-    cfg = load_config("small", overrides={"data": {"path": str(ds_dir)}, "zoo": {"path": str(work / "zoo")}, "train": {"tensorboard": False}})
+    cfg = load_config("small", overrides={"data": {"path": str(ds_dir)}, "zoo": {"path": zoo_path}, "train": {"tensorboard": False}})
     ds = open_dataset(ds_dir)
     cfg = adapt_to_data(cfg, ds)
     val_holdout = cfg.data.holdout_images
@@ -175,7 +179,7 @@ def run(args) -> dict:
     beats = {f"{m}_{b}": (nd_v[m]["mean"] > rows[b][m]["mean"]) if doc["metrics"][m]["higher_is_better"] else (nd_v[m]["mean"] < rows[b][m]["mean"])
              for m in ("pcc", "mse", "ssim_wang") for b in ("mean_image", "pixel_ridge")}
     return {
-        "benchmark": "own_data", "command": "python benchmarks/own_data.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k not in ("work", "out")),
+        "benchmark": "own_data", "command": "python benchmarks/own_data.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k not in ("work", "out", "no_adapt")) + (" --no-adapt" if args.no_adapt else ""),
         "data": {"stimuli": f"scikit-learn load_digits, first {args.trials}, 8×8 → 28×28 bicubic, greyscale", "voxels": args.voxels,
                  "responses": "neuraldiffuser.simulate.responses (NSD-like noise ceilings, one trial per image)", "test_images": made["test"].tolist()},
         "zoo_adaptation": {**{k: zoo_log[k] for k in ("minutes", "parts", "quality_before", "quality_after", "quality_line")},
@@ -197,6 +201,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="Reconstructions per image.")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-adapt", action="store_true", help="Use the shipped scenes stack as it is (the comparison run).")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "own_data.json")
     args = ap.parse_args()
     os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")

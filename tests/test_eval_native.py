@@ -165,3 +165,12 @@ def score_folder_of(folder, root):
     from neuraldiffuser.evaluation.recon import read_recon_manifest as read_manifest
 
     return score_folder(read_manifest(folder), open_dataset(root))
+
+
+def test_extract_pads_non_square_stimuli_like_the_stack():
+    from neuraldiffuser.targets.extract import resize_images
+
+    rng = np.random.default_rng(6)
+    wide = rng.integers(0, 256, (1, 10, 20, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(resize_images(wide, 20), to_stack(wide, 20))  # padded, not stretched
+    assert resize_images(wide, 20)[0, :5, 3].tolist() == [wide[0, 0, 3].tolist()] * 5  # the top edge row repeated

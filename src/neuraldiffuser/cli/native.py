@@ -22,7 +22,7 @@ def evaluate_native(recon_dirs: list[Path], truth: Path, subject: str | None, ou
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "native.json", doc)
     p = doc["protocol"]
-    table = Table("method", "setting", "folder", *NATIVE_METRICS, title=f"native protocol: {p['size'][1]}×{p['size'][0]} {p['mode']}, {len(doc['images'])} test images")
+    table = Table("method", "setting", "folder", *NATIVE_METRICS, title=f"native protocol: {p['size'][1]}×{p['size'][0]} {p['mode']}, {len(doc['images'])} {'test' if p['ridge_alpha'] is not None else 'held-out'} images")
     for r in doc["rows"]:
         folder = os.path.relpath(r["recon_dir"]) if "recon_dir" in r else "—"
         table.add_row(r["method"], r["setting"], folder, *[f"{r['values'][k]['mean']:.4f}" for k in NATIVE_METRICS])

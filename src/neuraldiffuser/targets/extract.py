@@ -35,10 +35,16 @@ CHECKED_ATTRS = ("zoo_path", "z_mode", "z_seed", "resolution", "guidance_layers"
 
 
 def resize_images(images: np.ndarray, size: int, method: str = "lanczos") -> np.ndarray:
-    """uint8 (n, H, W, 3) → uint8 (n, size, size, 3) with PIL; unchanged when already that size."""
+    """uint8 (n, H, W, 3) → uint8 (n, size, size, 3) with PIL; unchanged when already that size. A non-square
+    image is first padded to a square with its edge pixels (``data.fit``'s policy, so it is not distorted)."""
     if images.shape[1:3] == (size, size):
         return images
     from PIL import Image
+
+    if images.shape[1] != images.shape[2]:
+        from ..data.fit import to_stack
+
+        images = to_stack(images, max(images.shape[1:3]))  # pad only
 
     resample = {"lanczos": Image.LANCZOS, "bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[method]
     return np.stack([np.asarray(Image.fromarray(im).resize((size, size), resample=resample)) for im in images])

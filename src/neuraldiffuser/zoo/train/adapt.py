@@ -140,13 +140,9 @@ def quality_line(before: dict, after: dict) -> str:
 def adapt_zoo(images: str | Path, out: str | Path, init_from: str = "builtin:insilico-64", minutes: float = 5.0, seed: int = 0,
               shares: dict[str, float] | None = None) -> dict:
     """Copy the stack ``init_from`` to ``out`` and fine-tune every part on ``images`` within ``minutes``; returns the log."""
-    from diffusers import DDIMScheduler
-
     from ...config.sections.zoo import ZooConfig
-    from ..build import SD_SCHEDULER
     from ..loader import Components, resolve_path
     from .clip import normalize, text_encoder_of
-    from .unet import diffusion_loss
 
     src, out = Path(resolve_path(init_from)), Path(out)
     if out.exists() and any(out.iterdir()):
@@ -191,14 +187,28 @@ def adapt_zoo(images: str | Path, out: str | Path, init_from: str = "builtin:ins
         log["parts"]["clip"] = {"steps": 0, "skipped": "every image has the same caption: nothing to contrast; CLIP and the text encoder kept"}
         budget["unet"] += budget["clip"]
     text_encoder.eval().requires_grad_(False)
-    sched = DDIMScheduler(**SD_SCHEDULER)
     uncond = data.tokens.new_tensor(CLIPTokenizer.from_pretrained(src / "tokenizer")([""], padding="max_length", max_length=data.tokens.shape[1]).input_ids)
+    log["parts"]["unet"] = adapt_unet(unet, vae, text_encoder, data, uncond, scale, gen, budget["unet"])
+    log["quality_before"], log["quality_after"] = before, measure(vae, clip, unet, text_encoder, data, scale, seed)
+    log["quality_line"] = quality_line(before, log["quality_after"])
+    _save(src, out, vae, clip, text_encoder, unet, log)
+    return log
+
+
+def adapt_unet(unet, vae, text_encoder, data: ImageCaptionData, uncond: torch.Tensor, scale: float, gen: torch.Generator, seconds: float) -> dict:
+    """The UNet on the adapted latents and text contexts: ε-MSE (Min-SNR γ 5), captions dropped 10 % of the time."""
+    from diffusers import DDIMScheduler
+
+    from ..build import SD_SCHEDULER
+    from .unet import diffusion_loss
+
+    sched = DDIMScheduler(**SD_SCHEDULER)
     with torch.no_grad():
         post = vae.encode(data.pixels(torch.arange(len(data))) * 2 - 1).latent_dist
         mean, std = post.mean, post.std
 
-    def unet_step():
-        idx = sample("unet")
+    def step():
+        idx = data.sample(gen, min(BATCH["unet"], len(data)))
         z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * scale
         ids = data.random_tokens(idx, gen)
         ids = torch.where((torch.rand(len(idx), generator=gen) < 0.1)[:, None], uncond, ids)
@@ -208,12 +218,9 @@ def adapt_zoo(images: str | Path, out: str | Path, init_from: str = "builtin:ins
         return diffusion_loss(unet, sched, z0, ctx, torch.randn(z0.shape, generator=gen), t, 5.0)
 
     unet.train()
-    log["parts"]["unet"] = timed_loop("UNet", list(unet.parameters()), unet_step, budget["unet"], LR["unet"])
+    result = timed_loop("UNet", list(unet.parameters()), step, seconds, LR["unet"])
     unet.eval()
-    log["quality_before"], log["quality_after"] = before, measure(vae, clip, unet, text_encoder, data, scale, seed)
-    log["quality_line"] = quality_line(before, log["quality_after"])
-    _save(src, out, vae, clip, text_encoder, unet, log)
-    return log
+    return result
 
 
 def _vae_loss(vae, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
