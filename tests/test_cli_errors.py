@@ -346,3 +346,13 @@ def test_zoo_train_settings_ranges(override):
 
     with pytest.raises(ConfigError, match="must be|greater than"):
         load_settings(None, override)
+
+
+def test_a_train_that_failed_before_training_can_be_rerun_without_resume(capsys, tmp_path, generic_dir):
+    """A wrong targets path leaves only the saved config and the lock: the corrected command starts afresh."""
+    run = tmp_path / "run"
+    argv = ["train", str(generic_dir), str(tmp_path / "no_targets.hdf5"), "--out", str(run)]
+    for _ in range(2):  # the second time the same error again, not "run folder is not empty"
+        one_clean_error(capsys, 2, argv, "no_targets.hdf5")
+    (run / "decoders").mkdir()  # something trained: a rerun without --resume is refused
+    one_clean_error(capsys, 2, argv, "run folder is not empty")

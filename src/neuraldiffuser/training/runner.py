@@ -252,8 +252,14 @@ def write_decoders(run_dir: Path, finals: dict, target: str, scaler: VoxelScaler
         })
 
 
+#: What a run writes before its first training step: a run that failed before it (a wrong targets path, say)
+#: leaves only these, and running the corrected command again starts it afresh without --resume.
+PRE_TRAINING_FILES = ("config.yaml", "logs")
+
+
 def check_run_dir(run_dir: Path, resume: bool) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+    started = [p for p in run_dir.iterdir() if not (p.name.startswith(".lock") or p.name in PRE_TRAINING_FILES)] if run_dir.exists() else []
+    if started and not resume:
         raise DataError("run folder is not empty", where=str(run_dir), fix="pass --resume to continue it, or choose a new --out")
 
 
