@@ -6,15 +6,21 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from decoder_fixtures import make_decoder_data, tiny_config
 from neuraldiffuser.config import save_config
+from neuraldiffuser.data import open_dataset
 from test_train_resume import ENV, train_cmd, weights
 
 
-def test_two_processes_match_one(tmp_path):
-    ds, targets, _ = make_decoder_data(tmp_path)
+@pytest.mark.parametrize("layout", ["generic", "mindeye2"])
+def test_two_processes_match_one(tmp_path, layout):
+    """Also on NSD's MindEye2 layout, whose shards every process reads whole (issue 16)."""
+    subjects = {} if layout == "generic" else {"subjects": (("subj01", 30), ("subj02", 36)), "layout": "mindeye2"}
+    ds, targets, _ = make_decoder_data(tmp_path, **subjects)
+    assert open_dataset(ds).layout == layout
     no_dropout = {"layout": "multi_head", "dropout": 0.0, "z_dropout": 0.0, "z_adapter_dropout": 0.0}
     cfg = tiny_config(ds, decoder=no_dropout, train={"pretrain_epochs": 2, "finetune_epochs": 2, "mixco_fraction": 0.5, "ridge": False, "checkpoint_every": 10})
     cfg_path = save_config(cfg, tmp_path, "cfg.yaml")

@@ -18,7 +18,14 @@ from ..config.load import load_run_config
 from ..errors import ConfigError, DataError, ModelLoadError
 from ..training.manifest import read_manifest
 from ..utils.validation import check_array, check_consistent_rows
-from .neuraldiffuser import PIPELINE_FILE, NeuralDiffuserPipeline, _resolve_device, copy_zoo, read_info
+from .neuraldiffuser import (
+    PIPELINE_FILE,
+    NeuralDiffuserPipeline,
+    RunFacts,
+    _resolve_device,
+    copy_zoo,
+    read_info,
+)
 
 
 def _images_out(out: list[torch.Tensor], output_type: str):
@@ -34,7 +41,7 @@ def _images_out(out: list[torch.Tensor], output_type: str):
     return arr
 
 
-class _RunPipeline:
+class _RunPipeline(RunFacts):
     """What the comparison pipelines share: the run's config, manifest, voxel scaler, zoo and seeding."""
 
     method = ""
@@ -61,22 +68,6 @@ class _RunPipeline:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(subject={self.subject!r}, voxels={self.n_voxels}, run={str(self.folder)!r})"
-
-    @property
-    def subject(self) -> str:
-        return str(self.manifest["subject"])
-
-    @property
-    def n_voxels(self) -> int:
-        return int(self.scaler.mean.shape[0])
-
-    @property
-    def components(self):
-        if self._components is None:
-            from ..zoo.loader import Components
-
-            self._components = Components(self.config.zoo, device=self.device)
-        return self._components
 
     check_betas = NeuralDiffuserPipeline.check_betas
 

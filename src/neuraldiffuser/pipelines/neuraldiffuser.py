@@ -60,7 +60,31 @@ def copy_zoo(config, tmp: Path, bundle: bool = True) -> dict[str, str]:
     return bundled
 
 
-class NeuralDiffuserPipeline:
+class RunFacts:
+    """What every pipeline of a trained run answers the same way (its manifest, voxel scaler, config and zoo)."""
+
+    manifest: dict
+    _components: Any
+
+    @property
+    def subject(self) -> str:
+        return str(self.manifest["subject"])
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.scaler.mean.shape[0])
+
+    @property
+    def components(self):
+        """The diffusion stack (``zoo.loader.Components``), loaded on first use."""
+        if self._components is None:
+            from ..zoo.loader import Components
+
+            self._components = Components(self.config.zoo, device=self.device)
+        return self._components
+
+
+class NeuralDiffuserPipeline(RunFacts):
     """fMRI betas → decoded targets (c, z, g) → images, for the one subject the decoders were fine-tuned on.
 
     Build it with :meth:`from_pretrained`; call :meth:`decode` for the targets, the pipeline itself for
@@ -160,25 +184,6 @@ class NeuralDiffuserPipeline:
             "decoder_layout": m.get("layout"), "models": list(m["models"]), "ridge": self.ridge is not None,
             "sampler": c.sampler.model_dump(mode="json"), "scores": self.info.get("scores"),
         }
-
-    # ------------------------------------------------------------------ facts
-
-    @property
-    def subject(self) -> str:
-        return str(self.manifest["subject"])
-
-    @property
-    def n_voxels(self) -> int:
-        return int(self.scaler.mean.shape[0])
-
-    @property
-    def components(self):
-        """The diffusion stack (``zoo.loader.Components``), loaded on first use."""
-        if self._components is None:
-            from ..zoo.loader import Components
-
-            self._components = Components(self.config.zoo, device=self.device)
-        return self._components
 
     # ------------------------------------------------------------------ decoding
 
