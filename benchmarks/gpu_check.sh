@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python}"
 export NEURALDIFFUSER_PROGRESS="${NEURALDIFFUSER_PROGRESS:-0}"
 if [ -d src/neuraldiffuser ]; then export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"; fi
-exec timeout "${GPU_CHECK_TIMEOUT:-900}" "$PY" benchmarks/gpu_check.py "$@"
+exec timeout "${GPU_CHECK_TIMEOUT:-570}" "$PY" benchmarks/gpu_check.py "$@"

@@ -153,7 +153,8 @@ def reductions(side: int, n_images: int) -> dict[str, list[str]]:
         "train": ["train.pretrain_epochs=1", "train.finetune_epochs=1", "train.batch_size=12", "train.epoch_samples=12", "train.tensorboard=false"],
         "sampler": ["sampler.steps=10", "sampler.repeats=2"],
         "minddiffuser": ["minddiffuser.steps=10", "minddiffuser.noise_index=7", "minddiffuser.denoise_steps=7", "minddiffuser.iterations=1",
-                         "minddiffuser.mask_folds=2"],
+                         "minddiffuser.mask_folds=2",
+                         "minddiffuser.n_feat_z=400"],  # 4,000 voxels per latent value: a 4,001² Cholesky per output, > 20 min on this CPU
         "neuropictor": ["neuropictor.pretrain_epochs=1", "neuropictor.finetune_epochs=1", "neuropictor.cfg_epochs=1", "neuropictor.epoch_samples=2",
                         "neuropictor.pretrain_batch_size=2", "neuropictor.batch_size=2", "neuropictor.steps=10"],
     }
