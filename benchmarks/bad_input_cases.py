@@ -256,7 +256,6 @@ def _cases() -> list[Case]:
     add("evaluate/garbage-decoded", [*ev, "-o", "{o}", "--decoded", "{garbage}", "--targets", "{targets}"], "decoded file not HDF5",
         absent("{o}/metrics.json"))
     add("evaluate/batch-size-0", [*ev, "-o", "{o}", "--set", "evaluate.batch_size=0"], "zero batch", absent("{o}/metrics.json"))
-    add("evaluate/one-image-two-way", [*ev[:-2], "-o", "{o}"], "two-way identification of a folder of 1 image", absent("{o}/metrics.json"))
     add("evaluate/subject-typo", [*ev, "-o", "{o}", "--subject", "subj1"], "a subject name mistyped", absent("{o}/metrics.json"))
 
     # ------------------------------------------------------------------ report
