@@ -68,8 +68,20 @@ def build_fixtures(root: Path) -> dict[str, Path]:
     """The small dataset, store, run, decoded file, reconstruction and metrics the cases start from."""
     p = fixture_paths(root)
     t0 = time.perf_counter()
-    small = ["--preset", "small", "--subjects", "1", "--n-images", "10", "--set", "simulate.test_images=4",
-             "--set", "simulate.voxels=[40,60]", "--set", "simulate.sessions=1"]
+    small = [
+        "--preset",
+        "small",
+        "--subjects",
+        "1",
+        "--n-images",
+        "10",
+        "--set",
+        "simulate.test_images=4",
+        "--set",
+        "simulate.voxels=[40,60]",
+        "--set",
+        "simulate.sessions=1",
+    ]
     cli("simulate", "-o", p["ds"], *small)
     cli("simulate", "-o", p["ds2"], *small, "--seed", "7")
     cli("simulate", "-o", p["me2"], *small[:2], "--subjects", "2", *small[4:], "--layout", "mindeye2")
@@ -77,7 +89,18 @@ def build_fixtures(root: Path) -> dict[str, Path]:
     cli("extract", p["ds"], "-o", p["targets"])
     cli("train", p["ds"], p["targets"], "-o", p["run"], "-c", p["tiny_yaml"])
     cli("decode", p["run"], "-o", p["decoded"])
-    cli("reconstruct", p["decoded"], "-o", p["recon"], "--limit", "1", "-c", p["tiny_yaml"], "--set", f"data.path={p['ds']}")
+    cli(
+        "reconstruct",
+        p["decoded"],
+        "-o",
+        p["recon"],
+        "--limit",
+        "1",
+        "-c",
+        p["tiny_yaml"],
+        "--set",
+        f"data.path={p['ds']}",
+    )
     cli("evaluate", p["recon"], "--truth", p["ds"], "-c", p["tiny_yaml"])
     derive_fixtures(p)
     print(f"fixtures built in {time.perf_counter() - t0:.0f} s under {root}")
@@ -116,7 +139,9 @@ def derive_fixtures(p: dict[str, Path]) -> None:
             for key in src:
                 f.create_dataset(key, shape=(0, *src[key].shape[1:]), dtype=src[key].dtype)
     shutil.copytree(p["me2"], p["me2_nobetas"])
-    for betas in sorted(p["me2_nobetas"].rglob("betas_all_subj02*.hdf5")):  # subj01's remain: subj02 must not vanish silently
+    for betas in sorted(
+        p["me2_nobetas"].rglob("betas_all_subj02*.hdf5")
+    ):  # subj01's remain: subj02 must not vanish silently
         betas.unlink()
     shutil.copytree(p["ds"], p["ds_noimages"])
     (p["ds_noimages"] / "images.hdf5").unlink()
@@ -144,23 +169,43 @@ def limit_file_size(max_bytes: int):
 def run_case(case: Case, p: dict[str, Path], timeout: float) -> dict:
     p = {**p, "o": p["root"] / "o" / case.id}  # the case's own output path
     argv = [a.format(**{k: str(v) for k, v in p.items()}) for a in case.argv]
-    env = {**os.environ, "PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "NEURALDIFFUSER_PROGRESS": "0",
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(SRC),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "NEURALDIFFUSER_PROGRESS": "0",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "COLUMNS": "200",
+    }
     env.pop("HF_HUB_OFFLINE", None) if case.online else None
     t0 = time.perf_counter()
     try:
-        res = subprocess.run([sys.executable, "-m", "neuraldiffuser.cli.main", *argv], capture_output=True, text=True, timeout=timeout,
-                             env=env, cwd=p["root"], preexec_fn=limit_file_size(case.fsize) if case.fsize else None)
+        res = subprocess.run(
+            [sys.executable, "-m", "neuraldiffuser.cli.main", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=p["root"],
+            preexec_fn=limit_file_size(case.fsize) if case.fsize else None,
+        )
         code, out = res.returncode, res.stdout + res.stderr
     except subprocess.TimeoutExpired as exc:
-        code, out = None, (exc.stdout or b"").decode(errors="replace") + (exc.stderr or b"").decode(errors="replace")
+        code, out = (
+            None,
+            (exc.stdout or b"").decode(errors="replace") + (exc.stderr or b"").decode(errors="replace"),
+        )
     seconds = time.perf_counter() - t0
     try:
         left = case.check(p) if case.check else None
     except Exception as exc:  # noqa: BLE001 - a broken check is reported, not fatal
         left = f"check failed: {exc!r}"
     lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
-    message = next((ln for ln in lines if ln.lower().startswith(("error", "interrupted"))), lines[-1] if lines else "")
+    message = next(
+        (ln for ln in lines if ln.lower().startswith(("error", "interrupted"))), lines[-1] if lines else ""
+    )
     if code is None:
         kind = "timeout"
     elif "Traceback" in out or code < 0 or code in (134, 136, 139):
@@ -172,16 +217,32 @@ def run_case(case: Case, p: dict[str, Path], timeout: float) -> dict:
     else:
         kind = "clean" if message else "silent"
     print(f"{kind:<10} {case.id}  ({seconds:.0f} s)", flush=True)
-    return {"id": case.id, "command": case.id.split("/")[0], "argv": argv, "exit_code": code, "message": message[:300],
-            "class": kind, "left_behind": left, "seconds": round(seconds, 1), "issue": case.issue, "why": case.why}
+    return {
+        "id": case.id,
+        "command": case.id.split("/")[0],
+        "argv": argv,
+        "exit_code": code,
+        "message": message[:300],
+        "class": kind,
+        "left_behind": left,
+        "seconds": round(seconds, 1),
+        "issue": case.issue,
+        "why": case.why,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=2, help="cases run at once")
     ap.add_argument("--timeout", type=float, default=180, help="seconds per case")
-    ap.add_argument("--only", default=None, help="comma-separated id prefixes (e.g. train/,report/deleted-recon): run only those cases")
-    ap.add_argument("--keep", type=Path, default=None, help="build (or reuse) the fixtures here and keep them")
+    ap.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated id prefixes (e.g. train/,report/deleted-recon): run only those cases",
+    )
+    ap.add_argument(
+        "--keep", type=Path, default=None, help="build (or reuse) the fixtures here and keep them"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -196,7 +257,9 @@ def main() -> None:
     only = tuple(args.only.split(",")) if args.only else None
     cases = [c for c in CASES if only is None or c.id.startswith(only)]
     t0 = time.perf_counter()
-    with exclusive_output(p["locked"], folder=True, what="reconstruction folder"):  # "another run" writing there
+    with exclusive_output(
+        p["locked"], folder=True, what="reconstruction folder"
+    ):  # "another run" writing there
         with ThreadPoolExecutor(args.jobs) as pool:
             rows = list(pool.map(lambda c: run_case(c, p, args.timeout), cases))
     wall = time.perf_counter() - t0
@@ -211,9 +274,16 @@ def main() -> None:
         print(f"{k:<12}{counts.get(k, 0):>6}")
     by_command = Counter((r["command"], r["class"]) for r in rows)
     commands = sorted({r["command"] for r in rows})
-    doc = {"cases": len(rows), "counts": {k: counts.get(k, 0) for k in CLASSES}, "wall_s": round(wall, 1), "jobs": args.jobs,
-           "by_command": {c: {k: by_command[(c, k)] for k in CLASSES if by_command[(c, k)]} for c in commands},
-           "cpu": os.cpu_count(), "load_avg_1min_at_end": round(os.getloadavg()[0], 1), "results": rows}
+    doc = {
+        "cases": len(rows),
+        "counts": {k: counts.get(k, 0) for k in CLASSES},
+        "wall_s": round(wall, 1),
+        "jobs": args.jobs,
+        "by_command": {c: {k: by_command[(c, k)] for k in CLASSES if by_command[(c, k)]} for c in commands},
+        "cpu": os.cpu_count(),
+        "load_avg_1min_at_end": round(os.getloadavg()[0], 1),
+        "results": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -42,8 +42,16 @@ BATCH = 42
 BETAS_SHAPE = (30000, 15724)
 TARGETS = {"z": ((4, 64, 64), "float32"), "c": ((77, 768), "float32"), "g": ((6, 50, 768), "float16")}
 # NSD as MindEye2 ships it: nsdgeneral voxels and sessions per subject (750 trials a session)
-NSD = {"subj01": (15724, 40), "subj02": (14278, 40), "subj03": (15226, 32), "subj04": (13153, 30),
-       "subj05": (13039, 40), "subj06": (17907, 32), "subj07": (12682, 40), "subj08": (14386, 30)}
+NSD = {
+    "subj01": (15724, 40),
+    "subj02": (14278, 40),
+    "subj03": (15226, 32),
+    "subj04": (13153, 30),
+    "subj05": (13039, 40),
+    "subj06": (17907, 32),
+    "subj07": (12682, 40),
+    "subj08": (14386, 30),
+}
 H100_FP16_DENSE, MFU, H100_HBM, BYTES_PER_PARAM = 989e12, 0.5, 3.35e12, 34
 
 
@@ -73,7 +81,12 @@ def write_fixture(root: Path, n_images: int) -> tuple[Path, Path]:
         for a in range(0, BETAS_SHAPE[0], 512):
             ds[a : a + 512] = block[: min(512, BETAS_SHAPE[0] - a)]
     targets = root / "targets.hdf5"
-    create_store(targets, np.arange(n_images), {k: s for k, (s, _) in TARGETS.items()}, {k: d for k, (_, d) in TARGETS.items()})
+    create_store(
+        targets,
+        np.arange(n_images),
+        {k: s for k, (s, _) in TARGETS.items()},
+        {k: d for k, (_, d) in TARGETS.items()},
+    )
     with h5py.File(targets, "a") as f:
         for key, (shape, dtype) in TARGETS.items():
             block = rng.standard_normal((64, *shape)).astype(dtype)
@@ -107,16 +120,30 @@ def raw_reads(betas: Path, targets: Path, n_images: int, batches: int, rng) -> d
     images = [rng.choice(n_images, BATCH, replace=False) for _ in range(batches)]
     out = {}
     with h5py.File(betas, "r") as old, h5py.File(betas, "r", rdcc_nbytes=0) as new:
-        out["betas_finetune"] = {"before": summary(timed(lambda r: before_read_rows(old["betas"], r), trials)),
-                                 "after_disk": summary(timed(lambda r: read_rows(new["betas"], r), trials))}
-        out["betas_pretrain_7x6"] = {"before": summary(timed(lambda rs: [before_read_rows(old["betas"], r) for r in rs], pre_trials)),
-                                     "after_disk": summary(timed(lambda rs: [read_rows(new["betas"], r) for r in rs], pre_trials))}
+        out["betas_finetune"] = {
+            "before": summary(timed(lambda r: before_read_rows(old["betas"], r), trials)),
+            "after_disk": summary(timed(lambda r: read_rows(new["betas"], r), trials)),
+        }
+        out["betas_pretrain_7x6"] = {
+            "before": summary(timed(lambda rs: [before_read_rows(old["betas"], r) for r in rs], pre_trials)),
+            "after_disk": summary(timed(lambda rs: [read_rows(new["betas"], r) for r in rs], pre_trials)),
+        }
     with h5py.File(targets, "r") as old, h5py.File(targets, "r", rdcc_nbytes=0) as new:
         for key in ("z", "c"):
-            out[key] = {"before": summary(timed(lambda im, k=key: before_read_rows(old[k], im).astype(np.float32), images)),
-                        "after_disk": summary(timed(lambda im, k=key: read_rows(new[k], im).astype(np.float32), images))}
-        out["g_layer"] = {"before": summary(timed(lambda im: before_read_rows(old["g"], im).astype(np.float32)[:, 2], images)),
-                          "after_disk": summary(timed(lambda im: read_rows(new["g"], im, 2).astype(np.float32), images))}
+            out[key] = {
+                "before": summary(
+                    timed(lambda im, k=key: before_read_rows(old[k], im).astype(np.float32), images)
+                ),
+                "after_disk": summary(
+                    timed(lambda im, k=key: read_rows(new[k], im).astype(np.float32), images)
+                ),
+            }
+        out["g_layer"] = {
+            "before": summary(
+                timed(lambda im: before_read_rows(old["g"], im).astype(np.float32)[:, 2], images)
+            ),
+            "after_disk": summary(timed(lambda im: read_rows(new["g"], im, 2).astype(np.float32), images)),
+        }
     return out
 
 
@@ -127,7 +154,9 @@ def make_pools(betas: Path, n_images: int, sizes: list[int], rng):
     from neuraldiffuser.training.batches import Pool
 
     rows_all = np.arange(BETAS_SHAPE[0])
-    trials = TrialTable.build(rows_all, rows_all % n_images, rows_all // 750 + 1, np.full(len(rows_all), "train"))
+    trials = TrialTable.build(
+        rows_all, rows_all % n_images, rows_all // 750 + 1, np.full(len(rows_all), "train")
+    )
     pools = []
     for i, n in enumerate(sizes):
         subj = SubjectData(f"s{i}", LazyArray(betas, "betas", ndim=2), trials, None, str(betas))
@@ -143,15 +172,25 @@ def batches_in_ram(betas: Path, targets: Path, n_images: int, batches: int, rng)
 
     store, out = TargetStore(targets), {}
     heads = {"c": ("c", None), "g2": ("g", 2), "z": ("z", None)}
-    for stage, sizes in (("finetune", [BETAS_SHAPE[0]]), ("pretrain", [4000] * 7)):  # pretraining pools kept small: RAM
+    for stage, sizes in (
+        ("finetune", [BETAS_SHAPE[0]]),
+        ("pretrain", [4000] * 7),
+    ):  # pretraining pools kept small: RAM
         pools = make_pools(betas, n_images, sizes, rng)
         data = TrainingData(pools, store, heads, preload_gb=8.0, preload=False)
         plan = data.epoch_plan(0, 1, 0, batches, BATCH // len(pools))
         for head in heads:
             view = data.restrict([head])
             view.preload()  # as training does per model: betas once, this model's target
-            out[f"{stage}_{head}"] = summary(timed(lambda k, v=view, pl=plan: v.global_batch(pl, k), list(range(batches))))
-        out[f"{stage}_betas_only"] = summary(timed(lambda k, ps=pools, pl=plan: [p.read(idx[k]) for p, idx in zip(ps, pl, strict=True)], list(range(batches))))
+            out[f"{stage}_{head}"] = summary(
+                timed(lambda k, v=view, pl=plan: v.global_batch(pl, k), list(range(batches)))
+            )
+        out[f"{stage}_betas_only"] = summary(
+            timed(
+                lambda k, ps=pools, pl=plan: [p.read(idx[k]) for p, idx in zip(ps, pl, strict=True)],
+                list(range(batches)),
+            )
+        )
         data.release()
         for p in pools:
             p.subject.betas.close()
@@ -206,19 +245,42 @@ def gpu_step_seconds() -> dict:
     for name in ("c", "g", "z"):
         for stage, subjects in (("pretrain", pre), ("finetune", {"subj01": NSD["subj01"][0]})):
             with torch.device("meta"):
-                model = build_model(name, [name], subjects, cfg.decoder, {name: shapes[name]}, {}, 768 if name == "z" else 0)
+                model = build_model(
+                    name, [name], subjects, cfg.decoder, {name: shapes[name]}, {}, 768 if name == "z" else 0
+                )
                 per = BATCH // len(subjects)
                 groups = [(s, torch.zeros(per, v)) for s, v in subjects.items()]
-                tg = {} if name == "z" else {name: {"x0": torch.zeros(BATCH, *shapes[name]), "t": torch.zeros(BATCH, dtype=torch.long),
-                                                     "noise": torch.zeros(BATCH, *shapes[name]), "drop": torch.zeros(BATCH, dtype=torch.bool)}}
+                tg = (
+                    {}
+                    if name == "z"
+                    else {
+                        name: {
+                            "x0": torch.zeros(BATCH, *shapes[name]),
+                            "t": torch.zeros(BATCH, dtype=torch.long),
+                            "noise": torch.zeros(BATCH, *shapes[name]),
+                            "drop": torch.zeros(BATCH, dtype=torch.bool),
+                        }
+                    }
+                )
                 counter = FlopCounterMode(display=False)
                 with counter:
                     res = model(groups, tg)
-                    sum(v.float().sum() for d in res.values() for v in d.values() if torch.is_tensor(v) and v.is_floating_point()).backward()
+                    sum(
+                        v.float().sum()
+                        for d in res.values()
+                        for v in d.values()
+                        if torch.is_tensor(v) and v.is_floating_point()
+                    ).backward()
             params = sum(p.numel() for p in model.parameters())
             flops = counter.get_total_flops()
             t_flops, t_mem = flops / (MFU * H100_FP16_DENSE), params * BYTES_PER_PARAM / H100_HBM
-            out[f"{name}_{stage}"] = {"params": params, "step_flops": flops, "s_flops": t_flops, "s_memory": t_mem, "s_step": max(t_flops, t_mem)}
+            out[f"{name}_{stage}"] = {
+                "params": params,
+                "step_flops": flops,
+                "s_flops": t_flops,
+                "s_memory": t_mem,
+                "s_step": max(t_flops, t_mem),
+            }
     return out
 
 
@@ -236,7 +298,9 @@ def paper_run(raw: dict, ram: dict, preload: dict, gpu: dict, budget_gb: float) 
     from neuraldiffuser.config import load_config
 
     cfg = load_config(preset="paper").train
-    steps = (cfg.epoch_samples // cfg.batch_size) * cfg.pretrain_epochs  # the same per stage (both 150 epochs)
+    steps = (
+        cfg.epoch_samples // cfg.batch_size
+    ) * cfg.pretrain_epochs  # the same per stage (both 150 epochs)
     sizes = nsd_sizes()
     head_bytes = {"c": 77 * 768 * 4, "g": 50 * 768 * 4, "z": 4 * 64 * 64 * 4}  # held as float32 in RAM
     gb_s = preload["after"]["gb_per_s"]
@@ -257,16 +321,31 @@ def paper_run(raw: dict, ram: dict, preload: dict, gpu: dict, budget_gb: float) 
             bkey = "betas_pretrain_7x6" if stage == "pretrain" else "betas_finetune"
             betas_disk, target_disk = raw[bkey]["after_disk"]["cost_ms"], raw[tkey]["after_disk"]["cost_ms"]
             betas_gather = ram[f"{stage}_betas_only"]["cost_ms"]
-            target_gather = max(ram[f"{stage}_{'g2' if name == 'g' else name}"]["cost_ms"] - betas_gather, 0.0)
+            target_gather = max(
+                ram[f"{stage}_{'g2' if name == 'g' else name}"]["cost_ms"] - betas_gather, 0.0
+            )
             frac = betas_ram / sum(betas)
-            ms_budget = frac * betas_gather + (1 - frac) * betas_disk + (target_gather if target_ram else target_disk)
+            ms_budget = (
+                frac * betas_gather + (1 - frac) * betas_disk + (target_gather if target_ram else target_disk)
+            )
             ms_disk = betas_disk + target_disk
             ms_before = raw[bkey]["before"]["cost_ms"] + raw[tkey]["before"]["cost_ms"]
             preload_s = (betas_ram + (target if target_ram else 0)) / 2**30 / gb_s
             g = gpu[f"{name}_{stage}"]["s_step"]
-            row = {"model": name, "models": count, "stage": stage, "steps": steps, "gpu_ms_step": 1000 * g,
-                   "ram_gb_needed": (sum(betas) + target) / 2**30, "betas_in_ram_gb": betas_ram / 2**30, "target_in_ram": target_ram,
-                   "data_ms_step_before": ms_before, "data_ms_step_disk": ms_disk, "data_ms_step_budget": ms_budget, "preload_s": preload_s}
+            row = {
+                "model": name,
+                "models": count,
+                "stage": stage,
+                "steps": steps,
+                "gpu_ms_step": 1000 * g,
+                "ram_gb_needed": (sum(betas) + target) / 2**30,
+                "betas_in_ram_gb": betas_ram / 2**30,
+                "target_in_ram": target_ram,
+                "data_ms_step_before": ms_before,
+                "data_ms_step_disk": ms_disk,
+                "data_ms_step_budget": ms_budget,
+                "preload_s": preload_s,
+            }
             rows.append(row)
             totals["gpu_h"] += count * steps * g / 3600
             totals["before_h"] += count * steps * ms_before / 3.6e6
@@ -283,7 +362,9 @@ def main() -> None:
     ap.add_argument("--tmp", type=Path, default=None, help="where to write the temporary files (~3.5 GB)")
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--batches", type=int, default=40)
-    ap.add_argument("--rows", type=int, default=BETAS_SHAPE[0], help="betas rows (fewer only for a quick trial run)")
+    ap.add_argument(
+        "--rows", type=int, default=BETAS_SHAPE[0], help="betas rows (fewer only for a quick trial run)"
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "data_io.json")
     args = ap.parse_args()
     from neuraldiffuser.config import load_config
@@ -303,7 +384,9 @@ def main() -> None:
     gpu = gpu_step_seconds()
     budget = load_config(preset="paper").train.preload_gb
     run = paper_run(raw, ram, peak, gpu, budget)
-    print(f"\nms per batch of {BATCH} (fastest of {args.batches}: the CPU is shared); g = the one layer a g model uses")
+    print(
+        f"\nms per batch of {BATCH} (fastest of {args.batches}: the CPU is shared); g = the one layer a g model uses"
+    )
     print(f"{'read':<22}{'before':>10}{'after disk':>12}{'speed-up':>10}")
     for k, v in raw.items():
         b, a = v["before"]["cost_ms"], v["after_disk"]["cost_ms"]
@@ -312,28 +395,51 @@ def main() -> None:
     for k, v in ram.items():
         if isinstance(v, dict):
             print(f"  {k:<22}{v['cost_ms']:>8.2f} ms")
-    print(f"\npreloading c ({peak['array_mb']:.0f} MB): peak/array before {peak['before']['peak_over_array']:.2f}, "
-          f"after {peak['after']['peak_over_array']:.2f}; {peak['after']['gb_per_s']:.2f} GB/s")
-    print(f"\npaper run (train.preload_gb={budget:g}, {run['steps_per_model_stage']} steps per model and stage):")
-    print(f"{'model':<6}{'stage':<10}{'GPU ms':>8}{'RAM GB':>8}{'before':>9}{'disk':>7}{'budget':>8}  (data ms/step)")
+    print(
+        f"\npreloading c ({peak['array_mb']:.0f} MB): peak/array before {peak['before']['peak_over_array']:.2f}, "
+        f"after {peak['after']['peak_over_array']:.2f}; {peak['after']['gb_per_s']:.2f} GB/s"
+    )
+    print(
+        f"\npaper run (train.preload_gb={budget:g}, {run['steps_per_model_stage']} steps per model and stage):"
+    )
+    print(
+        f"{'model':<6}{'stage':<10}{'GPU ms':>8}{'RAM GB':>8}{'before':>9}{'disk':>7}{'budget':>8}  (data ms/step)"
+    )
     for r in run["rows"]:
-        print(f"{r['model']:<6}{r['stage']:<10}{r['gpu_ms_step']:>8.2f}{r['ram_gb_needed']:>8.1f}{r['data_ms_step_before']:>9.2f}"
-              f"{r['data_ms_step_disk']:>7.2f}{r['data_ms_step_budget']:>8.2f}")
+        print(
+            f"{r['model']:<6}{r['stage']:<10}{r['gpu_ms_step']:>8.2f}{r['ram_gb_needed']:>8.1f}{r['data_ms_step_before']:>9.2f}"
+            f"{r['data_ms_step_disk']:>7.2f}{r['data_ms_step_budget']:>8.2f}"
+        )
     t = run["totals"]
-    print(f"GPU {t['gpu_h']:.2f} h; data: before {t['before_h']:.1f} h ({100 * t['before_share_of_gpu']:.0f}%), "
-          f"after from disk {t['disk_h']:.2f} h ({100 * t['disk_share_of_gpu']:.0f}%), "
-          f"after with the budget {t['budget_h']:.3f} h ({100 * t['budget_share_of_gpu']:.1f}%)")
+    print(
+        f"GPU {t['gpu_h']:.2f} h; data: before {t['before_h']:.1f} h ({100 * t['before_share_of_gpu']:.0f}%), "
+        f"after from disk {t['disk_h']:.2f} h ({100 * t['disk_share_of_gpu']:.0f}%), "
+        f"after with the budget {t['budget_h']:.3f} h ({100 * t['budget_share_of_gpu']:.1f}%)"
+    )
     result = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "load_average": os.getloadavg(),
-                    "note": "shared 2-core VM, run under nice; cost_ms = fastest batch, median_ms kept"},
-        "shapes": {"betas": list(BETAS_SHAPE), "images": args.images, "targets": {k: [list(s), d] for k, (s, d) in TARGETS.items()}, "batch": BATCH},
-        "reads": raw, "preloaded_batches": ram, "preload_c": peak, "gpu_step": gpu, "paper_run": run,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "load_average": os.getloadavg(),
+            "note": "shared 2-core VM, run under nice; cost_ms = fastest batch, median_ms kept",
+        },
+        "shapes": {
+            "betas": list(BETAS_SHAPE),
+            "images": args.images,
+            "targets": {k: [list(s), d] for k, (s, d) in TARGETS.items()},
+            "batch": BATCH,
+        },
+        "reads": raw,
+        "preloaded_batches": ram,
+        "preload_c": peak,
+        "gpu_step": gpu,
+        "paper_run": run,
         "assumptions": {
             "steps": "epoch_samples // batch_size × epochs of the paper preset, per model and stage; 8 models (c, g0…g5, z)",
             "gpu": f"one H100: max(counted FLOPs / ({MFU} × {H100_FP16_DENSE:.3g} FLOP/s), {BYTES_PER_PARAM} B/param / {H100_HBM:.3g} B/s) per step, a lower bound",
             "nsd": "subj01 fine-tuned after pretraining on subj02…08; training trials = sessions × 750 − 3 × 1000 × sessions/40; images = trials / 3",
             "data": "the fastest of the measured batches on this machine (cost_ms); pretraining betas are 7 reads of 6 rows from one file standing in for 7 files; "
-                    "preloaded pretraining used 7 pools of 4000 trials (a gather costs the same from a larger array)",
+            "preloaded pretraining used 7 pools of 4000 trials (a gather costs the same from a larger array)",
             "overlap": "not counted: the next batch is read in a thread while the step runs, so the GPU waits less than these hours say",
         },
     }

@@ -39,7 +39,11 @@ def metrics(decoded_path: Path, targets_path: Path) -> dict:
     for key in dec.keys:
         pred = dec.get(key, np.arange(len(dec)))
         true = truth.get_images(key, dec.image)
-        parts = {key: (pred, true)} if key != "g" else {f"g{i}": (pred[:, i], true[:, i]) for i in range(pred.shape[1])}
+        parts = (
+            {key: (pred, true)}
+            if key != "g"
+            else {f"g{i}": (pred[:, i], true[:, i]) for i in range(pred.shape[1])}
+        )
         for name, (p, t) in parts.items():
             p, t = p.reshape(len(p), -1).astype(np.float64), t.reshape(len(t), -1).astype(np.float64)
             pc, tc = p - p.mean(0), t - t.mean(0)
@@ -87,18 +91,32 @@ def decode(cfg, run_dir: Path, targets: Path, method: str = "neuraldiffuser") ->
     return metrics(path, targets), time.perf_counter() - t0
 
 
-def run_variant(name: str, cfg, work: Path, targets: Path, results: dict, reuse: Path | None = None, ridge: bool = False) -> None:
+def run_variant(
+    name: str, cfg, work: Path, targets: Path, results: dict, reuse: Path | None = None, ridge: bool = False
+) -> None:
     run_dir = work / name
     cfg = cfg.model_copy(deep=True)
     cfg.train.ridge = ridge
     timing = train(cfg, run_dir, targets, reuse)
     quality, dec_s = decode(cfg, run_dir, targets)
-    results["variants"][name] = {"train": timing, "decode_seconds": dec_s, "metrics": quality, "layout": cfg.decoder.layout,
-                                 "stages": cfg.train.stages, "sessions": cfg.data.sessions}
-    print(f"{name}: train {timing['wall_seconds']:.1f}s wall / {timing['cpu_seconds']:.1f}s cpu, decode {dec_s:.1f}s", flush=True)
+    results["variants"][name] = {
+        "train": timing,
+        "decode_seconds": dec_s,
+        "metrics": quality,
+        "layout": cfg.decoder.layout,
+        "stages": cfg.train.stages,
+        "sessions": cfg.data.sessions,
+    }
+    print(
+        f"{name}: train {timing['wall_seconds']:.1f}s wall / {timing['cpu_seconds']:.1f}s cpu, decode {dec_s:.1f}s",
+        flush=True,
+    )
     if ridge:
         quality, _ = decode(cfg, run_dir, targets, "ridge")
-        results["variants"][f"{name}_ridge" if name.startswith("few") else "ridge"] = {"metrics": quality, "sessions": cfg.data.sessions}
+        results["variants"][f"{name}_ridge" if name.startswith("few") else "ridge"] = {
+            "metrics": quality,
+            "sessions": cfg.data.sessions,
+        }
 
 
 def table(results: dict) -> str:
@@ -107,8 +125,21 @@ def table(results: dict) -> str:
     lines = ["| target | metric | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for h in heads:
         for m in ("r_image", "r_feature", "two_way"):
-            lines.append(f"| {h} | {m} | " + " | ".join(f"{results['variants'][n]['metrics'][h][m]:.3f}" for n in names) + " |")
-    lines.append("| all | train s (wall) | " + " | ".join(f"{results['variants'][n]['train']['wall_seconds']:.1f}" if "train" in results["variants"][n] else "—" for n in names) + " |")
+            lines.append(
+                f"| {h} | {m} | "
+                + " | ".join(f"{results['variants'][n]['metrics'][h][m]:.3f}" for n in names)
+                + " |"
+            )
+    lines.append(
+        "| all | train s (wall) | "
+        + " | ".join(
+            f"{results['variants'][n]['train']['wall_seconds']:.1f}"
+            if "train" in results["variants"][n]
+            else "—"
+            for n in names
+        )
+        + " |"
+    )
     return "\n".join(lines)
 
 
@@ -118,9 +149,19 @@ def main() -> None:
     ap.add_argument("--targets", required=True, type=Path)
     ap.add_argument("--work", required=True, type=Path)
     ap.add_argument("--variants", default="per_target,multi_head,few")
-    ap.add_argument("--set", action="append", default=[], help="config override for every variant, e.g. train.finetune_epochs=2")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="config override for every variant, e.g. train.finetune_epochs=2",
+    )
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--reuse", type=Path, default=None, help="a finished run whose pretraining the few-session variants reuse")
+    ap.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="a finished run whose pretraining the few-session variants reuse",
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "decoders.json")
     args = ap.parse_args()
     os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
@@ -130,12 +171,33 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    base = load_config("mini", overrides={**parse_overrides(args.set), "data": {**parse_overrides(args.set).get("data", {}), "path": str(args.dataset)}})
+    base = load_config(
+        "mini",
+        overrides={
+            **parse_overrides(args.set),
+            "data": {**parse_overrides(args.set).get("data", {}), "path": str(args.dataset)},
+        },
+    )
     base.train.tensorboard = False
     variants = args.variants.split(",")
-    n_sessions = len(__import__("neuraldiffuser.data", fromlist=["open_dataset"]).open_dataset(args.dataset).subject(base.data.subject).sessions)
-    results = {"dataset": str(args.dataset), "targets": str(args.targets), "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-               "platform": platform.platform(), "loadavg_start": os.getloadavg()}, "config": base.model_dump(mode="json"), "variants": {}}
+    n_sessions = len(
+        __import__("neuraldiffuser.data", fromlist=["open_dataset"])
+        .open_dataset(args.dataset)
+        .subject(base.data.subject)
+        .sessions
+    )
+    results = {
+        "dataset": str(args.dataset),
+        "targets": str(args.targets),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "loadavg_start": os.getloadavg(),
+        },
+        "config": base.model_dump(mode="json"),
+        "variants": {},
+    }
     ridge_done = False
     for layout in ("per_target", "multi_head"):
         if layout in variants:

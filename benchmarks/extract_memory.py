@@ -67,7 +67,11 @@ def build(target: str):
 
         from neuraldiffuser.zoo.guidance import GuidanceEncoder
 
-        model = GuidanceEncoder(CLIPVisionModel(CLIPVisionConfig(**cfg["vision"])), [0, 1, 2, 3, 4, 5]).eval().requires_grad_(False)
+        model = (
+            GuidanceEncoder(CLIPVisionModel(CLIPVisionConfig(**cfg["vision"])), [0, 1, 2, 3, 4, 5])
+            .eval()
+            .requires_grad_(False)
+        )
 
         def run(b: int):
             return model(torch.rand(b, 3, 224, 224))
@@ -86,7 +90,16 @@ def child(target: str, batch: int, threads: int, queue) -> None:
         wall = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     params = sum(p.numel() for p in model.parameters())
-    queue.put({"target": target, "batch": batch, "extra_mib": (peak - before) / 2**20, "wall_s": wall, "params": params, "out_shape": list(out.shape)})
+    queue.put(
+        {
+            "target": target,
+            "batch": batch,
+            "extra_mib": (peak - before) / 2**20,
+            "wall_s": wall,
+            "params": params,
+            "out_shape": list(out.shape),
+        }
+    )
 
 
 def measure(target: str, batch: int, threads: int) -> dict:
@@ -116,9 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from neuraldiffuser.utils.io import atomic_write_json
 
-    results: dict = {"device": "cpu", "dtype": "float32", "resolution_z": 512, "captions_per_image": CAPTIONS_PER_IMAGE,
-                     "threads": args.threads, "machine": platform.processor() or platform.machine(), "python": sys.version.split()[0],
-                     "torch": torch.__version__, "targets": {}}
+    results: dict = {
+        "device": "cpu",
+        "dtype": "float32",
+        "resolution_z": 512,
+        "captions_per_image": CAPTIONS_PER_IMAGE,
+        "threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "targets": {},
+    }
     print(f"{'target':6} {'batch':>5} {'extra MiB':>10} {'wall s':>8}")
     for target in args.targets:
         rows = []
@@ -127,9 +148,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(r)
             print(f"{target:6} {b:5d} {r['extra_mib']:10.0f} {r['wall_s']:8.2f}", flush=True)
         slope, intercept = fit(rows)
-        results["targets"][target] = {"per_batch": rows, "mib_per_image": slope, "fixed_mib": intercept,
-                                      "weights_mib_fp32": rows[0]["params"] * 4 / 2**20, "params": rows[0]["params"]}
-        print(f"{target:6} per image {slope:.0f} MiB, fixed {intercept:.0f} MiB, weights {rows[0]['params'] * 4 / 2**20:.0f} MiB fp32", flush=True)
+        results["targets"][target] = {
+            "per_batch": rows,
+            "mib_per_image": slope,
+            "fixed_mib": intercept,
+            "weights_mib_fp32": rows[0]["params"] * 4 / 2**20,
+            "params": rows[0]["params"],
+        }
+        print(
+            f"{target:6} per image {slope:.0f} MiB, fixed {intercept:.0f} MiB, weights {rows[0]['params'] * 4 / 2**20:.0f} MiB fp32",
+            flush=True,
+        )
     atomic_write_json(args.out, results)
     print(f"wrote {args.out}")
     return 0

@@ -59,8 +59,21 @@ def config(tiny: bool, device: str, overrides: dict | None = None):
 
     base = {"extract": {"device": device}, "evaluate": {"device": device}}
     if tiny:  # the tiny stack's 16 px latents are 8 × 8: the z decoder upsamples 2 × 2 → 8 × 8
-        base = deep_merge(base, {"decoder": {"hidden": 64, "z_hidden": 64, "prior_depth": 1, "prior_heads": 2, "z_up_channels": [8, 8, 8],
-                                             "z_map_channels": 8, "z_norm_groups": 4, "proj_depth": 1}})
+        base = deep_merge(
+            base,
+            {
+                "decoder": {
+                    "hidden": 64,
+                    "z_hidden": 64,
+                    "prior_depth": 1,
+                    "prior_heads": 2,
+                    "z_up_channels": [8, 8, 8],
+                    "z_map_channels": 8,
+                    "z_norm_groups": 4,
+                    "proj_depth": 1,
+                }
+            },
+        )
     return load_config(preset="paper", overrides=deep_merge(base, overrides or {}))
 
 
@@ -81,8 +94,15 @@ def check_extract(nsd: Path, work: Path, tiny: bool, device) -> dict:
         sync(device)
         times.append(time.perf_counter() - t)
     n = len(ds.images)
-    return {"images": n, "batch_size": cfg.extract.batch_size, "resolution": comp.resolution, "seconds": times,
-            "images_per_s": n / times[-1], "peak_gib": peak_gib(device), "store": str(work / "targets1.hdf5")}
+    return {
+        "images": n,
+        "batch_size": cfg.extract.batch_size,
+        "resolution": comp.resolution,
+        "seconds": times,
+        "images_per_s": n / times[-1],
+        "peak_gib": peak_gib(device),
+        "store": str(work / "targets1.hdf5"),
+    }
 
 
 def sampler_inputs(comp, store_path: Path, device):
@@ -112,10 +132,15 @@ def check_reconstruct(store: Path, tiny: bool, device, repeats: int) -> dict:
         t = time.perf_counter()
         images = sampler(c, z, g, seed=42)
         sync(device)
-        out[f"kappa={kappa:g}"] = {"s_per_image": time.perf_counter() - t, "repeats": repeats, "guided_steps": sampler.plan.guided_steps,
-                                   "steps": len(sampler.plan.timesteps) if hasattr(sampler.plan, "timesteps") else None,
-                                   "autocast": cfg.sampler.autocast if device.type == "cuda" else "off (CPU)",
-                                   "peak_gib": peak_gib(device), "image_shape": list(images.shape)}
+        out[f"kappa={kappa:g}"] = {
+            "s_per_image": time.perf_counter() - t,
+            "repeats": repeats,
+            "guided_steps": sampler.plan.guided_steps,
+            "steps": len(sampler.plan.timesteps) if hasattr(sampler.plan, "timesteps") else None,
+            "autocast": cfg.sampler.autocast if device.type == "cuda" else "off (CPU)",
+            "peak_gib": peak_gib(device),
+            "image_shape": list(images.shape),
+        }
     return out
 
 
@@ -123,10 +148,24 @@ def check_train(nsd: Path, store: Path, work: Path, tiny: bool, device, steps: i
     from neuraldiffuser.training import loop
     from neuraldiffuser.training.runner import train_decoders
 
-    cfg = config(tiny, str(device), {"data": {"path": str(nsd)}, "decoder": {"targets": ["c"]},
-                                     "train": {"stages": ["finetune"], "finetune_epochs": 1, "epoch_samples": 42 * steps, "checkpoint_every": 10**6,
-                                               "tensorboard": False, "ridge": False, "cpu": device.type == "cpu",
-                                               "mixed_precision": "fp16" if device.type == "cuda" else "no"}})
+    cfg = config(
+        tiny,
+        str(device),
+        {
+            "data": {"path": str(nsd)},
+            "decoder": {"targets": ["c"]},
+            "train": {
+                "stages": ["finetune"],
+                "finetune_epochs": 1,
+                "epoch_samples": 42 * steps,
+                "checkpoint_every": 10**6,
+                "tensorboard": False,
+                "ridge": False,
+                "cpu": device.type == "cpu",
+                "mixed_precision": "fp16" if device.type == "cuda" else "no",
+            },
+        },
+    )
     times: list[float] = []
     original = loop.Trainer._step
 
@@ -151,14 +190,26 @@ def check_train(nsd: Path, store: Path, work: Path, tiny: bool, device, steps: i
         with safe_open(str(path), "pt") as f:
             params = (params or 0) + sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
     timed_steps = times[3:] or times
-    return {"steps": len(times), "batch_size": cfg.train.batch_size, "hidden": cfg.decoder.hidden, "mixed_precision": cfg.train.mixed_precision,
-            "steps_per_s": 1 / statistics.median(timed_steps), "step_s": timed_steps, "params": params, "peak_gib": peak_gib(device)}
+    return {
+        "steps": len(times),
+        "batch_size": cfg.train.batch_size,
+        "hidden": cfg.decoder.hidden,
+        "mixed_precision": cfg.train.mixed_precision,
+        "steps_per_s": 1 / statistics.median(timed_steps),
+        "step_s": timed_steps,
+        "params": params,
+        "peak_gib": peak_gib(device),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--tiny", action="store_true", help="the tiny stack and few voxels: a smoke test of this script on a CPU")
+    ap.add_argument(
+        "--tiny",
+        action="store_true",
+        help="the tiny stack and few voxels: a smoke test of this script on a CPU",
+    )
     ap.add_argument("--work", default=None, help="work folder (default: a temporary one)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--train-steps", type=int, default=30)
@@ -180,12 +231,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"extract: {ext['images_per_s']:.2f} images/s at {ext['resolution']} px", flush=True)
         rec = check_reconstruct(Path(ext["store"]), args.tiny, device, args.repeats)
         for k, v in rec.items():
-            print(f"reconstruct {k}: {v['s_per_image']:.2f} s/image ({v['repeats']} repeats), peak {v['peak_gib']} GiB", flush=True)
+            print(
+                f"reconstruct {k}: {v['s_per_image']:.2f} s/image ({v['repeats']} repeats), peak {v['peak_gib']} GiB",
+                flush=True,
+            )
         tr = check_train(nsd, Path(ext["store"]), work, args.tiny, device, args.train_steps)
-        print(f"train c model: {tr['steps_per_s']:.2f} steps/s (batch {tr['batch_size']}, H {tr['hidden']}, {tr['params']} parameters)", flush=True)
-        doc = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "tiny": args.tiny, "torch": torch.__version__,
-               "machine": platform.node(), "params": counts, "build_s": build_s, "extract": ext, "reconstruct": rec, "train": tr,
-               "total_s": time.perf_counter() - t0}
+        print(
+            f"train c model: {tr['steps_per_s']:.2f} steps/s (batch {tr['batch_size']}, H {tr['hidden']}, {tr['params']} parameters)",
+            flush=True,
+        )
+        doc = {
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "tiny": args.tiny,
+            "torch": torch.__version__,
+            "machine": platform.node(),
+            "params": counts,
+            "build_s": build_s,
+            "extract": ext,
+            "reconstruct": rec,
+            "train": tr,
+            "total_s": time.perf_counter() - t0,
+        }
     from neuraldiffuser.utils.io import atomic_write_json
 
     atomic_write_json(args.out, doc)

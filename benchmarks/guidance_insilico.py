@@ -34,7 +34,12 @@ def main(argv=None) -> int:
     p.add_argument("--targets", required=True, help="true targets.hdf5 (extract)")
     p.add_argument("--decoded", help="decoded.hdf5 or its decode run folder (skipped if absent)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--kappa", type=float, action="append", help="κ > 0 to compare with κ = 0 (repeatable; default sampler.kappa)")
+    p.add_argument(
+        "--kappa",
+        type=float,
+        action="append",
+        help="κ > 0 to compare with κ = 0 (repeatable; default sampler.kappa)",
+    )
     p.add_argument("--eta", type=float, default=None)
     p.add_argument("--limit", type=int, default=None, help="first N test images")
     p.add_argument("--preset", default="mini")
@@ -65,16 +70,35 @@ def main(argv=None) -> int:
         if r["policy"] not in ("mean", "repeat0"):
             continue
         vals = {m: r["values"].get(m) for m in METRICS}
-        rows.append({"setting": r["setting"], "targets": "oracle" if r["setting"].endswith("_oracle") else "decoded",
-                     "policy": r["policy"], **{m: v if isinstance(v, (int, float)) else None for m, v in vals.items()}})
+        rows.append(
+            {
+                "setting": r["setting"],
+                "targets": "oracle" if r["setting"].endswith("_oracle") else "decoded",
+                "policy": r["policy"],
+                **{m: v if isinstance(v, (int, float)) else None for m, v in vals.items()},
+            }
+        )
     print(f"{'targets':<8} {'setting':<28} {'policy':<8} " + " ".join(f"{m:>12}" for m in METRICS))
     for r in sorted(rows, key=lambda r: (r["targets"], r["policy"], r["setting"])):
-        print(f"{r['targets']:<8} {r['setting']:<28} {r['policy']:<8} " + " ".join(f"{r[m]:12.4f}" if r[m] is not None else f"{'—':>12}" for m in METRICS))
-    atomic_write_json(args.results, {
-        "benchmark": "guidance_insilico", "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "dataset": args.dataset,
-        "targets": args.targets, "decoded": args.decoded, "images": len(jobs[0].images), "reconstruct_seconds": seconds,
-        "sampler": config.sampler.model_dump(), "zoo": config.zoo.path, "rows": rows,
-    })
+        print(
+            f"{r['targets']:<8} {r['setting']:<28} {r['policy']:<8} "
+            + " ".join(f"{r[m]:12.4f}" if r[m] is not None else f"{'—':>12}" for m in METRICS)
+        )
+    atomic_write_json(
+        args.results,
+        {
+            "benchmark": "guidance_insilico",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "dataset": args.dataset,
+            "targets": args.targets,
+            "decoded": args.decoded,
+            "images": len(jobs[0].images),
+            "reconstruct_seconds": seconds,
+            "sampler": config.sampler.model_dump(),
+            "zoo": config.zoo.path,
+            "rows": rows,
+        },
+    )
     print(f"wrote {args.results}")
     return 0
 

@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kappa_validation import score  # noqa: E402  (the same scoring as the κ validation)
 
 
-def blend_store(decoded: Path, targets: Path, alpha: float, out: Path, limit: int | None) -> tuple[Path, float]:
+def blend_store(
+    decoded: Path, targets: Path, alpha: float, out: Path, limit: int | None
+) -> tuple[Path, float]:
     """A copy of the decoded store with g replaced by the α-blend; returns it and r(g_α, g_true)."""
     from neuraldiffuser.evaluation.metrics import pearson_rows
     from neuraldiffuser.targets.store import TargetStore, write_store
@@ -40,21 +42,38 @@ def blend_store(decoded: Path, targets: Path, alpha: float, out: Path, limit: in
     true_g = truth.get_images("g", images).astype(np.float32)
     g = alpha * true_g + (1 - alpha) * values["g"].astype(np.float32)
     values["g"] = g.astype(values["g"].dtype)
-    r = float(np.mean([pearson_rows(true_g[:, i].reshape(len(g), -1), g[:, i].reshape(len(g), -1)).mean() for i in range(g.shape[1])]))
+    r = float(
+        np.mean(
+            [
+                pearson_rows(true_g[:, i].reshape(len(g), -1), g[:, i].reshape(len(g), -1)).mean()
+                for i in range(g.shape[1])
+            ]
+        )
+    )
     return write_store(out, images, values, {**dict(dec.attrs), "g_blend_alpha": alpha}), r
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--demo", required=True, type=Path, help="A finished demo folder (data/, targets.hdf5, decoded.hdf5).")
+    ap.add_argument(
+        "--demo", required=True, type=Path, help="A finished demo folder (data/, targets.hdf5, decoded.hdf5)."
+    )
     ap.add_argument("--work", required=True, type=Path)
-    ap.add_argument("--alpha", type=float, action="append", default=None, help="blend weights of the true g (default 0, 0.5, 0.75, 1).")
+    ap.add_argument(
+        "--alpha",
+        type=float,
+        action="append",
+        default=None,
+        help="blend weights of the true g (default 0, 0.5, 0.75, 1).",
+    )
     ap.add_argument("--kappa", type=float, default=300.0)
     ap.add_argument("--eta", type=float, default=0.4)
     ap.add_argument("--limit", type=int, default=50, help="first N test images")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "guidance_target_accuracy.json")
+    ap.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "guidance_target_accuracy.json"
+    )
     args = ap.parse_args()
     os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
     from neuraldiffuser.data import open_dataset
@@ -67,20 +86,40 @@ def main() -> None:
     from neuraldiffuser.config import load_config
     from neuraldiffuser.sampling.processes import reconstruct_in_processes
 
-    config = load_config("mini", overrides={"sampler": {"repeats": args.repeats}})  # in process: `reconstruct --preset mini`
+    config = load_config(
+        "mini", overrides={"sampler": {"repeats": args.repeats}}
+    )  # in process: `reconstruct --preset mini`
     rows = []
     for alpha in args.alpha or [0.0, 0.5, 0.75, 1.0]:
         store, r = blend_store(decoded, targets, alpha, args.work / f"g_alpha={alpha:g}.hdf5", args.limit)
         out = args.work / f"alpha={alpha:g}"
-        settings = [("guided", {"kappa": [args.kappa], "eta": [args.eta]})] + ([("unguided", {"kappa": [0.0]})] if alpha == 0 else [])
+        settings = [("guided", {"kappa": [args.kappa], "eta": [args.eta]})] + (
+            [("unguided", {"kappa": [0.0]})] if alpha == 0 else []
+        )
         for name, sweep in settings:
             (folder,) = reconstruct_in_processes(store, out, config, args.workers, dataset=data, sweep=sweep)
-            rows.append({"alpha": alpha, "g_r_image": r if name == "guided" else None, "setting": name, **score(folder, ds)})
-    result = {"demo": str(args.demo), "kappa": args.kappa, "eta": args.eta, "n_images": args.limit, "repeats": args.repeats,
-              "rows": rows, "wall_seconds": round(time.perf_counter() - t0, 1)}
+            rows.append(
+                {
+                    "alpha": alpha,
+                    "g_r_image": r if name == "guided" else None,
+                    "setting": name,
+                    **score(folder, ds),
+                }
+            )
+    result = {
+        "demo": str(args.demo),
+        "kappa": args.kappa,
+        "eta": args.eta,
+        "n_images": args.limit,
+        "repeats": args.repeats,
+        "rows": rows,
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"κ {args.kappa:g}, η {args.eta:g}; c and z decoded; g = α·true + (1 − α)·decoded; {args.limit} test images")
+    print(
+        f"κ {args.kappa:g}, η {args.eta:g}; c and z decoded; g = α·true + (1 − α)·decoded; {args.limit} test images"
+    )
     print("| g | r(g, true g) | PixCorr | SSIM | SSIM, all repeats |\n|---|---|---|---|---|")
     for r in rows:
         label = "none (κ 0)" if r["setting"] == "unguided" else f"α = {r['alpha']:g}"

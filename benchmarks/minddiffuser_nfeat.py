@@ -46,13 +46,20 @@ def main() -> None:
     p.add_argument("--grid", default="25,50,125,300,600,1200")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "minddiffuser_nfeat.json"))
     a = p.parse_args()
-    cfg = load_config(preset="mini", overrides={"data": {"path": a.dataset, "subject": a.subject}, "zoo": {"path": a.zoo}})
+    cfg = load_config(
+        preset="mini", overrides={"data": {"path": a.dataset, "subject": a.subject}, "zoo": {"path": a.zoo}}
+    )
     ds = open_dataset(a.dataset)
     x, images, _ = training_data(cfg, ds.subject(a.subject))
     fit = np.random.default_rng(0).random(len(images)) < 0.8
     store = TargetStore(a.targets)
-    c = encode_short(Components(cfg.zoo), [ds.captions_of(int(i)) for i in images], cfg.minddiffuser.text_max_length).numpy()
-    families = {"c": c[:, 1:].reshape(len(c), -1), "z": store.get_images("z", images).reshape(len(images), -1)}
+    c = encode_short(
+        Components(cfg.zoo), [ds.captions_of(int(i)) for i in images], cfg.minddiffuser.text_max_length
+    ).numpy()
+    families = {
+        "c": c[:, 1:].reshape(len(c), -1),
+        "z": store.get_images("z", images).reshape(len(images), -1),
+    }
     g = store.get_images("g", images)
     families.update({f"g{layer}": g[:, layer].reshape(len(g), -1) for layer in range(g.shape[1])})
     grid = [int(v) for v in a.grid.split(",")]
@@ -63,9 +70,18 @@ def main() -> None:
             r, s = score(x, y, fit, n, cfg.minddiffuser.alpha)
             results[name][n] = {"mean_r": r, "seconds": s}
             print(f"{name:4s} n_feat {n:5d}: mean r {r:.3f}  ({s:.1f} s)", flush=True)
-    doc = {"dataset": a.dataset, "targets": a.targets, "subject": a.subject, "voxels": int(x.shape[1]), "fit_images": int(fit.sum()),
-           "held_out_images": int((~fit).sum()), "alpha": cfg.minddiffuser.alpha, "threads": torch.get_num_threads(),
-           "best": {k: max(v, key=lambda n: v[n]["mean_r"]) for k, v in results.items()}, "results": results}
+    doc = {
+        "dataset": a.dataset,
+        "targets": a.targets,
+        "subject": a.subject,
+        "voxels": int(x.shape[1]),
+        "fit_images": int(fit.sum()),
+        "held_out_images": int((~fit).sum()),
+        "alpha": cfg.minddiffuser.alpha,
+        "threads": torch.get_num_threads(),
+        "best": {k: max(v, key=lambda n: v[n]["mean_r"]) for k, v in results.items()},
+        "results": results,
+    }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(doc, indent=1) + "\n")
     print(json.dumps(doc["best"]))

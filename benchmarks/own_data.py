@@ -27,8 +27,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = [{"z_match": True, "strength": 0.15, "kappa": 0.0, "eta": 0.0}, *({"z_match": False, "strength": s, "kappa": 0.0, "eta": 0.0} for s in (0.05, 0.15, 0.3)),
-        {"z_match": False, "strength": 0.3, "kappa": 300.0, "eta": 0.4}]  # decode.z_match × img2img strength, and one guided point
+GRID = [
+    {"z_match": True, "strength": 0.15, "kappa": 0.0, "eta": 0.0},
+    *({"z_match": False, "strength": s, "kappa": 0.0, "eta": 0.0} for s in (0.05, 0.15, 0.3)),
+    {"z_match": False, "strength": 0.3, "kappa": 300.0, "eta": 0.4},
+]  # decode.z_match × img2img strength, and one guided point
 
 
 def digits(n: int, side: int = 28) -> tuple[np.ndarray, np.ndarray]:
@@ -127,19 +130,43 @@ def run(args) -> dict:
         made = make_arrays(work, args.trials, args.voxels, args.seed)
     a = made["arrays"]
     with timed(seconds, "import"):
-        ds_dir = import_dataset(work / "dataset", a / "stimuli.npy", a / "betas.npy", image_index=a / "image_index.npy",
-                                test=np.loadtxt(a / "test_images.txt", dtype=np.int64).tolist(), labels=a / "labels.npy",
-                                caption_template="a handwritten digit {label}")
+        ds_dir = import_dataset(
+            work / "dataset",
+            a / "stimuli.npy",
+            a / "betas.npy",
+            image_index=a / "image_index.npy",
+            test=np.loadtxt(a / "test_images.txt", dtype=np.int64).tolist(),
+            labels=a / "labels.npy",
+            caption_template="a handwritten digit {label}",
+        )
     zoo_path = str(work / "zoo")
     if args.no_adapt:  # the comparison: the scenes stack as shipped
-        zoo_path, zoo_log = "builtin:insilico-64", {"minutes": 0, "parts": {}, "quality_before": None, "quality_after": None, "quality_line": "not adapted"}
+        zoo_path, zoo_log = (
+            "builtin:insilico-64",
+            {
+                "minutes": 0,
+                "parts": {},
+                "quality_before": None,
+                "quality_after": None,
+                "quality_line": "not adapted",
+            },
+        )
     else:
         with timed(seconds, "zoo adaptation"):
             zoo_log = adapt_zoo(ds_dir, zoo_path, "builtin:insilico-64", args.minutes, seed=args.seed)
     print("  ", zoo_log["quality_line"])
-    ceiling = {name: vae_ceiling(path, open_dataset(ds_dir), made["test"]) for name, path in (("scenes zoo", "builtin:insilico-64"), ("used zoo" if args.no_adapt else "adapted zoo", zoo_path))}
+    ceiling = {
+        name: vae_ceiling(path, open_dataset(ds_dir), made["test"])
+        for name, path in (
+            ("scenes zoo", "builtin:insilico-64"),
+            ("used zoo" if args.no_adapt else "adapted zoo", zoo_path),
+        )
+    }
     print("   autoencoder alone on the test stimuli:", ceiling, flush=True)
-    cfg = load_config("small", overrides={"data": {"path": str(ds_dir)}, "zoo": {"path": zoo_path}, "train": {"tensorboard": False}})
+    cfg = load_config(
+        "small",
+        overrides={"data": {"path": str(ds_dir)}, "zoo": {"path": zoo_path}, "train": {"tensorboard": False}},
+    )
     ds = open_dataset(ds_dir)
     cfg = adapt_to_data(cfg, ds)
     val_holdout = cfg.data.holdout_images
@@ -147,20 +174,31 @@ def run(args) -> dict:
         targets = extract_targets(cfg, ds, work / "targets.hdf5")
     with timed(seconds, "train (held-out images out)"):
         val_dir = train_run(cfg, work / "run_validation", targets)
-    chosen, table = {"z_match": cfg.decode.z_match, **{k: getattr(cfg.sampler, k) for k in ("strength", "kappa", "eta")}}, []
+    chosen, table = (
+        {"z_match": cfg.decode.z_match, **{k: getattr(cfg.sampler, k) for k in ("strength", "kappa", "eta")}},
+        [],
+    )
     cfg.sampler.repeats = 1
     if cfg.data.holdout_images:
         with timed(seconds, "sampler validation"):
             held = {}
             for z_match in (True, False):
                 cfg.decode.z_match = z_match
-                held[z_match] = decode_holdout(cfg, val_dir, val_dir / f"decoded_holdout_zmatch={z_match}.hdf5")
-            chosen, table = choose_sampler_settings(cfg, held, work / "validation", GRID, workers=args.workers)
+                held[z_match] = decode_holdout(
+                    cfg, val_dir, val_dir / f"decoded_holdout_zmatch={z_match}.hdf5"
+                )
+            chosen, table = choose_sampler_settings(
+                cfg, held, work / "validation", GRID, workers=args.workers
+            )
         print("   chosen on held-out training images:", chosen, flush=True)
     final = cfg.model_copy(deep=True)  # refit on every training trial with the chosen settings
     final.data.holdout_images = 0
     final = adapt_to_data(final, ds)
-    final.decode.z_match, final.sampler.strength, final.sampler.repeats = chosen["z_match"], chosen["strength"], args.repeats
+    final.decode.z_match, final.sampler.strength, final.sampler.repeats = (
+        chosen["z_match"],
+        chosen["strength"],
+        args.repeats,
+    )
     with timed(seconds, "train (all training trials)"):
         run_dir = train_run(final, work / "run", targets)
     with timed(seconds, "decode"):
@@ -169,24 +207,50 @@ def run(args) -> dict:
     sweep = {"kappa": [chosen["kappa"]], "eta": [chosen["eta"]]}
     with timed(seconds, "reconstruct"):
         nd = reconstruct_in_processes(decoded, work / "recon", final, args.workers, sweep=sweep)
-        rd = reconstruct_in_processes(decoded_ridge, work / "recon", final, args.workers, method="ridge", sweep=sweep)
+        rd = reconstruct_in_processes(
+            decoded_ridge, work / "recon", final, args.workers, method="ridge", sweep=sweep
+        )
     with timed(seconds, "evaluate"):
         doc = native_evaluation([read_manifest(f) for f in [*nd, *rd]], ds, "subj01", final.data.test_repeats)
     cfg = final
     seconds["total"] = round(time.perf_counter() - t0, 1)
     rows = {r["method"]: r["values"] for r in doc["rows"]}
     nd_v = rows["neuraldiffuser"]
-    beats = {f"{m}_{b}": (nd_v[m]["mean"] > rows[b][m]["mean"]) if doc["metrics"][m]["higher_is_better"] else (nd_v[m]["mean"] < rows[b][m]["mean"])
-             for m in ("pcc", "mse", "ssim_wang") for b in ("mean_image", "pixel_ridge")}
+    beats = {
+        f"{m}_{b}": (nd_v[m]["mean"] > rows[b][m]["mean"])
+        if doc["metrics"][m]["higher_is_better"]
+        else (nd_v[m]["mean"] < rows[b][m]["mean"])
+        for m in ("pcc", "mse", "ssim_wang")
+        for b in ("mean_image", "pixel_ridge")
+    }
     return {
-        "benchmark": "own_data", "command": "python benchmarks/own_data.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k not in ("work", "out", "no_adapt")) + (" --no-adapt" if args.no_adapt else ""),
-        "data": {"stimuli": f"scikit-learn load_digits, first {args.trials}, 8×8 → 28×28 bicubic, greyscale", "voxels": args.voxels,
-                 "responses": "neuraldiffuser.simulate.responses (NSD-like noise ceilings, one trial per image)", "test_images": made["test"].tolist()},
-        "zoo_adaptation": {**{k: zoo_log[k] for k in ("minutes", "parts", "quality_before", "quality_after", "quality_line")},
-                           "autoencoder_on_test_stimuli": ceiling},
-        "config": {"train": {k: getattr(cfg.train, k) for k in ("stages", "batch_size", "epoch_samples", "finetune_epochs")},
-                   "holdout_images_for_validation": val_holdout, "decode_z_match": cfg.decode.z_match, "sampler": {**chosen, "steps": cfg.sampler.steps, "repeats": cfg.sampler.repeats}},
-        "validation": table, "seconds": seconds, "cpu_threads": os.environ.get("OMP_NUM_THREADS"),
+        "benchmark": "own_data",
+        "command": "python benchmarks/own_data.py "
+        + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k not in ("work", "out", "no_adapt"))
+        + (" --no-adapt" if args.no_adapt else ""),
+        "data": {
+            "stimuli": f"scikit-learn load_digits, first {args.trials}, 8×8 → 28×28 bicubic, greyscale",
+            "voxels": args.voxels,
+            "responses": "neuraldiffuser.simulate.responses (NSD-like noise ceilings, one trial per image)",
+            "test_images": made["test"].tolist(),
+        },
+        "zoo_adaptation": {
+            **{
+                k: zoo_log[k] for k in ("minutes", "parts", "quality_before", "quality_after", "quality_line")
+            },
+            "autoencoder_on_test_stimuli": ceiling,
+        },
+        "config": {
+            "train": {
+                k: getattr(cfg.train, k) for k in ("stages", "batch_size", "epoch_samples", "finetune_epochs")
+            },
+            "holdout_images_for_validation": val_holdout,
+            "decode_z_match": cfg.decode.z_match,
+            "sampler": {**chosen, "steps": cfg.sampler.steps, "repeats": cfg.sampler.repeats},
+        },
+        "validation": table,
+        "seconds": seconds,
+        "cpu_threads": os.environ.get("OMP_NUM_THREADS"),
         "goal": {"beats": beats, "met": all(beats.values()), "under_20_min": seconds["total"] <= 1200},
         "native": doc,
     }
@@ -201,7 +265,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="Reconstructions per image.")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-adapt", action="store_true", help="Use the shipped scenes stack as it is (the comparison run).")
+    ap.add_argument(
+        "--no-adapt", action="store_true", help="Use the shipped scenes stack as it is (the comparison run)."
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "own_data.json")
     args = ap.parse_args()
     os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
@@ -211,8 +277,12 @@ def main() -> None:
     print(f"\n{'method':<16}{'PCC':>8}{'MSE':>9}{'SSIM(Wang)':>12}{'SSIM(skimage)':>15}")
     for r in result["native"]["rows"]:
         v = r["values"]
-        print(f"{r['method']:<16}{v['pcc']['mean']:>8.4f}{v['mse']['mean']:>9.4f}{v['ssim_wang']['mean']:>12.4f}{v['ssim_skimage']['mean']:>15.4f}")
-    print(f"goal met: {result['goal']['met']} ({result['goal']['beats']}); total {result['seconds']['total']} s → {args.out}")
+        print(
+            f"{r['method']:<16}{v['pcc']['mean']:>8.4f}{v['mse']['mean']:>9.4f}{v['ssim_wang']['mean']:>12.4f}{v['ssim_skimage']['mean']:>15.4f}"
+        )
+    print(
+        f"goal met: {result['goal']['met']} ({result['goal']['beats']}); total {result['seconds']['total']} s → {args.out}"
+    )
 
 
 if __name__ == "__main__":

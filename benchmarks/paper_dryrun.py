@@ -66,12 +66,17 @@ def shapes_of(path: Path) -> dict:
     if path.suffix == ".hdf5":
         out = {}
         with h5py.File(path, "r") as f:
-            f.visititems(lambda k, v: out.__setitem__(k, list(v.shape)) if isinstance(v, h5py.Dataset) else None)
+            f.visititems(
+                lambda k, v: out.__setitem__(k, list(v.shape)) if isinstance(v, h5py.Dataset) else None
+            )
         return out
     if path.is_file():
         return {"bytes": path.stat().st_size}
     pngs = sorted(path.rglob("*.png"))
-    out: dict = {"files": sum(1 for p in path.rglob("*") if p.is_file()), "bytes": sum(p.stat().st_size for p in path.rglob("*") if p.is_file())}
+    out: dict = {
+        "files": sum(1 for p in path.rglob("*") if p.is_file()),
+        "bytes": sum(p.stat().st_size for p in path.rglob("*") if p.is_file()),
+    }
     if pngs:
         from PIL import Image
 
@@ -126,7 +131,9 @@ class CheckpointSweeper:
 def run_stage(name: str, argv: list[str], outputs: list[Path]) -> dict:
     from neuraldiffuser.cli.main import main
 
-    resumed = argv[0] == "train" and (out := Path(argv[argv.index("--out") + 1])).is_dir() and any(out.iterdir())
+    resumed = (
+        argv[0] == "train" and (out := Path(argv[argv.index("--out") + 1])).is_dir() and any(out.iterdir())
+    )
     if resumed:  # a dry run interrupted earlier (e.g. by the OOM killer) continues its training runs
         argv = [*argv, "--resume"]
     print(f"\n=== {name}: neuraldiffuser {' '.join(argv)}", flush=True)
@@ -139,24 +146,52 @@ def run_stage(name: str, argv: list[str], outputs: list[Path]) -> dict:
         traceback.print_exc()
         rc, error = 1, f"{exc.__class__.__name__}: {exc}"
     wall = time.perf_counter() - t
-    row = {"stage": name, "ok": rc == 0, "wall_s": round(wall, 1), "peak_rss_mib": round(peak_mib()), "argv": argv, "resumed": bool(resumed)}
+    row = {
+        "stage": name,
+        "ok": rc == 0,
+        "wall_s": round(wall, 1),
+        "peak_rss_mib": round(peak_mib()),
+        "argv": argv,
+        "resumed": bool(resumed),
+    }
     if error:
         row["error"] = error[:2000]
     row["outputs"] = {str(p.name): shapes_of(p) for p in outputs}
-    print(f"=== {name}: {'ok' if rc == 0 else 'FAILED ' + str(error)} in {wall:.0f} s, peak RSS {row['peak_rss_mib']} MiB", flush=True)
+    print(
+        f"=== {name}: {'ok' if rc == 0 else 'FAILED ' + str(error)} in {wall:.0f} s, peak RSS {row['peak_rss_mib']} MiB",
+        flush=True,
+    )
     return row
 
 
 def reductions(side: int, n_images: int) -> dict[str, list[str]]:
     """The --set overrides of each stage: counts only (and the resolution, set by the stand-in UNet)."""
     return {
-        "train": ["train.pretrain_epochs=1", "train.finetune_epochs=1", "train.batch_size=12", "train.epoch_samples=12", "train.tensorboard=false"],
+        "train": [
+            "train.pretrain_epochs=1",
+            "train.finetune_epochs=1",
+            "train.batch_size=12",
+            "train.epoch_samples=12",
+            "train.tensorboard=false",
+        ],
         "sampler": ["sampler.steps=10", "sampler.repeats=2"],
-        "minddiffuser": ["minddiffuser.steps=10", "minddiffuser.noise_index=7", "minddiffuser.denoise_steps=7", "minddiffuser.iterations=1",
-                         "minddiffuser.mask_folds=2",
-                         "minddiffuser.n_feat_z=400"],  # 4,000 voxels per latent value: a 4,001² Cholesky per output, > 20 min on this CPU
-        "neuropictor": ["neuropictor.pretrain_epochs=1", "neuropictor.finetune_epochs=1", "neuropictor.cfg_epochs=1", "neuropictor.epoch_samples=2",
-                        "neuropictor.pretrain_batch_size=2", "neuropictor.batch_size=2", "neuropictor.steps=10"],
+        "minddiffuser": [
+            "minddiffuser.steps=10",
+            "minddiffuser.noise_index=7",
+            "minddiffuser.denoise_steps=7",
+            "minddiffuser.iterations=1",
+            "minddiffuser.mask_folds=2",
+            "minddiffuser.n_feat_z=400",
+        ],  # 4,000 voxels per latent value: a 4,001² Cholesky per output, > 20 min on this CPU
+        "neuropictor": [
+            "neuropictor.pretrain_epochs=1",
+            "neuropictor.finetune_epochs=1",
+            "neuropictor.cfg_epochs=1",
+            "neuropictor.epoch_samples=2",
+            "neuropictor.pretrain_batch_size=2",
+            "neuropictor.batch_size=2",
+            "neuropictor.steps=10",
+        ],
     }
 
 
@@ -174,20 +209,112 @@ def plan(nsd: Path, work: Path, red: dict, limit: int) -> list[tuple[str, list[s
         ("extract", ["extract", str(nsd), *P, "--out", str(t), "--overwrite"], [t]),
         ("train", ["train", str(nsd), str(t), *P, "--out", str(nd), *sets(red["train"])], [nd / "decoders"]),
         ("decode", ["decode", str(nd), "--ridge"], [nd / "decoded.hdf5", nd / "decoded_ridge.hdf5"]),
-        ("reconstruct_guided", ["reconstruct", str(nd), "--out", str(rec), "--kappa", "3e5", *lim, *sets(red["sampler"])], [rec / "neuraldiffuser"]),
-        ("reconstruct_unguided", ["reconstruct", str(nd), "--out", str(rec), "--kappa", "0", *lim, *sets(red["sampler"])], [rec / "neuraldiffuser"]),
-        ("reconstruct_ridge", ["reconstruct", str(nd / "decoded_ridge.hdf5"), "--out", str(rec), "--method", "ridge", "--dataset", str(nsd), *lim,
-                               *P, *sets(red["sampler"])], [rec / "ridge"]),
-        ("minddiffuser_train", ["train", str(nsd), str(t), *P, "--method", "minddiffuser", "--out", str(md), *sets(red["minddiffuser"])], [md]),
+        (
+            "reconstruct_guided",
+            ["reconstruct", str(nd), "--out", str(rec), "--kappa", "3e5", *lim, *sets(red["sampler"])],
+            [rec / "neuraldiffuser"],
+        ),
+        (
+            "reconstruct_unguided",
+            ["reconstruct", str(nd), "--out", str(rec), "--kappa", "0", *lim, *sets(red["sampler"])],
+            [rec / "neuraldiffuser"],
+        ),
+        (
+            "reconstruct_ridge",
+            [
+                "reconstruct",
+                str(nd / "decoded_ridge.hdf5"),
+                "--out",
+                str(rec),
+                "--method",
+                "ridge",
+                "--dataset",
+                str(nsd),
+                *lim,
+                *P,
+                *sets(red["sampler"]),
+            ],
+            [rec / "ridge"],
+        ),
+        (
+            "minddiffuser_train",
+            [
+                "train",
+                str(nsd),
+                str(t),
+                *P,
+                "--method",
+                "minddiffuser",
+                "--out",
+                str(md),
+                *sets(red["minddiffuser"]),
+            ],
+            [md],
+        ),
         ("minddiffuser_decode", ["decode", str(md)], [md / "decoded.hdf5"]),
-        ("minddiffuser_reconstruct", ["reconstruct", str(md), "--out", str(rec), "--method", "minddiffuser", *lim, *sets(red["sampler"], red["minddiffuser"])],
-         [rec / "minddiffuser"]),
-        ("neuropictor_train", ["train", str(nsd), str(t), *P, "--method", "neuropictor", "--out", str(npx), *sets(red["neuropictor"])], [npx]),
+        (
+            "minddiffuser_reconstruct",
+            [
+                "reconstruct",
+                str(md),
+                "--out",
+                str(rec),
+                "--method",
+                "minddiffuser",
+                *lim,
+                *sets(red["sampler"], red["minddiffuser"]),
+            ],
+            [rec / "minddiffuser"],
+        ),
+        (
+            "neuropictor_train",
+            [
+                "train",
+                str(nsd),
+                str(t),
+                *P,
+                "--method",
+                "neuropictor",
+                "--out",
+                str(npx),
+                *sets(red["neuropictor"]),
+            ],
+            [npx],
+        ),
         ("neuropictor_decode", ["decode", str(npx)], [npx / "decoded.hdf5"]),
-        ("neuropictor_reconstruct", ["reconstruct", str(npx), "--out", str(rec), "--method", "neuropictor", *lim, *sets(red["sampler"], red["neuropictor"])],
-         [rec / "neuropictor"]),
-        ("evaluate", ["evaluate", str(rec), "--truth", str(nsd), *P, "--decoded", str(nd / "decoded.hdf5"), "--targets", str(t),
-                      "--set", "evaluate.retrieval_subset=2", "--set", "evaluate.retrieval_draws=2"], [rec / "metrics.json"]),
+        (
+            "neuropictor_reconstruct",
+            [
+                "reconstruct",
+                str(npx),
+                "--out",
+                str(rec),
+                "--method",
+                "neuropictor",
+                *lim,
+                *sets(red["sampler"], red["neuropictor"]),
+            ],
+            [rec / "neuropictor"],
+        ),
+        (
+            "evaluate",
+            [
+                "evaluate",
+                str(rec),
+                "--truth",
+                str(nsd),
+                *P,
+                "--decoded",
+                str(nd / "decoded.hdf5"),
+                "--targets",
+                str(t),
+                "--set",
+                "evaluate.retrieval_subset=2",
+                "--set",
+                "evaluate.retrieval_draws=2",
+            ],
+            [rec / "metrics.json"],
+        ),
         ("report", ["report", str(rec), "--out", str(work / "report.html")], [work / "report.html"]),
     ]
 
@@ -195,7 +322,9 @@ def plan(nsd: Path, work: Path, red: dict, limit: int) -> list[tuple[str, list[s
 def print_table(rows: list[dict]) -> None:
     print(f"\n{'stage':28} {'ok':>6} {'wall s':>8} {'peak RSS MiB':>13}")
     for r in rows:
-        print(f"{r['stage']:28} {'ok' if r['ok'] else 'FAILED':>6} {r['wall_s']:8.1f} {r['peak_rss_mib']:13d}")
+        print(
+            f"{r['stage']:28} {'ok' if r['ok'] else 'FAILED':>6} {r['wall_s']:8.1f} {r['peak_rss_mib']:13d}"
+        )
 
 
 def brief_outputs(outputs: dict) -> str:
@@ -211,7 +340,9 @@ def brief_outputs(outputs: dict) -> str:
         elif name == "params":
             parts.append(", ".join(f"{k} {v / 1e6:.1f} M" for k, v in o.items() if k != "unet_sample_size"))
         else:
-            parts.append(f"{name}: " + ", ".join(f"{k} {'×'.join(map(str, v))}" for k, v in o.items() if k != "done"))
+            parts.append(
+                f"{name}: " + ", ".join(f"{k} {'×'.join(map(str, v))}" for k, v in o.items() if k != "done")
+            )
     return "; ".join(parts)
 
 
@@ -219,7 +350,9 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| stage | result | wall (s) | peak RSS (MiB) | outputs |", "|---|---|---|---|---|"]
     for r in rows:
         result = "ok" if r["ok"] else f"**{r.get('status', 'failed')}**: {r.get('error', '')[:160]}"
-        lines.append(f"| {r['stage']} | {result} | {r['wall_s']:.0f} | {r['peak_rss_mib']:,} | {brief_outputs(r.get('outputs', {}))} |")
+        lines.append(
+            f"| {r['stage']} | {result} | {r['wall_s']:.0f} | {r['peak_rss_mib']:,} | {brief_outputs(r.get('outputs', {}))} |"
+        )
     return "\n".join(lines)
 
 
@@ -241,14 +374,26 @@ def write(out: Path, meta: dict, rows: list[dict], checkpoint_bytes: dict, merge
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--side", type=int, default=64, help="pixel resolution of the stand-in stack (512 is the paper's)")
-    ap.add_argument("--subjects", nargs="+", default=["subj01", "subj02"], help="subj01 is the target, the rest pretrain")
+    ap.add_argument(
+        "--side", type=int, default=64, help="pixel resolution of the stand-in stack (512 is the paper's)"
+    )
+    ap.add_argument(
+        "--subjects", nargs="+", default=["subj01", "subj02"], help="subj01 is the target, the rest pretrain"
+    )
     ap.add_argument("--limit", type=int, default=2, help="test images reconstructed per method")
-    ap.add_argument("--work", default="/tmp/neuraldiffuser-paper-dryrun", help="work folder (the stand-ins are kept there for reruns)")
+    ap.add_argument(
+        "--work",
+        default="/tmp/neuraldiffuser-paper-dryrun",
+        help="work folder (the stand-ins are kept there for reruns)",
+    )
     ap.add_argument("--only", nargs="*", help="run only these stages (their inputs must exist)")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--out", default=str(ROOT / "results" / "paper_dryrun.json"))
-    ap.add_argument("--markdown", action="store_true", help="print the table of an existing --out JSON as Markdown, run nothing")
+    ap.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the table of an existing --out JSON as Markdown, run nothing",
+    )
     args = ap.parse_args(argv)
     if args.markdown:
         print(markdown(json.loads(Path(args.out).read_text())["stages"]))
@@ -264,15 +409,34 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     counts = ps.build_models(work / "hf", args.side // 8)
     nsd = ps.build_nsd(work / "nsd", args.subjects)
-    rows.append({"stage": "build_standins", "ok": True, "wall_s": round(time.perf_counter() - t, 1), "peak_rss_mib": round(peak_mib()),
-                 "outputs": {"params": counts}})
+    rows.append(
+        {
+            "stage": "build_standins",
+            "ok": True,
+            "wall_s": round(time.perf_counter() - t, 1),
+            "peak_rss_mib": round(peak_mib()),
+            "outputs": {"params": counts},
+        }
+    )
     red = reductions(args.side, 0)
     meta = {
         "what": "every stage of the paper preset on random-weight stand-ins of the exact architectures (CPU)",
-        "device": "cpu", "threads": args.threads, "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-        "resolution": {"px": args.side, "unet_sample_size": args.side // 8, "paper_px": 512, "why": "CPU time: a 512 px guided step of the 860 M UNet takes minutes on 2 shared cores"},
-        "reductions": {"subjects": args.subjects, "test_images_reconstructed": args.limit, "dataset": "6 own training images per subject seen twice, 4 shared test images seen 3 times",
-                       "overrides": red},
+        "device": "cpu",
+        "threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "resolution": {
+            "px": args.side,
+            "unet_sample_size": args.side // 8,
+            "paper_px": 512,
+            "why": "CPU time: a 512 px guided step of the 860 M UNet takes minutes on 2 shared cores",
+        },
+        "reductions": {
+            "subjects": args.subjects,
+            "test_images_reconstructed": args.limit,
+            "dataset": "6 own training images per subject seen twice, 4 shared test images seen 3 times",
+            "overrides": red,
+        },
     }
     (work / "run").mkdir(parents=True, exist_ok=True)
     with CheckpointSweeper(work / "run") as sweeper:
@@ -280,7 +444,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and name not in args.only:
                 continue
             rows.append(run_stage(name, cmd, outs))
-            doc = write(Path(args.out), meta, rows, sweeper.sizes, merge=bool(args.only))  # after every stage: a killed run keeps its rows
+            doc = write(
+                Path(args.out), meta, rows, sweeper.sizes, merge=bool(args.only)
+            )  # after every stage: a killed run keeps its rows
     doc = write(Path(args.out), meta, rows, sweeper.sizes, merge=bool(args.only))
     print_table(rows)
     print(f"wrote {args.out}")

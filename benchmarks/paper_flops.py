@@ -72,7 +72,9 @@ def diffusion_counts() -> dict[str, float]:
     unet = meta(lambda: UNet2DConditionModel(**cfg["unet"]))
     vae = meta(lambda: AutoencoderKL(**cfg["vae"]))
     text = meta(lambda: CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"])))
-    guide = meta(lambda: GuidanceEncoder(CLIPVisionModel(CLIPVisionConfig(**cfg["vision"])), [0, 1, 2, 3, 4, 5]))
+    guide = meta(
+        lambda: GuidanceEncoder(CLIPVisionModel(CLIPVisionConfig(**cfg["vision"])), [0, 1, 2, 3, 4, 5])
+    )
     l14 = meta(lambda: CLIPVisionModel(CLIPVisionConfig(**L14_VISION)))
     with torch.device("meta"):
         lat, img, ctx = torch.randn(1, 4, 64, 64), torch.randn(1, 3, 512, 512), torch.randn(1, 77, 768)
@@ -105,7 +107,11 @@ def decoder_counts() -> dict[str, float]:
     out = {}
     for name, shape in (("c", (77, 768)), ("g", (50, 768)), ("z", (4, 64, 64))):
         stats = {} if name == "z" else {name: (np.zeros(shape, np.float32), np.ones(shape, np.float32))}
-        model = meta(lambda: build_model(name, [name], {"subj01": voxels}, cfg, {name: shape}, stats, 768 if name == "z" else 0))  # noqa: B023
+        model = meta(
+            lambda: build_model(
+                name, [name], {"subj01": voxels}, cfg, {name: shape}, stats, 768 if name == "z" else 0
+            )
+        )  # noqa: B023
         total = sum(p.numel() for p in model.parameters())
         prior = sum(p.numel() for n, p in model.named_parameters() if ".prior." in n)
         tokens = shape[0] if name != "z" else 1
@@ -119,7 +125,9 @@ def decoder_counts() -> dict[str, float]:
 BYTES_PER_PARAM_STEP = 44  # fp16 autocast copies of fp32 weights (6), their reads in the backward (2), fp32 grads (8), AdamW (28)
 
 
-def stages(d: dict, m: dict, tflops: float, util_diff: float, util_dec: float, bandwidth: float) -> dict[str, dict]:
+def stages(
+    d: dict, m: dict, tflops: float, util_diff: float, util_dec: float, bandwidth: float
+) -> dict[str, dict]:
     """Total FLOPs and GPU hours of each stage of one subject's paper run (extract: all 73k images, once)."""
     R, steps, guided = 5, 37, 7
     unguided_step = 3 * d["unet_fwd"]  # CFG (uncond + cond) + SAG's re-prediction
@@ -128,25 +136,55 @@ def stages(d: dict, m: dict, tflops: float, util_diff: float, util_dec: float, b
     train_steps = 2 * EPOCHS * STEPS_PER_EPOCH  # pretrain + fine-tune
     per_model = {k: 3 * m[f"{k}_fwd_per_sample"] * 42 * train_steps for k in ("c", "g", "z")}
     md_iter = 35 * 2 * d["unet_fwd_bwd"] + d["vae_dec_fwd_bwd"] + d["guide_fwd_bwd"]
-    np_sample = d["unet_fwd_bwd"] + 3 * 0.45 * d["unet_fwd"]  # frozen UNet (input grads) + a trained ControlNet copy of its encoder (~45 % of its FLOPs)
+    np_sample = (
+        d["unet_fwd_bwd"] + 3 * 0.45 * d["unet_fwd"]
+    )  # frozen UNet (input grads) + a trained ControlNet copy of its encoder (~45 % of its FLOPs)
     rows = {
-        "extract": {"flops": N_IMAGES * (d["vae_enc_fwd"] + CAPTIONS * d["text_fwd"] + d["guide_fwd"]), "util": util_diff,
-                    "what": "73,000 images: VAE encoder 512 px + 5 captions + ViT-B/32 blocks 1-6"},
-        "train (NeuralDiffuser, 8 models)": {"flops": per_model["c"] + 6 * per_model["g"] + per_model["z"], "util": util_dec,
-                                             "what": f"c, g0-g5, z; 2 × {EPOCHS} epochs × {STEPS_PER_EPOCH} steps of 42; 3 × forward"},
-        "decode": {"flops": TEST_IMAGES * 20 * 2 * (m["c_prior_params"] * 77 + 6 * m["g_prior_params"] * 50), "util": util_dec,
-                   "what": "1,000 test images, 20 prior steps (×2 for conditioning drop-out/CFG)"},
-        "reconstruct (NeuralDiffuser, κ>0)": {"flops": TEST_IMAGES * recon_image, "util": util_diff,
-                                              "what": f"1,000 images × {R} repeats × {steps} steps, {guided} guided"},
-        "reconstruct (κ=0)": {"flops": TEST_IMAGES * R * (steps * unguided_step + d["vae_dec_fwd"]), "util": util_diff, "what": "the unguided ablation"},
-        "reconstruct (MindDiffuser)": {"flops": TEST_IMAGES * 300 * md_iter, "util": util_diff,
-                                       "what": "300 iterations × 35 steps (CFG) back-propagated + VAE decoder + ViT-B/32"},
-        "train (NeuroPictor-style)": {"flops": (80 * SUBJECTS + 160 + 20) * TRAIN_TRIALS * np_sample, "util": util_diff,
-                                      "what": "80 epochs over 8 subjects + 160 + 20 epochs on one, ~27,000 trials each"},
-        "reconstruct (NeuroPictor-style)": {"flops": TEST_IMAGES * 50 * 2 * 1.45 * d["unet_fwd"], "util": util_diff,
-                                            "what": "50 steps, CFG, UNet + ControlNet"},
-        "evaluate": {"flops": TEST_IMAGES * (R + 1) * 3 * d["clip_l14_fwd"], "util": util_diff,
-                     "what": "CLIP ViT-L/14 ×3 for the other backbones, stimuli + 5 repeats"},
+        "extract": {
+            "flops": N_IMAGES * (d["vae_enc_fwd"] + CAPTIONS * d["text_fwd"] + d["guide_fwd"]),
+            "util": util_diff,
+            "what": "73,000 images: VAE encoder 512 px + 5 captions + ViT-B/32 blocks 1-6",
+        },
+        "train (NeuralDiffuser, 8 models)": {
+            "flops": per_model["c"] + 6 * per_model["g"] + per_model["z"],
+            "util": util_dec,
+            "what": f"c, g0-g5, z; 2 × {EPOCHS} epochs × {STEPS_PER_EPOCH} steps of 42; 3 × forward",
+        },
+        "decode": {
+            "flops": TEST_IMAGES * 20 * 2 * (m["c_prior_params"] * 77 + 6 * m["g_prior_params"] * 50),
+            "util": util_dec,
+            "what": "1,000 test images, 20 prior steps (×2 for conditioning drop-out/CFG)",
+        },
+        "reconstruct (NeuralDiffuser, κ>0)": {
+            "flops": TEST_IMAGES * recon_image,
+            "util": util_diff,
+            "what": f"1,000 images × {R} repeats × {steps} steps, {guided} guided",
+        },
+        "reconstruct (κ=0)": {
+            "flops": TEST_IMAGES * R * (steps * unguided_step + d["vae_dec_fwd"]),
+            "util": util_diff,
+            "what": "the unguided ablation",
+        },
+        "reconstruct (MindDiffuser)": {
+            "flops": TEST_IMAGES * 300 * md_iter,
+            "util": util_diff,
+            "what": "300 iterations × 35 steps (CFG) back-propagated + VAE decoder + ViT-B/32",
+        },
+        "train (NeuroPictor-style)": {
+            "flops": (80 * SUBJECTS + 160 + 20) * TRAIN_TRIALS * np_sample,
+            "util": util_diff,
+            "what": "80 epochs over 8 subjects + 160 + 20 epochs on one, ~27,000 trials each",
+        },
+        "reconstruct (NeuroPictor-style)": {
+            "flops": TEST_IMAGES * 50 * 2 * 1.45 * d["unet_fwd"],
+            "util": util_diff,
+            "what": "50 steps, CFG, UNet + ControlNet",
+        },
+        "evaluate": {
+            "flops": TEST_IMAGES * (R + 1) * 3 * d["clip_l14_fwd"],
+            "util": util_diff,
+            "what": "CLIP ViT-L/14 ×3 for the other backbones, stimuli + 5 repeats",
+        },
     }
     for r in rows.values():
         r["tflop"] = r["flops"] / 1e12
@@ -162,10 +200,17 @@ def stages(d: dict, m: dict, tflops: float, util_diff: float, util_dec: float, b
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tflops", type=float, default=989.0, help="peak dense fp16/bf16 TFLOP/s (H100 SXM: 989)")
+    ap.add_argument(
+        "--tflops", type=float, default=989.0, help="peak dense fp16/bf16 TFLOP/s (H100 SXM: 989)"
+    )
     ap.add_argument("--utilisation", type=float, default=0.35)
     ap.add_argument("--decoder-utilisation", type=float, default=0.25)
-    ap.add_argument("--bandwidth", type=float, default=2.0e12, help="sustained memory bandwidth, bytes/s (H100 SXM: 3.35e12 peak, ~60%%)")
+    ap.add_argument(
+        "--bandwidth",
+        type=float,
+        default=2.0e12,
+        help="sustained memory bandwidth, bytes/s (H100 SXM: 3.35e12 peak, ~60%%)",
+    )
     ap.add_argument("--out", default=str(ROOT / "results" / "paper_flops.json"))
     args = ap.parse_args(argv)
     d, m = diffusion_counts(), decoder_counts()
@@ -180,10 +225,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:36} {r['flops'] / 1e15:10.1f} {r['gpu_hours']:8.2f}")
     from neuraldiffuser.utils.io import atomic_write_json
 
-    atomic_write_json(args.out, {"assumption": {"peak_tflops": args.tflops, "utilisation_diffusion": args.utilisation,
-                                                "utilisation_decoders": args.decoder_utilisation, "gpu": "H100 SXM, dense fp16/bf16",
-                                                "bandwidth_bytes_per_s": args.bandwidth, "decoder_bytes_per_param_step": BYTES_PER_PARAM_STEP},
-                                 "per_call": d, "decoders": m, "stages": rows})
+    atomic_write_json(
+        args.out,
+        {
+            "assumption": {
+                "peak_tflops": args.tflops,
+                "utilisation_diffusion": args.utilisation,
+                "utilisation_decoders": args.decoder_utilisation,
+                "gpu": "H100 SXM, dense fp16/bf16",
+                "bandwidth_bytes_per_s": args.bandwidth,
+                "decoder_bytes_per_param_step": BYTES_PER_PARAM_STEP,
+            },
+            "per_call": d,
+            "decoders": m,
+            "stages": rows,
+        },
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -26,13 +26,46 @@ CLIP_B32 = "openai/clip-vit-base-patch32"
 CLIP_L14 = "openai/clip-vit-large-patch14"
 COMMIT = "0" * 39 + "1"  # a fake snapshot id: what refs/main points to
 # NSD's voxel counts in MindEye2's nsdgeneral betas files (subjects 1-8)
-NSD_VOXELS = {"subj01": 15724, "subj02": 14278, "subj03": 15226, "subj04": 13153, "subj05": 13039, "subj06": 17907, "subj07": 12682, "subj08": 14386}
-L14_TEXT = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768)
-L14_VISION = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=224,
-                  patch_size=14, hidden_act="quick_gelu", projection_dim=768)
-B32_TEXT = dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,
-                max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=512)
+NSD_VOXELS = {
+    "subj01": 15724,
+    "subj02": 14278,
+    "subj03": 15226,
+    "subj04": 13153,
+    "subj05": 13039,
+    "subj06": 17907,
+    "subj07": 12682,
+    "subj08": 14386,
+}
+L14_TEXT = dict(
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    projection_dim=768,
+)
+L14_VISION = dict(
+    hidden_size=1024,
+    intermediate_size=4096,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    image_size=224,
+    patch_size=14,
+    hidden_act="quick_gelu",
+    projection_dim=768,
+)
+B32_TEXT = dict(
+    vocab_size=49408,
+    hidden_size=512,
+    intermediate_size=2048,
+    num_hidden_layers=12,
+    num_attention_heads=8,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    projection_dim=512,
+)
 
 
 def use_cache(cache: str | Path) -> None:
@@ -65,7 +98,9 @@ def _clip_model(out: Path, text: dict, vision: dict, projection_dim: int, tokeni
     return sum(p.numel() for p in model.parameters())
 
 
-def build_models(cache: str | Path, unet_sample_size: int, seed: int = 0, evaluation: bool = True, tiny: bool = False) -> dict:
+def build_models(
+    cache: str | Path, unet_sample_size: int, seed: int = 0, evaluation: bool = True, tiny: bool = False
+) -> dict:
     """Write the stand-ins into the cache (skipped when already there for this sample size); returns parameter counts.
 
     ``tiny`` writes the test suite's tiny stack under the same hub ids instead (a smoke test of the callers).
@@ -82,7 +117,9 @@ def build_models(cache: str | Path, unet_sample_size: int, seed: int = 0, evalua
     if stamp.is_file():
         return json.loads(stamp.read_text())
     cfg = tiny_configs() if tiny else sd14_configs(unet_sample_size=unet_sample_size)
-    b32_text = {**cfg["text_encoder"], "projection_dim": cfg["vision"]["projection_dim"]} if tiny else B32_TEXT
+    b32_text = (
+        {**cfg["text_encoder"], "projection_dim": cfg["vision"]["projection_dim"]} if tiny else B32_TEXT
+    )
     torch.manual_seed(seed)
     counts: dict[str, int] = {}
     sd = snapshot(cache, SD14)
@@ -90,18 +127,33 @@ def build_models(cache: str | Path, unet_sample_size: int, seed: int = 0, evalua
     import shutil
 
     shutil.copytree(tok, sd / "tokenizer", dirs_exist_ok=True)
-    for name, build in (("unet", lambda: UNet2DConditionModel(**cfg["unet"])), ("vae", lambda: AutoencoderKL(**cfg["vae"])),
-                        ("text_encoder", lambda: CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"])))):
+    for name, build in (
+        ("unet", lambda: UNet2DConditionModel(**cfg["unet"])),
+        ("vae", lambda: AutoencoderKL(**cfg["vae"])),
+        ("text_encoder", lambda: CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"]))),
+    ):
         model = build()
         counts[name] = sum(p.numel() for p in model.parameters())
         model.save_pretrained(sd / name)
         del model
     DDIMScheduler(**SD_SCHEDULER).save_pretrained(sd / "scheduler")
-    (sd / "model_index.json").write_text(json.dumps({
-        "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.2.2", "vae": ["diffusers", "AutoencoderKL"],
-        "unet": ["diffusers", "UNet2DConditionModel"], "scheduler": ["diffusers", "DDIMScheduler"],
-        "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"]}, indent=2))
-    counts["clip_b32"] = _clip_model(snapshot(cache, CLIP_B32), b32_text, cfg["vision"], cfg["vision"]["projection_dim"], tok)
+    (sd / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "StableDiffusionPipeline",
+                "_diffusers_version": "0.2.2",
+                "vae": ["diffusers", "AutoencoderKL"],
+                "unet": ["diffusers", "UNet2DConditionModel"],
+                "scheduler": ["diffusers", "DDIMScheduler"],
+                "text_encoder": ["transformers", "CLIPTextModel"],
+                "tokenizer": ["transformers", "CLIPTokenizer"],
+            },
+            indent=2,
+        )
+    )
+    counts["clip_b32"] = _clip_model(
+        snapshot(cache, CLIP_B32), b32_text, cfg["vision"], cfg["vision"]["projection_dim"], tok
+    )
     if evaluation and not tiny:
         counts["clip_l14"] = _clip_model(snapshot(cache, CLIP_L14), L14_TEXT, L14_VISION, 768, tok)
     counts["unet_sample_size"] = unet_sample_size
@@ -114,12 +166,21 @@ def smooth_images(n: int, side: int, seed: int) -> np.ndarray:
     import torch
 
     g = torch.Generator().manual_seed(seed)
-    x = torch.nn.functional.interpolate(torch.rand(n, 3, 6, 6, generator=g), size=(side, side), mode="bicubic", align_corners=False)
+    x = torch.nn.functional.interpolate(
+        torch.rand(n, 3, 6, 6, generator=g), size=(side, side), mode="bicubic", align_corners=False
+    )
     return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def build_nsd(root: str | Path, subjects: list[str], train_images: int = 6, test_images: int = 4, sessions: int = 3, seed: int = 0,
-              voxels: dict[str, int] | None = None) -> Path:
+def build_nsd(
+    root: str | Path,
+    subjects: list[str],
+    train_images: int = 6,
+    test_images: int = 4,
+    sessions: int = 3,
+    seed: int = 0,
+    voxels: dict[str, int] | None = None,
+) -> Path:
     """MindEye2's layout with real voxel counts: each subject sees its own ``train_images`` twice and the shared
     ``test_images`` three times over ``sessions`` sessions; betas are standard normal (already z-scored, as MindEye2's)."""
     from neuraldiffuser.data.layout import SubjectArrays
@@ -132,7 +193,20 @@ def build_nsd(root: str | Path, subjects: list[str], train_images: int = 6, test
     n_images = train_images * len(subjects) + test_images
     test = np.arange(n_images - test_images, n_images)
     images = smooth_images(n_images, 224, seed)
-    words = ["red", "green", "blue", "large", "small", "dog", "cat", "street", "kitchen", "table", "person", "bus"]
+    words = [
+        "red",
+        "green",
+        "blue",
+        "large",
+        "small",
+        "dog",
+        "cat",
+        "street",
+        "kitchen",
+        "table",
+        "person",
+        "bus",
+    ]
     captions = {i: [" ".join(rng.choice(words, 6)) for _ in range(5)] for i in range(n_images)}
     arrays = {}
     for s_idx, name in enumerate(subjects):
@@ -147,7 +221,9 @@ def build_nsd(root: str | Path, subjects: list[str], train_images: int = 6, test
         n_vox = (voxels or NSD_VOXELS)[name]
         betas = rng.standard_normal((len(image), n_vox)).astype(np.float32)
         roi = rng.integers(0, 4, n_vox)
-        arrays[name] = SubjectArrays(betas, image, np.array(session), split, roi=roi, roi_names=["V1", "V2", "V3", "hV4"])
+        arrays[name] = SubjectArrays(
+            betas, image, np.array(session), split, roi=roi, roi_names=["V1", "V2", "V3", "hV4"]
+        )
     write_mindeye2(root, images, captions, arrays, mtime=0.0)
     (root / "done.json").write_text(json.dumps({"subjects": subjects, "images": n_images}))
     return root

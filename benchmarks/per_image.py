@@ -25,7 +25,10 @@ def compact_row(row: dict, **extra) -> dict:
 
     out = {k: row[k] for k in KEYS if k in row}
     out.update(extra)
-    out["per_image"] = {k: [None if v is None else round(float(v), 6) for v in row["per_image"][k]] for k in compared_metrics(row)}
+    out["per_image"] = {
+        k: [None if v is None else round(float(v), 6) for v in row["per_image"][k]]
+        for k in compared_metrics(row)
+    }
     return out
 
 

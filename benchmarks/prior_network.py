@@ -46,10 +46,17 @@ def per_image(decoded: Path, targets: Path) -> dict[str, dict[str, list[float]]]
     out = {}
     for key in [k for k in dec.keys if k in ("c", "g")]:
         pred, true = dec.get(key, np.arange(len(dec))), truth.get_images(key, dec.image)
-        parts = {key: (pred, true)} if key == "c" else {f"g{i}": (pred[:, i], true[:, i]) for i in range(pred.shape[1])}
+        parts = (
+            {key: (pred, true)}
+            if key == "c"
+            else {f"g{i}": (pred[:, i], true[:, i]) for i in range(pred.shape[1])}
+        )
         for name, (p, t) in parts.items():
             p, t = p.reshape(len(p), -1).astype(np.float64), t.reshape(len(t), -1).astype(np.float64)
-            out[name] = {"r_image": pearson_rows(t, p).round(6).tolist(), "two_way": two_way_identification(t, p).round(6).tolist()}
+            out[name] = {
+                "r_image": pearson_rows(t, p).round(6).tolist(),
+                "two_way": two_way_identification(t, p).round(6).tolist(),
+            }
     return out
 
 
@@ -60,7 +67,23 @@ def reconstruct(decoded: Path, data: Path, work: Path, limit: int) -> Path:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NEURALDIFFUSER_PROGRESS": "0"}
     store = swapped_store(decoded, decoded, (), work / "recon_input.hdf5", limit)
     out = work / "recon"
-    subprocess.run([*EXE, "reconstruct", str(store), "-o", str(out), "--dataset", str(data), "--repeats", "1", "--preset", "mini"], check=True, env=env)
+    subprocess.run(
+        [
+            *EXE,
+            "reconstruct",
+            str(store),
+            "-o",
+            str(out),
+            "--dataset",
+            str(data),
+            "--repeats",
+            "1",
+            "--preset",
+            "mini",
+        ],
+        check=True,
+        env=env,
+    )
     return next(m.parent for m in out.rglob("manifest.json"))
 
 
@@ -69,10 +92,18 @@ def main() -> None:
     ap.add_argument("--dataset", required=True, type=Path)
     ap.add_argument("--targets", required=True, type=Path)
     ap.add_argument("--work", required=True, type=Path)
-    ap.add_argument("--recon", type=int, default=0, help="reconstruct and score the first N test images per variant")
+    ap.add_argument(
+        "--recon", type=int, default=0, help="reconstruct and score the first N test images per variant"
+    )
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--variants", default="ours,mindeye2", help="prior networks to run (a separate process may run each)")
-    ap.add_argument("--reuse", action="store_true", help="keep a variant's finished training and decoding in WORK (timing.json)")
+    ap.add_argument(
+        "--variants", default="ours,mindeye2", help="prior networks to run (a separate process may run each)"
+    )
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a variant's finished training and decoding in WORK (timing.json)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "prior_network.json")
     args = ap.parse_args()
     os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
@@ -81,11 +112,25 @@ def main() -> None:
     from neuraldiffuser.config import load_config
 
     torch.set_num_threads(args.threads)
-    base = load_config("mini", overrides={"data": {"path": str(args.dataset)}, "decoder": {"prior": ["c", "g"]}})
+    base = load_config(
+        "mini", overrides={"data": {"path": str(args.dataset)}, "decoder": {"prior": ["c", "g"]}}
+    )
     base.train.tensorboard = False
-    result = {"dataset": str(args.dataset), "machine": {"cpu_count": os.cpu_count(), "torch_threads": args.threads, "loadavg_start": os.getloadavg()},
-              "decoder": base.decoder.model_dump(mode="json"), "train": {"pretrain_epochs": base.train.pretrain_epochs, "finetune_epochs": base.train.finetune_epochs},
-              "decode": base.decode.model_dump(mode="json"), "variants": {}}
+    result = {
+        "dataset": str(args.dataset),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": args.threads,
+            "loadavg_start": os.getloadavg(),
+        },
+        "decoder": base.decoder.model_dump(mode="json"),
+        "train": {
+            "pretrain_epochs": base.train.pretrain_epochs,
+            "finetune_epochs": base.train.finetune_epochs,
+        },
+        "decode": base.decode.model_dump(mode="json"),
+        "variants": {},
+    }
     folders = {}
     for net in args.variants.split(","):
         cfg = base.model_copy(deep=True)
@@ -98,21 +143,46 @@ def main() -> None:
             timing = train(cfg, run_dir, args.targets)
             _, dec_s = decode(cfg, run_dir, args.targets)
             (run_dir / "timing.json").write_text(json.dumps({"train": timing, "decode_seconds": dec_s}))
-        result["variants"][net] = {"train": timing, "decode_seconds": dec_s, "per_image": per_image(decoded, args.targets)}
+        result["variants"][net] = {
+            "train": timing,
+            "decode_seconds": dec_s,
+            "per_image": per_image(decoded, args.targets),
+        }
         print(f"{net}: train {timing['wall_seconds']:.0f}s, decode {dec_s:.0f}s", flush=True)
         if args.recon:
             folders[net] = reconstruct(decoded, args.dataset, run_dir, args.recon)
     if folders:
         metrics_dir = args.work / "metrics"
-        subprocess.run([*EXE, "evaluate", *map(str, folders.values()), "--truth", str(args.dataset), "-o", str(metrics_dir), "--preset", "mini"], check=True,
-                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        subprocess.run(
+            [
+                *EXE,
+                "evaluate",
+                *map(str, folders.values()),
+                "--truth",
+                str(args.dataset),
+                "-o",
+                str(metrics_dir),
+                "--preset",
+                "mini",
+            ],
+            check=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
         doc = json.loads((metrics_dir / "metrics.json").read_text())
         for net, folder in folders.items():
-            row = next(r for r in doc["rows"] if r["policy"] == "repeat0" and Path(r["recon_dir"]) == folder.resolve())
+            row = next(
+                r
+                for r in doc["rows"]
+                if r["policy"] == "repeat0" and Path(r["recon_dir"]) == folder.resolve()
+            )
             from per_image import compact_row
 
             shown = {k: v for k, v in row["values"].items() if k in RECON}
-            result["variants"][net]["recon"] = {"n_images": args.recon, "values": shown, "per_image": compact_row(row)["per_image"]}
+            result["variants"][net]["recon"] = {
+                "n_images": args.recon,
+                "values": shown,
+                "per_image": compact_row(row)["per_image"],
+            }
     result["machine"]["loadavg_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
@@ -129,14 +199,18 @@ def table(result: dict) -> str:
         for m in ("r_image", "two_way"):
             a, b = np.array(ours[name][m]), np.array(me2[name][m])
             lo, hi = paired_difference(b, a)["ci95"]
-            lines.append(f"| {name} | {m} | {a.mean():.3f} | {b.mean():.3f} | {b.mean() - a.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] |")
+            lines.append(
+                f"| {name} | {m} | {a.mean():.3f} | {b.mean():.3f} | {b.mean() - a.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] |"
+            )
     if all("recon" in result["variants"][k] for k in ("ours", "mindeye2")):
         a, b = (result["variants"][k]["recon"]["per_image"] for k in ("ours", "mindeye2"))
         n = result["variants"]["ours"]["recon"]["n_images"]
         for m in RECON:
             if m in a and m in b:
                 d = paired_difference(b[m], a[m])
-                lines.append(f"| recon ({n} images) | {m} | {np.mean(a[m]):.3f} | {np.mean(b[m]):.3f} | {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |")
+                lines.append(
+                    f"| recon ({n} images) | {m} | {np.mean(a[m]):.3f} | {np.mean(b[m]):.3f} | {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |"
+                )
     for k in ("ours", "mindeye2"):
         v = result["variants"][k]
         lines.append(f"| all | train s ({k}) | {v['train']['wall_seconds']:.0f} | | |")

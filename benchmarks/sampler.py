@@ -65,7 +65,9 @@ def sd14_components(side: int, tmp: str) -> Components:
         scheduler=DDIMScheduler(**SD_SCHEDULER),
         tokenizer=CLIPTokenizer.from_pretrained(write_clip_tokenizer(Path(tmp) / "tokenizer")),
         text_encoder=frozen(CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"]))),
-        guidance=frozen(GuidanceEncoder(CLIPVisionModel(CLIPVisionConfig(**cfg["vision"])), [0, 1, 2, 3, 4, 5])),
+        guidance=frozen(
+            GuidanceEncoder(CLIPVisionModel(CLIPVisionConfig(**cfg["vision"])), [0, 1, 2, 3, 4, 5])
+        ),
     )
     return comp
 
@@ -74,7 +76,9 @@ def targets(comp: Components):
     """c from a caption, z from a smooth image through the VAE, g from another image: realistic magnitudes."""
     gen = torch.Generator().manual_seed(0)
     side = comp.resolution
-    smooth = lambda: torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=gen), size=(side, side), mode="bicubic").clamp(0, 1)  # noqa: E731
+    smooth = lambda: torch.nn.functional.interpolate(
+        torch.rand(1, 3, 8, 8, generator=gen), size=(side, side), mode="bicubic"
+    ).clamp(0, 1)  # noqa: E731
     with torch.no_grad():
         c = comp.encode_text(["a red circle above a blue square on grass"])[0]
         z = comp.vae.encode(smooth() * 2 - 1).latent_dist.mode()[0] * comp.latent_scale
@@ -103,8 +107,17 @@ def measure(which: str, stack: str, side: int, cfg: SamplerConfig, threads: int,
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         guided = NeuralDiffuserSampler(comp, cfg).plan.guided_steps
-    queue.put({"images": out.numpy(), "wall": wall, "cpu": cpu, "peak_mib": peak / 2**20, "extra_mib": (peak - before) / 2**20,
-               "resolution": comp.resolution, "guided_steps": guided})
+    queue.put(
+        {
+            "images": out.numpy(),
+            "wall": wall,
+            "cpu": cpu,
+            "peak_mib": peak / 2**20,
+            "extra_mib": (peak - before) / 2**20,
+            "resolution": comp.resolution,
+            "guided_steps": guided,
+        }
+    )
 
 
 def run_child(which: str, stack: str, side: int, cfg: SamplerConfig, threads: int) -> dict:
@@ -123,13 +136,26 @@ def bench(stack: str, side: int, cfg: SamplerConfig, threads: int, tol: float) -
     a, b = torch.from_numpy(ours["images"]), torch.from_numpy(ref["images"])
     diff = float((a - b).abs().max())
     row = {
-        "stack": stack, "resolution": ours["resolution"], "repeats": cfg.repeats, "steps": cfg.steps, "eta": cfg.eta,
-        "kappa": cfg.kappa, "guided_steps": ours["guided_steps"],
-        "ours_s_per_image": ours["wall"], "reference_s_per_image": ref["wall"], "time_ratio": ours["wall"] / ref["wall"],
-        "ours_cpu_s_per_image": ours["cpu"], "reference_cpu_s_per_image": ref["cpu"], "cpu_time_ratio": ours["cpu"] / ref["cpu"],
-        "ours_peak_rss_mib": ours["peak_mib"], "reference_peak_rss_mib": ref["peak_mib"],
-        "ours_peak_extra_mib": ours["extra_mib"], "reference_peak_extra_mib": ref["extra_mib"],
-        "max_abs_diff": diff, "tolerance": tol, "equal": diff <= tol,
+        "stack": stack,
+        "resolution": ours["resolution"],
+        "repeats": cfg.repeats,
+        "steps": cfg.steps,
+        "eta": cfg.eta,
+        "kappa": cfg.kappa,
+        "guided_steps": ours["guided_steps"],
+        "ours_s_per_image": ours["wall"],
+        "reference_s_per_image": ref["wall"],
+        "time_ratio": ours["wall"] / ref["wall"],
+        "ours_cpu_s_per_image": ours["cpu"],
+        "reference_cpu_s_per_image": ref["cpu"],
+        "cpu_time_ratio": ours["cpu"] / ref["cpu"],
+        "ours_peak_rss_mib": ours["peak_mib"],
+        "reference_peak_rss_mib": ref["peak_mib"],
+        "ours_peak_extra_mib": ours["extra_mib"],
+        "reference_peak_extra_mib": ref["extra_mib"],
+        "max_abs_diff": diff,
+        "tolerance": tol,
+        "equal": diff <= tol,
         "saturated_fraction": float(((a == 0) | (a == 1)).float().mean()),
         "repeat_spread": float((a - a.mean(0)).abs().mean()),
     }
@@ -150,21 +176,40 @@ def print_row(r: dict) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--resolutions", type=int, nargs="*", default=[64, 128], help="SD-architecture pixel sizes (multiples of 64)")
+    p.add_argument(
+        "--resolutions",
+        type=int,
+        nargs="*",
+        default=[64, 128],
+        help="SD-architecture pixel sizes (multiples of 64)",
+    )
     p.add_argument("--zoo", default="builtin:insilico-64", help="mini zoo to add if installed ('' to skip)")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--eta", type=float, default=0.2)
     p.add_argument("--kappa", type=float, default=3e5)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
-    p.add_argument("--tol", type=float, default=1e-3, help="largest |ours − reference| allowed on [0, 1] images")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)"
+    )
+    p.add_argument(
+        "--tol", type=float, default=1e-3, help="largest |ours − reference| allowed on [0, 1] images"
+    )
     p.add_argument("--out", type=Path, default=ROOT / "results" / "sampler.json")
-    p.add_argument("--merge", action="store_true", help="keep rows of other stacks/resolutions already in --out")
+    p.add_argument(
+        "--merge", action="store_true", help="keep rows of other stacks/resolutions already in --out"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = SamplerConfig(
-        steps=args.steps, repeats=args.repeats, eta=args.eta, kappa=args.kappa, autocast="off",
-        x0_formula="released", noise_timestep="released", burn_draws=40, image_seed="same",
+        steps=args.steps,
+        repeats=args.repeats,
+        eta=args.eta,
+        kappa=args.kappa,
+        autocast="off",
+        x0_formula="released",
+        noise_timestep="released",
+        burn_draws=40,
+        image_seed="same",
     )
     rows = [bench("sd14-architecture", side, cfg, args.threads, args.tol) for side in args.resolutions]
     if args.zoo:
@@ -178,11 +223,20 @@ def main(argv=None) -> int:
         import json
 
         new = {(r["stack"], r["resolution"]) for r in rows}
-        rows = [r for r in json.loads(args.out.read_text())["rows"] if (r["stack"], r["resolution"]) not in new] + rows
+        rows = [
+            r for r in json.loads(args.out.read_text())["rows"] if (r["stack"], r["resolution"]) not in new
+        ] + rows
     doc = {
-        "benchmark": "sampler", "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": "cpu", "threads": args.threads,
-        "cpu_count": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-        "sampler": cfg.model_dump(), "target": "ours <= 0.5 x reference at equal outputs", "rows": rows,
+        "benchmark": "sampler",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "device": "cpu",
+        "threads": args.threads,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "sampler": cfg.model_dump(),
+        "target": "ours <= 0.5 x reference at equal outputs",
+        "rows": rows,
     }
     atomic_write_json(args.out, doc)
     print(f"wrote {args.out}")

@@ -62,8 +62,17 @@ def signal_report(root: Path) -> dict:
         x_tr, i_tr = s.read(rows), s.image_of_rows(rows)
         test = s.test_set(3)
         x_te, i_te = s.test_betas(test), test.images
-        small = lambda idx: ds.images.get(idx).astype(np.float32).reshape(len(idx), 16, 4, 16, 4, 3).mean((2, 4)).reshape(len(idx), -1)  # noqa: E731
-        best = max((two_way(p := ridge(x_tr, small(i_tr), x_te, lam), small(i_te)), lam, p) for lam in (3e2, 1e3, 3e3))
+        small = lambda idx: (
+            ds.images.get(idx)
+            .astype(np.float32)
+            .reshape(len(idx), 16, 4, 16, 4, 3)
+            .mean((2, 4))
+            .reshape(len(idx), -1)
+        )  # noqa: E731
+        best = max(
+            (two_way(p := ridge(x_tr, small(i_tr), x_te, lam), small(i_te)), lam, p)
+            for lam in (3e2, 1e3, 3e3)
+        )
         pix = float(np.mean([np.corrcoef(best[2][i], small(i_te)[i])[0, 1] for i in range(len(i_te))]))
         higher = np.isin(s.roi, HIGHER)
         groups = {}
@@ -73,7 +82,11 @@ def signal_report(root: Path) -> dict:
             groups[g] = float(np.nanmean([auc(pred[:, k], attrs[i_te][:, c]) for k, c in enumerate(cols)]))
         nc = noise_ceiling(s.read(np.arange(s.n_trials)), s.trials.image, s.trials.split)
         out[name] = {
-            "voxels": s.n_voxels, "trials": s.n_trials, "pixel16_two_way": best[0], "pixel16_ridge_lambda": best[1], "pixel16_corr": pix,
+            "voxels": s.n_voxels,
+            "trials": s.n_trials,
+            "pixel16_two_way": best[0],
+            "pixel16_ridge_lambda": best[1],
+            "pixel16_corr": pix,
             "higher_visual_attribute_auc": groups,
             "noise_ceiling_median_measured": {r: float(np.median(nc[s.roi == r])) for r in NOISE_CEILING},
         }
@@ -99,17 +112,31 @@ def main() -> None:
             key = p.relative_to(root).parts[0]
             sizes[key] = sizes.get(key, 0) + p.stat().st_size
     result = {
-        "preset": args.preset, "seed": args.seed, "summary": summary, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-        "cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],
+        "preset": args.preset,
+        "seed": args.seed,
+        "summary": summary,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "cpus": os.cpu_count(),
+        "load_avg_1min": os.getloadavg()[0],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "disk_mib": {k: round(v / 2**20, 2) for k, v in sorted(sizes.items())}, "disk_total_mib": round(sum(sizes.values()) / 2**20, 2),
+        "disk_mib": {k: round(v / 2**20, 2) for k, v in sorted(sizes.items())},
+        "disk_total_mib": round(sum(sizes.values()) / 2**20, 2),
         "signal": signal_report(root),
     }
-    print(f"{args.preset}: {wall:.1f} s wall, {cpu:.1f} s CPU, peak {result['peak_rss_mib']} MiB, {result['disk_total_mib']} MiB on disk")
-    print(f"{'subject':8} {'voxels':>6} {'trials':>6} {'2-way':>6} {'pixr':>5} " + " ".join(f"{g[:6]:>6}" for g in ("shape", "color", "count", "layout", "backgr")))
+    print(
+        f"{args.preset}: {wall:.1f} s wall, {cpu:.1f} s CPU, peak {result['peak_rss_mib']} MiB, {result['disk_total_mib']} MiB on disk"
+    )
+    print(
+        f"{'subject':8} {'voxels':>6} {'trials':>6} {'2-way':>6} {'pixr':>5} "
+        + " ".join(f"{g[:6]:>6}" for g in ("shape", "color", "count", "layout", "backgr"))
+    )
     for name, r in result["signal"].items():
         a = r["higher_visual_attribute_auc"]
-        print(f"{name:8} {r['voxels']:6d} {r['trials']:6d} {r['pixel16_two_way']:6.3f} {r['pixel16_corr']:5.2f} " + " ".join(f"{v:6.3f}" for v in a.values()))
+        print(
+            f"{name:8} {r['voxels']:6d} {r['trials']:6d} {r['pixel16_two_way']:6.3f} {r['pixel16_corr']:5.2f} "
+            + " ".join(f"{v:6.3f}" for v in a.values())
+        )
     out = Path(__file__).parent / "results" / f"simulate_{args.preset}.json"
     atomic_write_json(out, result)
     print(f"wrote {out}")

@@ -41,7 +41,9 @@ def r_image(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.mean((p * t).sum(1) / np.sqrt((p * p).sum(1) * (t * t).sum(1))))
 
 
-def ridge_z(x_train: np.ndarray, z_train: np.ndarray, images: np.ndarray, x_test: np.ndarray, alphas: list[float]):
+def ridge_z(
+    x_train: np.ndarray, z_train: np.ndarray, images: np.ndarray, x_test: np.ndarray, alphas: list[float]
+):
     """Ridge with α chosen on held-out training images; returns (test predictions, chosen α)."""
     from neuraldiffuser.models.ridge import RidgeDecoder
 
@@ -67,7 +69,10 @@ def image_scores(evaluator, images: np.ndarray, recon: np.ndarray) -> dict[str, 
     from neuraldiffuser.evaluation.registry import METRICS
 
     real, pred = to_protocol(evaluator.truth(images)), to_protocol(recon)
-    out = {"PixCorr": float(metrics.pixcorr(real, pred).mean()), "SSIM": float(metrics.ssim(real, pred).mean())}
+    out = {
+        "PixCorr": float(metrics.pixcorr(real, pred).mean()),
+        "SSIM": float(metrics.ssim(real, pred).mean()),
+    }
     truth = evaluator.truth_features(images)
     for name in SHOWN[2:]:
         spec = METRICS[name]
@@ -105,7 +110,9 @@ def ridge_latents(dataset, subj, root: Path, z_of, test_set) -> dict[str, tuple[
     return zs
 
 
-def pipeline_scores(work: Path, demo: Path, decoded, zs: dict[str, tuple[np.ndarray, dict]], test: np.ndarray) -> dict[str, dict]:
+def pipeline_scores(
+    work: Path, demo: Path, decoded, zs: dict[str, tuple[np.ndarray, dict]], test: np.ndarray
+) -> dict[str, dict]:
     """Each z with the demo's decoded c and g through the preset's sampler; repeat-0 scores per label."""
     from neuraldiffuser.config import load_config
     from neuraldiffuser.evaluation.runner import run_evaluation
@@ -113,14 +120,23 @@ def pipeline_scores(work: Path, demo: Path, decoded, zs: dict[str, tuple[np.ndar
     from neuraldiffuser.targets.store import write_store
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    config = load_config("mini", overrides={"sampler": {"repeats": 1}})  # in process: `reconstruct --preset mini --repeats 1`
+    config = load_config(
+        "mini", overrides={"sampler": {"repeats": 1}}
+    )  # in process: `reconstruct --preset mini --repeats 1`
     folders = {}
     for i, (label, (z, _)) in enumerate(zs.items()):
-        values = {k: decoded.get_images(k, test) for k in decoded.keys if k != "z"} | {"z": z.astype(np.float32)}
+        values = {k: decoded.get_images(k, test) for k in decoded.keys if k != "z"} | {
+            "z": z.astype(np.float32)
+        }
         store = write_store(work / f"z{i}.hdf5", test, values, {**dict(decoded.attrs), "z_source": label})
         (folder,) = reconstruct_in_processes(store, work / f"recon_z{i}", config, 2, dataset=demo / "data")
         folders[label] = folder.resolve()
-    run_evaluation(list(folders.values()), demo / "data", load_config("mini", overrides={"evaluate": {"metrics": SHOWN}}), work / "metrics")
+    run_evaluation(
+        list(folders.values()),
+        demo / "data",
+        load_config("mini", overrides={"evaluate": {"metrics": SHOWN}}),
+        work / "metrics",
+    )
     rows = json.loads((work / "metrics" / "metrics.json").read_text())["rows"]
     by_dir = {Path(r["recon_dir"]).resolve(): r["values"] for r in rows if r["policy"] == "repeat0"}
     return {label: {f"pipeline {k}": by_dir[folder][k] for k in SHOWN} for label, folder in folders.items()}
@@ -128,8 +144,15 @@ def pipeline_scores(work: Path, demo: Path, decoded, zs: dict[str, tuple[np.ndar
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--demo", required=True, type=Path, help="A finished demo folder (data/, targets.hdf5, decoded.hdf5).")
-    ap.add_argument("--work", type=Path, default=None, help="Also reconstruct with each z (decoded c and g), working here.")
+    ap.add_argument(
+        "--demo", required=True, type=Path, help="A finished demo folder (data/, targets.hdf5, decoded.hdf5)."
+    )
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="Also reconstruct with each z (decoded c and g), working here.",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "z_ceiling.json")
     args = ap.parse_args()
     os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
@@ -140,10 +163,16 @@ def main() -> None:
 
     t0 = time.perf_counter()
     demo = args.demo.resolve()
-    config = load_config("mini", overrides={"data": {"path": str(demo / "data")}, "evaluate": {"cache": False}})
+    config = load_config(
+        "mini", overrides={"data": {"path": str(demo / "data")}, "evaluate": {"cache": False}}
+    )
     evaluator = Evaluator(config, demo / "data")
     dataset, name = evaluator.dataset, config.data.subject
-    subj, targets, decoded = dataset.subject(name), TargetStore(demo / "targets.hdf5"), TargetStore(demo / "decoded.hdf5")
+    subj, targets, decoded = (
+        dataset.subject(name),
+        TargetStore(demo / "targets.hdf5"),
+        TargetStore(demo / "decoded.hdf5"),
+    )
     test_set = subj.test_set()
     test = test_set.images
     z_of = lambda images: targets.get_images("z", images).astype(np.float32)  # noqa: E731
@@ -155,12 +184,26 @@ def main() -> None:
     full = pipeline_scores(args.work.resolve(), demo, decoded, zs, test) if args.work else {}
     rows_out = []
     for label, (z, extra) in zs.items():
-        row = {"z": label, "r_image": r_image(z, z_of(test)), **extra, **image_scores(evaluator, test, vae_images(components, z)),
-               **full.get(label, {})}
+        row = {
+            "z": label,
+            "r_image": r_image(z, z_of(test)),
+            **extra,
+            **image_scores(evaluator, test, vae_images(components, z)),
+            **full.get(label, {}),
+        }
         rows_out.append(row)
-        print(f"{label}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
-    result = {"demo": str(args.demo), "subject": name, "n_test_images": len(test), "images": "VAE decode of z alone",
-              "rows": rows_out, "wall_seconds": round(time.perf_counter() - t0, 1)}
+        print(
+            f"{label}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)),
+            flush=True,
+        )
+    result = {
+        "demo": str(args.demo),
+        "subject": name,
+        "n_test_images": len(test),
+        "images": "VAE decode of z alone",
+        "rows": rows_out,
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n{len(test)} test images of {name}; images are the VAE's decode of z alone")

@@ -45,13 +45,22 @@ def sampler_speed(comp, sampler_cfg, n_images: int, repeats: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", default="builtin:insilico-64")
-    ap.add_argument("--held-out", default=None, help="dataset folder (default: 1000 scenes of seed 999, generated here)")
+    ap.add_argument(
+        "--held-out", default=None, help="dataset folder (default: 1000 scenes of seed 999, generated here)"
+    )
     ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--kappa", type=float, action="append", help="κ of the guided img2img (repeatable; default: the mini preset's)")
+    ap.add_argument(
+        "--kappa",
+        type=float,
+        action="append",
+        help="κ of the guided img2img (repeatable; default: the mini preset's)",
+    )
     ap.add_argument("--repeats", type=int, default=2, help="repeats for the speed measurement")
     ap.add_argument("--speed-images", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--write-zoo-json", action="store_true", help="also write quality.json into the zoo folder (first κ)")
+    ap.add_argument(
+        "--write-zoo-json", action="store_true", help="also write quality.json into the zoo folder (first κ)"
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -72,10 +81,19 @@ def main() -> None:
     runs = []
     for i, kappa in enumerate(kappas):
         out = Path(resolve_path(zoo.path)) / "quality.json" if (args.write_zoo_json and i == 0) else None
-        res = measure_quality(zoo, held, out, n=args.n, sampler=cfg.sampler.model_copy(update={"kappa": kappa}), make_sampler=NeuralDiffuserSampler)
+        res = measure_quality(
+            zoo,
+            held,
+            out,
+            n=args.n,
+            sampler=cfg.sampler.model_copy(update={"kappa": kappa}),
+            make_sampler=NeuralDiffuserSampler,
+        )
         runs.append(res)
     comp = Components(zoo)
-    speed = sampler_speed(comp, cfg.sampler.model_copy(update={"kappa": kappas[0]}), args.speed_images, args.repeats)
+    speed = sampler_speed(
+        comp, cfg.sampler.model_copy(update={"kappa": kappas[0]}), args.speed_images, args.repeats
+    )
 
     s = runs[0]["summary"]
     print(f"{'measure':34s} {'value':>8s} {'target':>8s}")
@@ -83,7 +101,9 @@ def main() -> None:
         print(f"{key:34s} {s[key]:8.3f} {target:8.2f}")
     for res in runs:
         g = res["img2img"]["guided"]
-        print(f"{'img2img guided ssim (κ=' + format(g['kappa'], 'g') + ')':34s} {g['ssim']:8.3f} {'> unguided':>8s}")
+        print(
+            f"{'img2img guided ssim (κ=' + format(g['kappa'], 'g') + ')':34s} {g['ssim']:8.3f} {'> unguided':>8s}"
+        )
     print(f"{'sampler s/image (R=' + str(args.repeats) + ')':34s} {speed:8.2f}")
     result = {
         "zoo": args.zoo,

@@ -24,7 +24,9 @@ OUT = Path(os.environ.get("NEURALDIFFUSER_EXAMPLE_OUT", "example_output"))
 KAPPAS = [30.0, 300.0] if SMALL else [10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0]
 ETAS = [0.2, 0.6] if SMALL else [0.2, 0.4, 0.6, 1.0]
 
-pipe = NeuralDiffuserPipeline.from_pretrained(train_demo_decoders(OUT / "demo", overrides=SMALL_DEMO if SMALL else None))
+pipe = NeuralDiffuserPipeline.from_pretrained(
+    train_demo_decoders(OUT / "demo", overrides=SMALL_DEMO if SMALL else None)
+)
 ds = open_dataset(pipe.config.data.path)
 subject = ds.subject(pipe.subject)
 test = subject.test_set(repeats=3)
@@ -50,8 +52,13 @@ print(f"unguided: PixCorr {unguided['PixCorr'].mean():.3f}, SSIM {unguided['SSIM
 # Plot
 # ----
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-for ax, values, name, base in ((axes[0], pixcorr, "PixCorr", unguided["PixCorr"].mean()), (axes[1], ssim, "SSIM", unguided["SSIM"].mean())):
-    im = ax.imshow(values - base, cmap="RdBu_r", vmin=-abs(values - base).max(), vmax=abs(values - base).max())
+for ax, values, name, base in (
+    (axes[0], pixcorr, "PixCorr", unguided["PixCorr"].mean()),
+    (axes[1], ssim, "SSIM", unguided["SSIM"].mean()),
+):
+    im = ax.imshow(
+        values - base, cmap="RdBu_r", vmin=-abs(values - base).max(), vmax=abs(values - base).max()
+    )
     ax.set_xticks(range(len(ETAS)), [f"{e:g}" for e in ETAS])
     ax.set_yticks(range(len(KAPPAS)), [f"{k:g}" for k in KAPPAS])
     ax.set_xlabel("η (guided fraction of steps)")

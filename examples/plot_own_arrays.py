@@ -73,10 +73,15 @@ print(f"ridge: alpha {ridge.chosen['y']:g}, test z correlation {np.mean(r):.2f}"
 # %%
 # Train the neural decoders on the arrays
 # ---------------------------------------
-tiny = {"decoder": {"hidden": 32, "blocks": 1}, "train": {"finetune_epochs": 2, "epoch_samples": 64, "batch_size": 16},
-        "sampler": {"steps": 4, "repeats": 1}}
+tiny = {
+    "decoder": {"hidden": 32, "blocks": 1},
+    "train": {"finetune_epochs": 2, "epoch_samples": 64, "batch_size": 16},
+    "sampler": {"steps": 4, "repeats": 1},
+}
 config = load_config("mini", overrides=tiny if SMALL else {"sampler": {"repeats": 2}})
-run = train_from_arrays(betas, targets, OUT / "run", images=image_of_row, stimuli=stimuli, config=config, overwrite=True)
+run = train_from_arrays(
+    betas, targets, OUT / "run", images=image_of_row, stimuli=stimuli, config=config, overwrite=True
+)
 
 # %%
 # Reconstruct and score
@@ -84,7 +89,9 @@ run = train_from_arrays(betas, targets, OUT / "run", images=image_of_row, stimul
 pipe = NeuralDiffuserPipeline.from_pretrained(run)
 images = pipe(test_betas, images=test.images)  # (n_test, repeats, H, W, 3) uint8
 scores = score_images(stimuli[test.images], images[:, 0])
-print(f"PixCorr {scores['PixCorr'].mean():.3f}, SSIM {scores['SSIM'].mean():.3f} over {len(images)} test images")
+print(
+    f"PixCorr {scores['PixCorr'].mean():.3f}, SSIM {scores['SSIM'].mean():.3f} over {len(images)} test images"
+)
 
 n = min(6, len(images))
 fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.4), squeeze=False)

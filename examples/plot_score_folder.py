@@ -27,7 +27,9 @@ OUT = Path(os.environ.get("NEURALDIFFUSER_EXAMPLE_OUT", "example_output"))
 folder = OUT / "my_reconstructions"
 folder.mkdir(parents=True, exist_ok=True)
 
-pipe = NeuralDiffuserPipeline.from_pretrained(train_demo_decoders(OUT / "demo", overrides=SMALL_DEMO if SMALL else None))
+pipe = NeuralDiffuserPipeline.from_pretrained(
+    train_demo_decoders(OUT / "demo", overrides=SMALL_DEMO if SMALL else None)
+)
 ds = open_dataset(pipe.config.data.path)
 subject = ds.subject(pipe.subject)
 test = subject.test_set(repeats=3)
@@ -46,4 +48,6 @@ stimuli = ds.images.get(indices)
 scores = score_images(stimuli, reconstructions)
 for index, p, s in zip(indices, scores["PixCorr"], scores["SSIM"], strict=True):
     print(f"image {index:5d}: PixCorr {p:+.3f}  SSIM {s:.3f}")
-print(f"mean over {len(files)} images: PixCorr {scores['PixCorr'].mean():.3f}, SSIM {scores['SSIM'].mean():.3f}")
+print(
+    f"mean over {len(files)} images: PixCorr {scores['PixCorr'].mean():.3f}, SSIM {scores['SSIM'].mean():.3f}"
+)

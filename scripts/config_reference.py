@@ -34,7 +34,7 @@ from neuraldiffuser.config.base import Section  # noqa: E402
 TOP_LEVEL_NOTES = {
     "preset": "Name of the preset the config was resolved from (set by `--preset`; 'default' when none was given).",
     "seed": "Seed of every random draw that has no seed of its own: training batches, mixup and dropout, prior "
-            "samples, the sampler's noise (seed + image index by default), retrieval subsets.",
+    "samples, the sampler's noise (seed + image index by default), retrieval subsets.",
 }
 
 HEADER = """\
@@ -115,7 +115,11 @@ def field_sources(cls: type[BaseModel]) -> dict[str, tuple[str, str]]:
                 continue
             doc = ""
             after = body[i + 1] if i + 1 < len(body) else None
-            if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
+            if (
+                isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
                 doc = inspect.cleandoc(after.value.value)
             out[stmt.target.id] = (ast.get_source_segment(source, stmt.annotation) or "", doc)
     return out
@@ -187,7 +191,9 @@ def table(section: str | None, cls: type[BaseModel], values: dict[str, dict[str,
         type_cell = md_code(annotation) + (f" ({rule})" if rule else "")
         default = _lookup(values["default"], section, name)
         cells = [md_code(f"{section}.{name}" if section else name), type_cell]
-        cells += [md_code(yaml_value(default))] + [value_cell(_lookup(values[p], section, name), default) for p in PRESETS]
+        cells += [md_code(yaml_value(default))] + [
+            value_cell(_lookup(values[p], section, name), default) for p in PRESETS
+        ]
         cells.append(md_text(doc) or "—")
         lines.append("| " + " | ".join(cells) + " |")
     return lines

@@ -20,9 +20,17 @@ import tempfile
 from pathlib import Path
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--force-device-scale-factor=1",
-    "--disable-extensions", "--mute-audio",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+    "--disable-extensions",
+    "--mute-audio",
 ]
 
 
@@ -36,8 +44,15 @@ def find_chromium() -> str:
 
 def screenshot(html: Path, out: Path, width: int, height: int, timeout: int) -> None:
     with tempfile.TemporaryDirectory(prefix="nd-chromium-") as profile:
-        cmd = [find_chromium(), *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}",
-               "--virtual-time-budget=4000", f"--screenshot={out}", html.resolve().as_uri()]
+        cmd = [
+            find_chromium(),
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            "--virtual-time-budget=4000",
+            f"--screenshot={out}",
+            html.resolve().as_uri(),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0 or not out.is_file():
         sys.exit(f"error: chromium failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")

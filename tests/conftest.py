@@ -27,7 +27,9 @@ def make_arrays(seed: int = 0):
         session = np.array([1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3])
         split = np.where(np.isin(image, [7, 8, 9]), "test", "train")
         betas = rng.standard_normal((len(image), n_vox)).astype(np.float32)
-        subjects[s] = SubjectArrays(betas, image, session, split, roi=np.arange(n_vox) % 2, roi_names=["V1", "higher"])
+        subjects[s] = SubjectArrays(
+            betas, image, session, split, roi=np.arange(n_vox) % 2, roi_names=["V1", "higher"]
+        )
     return images, captions, subjects
 
 
@@ -60,7 +62,9 @@ def tiny_stack(tmp_path_factory, clip_tokenizer_dir):
     """A tiny SD-shaped stack with random weights, saved with save_pretrained (session-wide, read-only)."""
     from neuraldiffuser.zoo.build import build_stack, tiny_configs
 
-    return build_stack(tmp_path_factory.mktemp("tiny_stack"), tiny_configs(), seed=0, tokenizer_dir=clip_tokenizer_dir)
+    return build_stack(
+        tmp_path_factory.mktemp("tiny_stack"), tiny_configs(), seed=0, tokenizer_dir=clip_tokenizer_dir
+    )
 
 
 @pytest.fixture(scope="module")

@@ -40,20 +40,35 @@ def test_ridge_array_save_load_round_trip(tmp_path):
     x, y, _ = regression()
     ridge = RidgeDecoder(alphas=[0.1, 10.0]).fit(x, y.reshape(60, 5, 1))
     back = RidgeDecoder.load(ridge.save(tmp_path / "r"))
-    assert np.array_equal(back.predict(x[:3]), ridge.predict(x[:3])) and back.predict(x[:3]).shape == (3, 5, 1)
+    assert np.array_equal(back.predict(x[:3]), ridge.predict(x[:3])) and back.predict(x[:3]).shape == (
+        3,
+        5,
+        1,
+    )
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda x, y: RidgeDecoder(alphas=-1.0), ConfigError, "'alphas' must be >= 0, got -1.0"),
-    (lambda x, y: RidgeDecoder(alphas=[]), ConfigError, "'alphas' is empty"),
-    (lambda x, y: RidgeDecoder(alphas=1.0).fit(x, y[:50]), DataError, "different numbers of rows: 'X' 60, 'Y' 50"),
-    (lambda x, y: RidgeDecoder(alphas=1.0).fit(np.where(np.eye(60, 12) > 0, np.nan, x), y), DataError, "'X' holds 12 NaN or Inf"),
-    (lambda x, y: RidgeDecoder(alphas=1.0).fit(x[:, :, None], y), DataError, "'X' must be 2-D"),
-    (lambda x, y: RidgeDecoder(alphas=1.0).fit(x, y.astype(str)), DataError, "'Y' must be numeric"),
-    (lambda x, y: RidgeDecoder(alphas=1.0).predict(x), ModelLoadError, "not fitted yet"),
-    (lambda x, y: RidgeDecoder(alphas=1.0).fit(x, y).predict(x[:, :4]), DataError, "'X' has 4 voxels"),
-    (lambda x, y: RidgeDecoder(alphas=1.0).fit(x, y, images=np.arange(59)), DataError, "'images' 59"),
-])
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda x, y: RidgeDecoder(alphas=-1.0), ConfigError, "'alphas' must be >= 0, got -1.0"),
+        (lambda x, y: RidgeDecoder(alphas=[]), ConfigError, "'alphas' is empty"),
+        (
+            lambda x, y: RidgeDecoder(alphas=1.0).fit(x, y[:50]),
+            DataError,
+            "different numbers of rows: 'X' 60, 'Y' 50",
+        ),
+        (
+            lambda x, y: RidgeDecoder(alphas=1.0).fit(np.where(np.eye(60, 12) > 0, np.nan, x), y),
+            DataError,
+            "'X' holds 12 NaN or Inf",
+        ),
+        (lambda x, y: RidgeDecoder(alphas=1.0).fit(x[:, :, None], y), DataError, "'X' must be 2-D"),
+        (lambda x, y: RidgeDecoder(alphas=1.0).fit(x, y.astype(str)), DataError, "'Y' must be numeric"),
+        (lambda x, y: RidgeDecoder(alphas=1.0).predict(x), ModelLoadError, "not fitted yet"),
+        (lambda x, y: RidgeDecoder(alphas=1.0).fit(x, y).predict(x[:, :4]), DataError, "'X' has 4 voxels"),
+        (lambda x, y: RidgeDecoder(alphas=1.0).fit(x, y, images=np.arange(59)), DataError, "'images' 59"),
+    ],
+)
 def test_ridge_rejects_bad_inputs_in_one_line(call, error, match):
     x, y, _ = regression()
     with pytest.raises(error, match=match) as exc:
@@ -80,8 +95,14 @@ def test_score_images_is_the_protocols_pixcorr_and_ssim():
     stim = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     recon = np.stack([stim, 255 - stim], axis=1)  # repeat 0 perfect, repeat 1 the negative
     s = score_images(stim, recon)
-    assert s["PixCorr"].shape == (4, 2) and np.allclose(s["PixCorr"][:, 0], 1.0) and np.allclose(s["PixCorr"][:, 1], -1.0)
-    assert np.allclose(s["SSIM"][:, 0], 1.0) and (s["SSIM"][:, 1] < 0.5).all() and s["Repeat SSIM"].shape == (4,)
+    assert (
+        s["PixCorr"].shape == (4, 2)
+        and np.allclose(s["PixCorr"][:, 0], 1.0)
+        and np.allclose(s["PixCorr"][:, 1], -1.0)
+    )
+    assert (
+        np.allclose(s["SSIM"][:, 0], 1.0) and (s["SSIM"][:, 1] < 0.5).all() and s["Repeat SSIM"].shape == (4,)
+    )
     with pytest.raises(DataError, match="'reconstructions' must be uint8"):
         score_images(stim, recon / 255.0)
     with pytest.raises(DataError, match="different numbers of rows"):

@@ -29,19 +29,29 @@ def test_one_subject_fine_tunes_from_scratch_and_says_so(single, tmp_path, capsy
     with one_thread():
         result = train_decoders(cfg, tmp_path / "run", targets)
     assert "only one subject (subj01)" in capsys.readouterr().err
-    assert [r["stage"] for r in result["runs"]] == ["finetune"] and not (tmp_path / "run" / "pretrain").exists()
+    assert [r["stage"] for r in result["runs"]] == ["finetune"] and not (
+        tmp_path / "run" / "pretrain"
+    ).exists()
 
 
-@pytest.mark.parametrize("n_train, batch, expect_batch, expect_steps", [(45, 32, 32, 2), (45, 48, 45, 1), (20, 12, 12, 2)])
+@pytest.mark.parametrize(
+    "n_train, batch, expect_batch, expect_steps", [(45, 32, 32, 2), (45, 48, 45, 1), (20, 12, 12, 2)]
+)
 def test_auto_scale_draws_every_trial_each_epoch(tmp_path, n_train, batch, expect_batch, expect_steps):
     ds_dir, _, _ = make_decoder_data(tmp_path, subjects=(("subj01", 10),), n_train=n_train)
-    cfg = tiny_config(ds_dir, train={"auto_scale": True, "batch_size": batch, "epoch_samples": 1536}, data={"holdout_images": 0})
+    cfg = tiny_config(
+        ds_dir,
+        train={"auto_scale": True, "batch_size": batch, "epoch_samples": 1536},
+        data={"holdout_images": 0},
+    )
     out = adapt_to_data(cfg, open_dataset(ds_dir), verbose=False)
     assert out.train.stages == ["finetune"]
     assert out.train.batch_size == expect_batch and out.train.epoch_samples == expect_batch * expect_steps
     assert out.train.epoch_samples >= n_train  # the loop's steps = epoch_samples // batch cover every trial
     assert out.train.finetune_epochs == int(np.clip(np.ceil(AUTO_STEPS / expect_steps), 12, 300))
-    assert adapt_to_data(out, open_dataset(ds_dir), verbose=False) == out  # idempotent: --resume compares equal configs
+    assert (
+        adapt_to_data(out, open_dataset(ds_dir), verbose=False) == out
+    )  # idempotent: --resume compares equal configs
 
 
 def test_auto_scale_caps_repeats_and_holdout(tmp_path):
@@ -58,8 +68,18 @@ def test_auto_scale_caps_repeats_and_holdout(tmp_path):
 def test_small_preset_trains_ridge_and_logs_the_schedule(single, tmp_path, capsys):
     ds, targets = single
     small = load_config("small")
-    assert small.train.auto_scale and small.train.ridge and small.decode.ridge and small.train.stages == ["finetune"]
-    cfg = tiny_config(ds, decoder={"targets": ["c"]}, train={"auto_scale": True, "ridge": True, "batch_size": 32}, data={"holdout_images": 4, "test_repeats": 1})
+    assert (
+        small.train.auto_scale
+        and small.train.ridge
+        and small.decode.ridge
+        and small.train.stages == ["finetune"]
+    )
+    cfg = tiny_config(
+        ds,
+        decoder={"targets": ["c"]},
+        train={"auto_scale": True, "ridge": True, "batch_size": 32},
+        data={"holdout_images": 4, "test_repeats": 1},
+    )
     cfg = adapt_to_data(cfg, open_dataset(ds))
     cfg.train.finetune_epochs = 2  # keep the test short; the schedule itself is checked above
     with one_thread():

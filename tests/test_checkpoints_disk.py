@@ -20,12 +20,26 @@ class Killed(Exception):
 
 def test_only_n_checkpoints_remain_and_resume_is_exact(tmp_path, monkeypatch):
     ds, targets, _ = make_decoder_data(tmp_path)
-    cfg = tiny_config(ds, decoder={"targets": ["c"]}, train={"stages": ["finetune"], "finetune_epochs": 3, "checkpoint_every": 2, "keep_checkpoints": 2, "ridge": False})
+    cfg = tiny_config(
+        ds,
+        decoder={"targets": ["c"]},
+        train={
+            "stages": ["finetune"],
+            "finetune_epochs": 3,
+            "checkpoint_every": 2,
+            "keep_checkpoints": 2,
+            "ridge": False,
+        },
+    )
     full = train_decoders(cfg, tmp_path / "full", targets)
     assert full["runs"][0]["steps"] == 12  # 48 trials, batch 12: 4 steps per epoch
     stage = tmp_path / "full" / "finetune" / "c"
     assert not (stage / "checkpoints").exists()  # finished: the final model is all that stays
-    assert {p.name for p in (stage / "model").iterdir()} == {"config.json", "diffusion_pytorch_model.safetensors", "training.json"}
+    assert {p.name for p in (stage / "model").iterdir()} == {
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+        "training.json",
+    }
 
     step = Trainer._step
 
@@ -62,7 +76,9 @@ def test_disk_estimate_and_refusal(tmp_path, monkeypatch):
         free = 10 * 2**20
 
     monkeypatch.setattr(disk.shutil, "disk_usage", lambda path: Usage)
-    with pytest.raises(NeuralDiffuserError, match=r"not enough free disk: the run needs about 0\.1 GB .* 0\.0 GB are free") as info:
+    with pytest.raises(
+        NeuralDiffuserError, match=r"not enough free disk: the run needs about 0\.1 GB .* 0\.0 GB are free"
+    ) as info:
         train_decoders(cfg, tmp_path / "run", targets)
     assert "lower train.keep_checkpoints" in str(info.value) and str(tmp_path / "run") in str(info.value)
     assert not (tmp_path / "run" / "pretrain").exists()  # refused before any stage started

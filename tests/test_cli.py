@@ -6,7 +6,18 @@ import pytest
 
 from neuraldiffuser.cli.main import main
 
-STAGES = ["simulate", "inspect", "extract", "train", "decode", "reconstruct", "evaluate", "evaluate-images", "report", "demo"]
+STAGES = [
+    "simulate",
+    "inspect",
+    "extract",
+    "train",
+    "decode",
+    "reconstruct",
+    "evaluate",
+    "evaluate-images",
+    "report",
+    "demo",
+]
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -81,13 +81,23 @@ def test_interrupted_train_says_to_resume(capsys, monkeypatch, generic_dir, tmp_
         raise KeyboardInterrupt
 
     monkeypatch.setattr(runner, "train_decoders", interrupted)
-    one_clean_error(capsys, 130, ["train", str(generic_dir), str(tmp_path / "t.hdf5"), "-o", str(tmp_path / "run")], "add --resume")
+    one_clean_error(
+        capsys,
+        130,
+        ["train", str(generic_dir), str(tmp_path / "t.hdf5"), "-o", str(tmp_path / "run")],
+        "add --resume",
+    )
 
 
 def test_sigint_to_a_running_command_exits_130(tmp_path):
     """A real Ctrl-C (SIGINT) while `simulate` writes its dataset: exit 130 and one line, never 0."""
     out = tmp_path / "sim"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "NEURALDIFFUSER_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "src"),
+        "NEURALDIFFUSER_PROGRESS": "0",
+        "OMP_NUM_THREADS": "1",
+    }
     cmd = [sys.executable, "-m", "neuraldiffuser.cli.main", "simulate", "--preset", "mini", "-o", str(out)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
@@ -108,21 +118,41 @@ def test_error_text_is_not_eaten_as_rich_markup(capsys, monkeypatch, generic_dir
     import neuraldiffuser.data.inspect as inspect_mod
 
     def refuse(*args, **kwargs):
-        raise ConfigError("one subject cannot be pretrained on", fix="set train.stages: [finetune] or [bold]x[/bold]")
+        raise ConfigError(
+            "one subject cannot be pretrained on", fix="set train.stages: [finetune] or [bold]x[/bold]"
+        )
 
     monkeypatch.setattr(inspect_mod, "summarize", refuse)
-    one_clean_error(capsys, 2, ["inspect", str(generic_dir)], "set train.stages: [finetune] or [bold]x[/bold]")
+    one_clean_error(
+        capsys, 2, ["inspect", str(generic_dir)], "set train.stages: [finetune] or [bold]x[/bold]"
+    )
 
 
 # ------------------------------------------------------------------ config value ranges
 
 BAD_VALUES = [
-    ("train.finetune_epochs", -1), ("train.pretrain_epochs", 0), ("train.batch_size", 0), ("train.lr", 0),
-    ("train.checkpoint_every", 0), ("train.ridge_alphas", [1.0, -2.0]),
-    ("extract.batch_size", -4), ("extract.batch_size", 0),
-    ("sampler.strength", 1.5), ("sampler.eta", -0.1), ("sampler.kappa", -1), ("sampler.repeats", 0), ("sampler.steps", 0),
-    ("decoder.dropout", 1.0), ("decoder.hidden", 0), ("decode.batch_size", 0), ("data.test_repeats", 0),
-    ("simulate.n_images", -5), ("simulate.subjects", 0), ("simulate.seed", -1), ("simulate.noise_scale", -0.5), ("seed", -3),
+    ("train.finetune_epochs", -1),
+    ("train.pretrain_epochs", 0),
+    ("train.batch_size", 0),
+    ("train.lr", 0),
+    ("train.checkpoint_every", 0),
+    ("train.ridge_alphas", [1.0, -2.0]),
+    ("extract.batch_size", -4),
+    ("extract.batch_size", 0),
+    ("sampler.strength", 1.5),
+    ("sampler.eta", -0.1),
+    ("sampler.kappa", -1),
+    ("sampler.repeats", 0),
+    ("sampler.steps", 0),
+    ("decoder.dropout", 1.0),
+    ("decoder.hidden", 0),
+    ("decode.batch_size", 0),
+    ("data.test_repeats", 0),
+    ("simulate.n_images", -5),
+    ("simulate.subjects", 0),
+    ("simulate.seed", -1),
+    ("simulate.noise_scale", -0.5),
+    ("seed", -3),
 ]
 
 
@@ -139,8 +169,13 @@ def test_out_of_range_values_are_refused_naming_the_key(key, value):
 
 
 def test_range_error_through_the_cli_is_one_line(capsys, generic_dir, tmp_path):
-    err = one_clean_error(capsys, 2, ["extract", str(generic_dir), "-o", str(tmp_path / "t.hdf5"), "--set", "extract.batch_size=-4"],
-                          "extract.batch_size", "greater than or equal to 1")
+    err = one_clean_error(
+        capsys,
+        2,
+        ["extract", str(generic_dir), "-o", str(tmp_path / "t.hdf5"), "--set", "extract.batch_size=-4"],
+        "extract.batch_size",
+        "greater than or equal to 1",
+    )
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "t.hdf5").exists()
 
@@ -202,7 +237,12 @@ def test_every_command_refuses_an_output_that_is_a_file(capsys, tmp_path, generi
 
 
 def test_unwritable_output_is_one_line(capsys, tmp_path):
-    one_clean_error(capsys, 2, ["simulate", "-o", str(unwritable_dir(tmp_path) / "sim")], "cannot write the dataset folder")
+    one_clean_error(
+        capsys,
+        2,
+        ["simulate", "-o", str(unwritable_dir(tmp_path) / "sim")],
+        "cannot write the dataset folder",
+    )
 
 
 # ------------------------------------------------------------------ zoo paths never reach the network
@@ -220,17 +260,22 @@ def no_network(monkeypatch, tmp_path):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("myorg/mystack", "not in the local Hugging Face cache"),
-    ("./no_such_stack", "does not exist"),
-    ("/no/such/stack", "does not exist"),
-    ("a/b/c", "does not exist"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("myorg/mystack", "not in the local Hugging Face cache"),
+        ("./no_such_stack", "does not exist"),
+        ("/no/such/stack", "does not exist"),
+        ("a/b/c", "does not exist"),
+    ],
+)
 def test_missing_zoo_folder_fails_at_once_without_network(no_network, spec, message):
     from neuraldiffuser.config.sections.zoo import ZooConfig
     from neuraldiffuser.zoo.loader import Components
 
-    with pytest.raises(ModelLoadError, match=message) as info:  # the socket guard fails the test on any connection
+    with pytest.raises(
+        ModelLoadError, match=message
+    ) as info:  # the socket guard fails the test on any connection
         Components(ZooConfig(path=spec)).vae  # noqa: B018
     assert "zoo.path" in str(info.value)
 
@@ -261,15 +306,27 @@ def test_second_writer_of_a_folder_is_refused(tmp_path):
 
 def test_reconstruct_into_a_locked_folder_is_refused(capsys, tmp_path):
     with exclusive_output(tmp_path / "recon", folder=True):
-        one_clean_error(capsys, 2, ["reconstruct", "-o", str(tmp_path / "recon")], "another process is writing")
+        one_clean_error(
+            capsys, 2, ["reconstruct", "-o", str(tmp_path / "recon")], "another process is writing"
+        )
 
 
 def test_second_reconstruct_process_is_refused(tmp_path):
     """A real second process: the lock is held by this one, the CLI in a subprocess must refuse."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     with exclusive_output(tmp_path / "recon", folder=True):
-        res = subprocess.run([sys.executable, "-c", "import sys; from neuraldiffuser.utils.outputs import exclusive_output as e\n"
-                              f"with e({str(tmp_path / 'recon')!r}, folder=True): pass"], env=env, capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from neuraldiffuser.utils.outputs import exclusive_output as e\n"
+                f"with e({str(tmp_path / 'recon')!r}, folder=True): pass",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert res.returncode != 0 and "another process is writing" in res.stderr
 
 
@@ -281,7 +338,16 @@ def test_config_paths_are_made_absolute(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "stack").mkdir()
-    cfg = resolve(None, [], ["data.path=ds", "zoo.path=stack", "evaluate.cache_dir=cache", "zoo.guidance_encoder=openai/clip-vit-base-patch32"])
+    cfg = resolve(
+        None,
+        [],
+        [
+            "data.path=ds",
+            "zoo.path=stack",
+            "evaluate.cache_dir=cache",
+            "zoo.guidance_encoder=openai/clip-vit-base-patch32",
+        ],
+    )
     assert cfg.data.path == str(tmp_path / "ds")
     assert cfg.zoo.path == str(tmp_path / "stack")
     assert cfg.evaluate.cache_dir == str(tmp_path / "cache")
@@ -300,9 +366,18 @@ def evaluated(tmp_path, monkeypatch):
     encoder = FakeEncoder(n_voxels=12)
     truth = write_truth(tmp_path / "truth", stimuli, encoder, n_test=3)
     recon = tmp_path / "run" / "recon"
-    write_recon(recon, "neuraldiffuser", "default", [0, 1, 2], np.stack([degrade(stimuli[:3], 0.5, 0)]), stimuli)
-    config = load_config(overrides={"evaluate": {"metrics": ["PixCorr"], "brain_encoder": register_encoder(monkeypatch, encoder),
-                                                 "torch_home": str(tmp_path / "torch")}})
+    write_recon(
+        recon, "neuraldiffuser", "default", [0, 1, 2], np.stack([degrade(stimuli[:3], 0.5, 0)]), stimuli
+    )
+    config = load_config(
+        overrides={
+            "evaluate": {
+                "metrics": ["PixCorr"],
+                "brain_encoder": register_encoder(monkeypatch, encoder),
+                "torch_home": str(tmp_path / "torch"),
+            }
+        }
+    )
     run_evaluation([recon], truth, config, tmp_path / "run")
     return tmp_path / "run"
 
@@ -311,7 +386,9 @@ def test_report_of_deleted_folders_is_refused_and_writes_nothing(capsys, evaluat
     assert main(["report", str(evaluated), "-o", str(tmp_path / "ok.html")]) == 0
     capsys.readouterr()
     shutil.rmtree(evaluated / "recon")
-    one_clean_error(capsys, 2, ["report", str(evaluated), "-o", str(tmp_path / "r.html")], "reconstruction folders")
+    one_clean_error(
+        capsys, 2, ["report", str(evaluated), "-o", str(tmp_path / "r.html")], "reconstruction folders"
+    )
     assert not (tmp_path / "r.html").exists()
     one_clean_error(capsys, 2, ["report", str(tmp_path / "gone")], "run folder not found")
     assert not (tmp_path / "gone").exists()
@@ -325,11 +402,21 @@ def test_evaluate_refuses_an_unknown_subject_and_scores_one_image(capsys, tmp_pa
     truth = write_truth(tmp_path / "truth", stimuli, encoder, n_test=2)
     recon = tmp_path / "recon"
     write_recon(recon, "neuraldiffuser", "one", [0], np.stack([degrade(stimuli[:1], 0.5, 0)]), stimuli)
-    one_clean_error(capsys, 2, ["evaluate", str(recon), "--truth", str(truth), "--subject", "subj99", "-o", str(tmp_path / "e")],
-                    "no subject 'subj99'")
-    config = load_config(overrides={"evaluate": {"metrics": ["PixCorr", "mini-CLIP 2-way"], "brain_encoder": "none"}})
-    doc = run_evaluation([recon], truth, config, tmp_path / "e2")  # one image: scored, and two-way named as needing 2
-    assert doc["rows"][0]["values"]["mini-CLIP 2-way"] == {"unavailable": "two-way identification needs at least 2 images; the folder has 1"}
+    one_clean_error(
+        capsys,
+        2,
+        ["evaluate", str(recon), "--truth", str(truth), "--subject", "subj99", "-o", str(tmp_path / "e")],
+        "no subject 'subj99'",
+    )
+    config = load_config(
+        overrides={"evaluate": {"metrics": ["PixCorr", "mini-CLIP 2-way"], "brain_encoder": "none"}}
+    )
+    doc = run_evaluation(
+        [recon], truth, config, tmp_path / "e2"
+    )  # one image: scored, and two-way named as needing 2
+    assert doc["rows"][0]["values"]["mini-CLIP 2-way"] == {
+        "unavailable": "two-way identification needs at least 2 images; the folder has 1"
+    }
     assert isinstance(doc["rows"][0]["values"]["PixCorr"], float)
 
 
@@ -337,10 +424,23 @@ def test_evaluate_refuses_an_unknown_subject_and_scores_one_image(capsys, tmp_pa
 def test_a_device_that_is_not_there_is_one_line(capsys, tmp_path, device, message):
     err = one_clean_error(capsys, 2, ["reconstruct", "-o", str(tmp_path / "r"), "--device", device], message)
     assert len(err.strip().splitlines()) == 1
-    one_clean_error(capsys, 2, ["extract", str(tmp_path), "-o", str(tmp_path / "t.hdf5"), "--set", f"extract.device={device}"], message)
+    one_clean_error(
+        capsys,
+        2,
+        ["extract", str(tmp_path), "-o", str(tmp_path / "t.hdf5"), "--set", f"extract.device={device}"],
+        message,
+    )
 
 
-@pytest.mark.parametrize("override", [{"unet": {"steps": -1}}, {"clip": {"batch_size": 0}}, {"autoencoder": {"lr": -1e-3}}, {"checkpoint_every": 0}])
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"unet": {"steps": -1}},
+        {"clip": {"batch_size": 0}},
+        {"autoencoder": {"lr": -1e-3}},
+        {"checkpoint_every": 0},
+    ],
+)
 def test_zoo_train_settings_ranges(override):
     from neuraldiffuser.zoo.train.settings import load_settings
 

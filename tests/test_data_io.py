@@ -23,7 +23,13 @@ def test_read_rows_equals_fancy_indexing(tmp_path):
         f.create_dataset("x", data=data, chunks=(4, 3, 5, 4))
     with open_h5(tmp_path / "a.h5", chunk_cache=False) as f:
         ds = f["x"]
-        cases = [rng.integers(0, 97, 42), np.array([5, 3, 3, 4, 60, 61, 62, 7]), np.array([96]), np.arange(10, 30)[::-1], rng.permutation(97)]
+        cases = [
+            rng.integers(0, 97, 42),
+            np.array([5, 3, 3, 4, 60, 61, 62, 7]),
+            np.array([96]),
+            np.arange(10, 30)[::-1],
+            rng.permutation(97),
+        ]
         for rows in cases:
             for layer in (None, 0, 2):
                 want = data[rows] if layer is None else data[rows, layer]
@@ -59,7 +65,9 @@ def test_preloaded_and_lazy_batches_are_identical(stage_data):
     want = batches(lazy)
     full = TrainingData(pools, store, heads, preload_gb=1.0)
     assert all(p.voxels is not None for p in pools) and set(full._targets) == set(heads)
-    assert full._targets["g1"].dtype == np.float32  # fp16 in the store, float32 in RAM: a batch is a bare gather
+    assert (
+        full._targets["g1"].dtype == np.float32
+    )  # fp16 in the store, float32 in RAM: a batch is a bare gather
     assert "read from disk" not in full.preload_note
     for a, b in zip(want, batches(full), strict=True):
         for va, vb in zip(a["voxels"], b["voxels"], strict=True):
@@ -78,11 +86,17 @@ def test_budget_takes_smallest_first_and_a_model_view_drops_other_heads(stage_da
     sizes = {"g0": images * 5 * 6 * 4, "c": images * 32 * 4, "z": images * 256 * 4}
     sizes.update({p.name: len(p.rows) * p.subject.n_voxels * 4 for p in pools})
     assert sorted(sizes, key=sizes.get) == ["subj02", "subj03", "g0", "c", "z"]
-    data.preload_gb = (sizes["g0"] + sizes["subj02"] + sizes["subj03"] + 10) / 2**30  # room for the three smallest
+    data.preload_gb = (
+        sizes["g0"] + sizes["subj02"] + sizes["subj03"] + 10
+    ) / 2**30  # room for the three smallest
     note = data.restrict(["g0", "c", "z"]).preload()
     assert set(data._targets) == {"g0"} and [p.voxels is not None for p in pools] == [True, True]
-    assert note.startswith(f"data in RAM (train.preload_gb={data.preload_gb:g}): betas subj02 7 kB, betas subj03 8 kB, target g0 11 kB;")
-    assert "; read from disk per batch (over the budget): target c" in note and note.endswith(f"target z {sizes['z'] / 2**10:.0f} kB")
+    assert note.startswith(
+        f"data in RAM (train.preload_gb={data.preload_gb:g}): betas subj02 7 kB, betas subj03 8 kB, target g0 11 kB;"
+    )
+    assert "; read from disk per batch (over the budget): target c" in note and note.endswith(
+        f"target z {sizes['z'] / 2**10:.0f} kB"
+    )
     data.release()
     z_only = data.restrict(["z"])
     z_only.preload_gb = (sizes["z"] + sizes["subj02"] + sizes["subj03"] + 10) / 2**30

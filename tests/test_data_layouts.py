@@ -88,10 +88,19 @@ def test_behav_rows_are_real_webdataset_samples(mindeye2_dir):
         names = tf.getnames()
         behav = np.load(io.BytesIO(tf.extractfile([n for n in names if n.endswith(".behav.npy")][0]).read()))
     assert behav.shape == (1, 17)
-    assert {n.split(".", 1)[1] for n in names} == {"behav.npy", "past_behav.npy", "future_behav.npy", "olds_behav.npy"}
+    assert {n.split(".", 1)[1] for n in names} == {
+        "behav.npy",
+        "past_behav.npy",
+        "future_behav.npy",
+        "olds_behav.npy",
+    }
     # first test trial of subj01: row 2, image 7, session 1, shared flag set
     assert behav[0, 0] == 7 and behav[0, 5] == 2 and behav[0, 2] == 1 and behav[0, 16] == 1
-    assert sorted(p.name for p in (mindeye2_dir / "wds" / "subj01" / "train").glob("*.tar")) == ["0.tar", "1.tar", "2.tar"]
+    assert sorted(p.name for p in (mindeye2_dir / "wds" / "subj01" / "train").glob("*.tar")) == [
+        "0.tar",
+        "1.tar",
+        "2.tar",
+    ]
 
 
 def test_roi_labels_survive_both_layouts(generic_dir, mindeye2_dir):

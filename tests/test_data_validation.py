@@ -50,7 +50,9 @@ def test_wrong_dtype(capsys, generic_dir):
         data = f["betas"][()]
         del f["betas"]
         f["betas"] = data.astype(np.int32)
-    assert_one_line_error(capsys, generic_dir, "betas.hdf5:betas", "expected dtype float32 or float16", "int32")
+    assert_one_line_error(
+        capsys, generic_dir, "betas.hdf5:betas", "expected dtype float32 or float16", "int32"
+    )
 
 
 def test_wrong_shape(capsys, generic_dir):

@@ -35,7 +35,12 @@ def run(tmp_path_factory):
 def test_run_folder(run):
     cfg, run_dir, ds, targets = run
     manifest = json.loads((run_dir / "decoders" / "manifest.json").read_text())
-    assert manifest["subject"] == "subj01" and manifest["models"] == {"c": ["c"], "g0": ["g0"], "g1": ["g1"], "z": ["z"]}
+    assert manifest["subject"] == "subj01" and manifest["models"] == {
+        "c": ["c"],
+        "g0": ["g0"],
+        "g1": ["g1"],
+        "z": ["z"],
+    }
     for name in manifest["models"]:
         pre = BrainDecoder.from_pretrained(run_dir / "pretrain" / name / "model")
         fin = BrainDecoder.from_pretrained(run_dir / "decoders" / name)
@@ -65,9 +70,19 @@ def test_decoded_store_keeps_test_order(run, tmp_path, order):
     truth = TargetStore(targets)
     with TargetStore(out) as st:
         np.testing.assert_array_equal(st.image, expected)
-        assert st.keys == ["z", "c", "g"] and {k: st.shape(k) for k in st.keys} == {k: truth.shape(k) for k in st.keys}
-        assert st.attrs["subject"] == "subj01" and st.attrs["method"] == "neuraldiffuser" and st.attrs["average"] == "voxels"
-        assert st.attrs["test_order"] == order and st.attrs["prior_steps"] == 5 and st.attrs["latent_scale"] == 0.5
+        assert st.keys == ["z", "c", "g"] and {k: st.shape(k) for k in st.keys} == {
+            k: truth.shape(k) for k in st.keys
+        }
+        assert (
+            st.attrs["subject"] == "subj01"
+            and st.attrs["method"] == "neuraldiffuser"
+            and st.attrs["average"] == "voxels"
+        )
+        assert (
+            st.attrs["test_order"] == order
+            and st.attrs["prior_steps"] == 5
+            and st.attrs["latent_scale"] == 0.5
+        )
         assert st.attrs["source_run"] == str(run_dir.resolve())
 
 
@@ -91,9 +106,13 @@ def test_any_trials_decode_like_the_test_set(run, tmp_path):
     subj = open_dataset(ds).subject("subj01")
     rows = subj.train_rows()[:5]
     images = subj.image_of_rows(rows)
-    out = TargetStore(decode_betas(cfg, run_dir, subj.read(rows), images, tmp_path / "val.hdf5", attrs={"validation": "x"}))
+    out = TargetStore(
+        decode_betas(cfg, run_dir, subj.read(rows), images, tmp_path / "val.hdf5", attrs={"validation": "x"})
+    )
     np.testing.assert_array_equal(out.image, images)
-    assert out.attrs["validation"] == "x" and out.attrs["subject"] == "subj01" and "test_order" not in out.attrs
+    assert (
+        out.attrs["validation"] == "x" and out.attrs["subject"] == "subj01" and "test_order" not in out.attrs
+    )
     x = VoxelScaler.load(run_dir / "decoders" / "scaler.safetensors").transform(subj.read(rows))
     model = BrainDecoder.from_pretrained(run_dir / "decoders" / "c").eval()
     expected = model.decode("subj01", torch.from_numpy(x), use_prior=False)["c"].numpy()
@@ -116,10 +135,14 @@ def test_repeat_averaging_modes(run, tmp_path):
     neural = TargetStore(decode_test(cfg, run_dir, tmp_path / "n.hdf5"))
     subj = open_dataset(ds).subject("subj01")
     test = subj.test_set(3, "first_seen")
-    x = VoxelScaler.load(run_dir / "decoders" / "scaler.safetensors").transform(subj.test_betas(test, "outputs"))
+    x = VoxelScaler.load(run_dir / "decoders" / "scaler.safetensors").transform(
+        subj.test_betas(test, "outputs")
+    )
     model = BrainDecoder.from_pretrained(run_dir / "decoders" / "c").eval()
     per_rep = [model.decode("subj01", torch.from_numpy(x[:, r]), use_prior=False)["c"] for r in range(3)]
-    np.testing.assert_allclose(neural.get("c", np.arange(12)), torch.stack(per_rep).mean(0).numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        neural.get("c", np.arange(12)), torch.stack(per_rep).mean(0).numpy(), atol=1e-5
+    )
 
 
 def test_prior_sampling_is_seeded(run, tmp_path):
@@ -146,14 +169,20 @@ def test_cli_decode_with_ridge(run, tmp_path):
     assert (out.parent / "decoded.config.yaml").is_file()
     assert main(["decode", str(tmp_path)]) == 2  # not a run folder
     other = tmp_path / "other" / "decoded.hdf5"
-    assert main(["decode", str(run_dir), "--out", str(other), "--set", "data.subject=subj02"]) == 2  # trained for subj01
+    assert (
+        main(["decode", str(run_dir), "--out", str(other), "--set", "data.subject=subj02"]) == 2
+    )  # trained for subj01
     assert not other.exists()
 
 
 def test_decoders_learn_the_linear_targets(tmp_path):
     """With enough steps the fine-tuned decoders recover held-out targets well above chance."""
     ds, targets, _ = make_decoder_data(tmp_path, noise=0.3)
-    cfg = tiny_config(ds, decoder={"layout": "multi_head", "prior": []}, train={"pretrain_epochs": 12, "finetune_epochs": 12, "lr": 3e-3, "clip_scale": 0.1, "ridge": False})
+    cfg = tiny_config(
+        ds,
+        decoder={"layout": "multi_head", "prior": []},
+        train={"pretrain_epochs": 12, "finetune_epochs": 12, "lr": 3e-3, "clip_scale": 0.1, "ridge": False},
+    )
     train_decoders(cfg, tmp_path / "run", targets)
     dec = TargetStore(decode_test(cfg, tmp_path / "run", tmp_path / "d.hdf5"))
     truth = TargetStore(targets)

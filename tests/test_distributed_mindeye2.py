@@ -17,11 +17,35 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 
 def test_reconstruct_two_processes_match_one(tmp_path, tiny_stack, mindeye2_dir):
-    decoded = write_store(tmp_path / "decoded.hdf5", np.array([9, 7, 8]), random_targets([9, 7, 8]), attrs={"subject": "subj01"})
-    config = load_config(overrides={"zoo": {"path": str(tiny_stack)}, "data": {"path": str(mindeye2_dir)}, "sampler": {**SAMPLER, "repeats": 1, "steps": 4}})
+    decoded = write_store(
+        tmp_path / "decoded.hdf5", np.array([9, 7, 8]), random_targets([9, 7, 8]), attrs={"subject": "subj01"}
+    )
+    config = load_config(
+        overrides={
+            "zoo": {"path": str(tiny_stack)},
+            "data": {"path": str(mindeye2_dir)},
+            "sampler": {**SAMPLER, "repeats": 1, "steps": 4},
+        }
+    )
     cfg_path = save_config(config, tmp_path, "cfg.yaml")
-    cmd = ["-m", "neuraldiffuser.cli.main", "reconstruct", str(decoded), "--limit", "2", "--config", str(cfg_path), "--out"]
-    one = subprocess.Popen([sys.executable, *cmd, str(tmp_path / "one")], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        "-m",
+        "neuraldiffuser.cli.main",
+        "reconstruct",
+        str(decoded),
+        "--limit",
+        "2",
+        "--config",
+        str(cfg_path),
+        "--out",
+    ]
+    one = subprocess.Popen(
+        [sys.executable, *cmd, str(tmp_path / "one")],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     two = subprocess.run([*TORCHRUN, *cmd, str(tmp_path / "two")], env=ENV, capture_output=True, text=True)
     out, _ = one.communicate(timeout=300)
     assert one.returncode == 0, out

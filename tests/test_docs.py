@@ -22,7 +22,9 @@ CELL_SPLIT = re.compile(r"(?<!\\)\|")
 
 @pytest.fixture(scope="module")
 def ref():
-    spec = importlib.util.spec_from_file_location("config_reference", REPO / "scripts" / "config_reference.py")
+    spec = importlib.util.spec_from_file_location(
+        "config_reference", REPO / "scripts" / "config_reference.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -57,13 +59,23 @@ def unwrap(cell: str) -> tuple[str, bool]:
 def test_config_md_matches_the_code(ref, doc):
     fresh = ref.render()
     if fresh != doc:
-        diff = "".join(list(difflib.unified_diff(doc.splitlines(True), fresh.splitlines(True), "docs/config.md", "rendered"))[:40])
+        diff = "".join(
+            list(
+                difflib.unified_diff(
+                    doc.splitlines(True), fresh.splitlines(True), "docs/config.md", "rendered"
+                )
+            )[:40]
+        )
         pytest.fail(f"docs/config.md is stale: run `python scripts/config_reference.py`\n{diff}")
 
 
 def test_every_section_and_field_has_exactly_one_row(doc):
     rows = rows_by_heading(doc)
-    top = [name for name, f in Config.model_fields.items() if not isinstance(f.annotation, type) or not issubclass(f.annotation, Section)]
+    top = [
+        name
+        for name, f in Config.model_fields.items()
+        if not isinstance(f.annotation, type) or not issubclass(f.annotation, Section)
+    ]
     assert [r[0] for r in rows["top level"]] == [f"`{n}`" for n in top] == ["`preset`", "`seed`"]
     sections = {name: f.annotation for name, f in Config.model_fields.items() if name not in top}
     assert len(sections) >= 11
@@ -75,7 +87,9 @@ def test_every_section_and_field_has_exactly_one_row(doc):
 
 def test_value_cells_load_back_to_the_resolved_values(doc):
     """Each default/preset cell is YAML for the value load_config gives; bold exactly where it differs from the default."""
-    dumps = {"default": Config().model_dump(mode="json")} | {p: load_config(p).model_dump(mode="json") for p in PRESETS}
+    dumps = {"default": Config().model_dump(mode="json")} | {
+        p: load_config(p).model_dump(mode="json") for p in PRESETS
+    }
     checked = 0
     for heading, rows in rows_by_heading(doc).items():
         if heading not in dumps["default"] and heading != "top level":
@@ -101,7 +115,10 @@ def test_documented_paper_values_are_the_released_settings(doc):
     assert yaml.safe_load(unwrap(rows["`sampler.eta`"][paper])[0]) == 0.2
     assert yaml.safe_load(unwrap(rows["`decoder.hidden`"][paper])[0]) == 4096
     assert unwrap(rows["`zoo.path`"][paper]) == ("CompVis/stable-diffusion-v1-4", True)
-    assert unwrap(rows["`sampler.autocast`"][3 + PRESETS.index("mini")]) == ("'off'", True)  # quoted: YAML reads off as false
+    assert unwrap(rows["`sampler.autocast`"][3 + PRESETS.index("mini")]) == (
+        "'off'",
+        True,
+    )  # quoted: YAML reads off as false
 
 
 def test_unknown_key_example_in_the_header_is_the_real_message(doc):
@@ -127,7 +144,10 @@ def test_field_sources_and_cells_on_a_known_class(ref):
     }
     fields = _Example.model_fields
     assert ref.constraints(fields["alpha"]) == "≥ 1" and ref.constraints(fields["gamma"]) == "> 0, < 1"
-    assert ref.md_text("First | line\ncontinues <here> with *stars*.") == r"First \| line continues &lt;here> with \*stars\*."
+    assert (
+        ref.md_text("First | line\ncontinues <here> with *stars*.")
+        == r"First \| line continues &lt;here> with \*stars\*."
+    )
     assert ref.md_code("str | None") == r"`str \| None`"
     for value in (None, "off", "yes", 1e-5, 3e5, [0.004, 0.0075], ["c", "g"], "builtin:insilico-64", True, 0):
         assert yaml.safe_load(ref.yaml_value(value)) == value

@@ -24,7 +24,9 @@ def imagenet_input(im: np.ndarray, mean, std) -> torch.Tensor:
     x = torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255
     h, w = x.shape[-2:]
     s = 256 / min(h, w)
-    x = F.interpolate(x, size=(round(h * s), round(w * s)), mode="bilinear", antialias=True, align_corners=False)
+    x = F.interpolate(
+        x, size=(round(h * s), round(w * s)), mode="bilinear", antialias=True, align_corners=False
+    )
     top, left = (x.shape[-2] - 224) // 2, (x.shape[-1] - 224) // 2
     x = x[..., top : top + 224, left : left + 224]
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
@@ -32,7 +34,13 @@ def imagenet_input(im: np.ndarray, mean, std) -> torch.Tensor:
 
 def labelled_photos():
     left, right, _ = data.stereo_motorcycle()
-    return [(data.chelsea(), CATS), (data.coffee(), COFFEE), (data.rocket(), ROCKET), (left, MOTORBIKE), (right, MOTORBIKE)]
+    return [
+        (data.chelsea(), CATS),
+        (data.coffee(), COFFEE),
+        (data.rocket(), ROCKET),
+        (left, MOTORBIKE),
+        (right, MOTORBIKE),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +50,11 @@ def class_probs():
     same, sym = load_efficientnet_lite0(), load_efficientnet_lite0(same_padding=False)
     photos = labelled_photos()
     out = {}
-    for key, model, norm in (("same/half", same, half), ("same/imagenet", same, imnet), ("symmetric/half", sym, half)):
+    for key, model, norm in (
+        ("same/half", same, half),
+        ("same/imagenet", same, imnet),
+        ("symmetric/half", sym, half),
+    ):
         x = torch.cat([imagenet_input(p, *norm) for p, _ in photos])
         with torch.no_grad():
             out[key] = model(x).softmax(-1)
@@ -65,7 +77,10 @@ def test_fused_channels_last_efficientnet_lite0_gives_the_same_features():
     from neuraldiffuser.evaluation import effnet_lite
 
     x = torch.cat([imagenet_input(p, effnet_lite.MEAN, effnet_lite.STD) for p, _ in labelled_photos()[:2]])
-    plain, fused = load_efficientnet_lite0(), load_efficientnet_lite0().fuse_batchnorm().to(memory_format=torch.channels_last)
+    plain, fused = (
+        load_efficientnet_lite0(),
+        load_efficientnet_lite0().fuse_batchnorm().to(memory_format=torch.channels_last),
+    )
     with torch.no_grad():
         a, b = plain.features(x), fused.features(x.contiguous(memory_format=torch.channels_last))
     assert a.shape == (2, 1280)
@@ -75,7 +90,10 @@ def test_fused_channels_last_efficientnet_lite0_gives_the_same_features():
 def test_efficientnet_lite0_padding_and_normalisation_are_the_ones_the_weights_expect(class_probs):
     """TF 'same' padding with [-1, 1] inputs explains the photos better than symmetric padding or ImageNet statistics."""
     probs, classes = class_probs
-    nll = {k: np.mean([-float(torch.log(p[c].sum())) for p, c in zip(v, classes, strict=True)]) for k, v in probs.items()}
+    nll = {
+        k: np.mean([-float(torch.log(p[c].sum())) for p, c in zip(v, classes, strict=True)])
+        for k, v in probs.items()
+    }
     assert nll["same/half"] < nll["symmetric/half"] and nll["same/half"] < nll["same/imagenet"]
 
 
@@ -95,7 +113,9 @@ def test_missing_clip_l14_is_unavailable_without_any_download(tmp_path, monkeypa
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "empty_hub"))
     with pytest.raises(Unavailable) as err:
         backbones.locate("clip_l14", Settings())
-    assert "openai/clip-vit-large-patch14" in err.value.reason and "huggingface-cli download" in err.value.reason
+    assert (
+        "openai/clip-vit-large-patch14" in err.value.reason and "huggingface-cli download" in err.value.reason
+    )
     assert not (tmp_path / "empty_hub").exists()  # nothing was fetched
 
 
@@ -119,7 +139,14 @@ def _write_random_checkpoint(tmp_path, name: str) -> Settings:
     return Settings(torch_home=str(tmp_path))
 
 
-@pytest.mark.parametrize("name,nodes", [("alexnet", {"features.4": 192 * 31 * 31, "features.11": 256 * 15 * 15}), ("swav", {"avgpool": 2048}), ("inception", {"avgpool": 2048})])
+@pytest.mark.parametrize(
+    "name,nodes",
+    [
+        ("alexnet", {"features.4": 192 * 31 * 31, "features.11": 256 * 15 * 15}),
+        ("swav", {"avgpool": 2048}),
+        ("inception", {"avgpool": 2048}),
+    ],
+)
 def test_present_weights_load_and_compute_loading_path_only(tmp_path, name, nodes):
     """Tests the discovery and loading path, NOT the weights: random weights under the expected file name."""
     cfg = _write_random_checkpoint(tmp_path, name)
@@ -134,9 +161,14 @@ def test_present_weights_load_and_compute_loading_path_only(tmp_path, name, node
 
         ref = tvm.alexnet(weights=None)
         ref.load_state_dict(torch.load(backbones.weight_file(name, str(tmp_path))[0]))
-        x = (F.interpolate(images, size=256, mode="bilinear") - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        x = (
+            F.interpolate(images, size=256, mode="bilinear")
+            - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        ) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
         with torch.no_grad():
-            np.testing.assert_allclose(feats["features.4"], ref.features[:5](x).flatten(1).numpy(), rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(
+                feats["features.4"], ref.features[:5](x).flatten(1).numpy(), rtol=1e-4, atol=1e-5
+            )
 
 
 def test_clip_from_a_local_folder_and_the_mini_clip(tmp_path, tiny_stack):

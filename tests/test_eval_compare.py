@@ -35,13 +35,27 @@ def test_paired_difference_drops_non_finite_pairs_and_rejects_bad_input():
 
 def row(setting, kappa, images, values, policy="repeat0", targets="decoded", method="neuraldiffuser"):
     per_image = {k: list(v) for k, v in values.items()}
-    return {"method": method, "setting": setting, "policy": policy, "sweep": [kappa, 0.2], "images": list(images),
-            "params": {"kappa": kappa, "targets": targets}, "per_image": per_image}
+    return {
+        "method": method,
+        "setting": setting,
+        "policy": policy,
+        "sweep": [kappa, 0.2],
+        "images": list(images),
+        "params": {"kappa": kappa, "targets": targets},
+        "per_image": per_image,
+    }
 
 
 def test_compare_rows_pairs_by_image_index_not_by_position():
-    guided = row("kappa=30_eta=0.2", 30.0, [3, 1, 2], {"SSIM": [0.3, 0.1, 0.2], "Brain corr. V1": [1, 1, 1], "Brain corr. all": [1, 2, 3]})
-    base = row("kappa=0_eta=0", 0.0, [1, 2, 3, 9], {"SSIM": [0.0, 0.2, 0.1, 5.0], "Brain corr. all": [0, 0, 0, 0]})
+    guided = row(
+        "kappa=30_eta=0.2",
+        30.0,
+        [3, 1, 2],
+        {"SSIM": [0.3, 0.1, 0.2], "Brain corr. V1": [1, 1, 1], "Brain corr. all": [1, 2, 3]},
+    )
+    base = row(
+        "kappa=0_eta=0", 0.0, [1, 2, 3, 9], {"SSIM": [0.0, 0.2, 0.1, 5.0], "Brain corr. all": [0, 0, 0, 0]}
+    )
     diffs = compare_rows(guided, base)
     # image 1: 0.1−0.0, image 2: 0.2−0.2, image 3: 0.3−0.1 → mean 0.1; image 9 is not in both
     assert diffs["SSIM"]["n"] == 3 and diffs["SSIM"]["mean"] == pytest.approx(0.1)
@@ -58,11 +72,19 @@ def test_against_unguided_pairs_each_guided_row_with_its_own_baseline():
         row("kappa=30_eta=0.2", 30.0, imgs, {"SSIM": [0.6, 0.7, 0.8]}),
         row("kappa=0_eta=0", 0.0, imgs, {"SSIM": [0.1, 0.1, 0.1]}, policy="mean"),
         row("kappa=30_eta=0.2", 30.0, imgs, {"SSIM": [0.2, 0.2, 0.2]}, policy="mean"),
-        row("kappa=300_eta=0.2_oracle", 300.0, imgs, {"SSIM": [0.9, 0.9, 0.9]}, targets="true"),  # no true-target κ 0 row
-        row("kappa=30_eta=0.2", 30.0, imgs, {"SSIM": [0.9, 0.9, 0.9]}, method="other"),  # its method has no κ 0 row
+        row(
+            "kappa=300_eta=0.2_oracle", 300.0, imgs, {"SSIM": [0.9, 0.9, 0.9]}, targets="true"
+        ),  # no true-target κ 0 row
+        row(
+            "kappa=30_eta=0.2", 30.0, imgs, {"SSIM": [0.9, 0.9, 0.9]}, method="other"
+        ),  # its method has no κ 0 row
     ]
     out = against_unguided(rows)
-    assert [(c["setting"], c["policy"], c["baseline"]) for c in out] == [("kappa=30_eta=0.2", "repeat0", "kappa=0_eta=0"),
-                                                                        ("kappa=30_eta=0.2", "mean", "kappa=0_eta=0")]
+    assert [(c["setting"], c["policy"], c["baseline"]) for c in out] == [
+        ("kappa=30_eta=0.2", "repeat0", "kappa=0_eta=0"),
+        ("kappa=30_eta=0.2", "mean", "kappa=0_eta=0"),
+    ]
     assert out[0]["differences"]["SSIM"]["mean"] == pytest.approx(0.2)
-    assert out[1]["differences"]["SSIM"]["mean"] == pytest.approx(0.1) and out[1]["differences"]["SSIM"]["se"] == pytest.approx(0.0, abs=1e-12)
+    assert out[1]["differences"]["SSIM"]["mean"] == pytest.approx(0.1) and out[1]["differences"]["SSIM"][
+        "se"
+    ] == pytest.approx(0.0, abs=1e-12)

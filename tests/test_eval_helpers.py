@@ -39,7 +39,11 @@ class FakeEncoder:
         rng = np.random.default_rng(seed)
         self.weights = rng.normal(size=(8 * 8 * 3, n_voxels))
         self.baseline = baseline * rng.normal(size=n_voxels)  # per-voxel offsets, as raw betas have
-        self.roi = np.array(["V1"] * (n_voxels // 3) + ["V2"] * (n_voxels // 3) + ["higher"] * (n_voxels - 2 * (n_voxels // 3)))
+        self.roi = np.array(
+            ["V1"] * (n_voxels // 3)
+            + ["V2"] * (n_voxels // 3)
+            + ["higher"] * (n_voxels - 2 * (n_voxels // 3))
+        )
         self.calls: list[tuple[int, ...]] = []
 
     def predict(self, images: np.ndarray) -> np.ndarray:
@@ -57,7 +61,9 @@ def register_encoder(monkeypatch, encoder: FakeEncoder) -> str:
     return "nd_test_encoder:factory"
 
 
-def write_truth(root: Path, stimuli: np.ndarray, encoder: FakeEncoder, n_test: int = 6, noise: float = 0.5, seed: int = 0) -> Path:
+def write_truth(
+    root: Path, stimuli: np.ndarray, encoder: FakeEncoder, n_test: int = 6, noise: float = 0.5, seed: int = 0
+) -> Path:
     """Generic-layout dataset: images [0, n_test) are test images seen 3 times, the rest train once."""
     rng = np.random.default_rng(seed)
     test = list(range(n_test)) * 3
@@ -72,7 +78,15 @@ def write_truth(root: Path, stimuli: np.ndarray, encoder: FakeEncoder, n_test: i
     return write_generic(root, stimuli, captions, {"subj01": subj})
 
 
-def write_recon(root: Path, method: str, setting: str, images, recons: np.ndarray, stimuli: np.ndarray, params: dict | None = None) -> Path:
+def write_recon(
+    root: Path,
+    method: str,
+    setting: str,
+    images,
+    recons: np.ndarray,
+    stimuli: np.ndarray,
+    params: dict | None = None,
+) -> Path:
     """One RECON/<method>/<setting>/ folder; ``recons`` is uint8 (R, n, H, W, 3) in the order of ``images``."""
     folder = Path(root) / method / setting
     (folder / "images").mkdir(parents=True, exist_ok=True)
@@ -90,9 +104,17 @@ def write_recon(root: Path, method: str, setting: str, images, recons: np.ndarra
         strips[str(idx)] = f"strips/{idx:05d}.png"
     (folder / "config.yaml").write_text("preset: mini\n")
     manifest = {
-        "method": method, "setting": setting, "params": params or {}, "dataset": "test", "subject": "subj01",
-        "repeats": len(recons), "images": [int(i) for i in images], "files": files, "strips": strips,
-        "seconds_per_image": 0.1, "config": "config.yaml",
+        "method": method,
+        "setting": setting,
+        "params": params or {},
+        "dataset": "test",
+        "subject": "subj01",
+        "repeats": len(recons),
+        "images": [int(i) for i in images],
+        "files": files,
+        "strips": strips,
+        "seconds_per_image": 0.1,
+        "config": "config.yaml",
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder

@@ -56,7 +56,12 @@ def test_ssim_equals_skimage_with_reference_arguments(photos):
     ours = metrics.ssim(to_protocol(real), to_protocol(pred))
     rg = rgb2gray(reference_chain(real).permute(0, 2, 3, 1).numpy())
     pg = rgb2gray(reference_chain(pred).permute(0, 2, 3, 1).numpy())
-    expected = [structural_similarity(pg[i], rg[i], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0) for i in range(6)]
+    expected = [
+        structural_similarity(
+            pg[i], rg[i], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+        )
+        for i in range(6)
+    ]
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12)
     assert 0.5 < ours[0] < 1.0 and ours[5] == pytest.approx(1.0)
 
@@ -109,7 +114,9 @@ def test_two_way_on_a_shuffled_set_is_chance():
     perm = np.roll(np.arange(len(real)), 1)  # a derangement
     score = metrics.two_way_identification(real, real[perm]).mean()
     assert 0.42 < score < 0.58
-    np.testing.assert_allclose(metrics.two_way_identification(real, real[perm]), reference_two_way(real, real[perm]), atol=1e-12)
+    np.testing.assert_allclose(
+        metrics.two_way_identification(real, real[perm]), reference_two_way(real, real[perm]), atol=1e-12
+    )
 
 
 def test_two_way_with_two_images_and_ties_behaves_as_the_reference():
@@ -117,7 +124,9 @@ def test_two_way_with_two_images_and_ties_behaves_as_the_reference():
     # N = 2: each reconstruction scores 0 or 1, divided by N-1 = 1
     reals, preds = np.stack([a, b]), np.stack([a, a])
     np.testing.assert_array_equal(metrics.two_way_identification(reals, preds), [1.0, 0.0])
-    np.testing.assert_array_equal(metrics.two_way_identification(reals, preds), reference_two_way(reals, preds))
+    np.testing.assert_array_equal(
+        metrics.two_way_identification(reals, preds), reference_two_way(reals, preds)
+    )
     # a tie (two identical ground truths) is a failure: strict '<'
     reals, preds = np.stack([a, a, c]), np.stack([a, b, c])
     ours = metrics.two_way_identification(reals, preds)
@@ -136,13 +145,19 @@ def test_correlation_distance_equals_scipy(photos):
 
 def test_repeat_consistency_is_mean_pairwise_ssim(photos):
     x = to_protocol(photos[:3])
-    noisy = to_protocol(np.clip(photos[:3].astype(int) + np.random.default_rng(0).integers(-30, 30, photos[:3].shape), 0, 255).astype(np.uint8))
+    noisy = to_protocol(
+        np.clip(
+            photos[:3].astype(int) + np.random.default_rng(0).integers(-30, 30, photos[:3].shape), 0, 255
+        ).astype(np.uint8)
+    )
     from neuraldiffuser.evaluation.preprocess import grey, pixel_view
 
     g = np.stack([grey(pixel_view(x)), grey(pixel_view(noisy)), grey(pixel_view(x))])
     ours = metrics.repeat_consistency(g)
     pair = metrics.ssim_grey(g[0], g[1])
-    np.testing.assert_allclose(ours, (pair + pair + 1.0) / 3, atol=1e-12)  # pairs (0,1), (0,2) = identical, (1,2)
+    np.testing.assert_allclose(
+        ours, (pair + pair + 1.0) / 3, atol=1e-12
+    )  # pairs (0,1), (0,2) = identical, (1,2)
     np.testing.assert_allclose(metrics.repeat_consistency(np.stack([g[0], g[0]])), 1.0)
 
 
@@ -171,6 +186,12 @@ def test_protocol_resize_antialias_switch():
     """512² reconstructions shrink to 256² like torchvision 0.16 (no antialias) unless asked otherwise."""
     big = np.random.default_rng(0).integers(0, 256, (2, 512, 512, 3), dtype=np.uint8)
     t = torch.from_numpy(big).permute(0, 3, 1, 2).float() / 255
-    np.testing.assert_allclose(to_protocol(big).numpy(), transforms.Resize((256, 256), antialias=False)(t).numpy(), atol=1e-6)
-    np.testing.assert_allclose(to_protocol(big, antialias=True).numpy(), transforms.Resize((256, 256), antialias=True)(t).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        to_protocol(big).numpy(), transforms.Resize((256, 256), antialias=False)(t).numpy(), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        to_protocol(big, antialias=True).numpy(),
+        transforms.Resize((256, 256), antialias=True)(t).numpy(),
+        atol=1e-6,
+    )
     assert not np.allclose(to_protocol(big).numpy(), to_protocol(big, antialias=True).numpy(), atol=1e-3)

@@ -27,7 +27,9 @@ def wang_ssim(a: np.ndarray, b: np.ndarray) -> float:
     mu_a, mu_b = f(a), f(b)
     va, vb, cov = f(a * a) - mu_a**2, f(b * b) - mu_b**2, f(a * b) - mu_a * mu_b
     c1, c2 = 0.01**2, 0.03**2
-    return float((((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))).mean())
+    return float(
+        (((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))).mean()
+    )
 
 
 def test_score_pairs_known_answers():
@@ -38,10 +40,20 @@ def test_score_pairs_known_answers():
     np.testing.assert_allclose(s["mse"], 0.01, rtol=1e-12)
     np.testing.assert_allclose(s["pcc"], 1.0, atol=1e-12)  # an offset keeps the correlation
     same = score_pairs(real, real)
-    assert np.allclose(same["ssim_wang"], 1) and np.allclose(same["ssim_skimage"], 1) and np.allclose(same["mse"], 0)
+    assert (
+        np.allclose(same["ssim_wang"], 1)
+        and np.allclose(same["ssim_skimage"], 1)
+        and np.allclose(same["mse"], 0)
+    )
     s = score_pairs(real, pred)
-    np.testing.assert_allclose(s["ssim_wang"], [wang_ssim(a, b) for a, b in zip(real, pred, strict=True)], atol=1e-10)
-    np.testing.assert_allclose(s["pcc"], [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(real, pred, strict=True)], atol=1e-12)
+    np.testing.assert_allclose(
+        s["ssim_wang"], [wang_ssim(a, b) for a, b in zip(real, pred, strict=True)], atol=1e-10
+    )
+    np.testing.assert_allclose(
+        s["pcc"],
+        [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(real, pred, strict=True)],
+        atol=1e-12,
+    )
     assert not np.allclose(s["ssim_wang"], s["ssim_skimage"], atol=1e-3)  # two conventions, two numbers
 
 
@@ -62,7 +74,9 @@ def test_ridge_loo_matches_brute_force_refits():
 
     best, dual = ridge_loo(x, y, alphas)
     assert best == alphas[int(np.argmin([loo(a) for a in alphas]))]
-    np.testing.assert_allclose(x @ x.T @ dual, x @ x.T @ np.linalg.solve(x @ x.T + best * np.eye(15), y), atol=1e-8)
+    np.testing.assert_allclose(
+        x @ x.T @ dual, x @ x.T @ np.linalg.solve(x @ x.T + best * np.eye(15), y), atol=1e-8
+    )
 
 
 def test_fit_policy_round_trips_size_and_mode():
@@ -71,8 +85,12 @@ def test_fit_policy_round_trips_size_and_mode():
     stack = to_stack(grey, 64)
     assert stack.shape == (2, 64, 64, 3)
     back = to_stimulus(stack, (20, 12), "L")
-    assert back.shape == (2, 20, 12) and np.abs(back.astype(int) - grey[..., 0]).mean() < 25  # Lanczos there and back
-    assert to_stimulus(to_stack(grey[:, :12, :12], 12), (12, 12), "L").tolist() == grey[:, :12, :12, 0].tolist()  # same size: exact
+    assert (
+        back.shape == (2, 20, 12) and np.abs(back.astype(int) - grey[..., 0]).mean() < 25
+    )  # Lanczos there and back
+    assert (
+        to_stimulus(to_stack(grey[:, :12, :12], 12), (12, 12), "L").tolist() == grey[:, :12, :12, 0].tolist()
+    )  # same size: exact
 
 
 @pytest.fixture
@@ -80,16 +98,30 @@ def native_set(tmp_path):
     """24 greyscale 16 × 16 images, betas linear in the pixels (+ noise), 6 test images; a perfect recon folder."""
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, (24, 16, 16), dtype=np.uint8)
-    betas = images.reshape(24, -1).astype(np.float32) / 255 @ rng.standard_normal((256, 300)).astype(np.float32) + rng.normal(0, 0.5, (24, 300))
+    betas = images.reshape(24, -1).astype(np.float32) / 255 @ rng.standard_normal((256, 300)).astype(
+        np.float32
+    ) + rng.normal(0, 0.5, (24, 300))
     root = import_dataset(tmp_path / "ds", images, betas.astype(np.float32), test=list(range(18, 24)))
     folder = tmp_path / "recon" / "perfect" / "s"
     (folder / "images").mkdir(parents=True)
     files = {}
     for i in range(18, 24):
-        Image.fromarray(to_stack(np.repeat(images[i : i + 1, ..., None], 3, -1), 64)[0]).save(folder / "images" / f"{i}_r0.png")
+        Image.fromarray(to_stack(np.repeat(images[i : i + 1, ..., None], 3, -1), 64)[0]).save(
+            folder / "images" / f"{i}_r0.png"
+        )
         files[str(i)] = [f"images/{i}_r0.png"]
-    (folder / "manifest.json").write_text(json.dumps({"method": "perfect", "setting": "s", "repeats": 1, "images": list(range(18, 24)),
-                                                      "files": files, "subject": "subj01"}))
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            {
+                "method": "perfect",
+                "setting": "s",
+                "repeats": 1,
+                "images": list(range(18, 24)),
+                "files": files,
+                "subject": "subj01",
+            }
+        )
+    )
     return root, images, tmp_path / "recon"
 
 
@@ -97,17 +129,26 @@ def test_native_evaluation_scores_baselines_and_recons(native_set):
     root, images, recon = native_set
     doc = native_evaluation(find_recon_folders([recon]), open_dataset(root))
     rows = {r["method"]: r for r in doc["rows"]}
-    assert doc["protocol"]["size"] == [16, 16] and doc["protocol"]["mode"] == "L" and doc["images"] == list(range(18, 24))
+    assert (
+        doc["protocol"]["size"] == [16, 16]
+        and doc["protocol"]["mode"] == "L"
+        and doc["images"] == list(range(18, 24))
+    )
     mean = images[:18].astype(float).mean(0) / 255
     expect = [((images[i] / 255 - mean) ** 2).mean() for i in range(18, 24)]
     np.testing.assert_allclose(rows["mean_image"]["per_image"]["mse"], expect, rtol=1e-9)
-    assert rows["perfect"]["values"]["pcc"]["mean"] > 0.95 and rows["perfect"]["values"]["ssim_wang"]["mean"] > 0.85  # white noise through 16 → 64 → 16 px: 0.967
+    assert (
+        rows["perfect"]["values"]["pcc"]["mean"] > 0.95
+        and rows["perfect"]["values"]["ssim_wang"]["mean"] > 0.85
+    )  # white noise through 16 → 64 → 16 px: 0.967
     assert rows["pixel_ridge"]["values"]["pcc"]["mean"] > rows["mean_image"]["values"]["pcc"]["mean"]
 
 
 def test_cli_native_writes_json(native_set, tmp_path, capsys):
     root, _, recon = native_set
-    assert main(["evaluate", str(recon), "--truth", str(root), "--native", "--out", str(tmp_path / "ev")]) == 0
+    assert (
+        main(["evaluate", str(recon), "--truth", str(root), "--native", "--out", str(tmp_path / "ev")]) == 0
+    )
     out = capsys.readouterr().out
     assert "pixel_ridge" in out and "mean_image" in out and "16×16 L" in out
     doc = json.loads((tmp_path / "ev" / "native.json").read_text())
@@ -123,7 +164,9 @@ def test_reconstructions_are_also_written_at_the_stimulus_size_and_mode(tmp_path
     with Image.open(tmp_path / record["native"][1]) as im:
         assert im.mode == "L" and im.size == (28, 28)
         np.testing.assert_array_equal(np.asarray(im), to_stimulus(out[1:], (28, 28), "L")[0])
-    assert write_native({"stimulus_size": [64, 64], "stimulus_mode": "RGB"}, out, tmp_path, 8) == {}  # already the stimulus
+    assert (
+        write_native({"stimulus_size": [64, 64], "stimulus_mode": "RGB"}, out, tmp_path, 8) == {}
+    )  # already the stimulus
     assert write_native({}, out, tmp_path, 9) == {}  # simulated/NSD sets: nothing extra
 
 
@@ -136,8 +179,14 @@ def test_held_out_training_images_are_scored_without_baselines(native_set, tmp_p
     m.update(images=[2, 3], files={"2": ["images/2_r0.png"], "3": ["images/3_r0.png"]})
     (folder / "manifest.json").write_text(json.dumps(m))
     doc = native_evaluation(find_recon_folders([recon]), open_dataset(root))
-    assert [r["method"] for r in doc["rows"]] == ["perfect"] and doc["images"] == [2, 3] and doc["protocol"]["ridge_alpha"] is None
-    assert doc["rows"][0]["values"]["pcc"]["mean"] < 0.5  # images 18, 19 scored against stimuli 2, 3: unrelated noise
+    assert (
+        [r["method"] for r in doc["rows"]] == ["perfect"]
+        and doc["images"] == [2, 3]
+        and doc["protocol"]["ridge_alpha"] is None
+    )
+    assert (
+        doc["rows"][0]["values"]["pcc"]["mean"] < 0.5
+    )  # images 18, 19 scored against stimuli 2, 3: unrelated noise
 
 
 def test_sampler_settings_are_chosen_by_native_scores(native_set, tiny_stack, tmp_path):
@@ -149,12 +198,27 @@ def test_sampler_settings_are_chosen_by_native_scores(native_set, tiny_stack, tm
     rng = np.random.default_rng(0)
     shapes = {"c": (77, 16), "z": (4, 8, 8), "g": (6, 17, 16)}
     images = np.arange(2, 5)  # training images, as `decode --holdout` gives
-    decoded = write_store(tmp_path / "held.hdf5", images, {k: rng.standard_normal((3, *s)).astype(np.float32) for k, s in shapes.items()}, attrs={"subject": "subj01"})
-    cfg = load_config(overrides={"zoo": {"path": str(tiny_stack)}, "data": {"path": str(root)}, "sampler": {"steps": 4, "repeats": 1, "autocast": "off"}})
+    decoded = write_store(
+        tmp_path / "held.hdf5",
+        images,
+        {k: rng.standard_normal((3, *s)).astype(np.float32) for k, s in shapes.items()},
+        attrs={"subject": "subj01"},
+    )
+    cfg = load_config(
+        overrides={
+            "zoo": {"path": str(tiny_stack)},
+            "data": {"path": str(root)},
+            "sampler": {"steps": 4, "repeats": 1, "autocast": "off"},
+        }
+    )
     grid = [{"strength": 0.25, "kappa": 0.0, "eta": 0.0}, {"strength": 1.0, "kappa": 0.0, "eta": 0.0}]
     with one_thread():
         best, table = choose_sampler_settings(cfg, decoded, tmp_path / "val", grid)
-    assert len(table) == 2 and table[0]["score"] >= table[1]["score"] and best == {k: table[0][k] for k in grid[0]}
+    assert (
+        len(table) == 2
+        and table[0]["score"] >= table[1]["score"]
+        and best == {k: table[0][k] for k in grid[0]}
+    )
     folder = tmp_path / "val" / f"strength={best['strength']:g}" / "neuraldiffuser" / "kappa=0_eta=0"
     scores = score_folder_of(folder, root)
     assert criterion(scores) == pytest.approx(table[0]["score"], abs=1e-9)
@@ -173,4 +237,6 @@ def test_extract_pads_non_square_stimuli_like_the_stack():
     rng = np.random.default_rng(6)
     wide = rng.integers(0, 256, (1, 10, 20, 3), dtype=np.uint8)
     np.testing.assert_array_equal(resize_images(wide, 20), to_stack(wide, 20))  # padded, not stretched
-    assert resize_images(wide, 20)[0, :5, 3].tolist() == [wide[0, 0, 3].tolist()] * 5  # the top edge row repeated
+    assert (
+        resize_images(wide, 20)[0, :5, 3].tolist() == [wide[0, 0, 3].tolist()] * 5
+    )  # the top edge row repeated

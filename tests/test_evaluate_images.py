@@ -60,16 +60,24 @@ def independent(truth: np.ndarray, recon: np.ndarray) -> tuple[np.ndarray, np.nd
     """Per-image PixCorr and SSIM, computed directly with torchvision/numpy/skimage."""
     t425 = TF.resize(protocol_256(truth), 425, interpolation=InterpolationMode.BILINEAR, antialias=False)
     r425 = TF.resize(protocol_256(recon), 425, interpolation=InterpolationMode.BILINEAR, antialias=False)
-    pix = [np.corrcoef(a.reshape(-1).numpy(), b.reshape(-1).numpy())[0, 1] for a, b in zip(t425, r425, strict=True)]
+    pix = [
+        np.corrcoef(a.reshape(-1).numpy(), b.reshape(-1).numpy())[0, 1]
+        for a, b in zip(t425, r425, strict=True)
+    ]
     tg, rg = rgb2gray(t425.permute(0, 2, 3, 1).numpy()), rgb2gray(r425.permute(0, 2, 3, 1).numpy())
-    ssim = [structural_similarity(b, a, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0) for a, b in zip(tg, rg, strict=True)]
+    ssim = [
+        structural_similarity(
+            b, a, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+        )
+        for a, b in zip(tg, rg, strict=True)
+    ]
     return np.array(pix), np.array(ssim)
 
 
 def tiles_of(folder, index: int, k: int, n_tiles: int = 6) -> np.ndarray:
     strip = np.asarray(Image.open(folder / f"{index:05d}.png").convert("RGB"))
     w = strip.shape[1] // n_tiles
-    return strip[:, k * w:(k + 1) * w]
+    return strip[:, k * w : (k + 1) * w]
 
 
 def run(args, capsys) -> tuple[int, str]:
@@ -85,8 +93,24 @@ def held_out(tmp_path_factory):
     write_strips(root / "unguided", 6, 96, sd=50, seed=1)
     write_strips(root / "guided", 6, 96, sd=25, seed=2)
     out = root / "out"
-    rc = main(["evaluate-images", str(root / "unguided"), str(root / "guided"), "--strips", "6", "--out", str(out), "--metrics", FAST,
-               "--label", "unguided", "--label", "guided", "--no-report"])
+    rc = main(
+        [
+            "evaluate-images",
+            str(root / "unguided"),
+            str(root / "guided"),
+            "--strips",
+            "6",
+            "--out",
+            str(out),
+            "--metrics",
+            FAST,
+            "--label",
+            "unguided",
+            "--label",
+            "guided",
+            "--no-report",
+        ]
+    )
     assert rc == 0
     return root, json.loads((out / "metrics.json").read_text())
 
@@ -98,12 +122,18 @@ def test_strips_agree_with_independent_pixcorr_and_ssim(held_out):
         images = rows[(setting, "repeat0")]["images"]
         assert images == [3, 5, 7, 9, 11, 13]
         truth = np.stack([tiles_of(root / setting, i, 0) for i in images])
-        per_rep = [independent(truth, np.stack([tiles_of(root / setting, i, r + 1) for i in images])) for r in range(5)]
+        per_rep = [
+            independent(truth, np.stack([tiles_of(root / setting, i, r + 1) for i in images]))
+            for r in range(5)
+        ]
         pix0, ssim0 = per_rep[0]
         row = rows[(setting, "repeat0")]
         np.testing.assert_allclose(row["per_image"]["PixCorr"], pix0, atol=2e-3)
         np.testing.assert_allclose(row["per_image"]["SSIM"], ssim0, atol=2e-3)
-        assert abs(row["values"]["PixCorr"] - pix0.mean()) < 2e-3 and abs(row["values"]["SSIM"] - ssim0.mean()) < 2e-3
+        assert (
+            abs(row["values"]["PixCorr"] - pix0.mean()) < 2e-3
+            and abs(row["values"]["SSIM"] - ssim0.mean()) < 2e-3
+        )
         mean = rows[(setting, "mean")]
         assert abs(mean["values"]["SSIM"] - np.mean([s.mean() for _, s in per_rep])) < 2e-3
         assert mean["values"]["Repeat SSIM"] > 0.1
@@ -113,9 +143,15 @@ def test_paired_guided_minus_unguided_is_in_the_json(held_out):
     _, doc = held_out
     rows = {(r["setting"], r["policy"]): r for r in doc["rows"]}
     comp = {c["policy"]: c for c in doc["comparisons"]}
-    assert set(comp) == {"repeat0", "mean"} and comp["repeat0"]["setting"] == "guided" and comp["repeat0"]["baseline"] == "unguided"
+    assert (
+        set(comp) == {"repeat0", "mean"}
+        and comp["repeat0"]["setting"] == "guided"
+        and comp["repeat0"]["baseline"] == "unguided"
+    )
     for policy in ("repeat0", "mean"):
-        d = np.subtract(rows[("guided", policy)]["per_image"]["SSIM"], rows[("unguided", policy)]["per_image"]["SSIM"])
+        d = np.subtract(
+            rows[("guided", policy)]["per_image"]["SSIM"], rows[("unguided", policy)]["per_image"]["SSIM"]
+        )
         diff = comp[policy]["differences"]["SSIM"]
         assert diff["n"] == 6 and diff["mean"] == pytest.approx(d.mean(), abs=1e-12)
         half = 1.959963984540054 * d.std(ddof=1) / np.sqrt(6)
@@ -135,10 +171,15 @@ def test_files_layout_against_npy_hdf5_and_folder_truths(tmp_path, capsys):
     for i in (1, 2, 4):
         Image.fromarray(truth[i]).save(tmp_path / "tf" / f"{i:05d}.png")
         for r in range(2):
-            Image.fromarray(noisy(np.asarray(Image.fromarray(truth[i]).resize((80, 80))), 30, 10 * i + r)).save(rec / f"{i:05d}_r{r}.png")
+            Image.fromarray(
+                noisy(np.asarray(Image.fromarray(truth[i]).resize((80, 80))), 30, 10 * i + r)
+            ).save(rec / f"{i:05d}_r{r}.png")
     results = []
     for t in ("truth.npy", "truth.hdf5", "tf"):
-        rc, text = run([rec, "--truth", tmp_path / t, "--out", tmp_path / f"o_{t}", "--metrics", FAST, "--no-report"], capsys)
+        rc, text = run(
+            [rec, "--truth", tmp_path / t, "--out", tmp_path / f"o_{t}", "--metrics", FAST, "--no-report"],
+            capsys,
+        )
         assert rc == 0, text
         doc = json.loads((tmp_path / f"o_{t}" / "metrics.json").read_text())
         row = next(r for r in doc["rows"] if r["policy"] == "repeat0")
@@ -155,25 +196,62 @@ def test_blend_and_subset_follow_the_formula(tmp_path, capsys):
     write_strips(tmp_path / "blur", 4, 64, sd=10, seed=4, repeats=1)
     (tmp_path / "subset.txt").write_text("# two of them\n5, 9\n")
     out = tmp_path / "o"
-    rc, text = run([tmp_path / "ref", "--strips", "6", "--blurry", tmp_path / "blur", "--out", out, "--metrics", "PixCorr",
-                    "--subset", tmp_path / "subset.txt", "--no-report"], capsys)
-    assert rc == 2 and "not divisible by --strips 6" in text and "blur" in text  # blurry folders share the layout (K tiles)
+    rc, text = run(
+        [
+            tmp_path / "ref",
+            "--strips",
+            "6",
+            "--blurry",
+            tmp_path / "blur",
+            "--out",
+            out,
+            "--metrics",
+            "PixCorr",
+            "--subset",
+            tmp_path / "subset.txt",
+            "--no-report",
+        ],
+        capsys,
+    )
+    assert (
+        rc == 2 and "not divisible by --strips 6" in text and "blur" in text
+    )  # blurry folders share the layout (K tiles)
     blur = tmp_path / "blur6"
     blur.mkdir()
     for i in (3, 5, 7, 9):
         s = np.asarray(Image.open(tmp_path / "blur" / f"{i:05d}.png"))
         Image.fromarray(np.concatenate([s[:, :64]] + [s[:, 64:]] * 5, axis=1)).save(blur / f"{i:05d}.png")
-    rc, text = run([tmp_path / "ref", "--strips", "6", "--blurry", blur, "--out", out, "--metrics", "PixCorr",
-                    "--subset", tmp_path / "subset.txt", "--no-report"], capsys)
+    rc, text = run(
+        [
+            tmp_path / "ref",
+            "--strips",
+            "6",
+            "--blurry",
+            blur,
+            "--out",
+            out,
+            "--metrics",
+            "PixCorr",
+            "--subset",
+            tmp_path / "subset.txt",
+            "--no-report",
+        ],
+        capsys,
+    )
     assert rc == 0, text
     doc = json.loads((out / "metrics.json").read_text())
     row = next(r for r in doc["rows"] if r["policy"] == "repeat0")
     assert row["images"] == [5, 9] and doc["protocol"]["blend"]["weight_refined"] == 0.75
     truth = np.stack([tiles_of(tmp_path / "ref", i, 0) for i in (5, 9)])
-    mix = 0.75 * protocol_256(np.stack([tiles_of(tmp_path / "ref", i, 1) for i in (5, 9)])) + 0.25 * protocol_256(np.stack([tiles_of(blur, i, 1) for i in (5, 9)]))
+    mix = 0.75 * protocol_256(
+        np.stack([tiles_of(tmp_path / "ref", i, 1) for i in (5, 9)])
+    ) + 0.25 * protocol_256(np.stack([tiles_of(blur, i, 1) for i in (5, 9)]))
     t425 = TF.resize(protocol_256(truth), 425, interpolation=InterpolationMode.BILINEAR, antialias=False)
     m425 = TF.resize(mix, 425, interpolation=InterpolationMode.BILINEAR, antialias=False)
-    expect = [np.corrcoef(a.reshape(-1).numpy(), b.reshape(-1).numpy())[0, 1] for a, b in zip(t425, m425, strict=True)]
+    expect = [
+        np.corrcoef(a.reshape(-1).numpy(), b.reshape(-1).numpy())[0, 1]
+        for a, b in zip(t425, m425, strict=True)
+    ]
     np.testing.assert_allclose(row["per_image"]["PixCorr"], expect, atol=1e-4)
 
 
@@ -203,8 +281,14 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys, case):
     rc, text = run([*args, "--out", tmp_path / "o", "--metrics", "PixCorr", "--no-report"], capsys)
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     assert rc == 2 and len(lines) == 1 and lines[0].startswith("error:"), text
-    expected = {"width": "not divisible by --strips 6", "mixed": "mixed image sizes", "count": "2 images here but 3",
-                "unreadable": "cannot read image", "naming": "strip_a.png", "no-truth": "--truth"}[case]
+    expected = {
+        "width": "not divisible by --strips 6",
+        "mixed": "mixed image sizes",
+        "count": "2 images here but 3",
+        "unreadable": "cannot read image",
+        "naming": "strip_a.png",
+        "no-truth": "--truth",
+    }[case]
     assert expected in lines[0]
     assert not (tmp_path / "o" / "metrics.json").exists()
 
@@ -215,8 +299,24 @@ def test_all_tiles_as_repeats_against_a_truth_folder_with_the_mean_as_headline(t
     for i, t in truths.items():
         Image.fromarray(t).save(tmp_path / "t" / f"{i:05d}.png")
     out = tmp_path / "o"
-    rc, text = run([tmp_path / "s", "--strips", "6", "--truth-tile", "none", "--truth", tmp_path / "t", "--policy", "mean",
-                    "--out", out, "--metrics", "SSIM"], capsys)
+    rc, text = run(
+        [
+            tmp_path / "s",
+            "--strips",
+            "6",
+            "--truth-tile",
+            "none",
+            "--truth",
+            tmp_path / "t",
+            "--policy",
+            "mean",
+            "--out",
+            out,
+            "--metrics",
+            "SSIM",
+        ],
+        capsys,
+    )
     assert rc == 0, text
     doc = json.loads((out / "metrics.json").read_text())
     rows = {r["policy"]: r for r in doc["rows"]}
@@ -224,7 +324,9 @@ def test_all_tiles_as_repeats_against_a_truth_folder_with_the_mean_as_headline(t
     # tile 0 is the stimulus itself: as repeat 0 its SSIM against the truth folder is 1
     np.testing.assert_allclose(rows["repeat0"]["per_image"]["SSIM"], 1.0, atol=1e-9)
     assert rows["mean"]["values"]["SSIM"] < 1.0
-    assert (out / "report.html").is_file() and "s · 3 images × 6 repeats · mean" in (out / "report.html").read_text()
+    assert (out / "report.html").is_file() and "s · 3 images × 6 repeats · mean" in (
+        out / "report.html"
+    ).read_text()
 
 
 def test_truth_from_one_of_our_datasets_and_a_missing_index(tmp_path, capsys, generic_dir, arrays):
@@ -232,13 +334,23 @@ def test_truth_from_one_of_our_datasets_and_a_missing_index(tmp_path, capsys, ge
     rec = tmp_path / "rec"
     rec.mkdir()
     for i in (7, 8, 9):
-        Image.fromarray(noisy(np.kron(images[i], np.ones((4, 4, 1), np.uint8)), 40, i)).save(rec / f"{i:05d}.png")  # 32² from 8²
-    rc, text = run([rec, "--truth", generic_dir, "--out", tmp_path / "o", "--metrics", "PixCorr", "--no-report"], capsys)
+        Image.fromarray(noisy(np.kron(images[i], np.ones((4, 4, 1), np.uint8)), 40, i)).save(
+            rec / f"{i:05d}.png"
+        )  # 32² from 8²
+    rc, text = run(
+        [rec, "--truth", generic_dir, "--out", tmp_path / "o", "--metrics", "PixCorr", "--no-report"], capsys
+    )
     assert rc == 0, text
-    row = next(r for r in json.loads((tmp_path / "o" / "metrics.json").read_text())["rows"] if r["policy"] == "repeat0")
+    row = next(
+        r
+        for r in json.loads((tmp_path / "o" / "metrics.json").read_text())["rows"]
+        if r["policy"] == "repeat0"
+    )
     recon = np.stack([np.asarray(Image.open(rec / f"{i:05d}.png")) for i in (7, 8, 9)])
     pix, _ = independent(images[[7, 8, 9]], recon)
     np.testing.assert_allclose(row["per_image"]["PixCorr"], pix, atol=2e-3)
     Image.fromarray(recon[0]).save(rec / "00012.png")  # the dataset holds 10 images
-    rc, text = run([rec, "--truth", generic_dir, "--out", tmp_path / "o2", "--metrics", "PixCorr", "--no-report"], capsys)
+    rc, text = run(
+        [rec, "--truth", generic_dir, "--out", tmp_path / "o2", "--metrics", "PixCorr", "--no-report"], capsys
+    )
     assert rc == 2 and "1 of 4 reconstructed images have no truth, e.g. [12]" in text

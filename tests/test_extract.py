@@ -33,7 +33,11 @@ def test_extract_equals_direct_computation(tmp_path, tiny_stack, generic_dir, co
     with TargetStore(out) as st:
         assert st.done.all() and list(st.image) == list(range(10))
         assert st.shape("z") == (4, 8, 8) and st.shape("c") == (77, 16) and st.shape("g") == (6, 17, 16)
-        assert st.attrs["z_mode"] == "mode" and st.attrs["resolution"] == 16 and st.attrs["guidance_layers"] == [0, 1, 2, 3, 4, 5]
+        assert (
+            st.attrs["z_mode"] == "mode"
+            and st.attrs["resolution"] == 16
+            and st.attrs["guidance_layers"] == [0, 1, 2, 3, 4, 5]
+        )
         assert st.attrs["latent_scale"] == pytest.approx(comp.vae.config.scaling_factor)
         # z: LANCZOS 8 → 16 px, [-1, 1], VAE posterior mode × scaling factor
         up = np.stack([np.asarray(Image.fromarray(im).resize((16, 16), Image.LANCZOS)) for im in images])
@@ -43,7 +47,9 @@ def test_extract_equals_direct_computation(tmp_path, tiny_stack, generic_dir, co
         # c: mean over the image's captions of the last hidden state
         for i in (0, 7):
             caps = ds.captions_of(i)
-            tok = comp.tokenizer(caps, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+            tok = comp.tokenizer(
+                caps, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+            )
             c = comp.text_encoder(tok.input_ids).last_hidden_state.mean(0)
             np.testing.assert_allclose(st.get("c", [i])[0], c.numpy(), atol=1e-5)
         # g: the guidance encoder on the original 8 px image
@@ -54,8 +60,12 @@ def test_extract_equals_direct_computation(tmp_path, tiny_stack, generic_dir, co
 @torch.no_grad()
 def test_z_sample_is_fixed_per_image(tmp_path, tiny_stack, generic_dir, comp):
     ds = open_dataset(generic_dir)
-    a = ex.extract_targets(_cfg(tiny_stack, targets=["z"], batch_size=3), ds, tmp_path / "a.hdf5", components=comp)
-    b = ex.extract_targets(_cfg(tiny_stack, targets=["z"], batch_size=10), ds, tmp_path / "b.hdf5", components=comp)
+    a = ex.extract_targets(
+        _cfg(tiny_stack, targets=["z"], batch_size=3), ds, tmp_path / "a.hdf5", components=comp
+    )
+    b = ex.extract_targets(
+        _cfg(tiny_stack, targets=["z"], batch_size=10), ds, tmp_path / "b.hdf5", components=comp
+    )
     za, zb = TargetStore(a).get("z", np.arange(10)), TargetStore(b).get("z", np.arange(10))
     # The batch size does not change the draws. A wrong draw moves z by about its posterior std (~0.1); the
     # encoder itself varies with the batch shape by float rounding (9e-8 here, 4e-5 for the mini zoo's VAE
@@ -69,7 +79,9 @@ def test_z_sample_is_fixed_per_image(tmp_path, tiny_stack, generic_dir, comp):
     assert TargetStore(a).attrs["z_mode"] == "sample" and TargetStore(a).attrs["z_seed"] == 42
 
 
-def test_resumes_after_interruption_and_refuses_other_settings(tmp_path, tiny_stack, generic_dir, comp, monkeypatch):
+def test_resumes_after_interruption_and_refuses_other_settings(
+    tmp_path, tiny_stack, generic_dir, comp, monkeypatch
+):
     ds = open_dataset(generic_dir)
     cfg = _cfg(tiny_stack, batch_size=3)
     full = TargetStore(ex.extract_targets(cfg, ds, tmp_path / "full.hdf5", components=comp))
@@ -87,7 +99,11 @@ def test_resumes_after_interruption_and_refuses_other_settings(tmp_path, tiny_st
     assert TargetStore(tmp_path / "part.hdf5", complete=False).done.tolist() == [True] * 6 + [False] * 4
     monkeypatch.setattr(ex, "write_rows", real_write)
     real_encode = ex.encode_captions
-    monkeypatch.setattr(ex, "encode_captions", lambda comp, caps: calls["encoded"].append(len(caps)) or real_encode(comp, caps))
+    monkeypatch.setattr(
+        ex,
+        "encode_captions",
+        lambda comp, caps: calls["encoded"].append(len(caps)) or real_encode(comp, caps),
+    )
     part = TargetStore(ex.extract_targets(cfg, ds, tmp_path / "part.hdf5", components=comp))
     assert calls["encoded"] == [3, 1]  # only the 4 missing images were computed
     assert part.done.all()
@@ -103,15 +119,35 @@ def test_cli_extract(tmp_path, tiny_stack, generic_dir):
     from neuraldiffuser.cli.main import main
 
     out = tmp_path / "targets.hdf5"
-    rc = main(["extract", str(generic_dir), "--out", str(out), "--set", f"zoo.path={tiny_stack}", "--set", "extract.targets=[c]"])
+    rc = main(
+        [
+            "extract",
+            str(generic_dir),
+            "--out",
+            str(out),
+            "--set",
+            f"zoo.path={tiny_stack}",
+            "--set",
+            "extract.targets=[c]",
+        ]
+    )
     assert rc == 0
     with TargetStore(out) as st:
         assert st.keys == ["c"] and st.done.all()
     assert (tmp_path / "targets.config.yaml").is_file()
 
 
-@pytest.mark.parametrize("targets, loaded", [(["z", "c", "g"], {"vae", "tokenizer", "text_encoder", "guidance"}), (["c"], {"tokenizer", "text_encoder"}), (["g"], {"guidance"})])
-def test_extract_loads_only_what_each_target_needs(tmp_path, tiny_stack, generic_dir, monkeypatch, targets, loaded):
+@pytest.mark.parametrize(
+    "targets, loaded",
+    [
+        (["z", "c", "g"], {"vae", "tokenizer", "text_encoder", "guidance"}),
+        (["c"], {"tokenizer", "text_encoder"}),
+        (["g"], {"guidance"}),
+    ],
+)
+def test_extract_loads_only_what_each_target_needs(
+    tmp_path, tiny_stack, generic_dir, monkeypatch, targets, loaded
+):
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     def refuse(*args, **kwargs):
@@ -126,6 +162,8 @@ def test_extract_loads_only_what_each_target_needs(tmp_path, tiny_stack, generic
     models = {"unet", "vae", "tokenizer", "text_encoder", "guidance", "scheduler"}
     assert models & set(comp.__dict__) == loaded
     with TargetStore(out) as st:
-        assert st.done.all() and st.attrs["resolution"] == 16  # the UNet's sample_size 8 × VAE factor 2, from config.json
+        assert (
+            st.done.all() and st.attrs["resolution"] == 16
+        )  # the UNet's sample_size 8 × VAE factor 2, from config.json
         if "z" in targets:
             assert st.shape("z") == (4, 8, 8)

@@ -27,9 +27,13 @@ def repeated(tmp_path):
     split = np.array(["train"] * sum(counts) + ["test"] * 6)
     order = np.random.default_rng(1).permutation(len(image))
     image, split = image[order], split[order]
-    betas = np.arange(len(image), dtype=np.float32)[:, None] * np.ones((1, 5), np.float32)  # row r holds the value r
+    betas = np.arange(len(image), dtype=np.float32)[:, None] * np.ones(
+        (1, 5), np.float32
+    )  # row r holds the value r
     arrays = {"subj01": SubjectArrays(betas, image, np.ones(len(image), dtype=np.int64), split)}
-    root = write_generic(tmp_path / "ds", np.zeros((20, 4, 4, 3), np.uint8), {i: ["x"] for i in range(20)}, arrays)
+    root = write_generic(
+        tmp_path / "ds", np.zeros((20, 4, 4, 3), np.uint8), {i: ["x"] for i in range(20)}, arrays
+    )
     return open_dataset(root).subject("subj01"), image, split
 
 
@@ -42,9 +46,13 @@ def test_holdout_set_draws_images_seen_often_enough_with_their_first_trials(repe
     for im, rows in zip(held.images, held.rows, strict=True):
         trials = np.flatnonzero((image == im) & (split == "train"))  # rows of that image, ascending
         assert rows.tolist() == trials[:3].tolist()
-    np.testing.assert_allclose(subj.test_betas(held)[:, 0], held.rows.mean(1), rtol=1e-6)  # betas row r holds r
+    np.testing.assert_allclose(
+        subj.test_betas(held)[:, 0], held.rows.mean(1), rtol=1e-6
+    )  # betas row r holds r
     assert subj.holdout_set(4, seed=0, repeats=3).images.tolist() == held.images.tolist()  # reproducible
-    assert len({tuple(subj.holdout_set(4, seed=s, repeats=3).images) for s in range(8)}) > 1  # the seed matters
+    assert (
+        len({tuple(subj.holdout_set(4, seed=s, repeats=3).images) for s in range(8)}) > 1
+    )  # the seed matters
     with pytest.raises(DataError, match="only 6 training images were shown 3"):
         subj.holdout_set(7, seed=0, repeats=3)
 
@@ -56,15 +64,21 @@ def test_training_rows_leave_out_the_held_out_images_of_the_target_only(repeated
     rows = training_rows(subj, data, seed=5)
     assert not np.isin(subj.image_of_rows(rows), held.images).any()
     assert len(rows) == len(subj.train_rows()) - int(np.isin(image, held.images).sum())
-    other = data.model_copy(update={"subject": "subj02"})  # subj01 is then a pretraining subject: all its trials
-    assert holdout_set(subj, other, 5) is None and len(training_rows(subj, other, 5)) == len(subj.train_rows())
+    other = data.model_copy(
+        update={"subject": "subj02"}
+    )  # subj01 is then a pretraining subject: all its trials
+    assert holdout_set(subj, other, 5) is None and len(training_rows(subj, other, 5)) == len(
+        subj.train_rows()
+    )
 
 
 @pytest.fixture(scope="module")
 def held_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("holdout")
     ds, targets, _ = make_decoder_data(root)
-    cfg = tiny_config(ds, data={"holdout_images": 8, "test_repeats": 1})  # the fixture shows each training image once
+    cfg = tiny_config(
+        ds, data={"holdout_images": 8, "test_repeats": 1}
+    )  # the fixture shows each training image once
     with one_thread():
         train_decoders(cfg, root / "run", targets)
     return cfg, root / "run", ds, targets
@@ -78,10 +92,16 @@ def test_training_never_sees_the_held_out_images(held_run):
     assert json.loads((run_dir / "decoders" / "manifest.json").read_text())["holdout_images"] == 8
     assert json.loads((run_dir / "decoders" / "manifest.json").read_text())["train_images"] == 48 - 8
     scaler = VoxelScaler.load(run_dir / "decoders" / "scaler.safetensors")
-    np.testing.assert_allclose(scaler.mean, subj.read(kept).mean(0), rtol=1e-5)  # not the mean over every training row
+    np.testing.assert_allclose(
+        scaler.mean, subj.read(kept).mean(0), rtol=1e-5
+    )  # not the mean over every training row
     assert not np.allclose(scaler.mean, subj.read(subj.train_rows()).mean(0), rtol=1e-5)
     stats = load_file(str(run_dir / "decoders" / "z_stats.safetensors"))
-    np.testing.assert_allclose(stats["mean"], TargetStore(targets).get_images("z", np.unique(subj.image_of_rows(kept))).mean(0), atol=1e-6)
+    np.testing.assert_allclose(
+        stats["mean"],
+        TargetStore(targets).get_images("z", np.unique(subj.image_of_rows(kept))).mean(0),
+        atol=1e-6,
+    )
 
 
 def test_decode_holdout_writes_the_held_out_images_like_any_trials(held_run, tmp_path):
@@ -96,7 +116,13 @@ def test_decode_holdout_writes_the_held_out_images_like_any_trials(held_run, tmp
     held = holdout_set(subj, cfg.data, cfg.seed)
     assert store.image.tolist() == held.images.tolist() and store.attrs["split"] == "holdout"
     assert TargetStore(run_dir / "decoded_holdout_ridge.hdf5").attrs["method"] == "ridge"
-    same = TargetStore(decode_betas(cfg, run_dir, subj.read(held.rows[:, 0]), held.images, tmp_path / "same.hdf5"))
+    same = TargetStore(
+        decode_betas(cfg, run_dir, subj.read(held.rows[:, 0]), held.images, tmp_path / "same.hdf5")
+    )
     np.testing.assert_allclose(store.get("c", np.arange(8)), same.get("c", np.arange(8)), atol=1e-6)
     with pytest.raises(ConfigError, match="held out 8 images; the config says data.holdout_images = 0"):
-        decode_holdout(cfg.model_copy(update={"data": cfg.data.model_copy(update={"holdout_images": 0})}), run_dir, tmp_path / "x.hdf5")
+        decode_holdout(
+            cfg.model_copy(update={"data": cfg.data.model_copy(update={"holdout_images": 0})}),
+            run_dir,
+            tmp_path / "x.hdf5",
+        )

@@ -27,9 +27,17 @@ def test_npy_round_trip_greyscale(tmp_path, digits_like):
     images, betas = digits_like
     np.save(tmp_path / "stim.npy", images)
     np.save(tmp_path / "betas.npy", betas)
-    root = import_dataset(tmp_path / "ds", tmp_path / "stim.npy", tmp_path / "betas.npy", test=[9, 10, 11], labels=list(range(12)))
+    root = import_dataset(
+        tmp_path / "ds",
+        tmp_path / "stim.npy",
+        tmp_path / "betas.npy",
+        test=[9, 10, 11],
+        labels=list(range(12)),
+    )
     ds = open_dataset(root)
-    assert ds.meta["stimulus_mode"] == "L" and ds.meta["stimulus_size"] == [28, 28] and ds.meta["kind"] == "fmri"
+    assert (
+        ds.meta["stimulus_mode"] == "L" and ds.meta["stimulus_size"] == [28, 28] and ds.meta["kind"] == "fmri"
+    )
     got = ds.images.get(np.arange(12))
     np.testing.assert_array_equal(got[..., 0], images)
     np.testing.assert_array_equal(got[..., 2], images)
@@ -51,17 +59,28 @@ def test_mat_h5_npz_folder_and_csv_split(tmp_path, digits_like):
     with h5py.File(tmp_path / "s2.h5", "w") as f:
         f["fmri/betas"] = betas[:, :20]
     order = np.arange(12)[::-1]
-    (tmp_path / "t.csv").write_text("stim,which\n" + "".join(f"{im},{'test' if im >= 9 else 'train'}\n" for im in order))
+    (tmp_path / "t.csv").write_text(
+        "stim,which\n" + "".join(f"{im},{'test' if im >= 9 else 'train'}\n" for im in order)
+    )
     (tmp_path / "caps.txt").write_text("".join(f"digit {i}\n" for i in range(12)))
-    root = import_dataset(tmp_path / "ds", folder, {"a": f"{tmp_path}/s1.mat:resp", "b": f"{tmp_path}/s2.h5:fmri/betas"},
-                          trials_csv={"a": tmp_path / "t.csv", "b": None}, image_column="stim", split_column="which",
-                          test={"a": None, "b": [9, 10, 11]}, captions=tmp_path / "caps.txt")
+    root = import_dataset(
+        tmp_path / "ds",
+        folder,
+        {"a": f"{tmp_path}/s1.mat:resp", "b": f"{tmp_path}/s2.h5:fmri/betas"},
+        trials_csv={"a": tmp_path / "t.csv", "b": None},
+        image_column="stim",
+        split_column="which",
+        test={"a": None, "b": [9, 10, 11]},
+        captions=tmp_path / "caps.txt",
+    )
     ds = open_dataset(root)
     assert ds.meta["stimulus_mode"] == "RGB" and ds.meta["image_files"][2] == "img2.png"
     np.testing.assert_array_equal(ds.images.get(10), rgb[10])
     a = ds.subject("a")
     np.testing.assert_array_equal(a.trials.image, order)
-    np.testing.assert_allclose(a.read(np.array([0])), betas[11:12])  # row 0 of the reversed betas shows image 11
+    np.testing.assert_allclose(
+        a.read(np.array([0])), betas[11:12]
+    )  # row 0 of the reversed betas shows image 11
     assert set(a.trials.image[a.trials.split == "test"]) == {9, 10, 11}
     assert ds.subject("b").n_voxels == 20 and ds.captions_of(3) == ["digit 3"]
 
@@ -74,10 +93,18 @@ def test_images_only_folder_is_a_stimuli_set(tmp_path, digits_like):
     np.testing.assert_array_equal(ds.images.get(5)[..., 1], images[5])
 
 
-@pytest.mark.parametrize("case, needle", [
-    ("nan", "NaN"), ("rows", "12 trials but there are 11 stimuli"), ("format", "unknown betas format"),
-    ("missing_image", "only 12 stimuli"), ("split", "no train/test split"), ("nifti", "NIfTI"), ("key", "which holds the betas"),
-])
+@pytest.mark.parametrize(
+    "case, needle",
+    [
+        ("nan", "NaN"),
+        ("rows", "12 trials but there are 11 stimuli"),
+        ("format", "unknown betas format"),
+        ("missing_image", "only 12 stimuli"),
+        ("split", "no train/test split"),
+        ("nifti", "NIfTI"),
+        ("key", "which holds the betas"),
+    ],
+)
 def test_errors_are_one_line(tmp_path, capsys, digits_like, case, needle):
     images, betas = digits_like
     np.save(tmp_path / "stim.npy", images[:11] if case == "rows" else images)
@@ -89,7 +116,14 @@ def test_errors_are_one_line(tmp_path, capsys, digits_like, case, needle):
     (tmp_path / "b.csv").write_text("1,2\n")
     (tmp_path / "b.nii.gz").write_bytes(b"x")
     np.savez(tmp_path / "b.npz", a=betas, c=betas)
-    args = ["import", str(tmp_path / "ds"), "--stimuli", str(tmp_path / "stim.npy"), "--betas", str(tmp_path / betas_arg)]
+    args = [
+        "import",
+        str(tmp_path / "ds"),
+        "--stimuli",
+        str(tmp_path / "stim.npy"),
+        "--betas",
+        str(tmp_path / betas_arg),
+    ]
     if case == "missing_image":
         np.save(tmp_path / "idx.npy", np.r_[np.arange(11), 12])
         args += ["--image-index", str(tmp_path / "idx.npy")]
@@ -105,7 +139,21 @@ def test_cli_import_reports_counts(tmp_path, capsys, digits_like):
     images, betas = digits_like
     np.save(tmp_path / "stim.npy", images)
     np.save(tmp_path / "b.npy", betas)
-    assert main(["import", str(tmp_path / "ds"), "--stimuli", str(tmp_path / "stim.npy"), "--betas", str(tmp_path / "b.npy"), "--test-images", "0,1"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                str(tmp_path / "ds"),
+                "--stimuli",
+                str(tmp_path / "stim.npy"),
+                "--betas",
+                str(tmp_path / "b.npy"),
+                "--test-images",
+                "0,1",
+            ]
+        )
+        == 0
+    )
     assert "12 trials (10 train, 2 test) × 30 voxels" in capsys.readouterr().out
     with pytest.raises(DataError, match="not empty"):
         import_dataset(tmp_path / "ds", tmp_path / "stim.npy", tmp_path / "b.npy", test=[0])

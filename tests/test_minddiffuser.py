@@ -24,11 +24,15 @@ from neuraldiffuser.targets.store import TargetStore
 def direct_fit(x: np.ndarray, y: np.ndarray, k: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """Selected voxels by |np.corrcoef| and predictions of the augmented least-squares problem
     min ‖[X_S, 1] w − y_std‖² + α‖w‖² solved with np.linalg.lstsq, mapped back to y's scale."""
-    r = np.array([0.0 if x[:, j].std() == 0 else abs(np.corrcoef(x[:, j], y)[0, 1]) for j in range(x.shape[1])])
+    r = np.array(
+        [0.0 if x[:, j].std() == 0 else abs(np.corrcoef(x[:, j], y)[0, 1]) for j in range(x.shape[1])]
+    )
     sel = np.argsort(-r, kind="stable")[:k]
     a = np.hstack([x[:, sel], np.ones((len(x), 1))])
     ys = (y - y.mean()) / y.std()
-    w = np.linalg.lstsq(np.vstack([a, np.sqrt(alpha) * np.eye(k + 1)]), np.concatenate([ys, np.zeros(k + 1)]), rcond=None)[0]
+    w = np.linalg.lstsq(
+        np.vstack([a, np.sqrt(alpha) * np.eye(k + 1)]), np.concatenate([ys, np.zeros(k + 1)]), rcond=None
+    )[0]
     return sel, (a @ w) * y.std() + y.mean()
 
 
@@ -99,7 +103,9 @@ def test_short_text_keeps_the_causal_prefix_and_a_constant_first_token(tiny_stac
     short = encode_short(comp, caps, 6)
     assert short.shape == (2, 6, 16)
     full = comp.encode_text(["a red circle"])[0]
-    torch.testing.assert_close(short[0], full[:6], atol=1e-5, rtol=0)  # causal attention: a short prefix is unchanged
+    torch.testing.assert_close(
+        short[0], full[:6], atol=1e-5, rtol=0
+    )  # causal attention: a short prefix is unchanged
     empty = encode_short(comp, [[""]], 6)[0, 0]
     torch.testing.assert_close(short[:, 0], empty.expand(2, -1), atol=1e-5, rtol=0)
     with pytest.raises(DataError, match="positions"):
@@ -107,18 +113,38 @@ def test_short_text_keeps_the_causal_prefix_and_a_constant_first_token(tiny_stac
 
 
 def test_scatter_keeps_the_mask_recoverable():
-    masks = {"mask0": np.array([[True, False], [False, True]]), "mask1": np.array([[False, True], [True, True]])}
+    masks = {
+        "mask0": np.array([[True, False], [False, True]]),
+        "mask1": np.array([[False, True], [True, True]]),
+    }
     pred = {0: np.array([[1.0, 0.0]]), 1: np.array([[2.0, 3.0, 4.0]])}
     g = scatter_g(pred, masks, [2, 2, 2])
     assert np.array_equal(g[0, 0] != 0, masks["mask0"]) and np.array_equal(g[0, 1] != 0, masks["mask1"])
-    assert g[0, 0, 0, 0] == 1.0 and 0 < g[0, 0, 1, 1] < 1e-30 and list(g[0, 1][masks["mask1"]]) == [2.0, 3.0, 4.0]
+    assert (
+        g[0, 0, 0, 0] == 1.0
+        and 0 < g[0, 0, 1, 1] < 1e-30
+        and list(g[0, 1][masks["mask1"]]) == [2.0, 3.0, 4.0]
+    )
 
 
 @pytest.fixture
 def fitted(tmp_path, tiny_stack):
-    ds, targets, _ = make_decoder_data(tmp_path, subjects=(("subj01", 30), ("subj02", 36)), n_train=60, n_test=8)
-    cfg = load_config(overrides={"data": {"path": str(ds)}, "zoo": {"path": str(tiny_stack)},
-                                 "minddiffuser": {"text_max_length": 5, "n_feat_c": 6, "n_feat_z": 10, "n_feat_g": [5, 4], "remain_rate": 40.0}})
+    ds, targets, _ = make_decoder_data(
+        tmp_path, subjects=(("subj01", 30), ("subj02", 36)), n_train=60, n_test=8
+    )
+    cfg = load_config(
+        overrides={
+            "data": {"path": str(ds)},
+            "zoo": {"path": str(tiny_stack)},
+            "minddiffuser": {
+                "text_max_length": 5,
+                "n_feat_c": 6,
+                "n_feat_z": 10,
+                "n_feat_g": [5, 4],
+                "remain_rate": 40.0,
+            },
+        }
+    )
     with one_thread():
         summary = fit_minddiffuser(cfg, tmp_path / "run", targets)
     return cfg, tmp_path / "run", targets, summary
@@ -131,9 +157,18 @@ def test_fit_and_decode_a_run(fitted, tmp_path):
     assert summary["fits"]["mask0"]["kept"] == 12 and summary["fits"]["g1"]["n_feat"] == 4  # 40% of 5×6
     decoded = decode_minddiffuser(cfg, run, tmp_path / "decoded.hdf5")
     with TargetStore(decoded) as st, TargetStore(targets) as truth:
-        assert st.attrs["method"] == "minddiffuser" and st.attrs["text_max_length"] == 5 and st.attrs["subject"] == "subj01"
+        assert (
+            st.attrs["method"] == "minddiffuser"
+            and st.attrs["text_max_length"] == 5
+            and st.attrs["subject"] == "subj01"
+        )
         order = st.image
-        assert sorted(order) == list(range(8)) and st.shape("c") == (5, 16) and st.shape("z") == (4, 8, 8) and st.shape("g") == (2, 5, 6)
+        assert (
+            sorted(order) == list(range(8))
+            and st.shape("c") == (5, 16)
+            and st.shape("z") == (4, 8, 8)
+            and st.shape("g") == (2, 5, 6)
+        )
         g, z, c = st.get("g", np.arange(8)), st.get("z", np.arange(8)), st.get("c", np.arange(8))
         z_true = truth.get_images("z", order)
     from safetensors.numpy import load_file
@@ -151,14 +186,18 @@ def test_fit_and_decode_a_run(fitted, tmp_path):
     test = subj.test_set(3)
     assert np.array_equal(test.images, order)
     x = VoxelScaler.load(dec / "scaler.safetensors").transform(subj.test_betas(test))
-    np.testing.assert_allclose(z.reshape(8, -1), VoxelSelectionRidge.from_pretrained(dec / "z").predict(x), atol=1e-6)
+    np.testing.assert_allclose(
+        z.reshape(8, -1), VoxelSelectionRidge.from_pretrained(dec / "z").predict(x), atol=1e-6
+    )
 
 
 def test_fit_resumes_finished_parts(fitted):
     cfg, run, targets, _ = fitted
     before = (run / "decoders" / "z" / "model.safetensors").stat().st_mtime_ns
     summary = fit_minddiffuser(cfg, run, targets)
-    assert summary["fits"] == {} and (run / "decoders" / "z" / "model.safetensors").stat().st_mtime_ns == before
+    assert (
+        summary["fits"] == {} and (run / "decoders" / "z" / "model.safetensors").stat().st_mtime_ns == before
+    )
     bad = cfg.model_copy(deep=True)
     bad.minddiffuser.n_feat_g = [5]
     with pytest.raises(DataError, match="n_feat_g"):
@@ -170,24 +209,84 @@ def test_command_line_train_decode_reconstruct(tmp_path, tiny_stack):
 
     from neuraldiffuser.cli.main import main
 
-    ds, targets, _ = make_decoder_data(tmp_path, subjects=(("subj01", 30), ("subj02", 36)), n_train=40, n_test=4)
-    sets = ["--set", f"zoo.path={tiny_stack}", "--set", "minddiffuser.text_max_length=4", "--set", "minddiffuser.n_feat_g=[5,5]",
-            "--set", "minddiffuser.n_feat_z=8", "--set", "minddiffuser.n_feat_c=8"]
+    ds, targets, _ = make_decoder_data(
+        tmp_path, subjects=(("subj01", 30), ("subj02", 36)), n_train=40, n_test=4
+    )
+    sets = [
+        "--set",
+        f"zoo.path={tiny_stack}",
+        "--set",
+        "minddiffuser.text_max_length=4",
+        "--set",
+        "minddiffuser.n_feat_g=[5,5]",
+        "--set",
+        "minddiffuser.n_feat_z=8",
+        "--set",
+        "minddiffuser.n_feat_c=8",
+    ]
     run = tmp_path / "run"
     with one_thread():
         assert main(["train", str(ds), str(targets), "--method", "minddiffuser", "-o", str(run), *sets]) == 0
-        assert main(["train", str(ds), str(targets), "--method", "minddiffuser", "-o", str(run), *sets]) == 2  # not empty, no --resume
-        assert main(["train", str(ds), str(targets), "--method", "minddiffuser", "-o", str(run), "--resume", *sets[:-2], "--set", "minddiffuser.n_feat_c=9"]) == 2
+        assert (
+            main(["train", str(ds), str(targets), "--method", "minddiffuser", "-o", str(run), *sets]) == 2
+        )  # not empty, no --resume
+        assert (
+            main(
+                [
+                    "train",
+                    str(ds),
+                    str(targets),
+                    "--method",
+                    "minddiffuser",
+                    "-o",
+                    str(run),
+                    "--resume",
+                    *sets[:-2],
+                    "--set",
+                    "minddiffuser.n_feat_c=9",
+                ]
+            )
+            == 2
+        )
         assert main(["train", str(ds), str(targets), "--method", "nosuch", "-o", str(tmp_path / "x")]) == 2
         assert main(["decode", str(run)]) == 0 and main(["decode", str(run), "--ridge"]) == 2
         with TargetStore(run / "decoded.hdf5") as st:
             assert st.attrs["method"] == "minddiffuser" and st.shape("c") == (4, 16) and len(st) == 4
         # stage 1 from the decoded c and z (the fixture's g is not the tiny tower's, so no stage 2 here)
-        assert main(["reconstruct", str(run), "--method", "minddiffuser", "-o", str(tmp_path / "recon"), "--limit", "2", "--repeats", "1",
-                     "--set", "minddiffuser.iterations=0", "--set", "minddiffuser.steps=4", "--set", "minddiffuser.noise_index=2",
-                     "--set", "minddiffuser.denoise_steps=2"]) == 0
-    m = json.loads((tmp_path / "recon" / "minddiffuser" / "iterations=0_optimise=z" / "manifest.json").read_text())
-    assert m["method"] == "minddiffuser" and m["complete"] and len(m["images"]) == 2 and m["targets"] == str((run / "decoded.hdf5").resolve())
+        assert (
+            main(
+                [
+                    "reconstruct",
+                    str(run),
+                    "--method",
+                    "minddiffuser",
+                    "-o",
+                    str(tmp_path / "recon"),
+                    "--limit",
+                    "2",
+                    "--repeats",
+                    "1",
+                    "--set",
+                    "minddiffuser.iterations=0",
+                    "--set",
+                    "minddiffuser.steps=4",
+                    "--set",
+                    "minddiffuser.noise_index=2",
+                    "--set",
+                    "minddiffuser.denoise_steps=2",
+                ]
+            )
+            == 0
+        )
+    m = json.loads(
+        (tmp_path / "recon" / "minddiffuser" / "iterations=0_optimise=z" / "manifest.json").read_text()
+    )
+    assert (
+        m["method"] == "minddiffuser"
+        and m["complete"]
+        and len(m["images"]) == 2
+        and m["targets"] == str((run / "decoded.hdf5").resolve())
+    )
 
 
 def test_decode_repeat_averaging_and_test_zscoring(fitted, tmp_path):
@@ -201,7 +300,9 @@ def test_decode_repeat_averaging_and_test_zscoring(fitted, tmp_path):
     c = decode_minddiffuser(leak, run, tmp_path / "leak.hdf5")
     with TargetStore(a) as sa, TargetStore(b) as sb, TargetStore(c) as sc:
         rows = np.arange(len(sa))
-        np.testing.assert_allclose(sa.get("z", rows), sb.get("z", rows), atol=1e-4)  # linear decoders: same either way
+        np.testing.assert_allclose(
+            sa.get("z", rows), sb.get("z", rows), atol=1e-4
+        )  # linear decoders: same either way
         assert sb.attrs["average"] == "outputs" and sc.attrs["test_zscore"] == "test"
         assert np.abs(sa.get("z", rows) - sc.get("z", rows)).max() > 1e-3
     from neuraldiffuser.data import open_dataset
@@ -210,7 +311,11 @@ def test_decode_repeat_averaging_and_test_zscoring(fitted, tmp_path):
     raw = subj.test_betas(subj.test_set(3))
     x = (raw - raw.mean(0)) / (raw.std(0) + 1e-6)
     with TargetStore(c) as sc:
-        np.testing.assert_allclose(sc.get("z", np.arange(len(sc))).reshape(len(x), -1), VoxelSelectionRidge.from_pretrained(run / "decoders" / "z").predict(x), atol=1e-5)
+        np.testing.assert_allclose(
+            sc.get("z", np.arange(len(sc))).reshape(len(x), -1),
+            VoxelSelectionRidge.from_pretrained(run / "decoders" / "z").predict(x),
+            atol=1e-5,
+        )
 
 
 def test_pipeline_decodes_like_the_stage_and_samples_each_image_with_its_seed(fitted, tmp_path):
@@ -222,7 +327,9 @@ def test_pipeline_decodes_like_the_stage_and_samples_each_image_with_its_seed(fi
 
     cfg, run, _, _ = fitted
     cfg = cfg.model_copy(deep=True)
-    cfg.minddiffuser = cfg.minddiffuser.model_copy(update={"iterations": 0, "steps": 4, "noise_index": 3, "denoise_steps": 2})
+    cfg.minddiffuser = cfg.minddiffuser.model_copy(
+        update={"iterations": 0, "steps": 4, "noise_index": 3, "denoise_steps": 2}
+    )
     save_config(cfg, run)  # the fixture's g is not the tiny tower's: stage 1 only
     pipe = load_pipeline(run)
     assert isinstance(pipe, MindDiffuserPipeline) and pipe.subject == "subj01"
@@ -236,12 +343,20 @@ def test_pipeline_decodes_like_the_stage_and_samples_each_image_with_its_seed(fi
     with one_thread():
         images = pipe(subj.test_betas(test)[:2], images=test.images[:2], repeats=1)
         sampler = MindDiffuserSampler(pipe.components, cfg.minddiffuser, 1)
-        expected = to_uint8(sampler(torch.from_numpy(ours["c"][1]), torch.from_numpy(ours["z"][1]), seed=cfg.seed + int(test.images[1])))
+        expected = to_uint8(
+            sampler(
+                torch.from_numpy(ours["c"][1]),
+                torch.from_numpy(ours["z"][1]),
+                seed=cfg.seed + int(test.images[1]),
+            )
+        )
     assert images.shape == (2, 1, 16, 16, 3) and np.array_equal(images[1], expected)
     import shutil
 
     moved = shutil.move(str(pipe.save_pretrained(tmp_path / "saved")), str(tmp_path / "elsewhere"))
     again = load_pipeline(moved)
-    assert isinstance(again, MindDiffuserPipeline) and again.config.zoo.path == str((tmp_path / "elsewhere" / "zoo").resolve())
+    assert isinstance(again, MindDiffuserPipeline) and again.config.zoo.path == str(
+        (tmp_path / "elsewhere" / "zoo").resolve()
+    )
     for k, v in again.decode(subj.test_betas(test)).items():
         np.testing.assert_array_equal(v, ours[k])

@@ -21,7 +21,9 @@ from neuraldiffuser.zoo.loader import Components
 SMALL = dict(steps=10, noise_index=7, denoise_steps=6, cfg_scale=5.0)
 
 
-pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: a second thread only adds synchronisation
+pytestmark = pytest.mark.usefixtures(
+    "single_thread"
+)  # tiny models: a second thread only adds synchronisation
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +52,18 @@ def test_stage_one_is_seeded_img2img_with_cfg(comp, inputs):
     cfg = MindDiffuserConfig(**SMALL, iterations=0)
     s = MindDiffuserSampler(comp, cfg, repeats=2)
     a, b = s(c, z, seed=3), s(c, z, seed=3)
-    assert a.shape == (2, 3, 16, 16) and torch.equal(a, b) and not torch.equal(a[0], a[1]) and 0 <= a.min() and a.max() <= 1
+    assert (
+        a.shape == (2, 3, 16, 16)
+        and torch.equal(a, b)
+        and not torch.equal(a[0], a[1])
+        and 0 <= a.min()
+        and a.max() <= 1
+    )
     # by hand: noise at t=701, then the 6 DDIM steps with ε_u + 5(ε_c − ε_u) against "" at 5 tokens
     gen = torch.Generator().manual_seed(3)
-    x = s.scheduler.add_noise(z.expand(2, -1, -1, -1), torch.randn((2, 4, 8, 8), generator=gen), torch.tensor([701]))
+    x = s.scheduler.add_noise(
+        z.expand(2, -1, -1, -1), torch.randn((2, 4, 8, 8), generator=gen), torch.tensor([701])
+    )
     u = s.unconditional(5).expand(2, -1, -1)
     with torch.no_grad():
         for t in [501, 401, 301, 201, 101, 1]:
@@ -82,7 +92,9 @@ def test_masked_loss_is_the_weighted_mse_inside_the_mask(comp, inputs):
     s = MindDiffuserSampler(comp, MindDiffuserConfig(**SMALL))
     images = torch.rand(2, 3, 16, 16) * 2 - 1
     with torch.no_grad():
-        feats = comp.guidance((images + 1) / 2, resize="bicubic")  # minddiffuser.guidance_resize, the reference's filter
+        feats = comp.guidance(
+            (images + 1) / 2, resize="bicubic"
+        )  # minddiffuser.guidance_resize, the reference's filter
     mask = g != 0
     w = layer_weights(g, [1.5, 1.2, 1, 1, 1, 1])
     expected = ((feats * mask - g) ** 2).mean(dim=(2, 3)) @ w
@@ -111,25 +123,59 @@ def test_reconstruct_method_minddiffuser(tmp_path, tiny_stack, generic_dir, inpu
 
     _, _, g = inputs
     rng = np.random.default_rng(0)
-    values = {"c": rng.standard_normal((3, 5, 16)).astype(np.float32), "z": rng.standard_normal((3, 4, 8, 8)).astype(np.float32),
-              "g": np.repeat(g.numpy()[None], 3, axis=0)}
-    decoded = write_store(tmp_path / "decoded.hdf5", np.array([9, 7, 8]), values, attrs={"subject": "subj01", "method": "minddiffuser"})
-    config = load_config(overrides={"zoo": {"path": str(tiny_stack)}, "data": {"path": str(generic_dir)}, "sampler": {"repeats": 1},
-                                    "minddiffuser": {**SMALL, "iterations": 2}})
-    (folder,) = reconstruct(make_job(decoded, config, limit=2), tmp_path / "recon", config, method="minddiffuser", shard=Shard())
+    values = {
+        "c": rng.standard_normal((3, 5, 16)).astype(np.float32),
+        "z": rng.standard_normal((3, 4, 8, 8)).astype(np.float32),
+        "g": np.repeat(g.numpy()[None], 3, axis=0),
+    }
+    decoded = write_store(
+        tmp_path / "decoded.hdf5",
+        np.array([9, 7, 8]),
+        values,
+        attrs={"subject": "subj01", "method": "minddiffuser"},
+    )
+    config = load_config(
+        overrides={
+            "zoo": {"path": str(tiny_stack)},
+            "data": {"path": str(generic_dir)},
+            "sampler": {"repeats": 1},
+            "minddiffuser": {**SMALL, "iterations": 2},
+        }
+    )
+    (folder,) = reconstruct(
+        make_job(decoded, config, limit=2), tmp_path / "recon", config, method="minddiffuser", shard=Shard()
+    )
     assert folder.name == "iterations=2_optimise=z" and folder.parent.name == "minddiffuser"
     m = json.loads((folder / "manifest.json").read_text())
-    assert m["images"] == [9, 7] and m["repeats"] == 1 and m["complete"] and m["files"]["7"] == ["images/00007_r0.png"]
+    assert (
+        m["images"] == [9, 7]
+        and m["repeats"] == 1
+        and m["complete"]
+        and m["files"]["7"] == ["images/00007_r0.png"]
+    )
     # the PNG is what the sampler makes for that image (seed + image index)
     from PIL import Image
 
     from neuraldiffuser.sampling.runner import to_uint8
 
     s = MindDiffuserSampler(Components(config.zoo), config.minddiffuser)
-    expected = to_uint8(s(torch.from_numpy(values["c"][1]), torch.from_numpy(values["z"][1]), g, seed=42 + 7))[0]
+    expected = to_uint8(
+        s(torch.from_numpy(values["c"][1]), torch.from_numpy(values["z"][1]), g, seed=42 + 7)
+    )[0]
     assert np.array_equal(np.asarray(Image.open(folder / "images/00007_r0.png")), expected)
     stage1 = config.model_copy(deep=True)
     stage1.minddiffuser.iterations = 0
-    write_store(tmp_path / "cz.hdf5", np.array([9, 7, 8]), {k: values[k] for k in ("c", "z")}, attrs={"subject": "subj01"})
-    (f1,) = reconstruct(make_job(tmp_path / "cz.hdf5", stage1, limit=1), tmp_path / "recon", stage1, method="minddiffuser", shard=Shard())
+    write_store(
+        tmp_path / "cz.hdf5",
+        np.array([9, 7, 8]),
+        {k: values[k] for k in ("c", "z")},
+        attrs={"subject": "subj01"},
+    )
+    (f1,) = reconstruct(
+        make_job(tmp_path / "cz.hdf5", stage1, limit=1),
+        tmp_path / "recon",
+        stage1,
+        method="minddiffuser",
+        shard=Shard(),
+    )
     assert f1.name == "iterations=0_optimise=z" and json.loads((f1 / "manifest.json").read_text())["complete"]

@@ -14,7 +14,14 @@ from neuraldiffuser.models.zdecoder import LatentHead
 
 HEADS = {
     "c": {"kind": "tokens", "tokens": 3, "width": 8, "prior_depth": 1, "prior_heads": 2, "timesteps": 10},
-    "z": {"kind": "latent", "shape": [4, 8, 8], "map_channels": 8, "up_channels": [8, 16], "norm_groups": 4, "cont_dim": 6},
+    "z": {
+        "kind": "latent",
+        "shape": [4, 8, 8],
+        "map_channels": 8,
+        "up_channels": [8, 16],
+        "norm_groups": 4,
+        "cont_dim": 6,
+    },
 }
 
 
@@ -40,7 +47,9 @@ def test_forward_and_decode_shapes():
     assert dec["c"].shape == (4, 3, 8) and dec["z"].shape == (4, 4, 8, 8)
     x = torch.randn(4, 9)
     direct = model.decode("subj03", x, use_prior=False)["c"]
-    torch.testing.assert_close(direct, model.targets["c"].head(model.embed([("subj03", x)])) * 4 + 2)  # denormalised
+    torch.testing.assert_close(
+        direct, model.targets["c"].head(model.embed([("subj03", x)])) * 4 + 2
+    )  # denormalised
     with pytest.raises(ModelLoadError, match="no adapter for subject"):
         model.decode("subj01", torch.randn(1, 7))
 
@@ -145,7 +154,17 @@ def test_latent_head_upsampling():
 def test_mean_of_prior_samples_varies_less():
     model = _model().eval()
     x = torch.randn(2, 9)
-    single = torch.stack([model.decode("subj03", x, steps=3, generator=torch.Generator().manual_seed(s))["c"] for s in range(6)])
-    mean16 = torch.stack([model.decode("subj03", x, steps=3, generator=torch.Generator().manual_seed(s), samples=16)["c"] for s in range(6)])
+    single = torch.stack(
+        [
+            model.decode("subj03", x, steps=3, generator=torch.Generator().manual_seed(s))["c"]
+            for s in range(6)
+        ]
+    )
+    mean16 = torch.stack(
+        [
+            model.decode("subj03", x, steps=3, generator=torch.Generator().manual_seed(s), samples=16)["c"]
+            for s in range(6)
+        ]
+    )
     assert mean16.shape == single.shape == (6, 2, 3, 8)
     assert mean16.std(0).mean() < 0.5 * single.std(0).mean()  # 16 samples: about a quarter of the spread

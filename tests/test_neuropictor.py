@@ -18,12 +18,30 @@ from neuraldiffuser.methods.neuropictor.train import HEADS, StageTrainer, build_
 from neuraldiffuser.targets.store import TargetStore, write_store
 from neuraldiffuser.zoo.loader import Components
 
-TINY = {"fmri_tokens": 6, "fmri_width": 16, "adapter_width": 24, "token_seed_width": 8, "encoder_depth": 1, "encoder_heads": 2,
-        "high_mid_tokens": 8, "low_mid_tokens": 8, "pretrain_batch_size": 12, "batch_size": 12, "epoch_samples": 24,
-        "pretrain_epochs": 2, "finetune_epochs": 2, "cfg_epochs": 1, "lr": 2e-3, "cfg_lr": 1e-3, "steps": 4}
+TINY = {
+    "fmri_tokens": 6,
+    "fmri_width": 16,
+    "adapter_width": 24,
+    "token_seed_width": 8,
+    "encoder_depth": 1,
+    "encoder_heads": 2,
+    "high_mid_tokens": 8,
+    "low_mid_tokens": 8,
+    "pretrain_batch_size": 12,
+    "batch_size": 12,
+    "epoch_samples": 24,
+    "pretrain_epochs": 2,
+    "finetune_epochs": 2,
+    "cfg_epochs": 1,
+    "lr": 2e-3,
+    "cfg_lr": 1e-3,
+    "steps": 4,
+}
 
 
-pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: a second thread only adds synchronisation
+pytestmark = pytest.mark.usefixtures(
+    "single_thread"
+)  # tiny models: a second thread only adds synchronisation
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +50,21 @@ def problem(tmp_path_factory, tiny_stack):
     root = tmp_path_factory.mktemp("np")
     ds, _, f = make_decoder_data(root, subjects=(("subj01", 30), ("subj02", 36)), n_train=36, n_test=6)
     rng = np.random.default_rng(5)
-    values = {"c": np.tanh(f @ rng.standard_normal((6, 77 * 16))).reshape(-1, 77, 16).astype(np.float32),
-              "z": (f @ rng.standard_normal((6, 256)) / 2).reshape(-1, 4, 8, 8).astype(np.float32)}
+    values = {
+        "c": np.tanh(f @ rng.standard_normal((6, 77 * 16))).reshape(-1, 77, 16).astype(np.float32),
+        "z": (f @ rng.standard_normal((6, 256)) / 2).reshape(-1, 4, 8, 8).astype(np.float32),
+    }
     targets = write_store(root / "targets.hdf5", np.arange(len(f)), values, attrs={"latent_scale": 0.18215})
-    config = load_config(overrides={"seed": 1, "data": {"path": str(ds)}, "zoo": {"path": str(tiny_stack)}, "neuropictor": TINY,
-                                    "train": {"tensorboard": False, "checkpoint_every": 1000}, "sampler": {"repeats": 2}})
+    config = load_config(
+        overrides={
+            "seed": 1,
+            "data": {"path": str(ds)},
+            "zoo": {"path": str(tiny_stack)},
+            "neuropictor": TINY,
+            "train": {"tensorboard": False, "checkpoint_every": 1000},
+            "sampler": {"repeats": 2},
+        }
+    )
     return config, Components(config.zoo), targets, root
 
 
@@ -59,10 +87,14 @@ def test_zero_initialised_branch_leaves_the_unet_unchanged(problem):
     assert len(down) == 4 and all(d.abs().max() == 0 for d in down) and mid.abs().max() == 0
     # the ControlNet is a copy of the UNet encoder; the map is added to its conv_in output (identity embedding)
     cn = model.controlnet
-    assert torch.equal(cn.conv_in.weight, comp.unet.conv_in.weight) and isinstance(cn.controlnet_cond_embedding, torch.nn.Identity)
+    assert torch.equal(cn.conv_in.weight, comp.unet.conv_in.weight) and isinstance(
+        cn.controlnet_cond_embedding, torch.nn.Identity
+    )
     for p, q in zip(cn.down_blocks.parameters(), comp.unet.down_blocks.parameters(), strict=True):
         assert torch.equal(p, q)
-    torch.nn.init.normal_(cn.controlnet_down_blocks[0].weight)  # open the first skip: its residual is conv_in(x) + map
+    torch.nn.init.normal_(
+        cn.controlnet_down_blocks[0].weight
+    )  # open the first skip: its residual is conv_in(x) + map
     cmap = torch.randn(3, 8, 8, 8)
     with torch.no_grad():
         down, _ = model.control(x, t, ctx, cmap)
@@ -91,7 +123,9 @@ def test_stage_transfer_keeps_adapters_and_adds_an_identity_branch(problem):
     pre = fresh_model(problem, {"subj01": 30, "subj02": 36})
     torch.nn.init.normal_(pre.fmri.low.out.weight)
     fine, info = FMRIModel.for_stage(pre.fmri, {"subj01": 30}, extra_branch=True)
-    assert list(fine.encoder.adapters.layers) == ["subj01"] and any(k.startswith("high.extra.") for k in info["fresh"])
+    assert list(fine.encoder.adapters.layers) == ["subj01"] and any(
+        k.startswith("high.extra.") for k in info["fresh"]
+    )
     assert any("adapters.layers.subj02" in k for k in info["dropped"])
     vox = torch.randn(4, 30)
     with torch.no_grad():
@@ -128,12 +162,25 @@ def test_training_lowers_the_diffusion_loss(problem, tmp_path):
     store = TargetStore(targets)
     data = TrainingData([pool], store, HEADS)
     rows = np.arange(24)
-    batch = {"groups": [("subj01", torch.from_numpy(pool.read(rows)))], "z": torch.from_numpy(store.get_images("z", pool.images[rows]))}
+    batch = {
+        "groups": [("subj01", torch.from_numpy(pool.read(rows)))],
+        "z": torch.from_numpy(store.get_images("z", pool.images[rows])),
+    }
     model = fresh_model(problem)
     before = fixed_loss(model, comp, batch)
     spec = stage_specs(config, "subj01", ["subj01"])[1]
     spec.epochs, spec.lr = 30, 5e-3
-    summary = StageTrainer(Accelerator(cpu=True), model, comp.unet, comp.scheduler, data, spec, config, tmp_path / "finetune", comp.unconditional(1)).run()
+    summary = StageTrainer(
+        Accelerator(cpu=True),
+        model,
+        comp.unet,
+        comp.scheduler,
+        data,
+        spec,
+        config,
+        tmp_path / "finetune",
+        comp.unconditional(1),
+    ).run()
     after = fixed_loss(NeuroPictor.from_pretrained(tmp_path / "finetune" / "model"), comp, batch)
     assert summary["steps"] == 2 * spec.epochs and summary["final"]["sem"] > 0
     assert after < 0.8 * before, (before, after)
@@ -177,20 +224,36 @@ def test_whole_run_decode_and_reconstruct(problem, tmp_path):
     cfg = config.model_copy(deep=True)
     cfg.neuropictor.run = str(tmp_path / "run")
     summary = train_neuropictor(cfg, tmp_path / "run", targets)
-    assert [r["stage"] for r in summary["runs"]] == ["pretrain", "finetune", "cfg"] and summary["runs"][0]["subjects"] == ["subj01", "subj02"]
+    assert [r["stage"] for r in summary["runs"]] == ["pretrain", "finetune", "cfg"] and summary["runs"][0][
+        "subjects"
+    ] == ["subj01", "subj02"]
     # each stage's checkpoint holds its own model and optimiser only (earlier stages' prepared objects are dropped)
     for stage in ("pretrain", "finetune", "cfg"):
         (ckpt,) = sorted((tmp_path / "run" / stage / "checkpoints").glob("step-*"))[-1:]
-        assert not list(ckpt.glob("model_1*")) and not list(ckpt.glob("optimizer_1*")), sorted(p.name for p in ckpt.iterdir())
+        assert not list(ckpt.glob("model_1*")) and not list(ckpt.glob("optimizer_1*")), sorted(
+            p.name for p in ckpt.iterdir()
+        )
     manifest = json.loads((tmp_path / "run" / "decoders" / "manifest.json").read_text())
     assert manifest["method"] == "neuropictor" and manifest["model"] == "cfg/model"
     decoded = decode_neuropictor(cfg, tmp_path / "run", tmp_path / "run" / "decoded.hdf5")
     with TargetStore(decoded) as st:
-        assert st.keys == ["c"] and st.shape("c") == (77, 16) and st.attrs["method"] == "neuropictor" and len(st) == 6
+        assert (
+            st.keys == ["c"]
+            and st.shape("c") == (77, 16)
+            and st.attrs["method"] == "neuropictor"
+            and len(st) == 6
+        )
     save_config(cfg, tmp_path / "run")
-    (folder,) = reconstruct(make_job(decoded, cfg, limit=2), tmp_path / "recon", cfg, method="neuropictor", shard=Shard())
+    (folder,) = reconstruct(
+        make_job(decoded, cfg, limit=2), tmp_path / "recon", cfg, method="neuropictor", shard=Shard()
+    )
     m = json.loads((folder / "manifest.json").read_text())
-    assert folder.name == "steps=4_cfg=5" and m["complete"] and m["repeats"] == 2 and len(m["files"][str(m["images"][0])]) == 2
+    assert (
+        folder.name == "steps=4_cfg=5"
+        and m["complete"]
+        and m["repeats"] == 2
+        and len(m["files"][str(m["images"][0])]) == 2
+    )
     # the pipeline: the same context as decode, the same images as reconstruct
     from PIL import Image
 
@@ -202,7 +265,9 @@ def test_whole_run_decode_and_reconstruct(problem, tmp_path):
     subj = open_dataset(cfg.data.path).subject("subj01")
     test = subj.test_set(cfg.data.test_repeats, cfg.data.test_order)
     with TargetStore(decoded) as st:
-        np.testing.assert_allclose(pipe.decode(subj.test_betas(test))["c"], st.get("c", np.arange(len(st))), atol=1e-5)
+        np.testing.assert_allclose(
+            pipe.decode(subj.test_betas(test))["c"], st.get("c", np.arange(len(st))), atol=1e-5
+        )
     first = int(m["images"][0])
     row = int(np.flatnonzero(test.images == first)[0])
     images = pipe(subj.test_betas(test)[row : row + 1], images=[first])
@@ -213,12 +278,21 @@ def test_whole_run_decode_and_reconstruct(problem, tmp_path):
     saved = pipe.save_pretrained(tmp_path / "saved")
     moved = shutil.move(str(saved), str(tmp_path / "elsewhere"))
     again = load_pipeline(moved)
-    assert isinstance(again, NeuroPictorPipeline) and "NeuroPictorPipeline" in (tmp_path / "elsewhere" / "README.md").read_text()
+    assert (
+        isinstance(again, NeuroPictorPipeline)
+        and "NeuroPictorPipeline" in (tmp_path / "elsewhere" / "README.md").read_text()
+    )
     assert np.array_equal(again(subj.test_betas(test)[row : row + 1], images=[first]), images)
     no_run = cfg.model_copy(deep=True)
     no_run.neuropictor.run = None
     with pytest.raises(ConfigError, match="neuropictor.run"):
-        reconstruct(make_job(decoded, no_run, limit=1), tmp_path / "recon2", no_run, method="neuropictor", shard=Shard())
+        reconstruct(
+            make_job(decoded, no_run, limit=1),
+            tmp_path / "recon2",
+            no_run,
+            method="neuropictor",
+            shard=Shard(),
+        )
 
 
 def test_pipeline_is_ddim_with_cfg_and_the_control_in_both_branches(problem):
@@ -229,7 +303,9 @@ def test_pipeline_is_ddim_with_cfg_and_the_control_in_both_branches(problem):
     config, comp, _, _ = problem
     model = fresh_model(problem).eval()
     torch.nn.init.normal_(model.controlnet.controlnet_mid_block.weight, std=0.3)  # let the control act
-    pipe = NeuroPictorSampler(comp, model, config.neuropictor.model_copy(update={"steps": 3, "cfg_scale": 5.0}), repeats=2)
+    pipe = NeuroPictorSampler(
+        comp, model, config.neuropictor.model_copy(update={"steps": 3, "cfg_scale": 5.0}), repeats=2
+    )
     ctx, cmap = torch.randn(77, 16), torch.randn(8, 8, 8)
     out = pipe(ctx, cmap, seed=4)
     assert out.shape == (2, 3, 16, 16) and torch.equal(out, pipe(ctx, cmap, seed=4))
@@ -253,14 +329,67 @@ def test_command_line_train_decode_reconstruct(problem, tmp_path):
 
     config, _, targets, _ = problem
     cfg_file = tmp_path / "np.yaml"
-    cfg_file.write_text(yaml.safe_dump({"zoo": {"path": config.zoo.path}, "train": {"tensorboard": False},
-                                        "neuropictor": {**TINY, "stages": ["finetune"]}, "sampler": {"repeats": 1}}))
+    cfg_file.write_text(
+        yaml.safe_dump(
+            {
+                "zoo": {"path": config.zoo.path},
+                "train": {"tensorboard": False},
+                "neuropictor": {**TINY, "stages": ["finetune"]},
+                "sampler": {"repeats": 1},
+            }
+        )
+    )
     run = tmp_path / "run"
-    assert main(["train", config.data.path, str(targets), "--method", "neuropictor", "-o", str(run), "-c", str(cfg_file)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                config.data.path,
+                str(targets),
+                "--method",
+                "neuropictor",
+                "-o",
+                str(run),
+                "-c",
+                str(cfg_file),
+            ]
+        )
+        == 0
+    )
     saved = load_config(files=[run / "config.yaml"])
     assert saved.neuropictor.run == str(run.resolve()) and saved.data.path == config.data.path
-    assert main(["train", config.data.path, str(targets), "--method", "neuropictor", "-o", str(run), "-c", str(cfg_file), "--resume"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                config.data.path,
+                str(targets),
+                "--method",
+                "neuropictor",
+                "-o",
+                str(run),
+                "-c",
+                str(cfg_file),
+                "--resume",
+            ]
+        )
+        == 0
+    )
     assert main(["decode", str(run)]) == 0
-    assert main(["reconstruct", str(run), "--method", "neuropictor", "-o", str(tmp_path / "recon"), "--limit", "1"]) == 0
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(run),
+                "--method",
+                "neuropictor",
+                "-o",
+                str(tmp_path / "recon"),
+                "--limit",
+                "1",
+            ]
+        )
+        == 0
+    )
     m = json.loads((tmp_path / "recon" / "neuropictor" / "steps=4_cfg=5" / "manifest.json").read_text())
     assert m["complete"] and m["repeats"] == 1 and m["method"] == "neuropictor"

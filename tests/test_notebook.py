@@ -16,7 +16,11 @@ def test_notebook_session(tmp_path, small_demo):
 
     # defaults are coherent: the mini zoo comes with its own sampler settings, not the paper's κ = 3e5
     config = nd.Config()
-    assert config.zoo.path == "builtin:insilico-64" and config.sampler.kappa == 300.0 and config.sampler.strength == 0.6
+    assert (
+        config.zoo.path == "builtin:insilico-64"
+        and config.sampler.kappa == 300.0
+        and config.sampler.strength == 0.6
+    )
 
     # a demo run (tiny; the session's, copied here so this test may delete it) and its data as plain arrays
     shutil.copytree(small_demo / "demo", tmp_path / "demo")
@@ -29,12 +33,23 @@ def test_notebook_session(tmp_path, small_demo):
     test_betas = subject.test_betas(test)
 
     # the ridge baseline on arrays, scikit-learn style
-    targets = nd.extract_from_arrays(ds.images.get(np.arange(len(ds.images))), [ds.captions_of(i) for i in range(len(ds.images))], keys=("z",))
+    targets = nd.extract_from_arrays(
+        ds.images.get(np.arange(len(ds.images))),
+        [ds.captions_of(i) for i in range(len(ds.images))],
+        keys=("z",),
+    )
     scaler = nd.VoxelScaler(betas.mean(0), betas.std(0) + 1e-6)
-    ridge = nd.RidgeDecoder(alphas=[1e1, 1e3, 1e5]).fit(scaler.transform(betas), targets["z"][image_of_row], images=image_of_row)
+    ridge = nd.RidgeDecoder(alphas=[1e1, 1e3, 1e5]).fit(
+        scaler.transform(betas), targets["z"][image_of_row], images=image_of_row
+    )
     z_pred = ridge.predict(scaler.transform(test_betas))
     assert z_pred.shape == (len(test.images), *targets["z"].shape[1:])
-    r = np.mean([np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(z_pred, targets["z"][test.images], strict=True)])
+    r = np.mean(
+        [
+            np.corrcoef(a.ravel(), b.ravel())[0, 1]
+            for a, b in zip(z_pred, targets["z"][test.images], strict=True)
+        ]
+    )
     assert r > 0.1  # z is decodable from the simulated voxels
 
     # the demo run as a pipeline; reconstruct three test images

@@ -62,7 +62,9 @@ def test_other_problems_are_not_called_a_broken_tar(mindeye2_dir):
     for m, data in bad:
         m.size = len(data)
     write_tar(tar, bad)
-    with pytest.raises(DataError, match=r"behav.npy of sample 'sample00000000' is not a readable .npy array") as info:
+    with pytest.raises(
+        DataError, match=r"behav.npy of sample 'sample00000000' is not a readable .npy array"
+    ) as info:
         read_behav_tar(tar)
     assert "truncated" not in str(info.value)
     # a behav.npy of the wrong shape

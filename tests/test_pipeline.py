@@ -43,7 +43,9 @@ def test_decode_equals_the_decode_stage(trained, pipe, tmp_path):
         for k in ("c", "z", "g"):
             np.testing.assert_allclose(ours[k], st.get(k, np.arange(8)), atol=1e-6)
     ridge = pipe.decode(test, method="ridge")
-    path = decode_betas(load_run_config(run), run, test, np.arange(32, 40), tmp_path / "ridge.hdf5", method="ridge")
+    path = decode_betas(
+        load_run_config(run), run, test, np.arange(32, 40), tmp_path / "ridge.hdf5", method="ridge"
+    )
     with TargetStore(path) as st:
         np.testing.assert_allclose(ridge["z"], st.get("z", np.arange(8)), atol=1e-6)
 
@@ -53,7 +55,11 @@ def test_images_are_the_samplers_for_each_image_seed(pipe):
     from neuraldiffuser.sampling.sampler import NeuralDiffuserSampler
 
     rng = np.random.default_rng(1)
-    t = {"c": rng.standard_normal((2, 77, 16)), "z": rng.standard_normal((2, 4, 8, 8)), "g": rng.standard_normal((2, 6, 17, 16))}
+    t = {
+        "c": rng.standard_normal((2, 77, 16)),
+        "z": rng.standard_normal((2, 4, 8, 8)),
+        "g": rng.standard_normal((2, 6, 17, 16)),
+    }
     images = pipe.generate(t, seed=5, images=[7, 3], kappa=20.0, eta=0.5, repeats=2)
     assert images.shape == (2, 2, 16, 16, 3) and images.dtype == np.uint8
     cfg = pipe.sampler_config(kappa=20.0, eta=0.5, repeats=2)
@@ -85,7 +91,11 @@ def test_save_move_delete_load_gives_identical_images(trained, tmp_path):
     assert np.array_equal(again(test[:3], seed=11), before)
     folder = tmp_path / "elsewhere" / "model"
     info = json.loads((folder / "pipeline.json").read_text())
-    assert info["class"] == "NeuralDiffuserPipeline" and info["bundled"] == {"path": "zoo"} and info["data"]["subject"] == "subj01"
+    assert (
+        info["class"] == "NeuralDiffuserPipeline"
+        and info["bundled"] == {"path": "zoo"}
+        and info["data"]["subject"] == "subj01"
+    )
     saved_cfg = (folder / "config.yaml").read_text()
     assert str(tmp_path) not in saved_cfg and "path: zoo" in saved_cfg
     card = (folder / "README.md").read_text()
@@ -96,26 +106,51 @@ def test_model_card_reports_the_runs_scores(trained, tmp_path):
     run, _, _, _ = trained
     copy = shutil.copytree(run, tmp_path / "run")
     (copy / "recon").mkdir()
-    rows = [{"method": "neuraldiffuser", "setting": "kappa=50_eta=0.5", "policy": "repeat0", "values": {"PixCorr": 0.25, "SSIM": 0.5}},
-            {"method": "neuraldiffuser", "setting": "kappa=50_eta=0.5", "policy": "mean", "values": {"PixCorr": 0.9}}]
+    rows = [
+        {
+            "method": "neuraldiffuser",
+            "setting": "kappa=50_eta=0.5",
+            "policy": "repeat0",
+            "values": {"PixCorr": 0.25, "SSIM": 0.5},
+        },
+        {
+            "method": "neuraldiffuser",
+            "setting": "kappa=50_eta=0.5",
+            "policy": "mean",
+            "values": {"PixCorr": 0.9},
+        },
+    ]
     (copy / "recon" / "metrics.json").write_text(json.dumps({"rows": rows}))
     NeuralDiffuserPipeline.from_pretrained(copy).save_pretrained(tmp_path / "saved", bundle_zoo=False)
     card = (tmp_path / "saved" / "README.md").read_text()
     assert "| kappa=50_eta=0.5 | 0.250 | 0.500 |" in card
-    assert json.loads((tmp_path / "saved" / "pipeline.json").read_text())["scores"] == {"kappa=50_eta=0.5": {"PixCorr": 0.25, "SSIM": 0.5}}
+    assert json.loads((tmp_path / "saved" / "pipeline.json").read_text())["scores"] == {
+        "kappa=50_eta=0.5": {"PixCorr": 0.25, "SSIM": 0.5}
+    }
     assert load_pipeline(tmp_path / "saved").subject == "subj01"
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda p, x: p.decode(x[:, :5]), DataError, r"'betas' has shape \(8, 5\), expected trailing shape \(…, 30\)"),
-    (lambda p, x: p.decode(np.where(np.eye(8, 30) > 0, np.nan, x)), DataError, "'betas' holds 8 NaN"),
-    (lambda p, x: p.decode(x[0]), DataError, "'betas' must be 2-D or 3-D"),
-    (lambda p, x: p.decode(x, subject="subj02"), DataError, "fine-tuned on 'subj01'"),
-    (lambda p, x: p.decode(x, method="lasso"), ConfigError, "'method' must be"),
-    (lambda p, x: p(x, kappa=-1.0), ConfigError, "kappa"),
-    (lambda p, x: p(x, stepz=3), ConfigError, "stepz"),
-    (lambda p, x: p.generate({"c": np.zeros((2, 77, 16)), "z": np.zeros((3, 4, 8, 8))}, kappa=0), DataError, "different numbers of rows"),
-])
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (
+            lambda p, x: p.decode(x[:, :5]),
+            DataError,
+            r"'betas' has shape \(8, 5\), expected trailing shape \(…, 30\)",
+        ),
+        (lambda p, x: p.decode(np.where(np.eye(8, 30) > 0, np.nan, x)), DataError, "'betas' holds 8 NaN"),
+        (lambda p, x: p.decode(x[0]), DataError, "'betas' must be 2-D or 3-D"),
+        (lambda p, x: p.decode(x, subject="subj02"), DataError, "fine-tuned on 'subj01'"),
+        (lambda p, x: p.decode(x, method="lasso"), ConfigError, "'method' must be"),
+        (lambda p, x: p(x, kappa=-1.0), ConfigError, "kappa"),
+        (lambda p, x: p(x, stepz=3), ConfigError, "stepz"),
+        (
+            lambda p, x: p.generate({"c": np.zeros((2, 77, 16)), "z": np.zeros((3, 4, 8, 8))}, kappa=0),
+            DataError,
+            "different numbers of rows",
+        ),
+    ],
+)
 def test_bad_inputs_fail_with_one_line(pipe, trained, call, error, match):
     with pytest.raises(error, match=match) as exc:
         call(pipe, trained[1])
@@ -131,7 +166,9 @@ def test_loading_a_folder_without_a_run_says_what_is_missing(tmp_path):
 
 def test_top_level_import_is_light_and_every_name_resolves():
     code = "import sys, neuraldiffuser as nd; print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"
     import neuraldiffuser
     import neuraldiffuser.simulate  # noqa: F401  (a subpackage import must not shadow a top-level name)
@@ -150,25 +187,55 @@ def test_reconstruct_on_a_runs_file_uses_that_runs_settings_and_says_so(trained,
     from neuraldiffuser.training.decode import decode_betas
 
     run, test, _, _ = trained
-    decoded = decode_betas(load_run_config(run), run, test[:2], np.arange(2), tmp_path / "elsewhere" / "decoded.hdf5")
+    decoded = decode_betas(
+        load_run_config(run), run, test[:2], np.arange(2), tmp_path / "elsewhere" / "decoded.hdf5"
+    )
     assert run_config_for(decoded) == run / "config.yaml"  # through the store's source_run
     assert run_config_for(run) == run / "config.yaml" and run_config_for(tmp_path) is None
     out = tmp_path / "recon"
-    assert main(["reconstruct", str(decoded), "--out", str(out), "--set", "sampler.steps=3", "--set", "sampler.repeats=1"]) == 0
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(decoded),
+                "--out",
+                str(out),
+                "--set",
+                "sampler.steps=3",
+                "--set",
+                "sampler.repeats=1",
+            ]
+        )
+        == 0
+    )
     assert f"settings: {run / 'config.yaml'} (the run that made {decoded})" in capsys.readouterr().err
-    saved = load_run_config(out / "neuraldiffuser" / "kappa=50_eta=0.5")  # the run's κ, η (not the class defaults)
-    assert saved.sampler.kappa == 50.0 and saved.sampler.steps == 3 and saved.zoo.path == load_run_config(run).zoo.path
+    saved = load_run_config(
+        out / "neuraldiffuser" / "kappa=50_eta=0.5"
+    )  # the run's κ, η (not the class defaults)
+    assert (
+        saved.sampler.kappa == 50.0
+        and saved.sampler.steps == 3
+        and saved.zoo.path == load_run_config(run).zoo.path
+    )
 
 
 def test_config_defaults_are_coherent_and_a_zoo_carries_its_sampler_settings(tmp_path, tiny_stack):
     from neuraldiffuser import Config, load_config
 
     mini = Config()
-    assert mini.zoo.path == "builtin:insilico-64" and (mini.sampler.kappa, mini.sampler.eta, mini.sampler.strength) == (300.0, 0.4, 0.6)
+    assert mini.zoo.path == "builtin:insilico-64" and (
+        mini.sampler.kappa,
+        mini.sampler.eta,
+        mini.sampler.strength,
+    ) == (300.0, 0.4, 0.6)
     paper = load_config("paper")
     assert (paper.sampler.kappa, paper.sampler.eta, paper.sampler.strength) == (3e5, 0.2, 0.75)
-    assert load_config(overrides={"zoo": {"path": "CompVis/stable-diffusion-v1-4"}}).sampler.kappa == 3e5  # hub id: the paper's
-    assert load_config(overrides={"sampler": {"kappa": 30}}).sampler.eta == 0.4  # what the user sets wins, the rest is the zoo's
+    assert (
+        load_config(overrides={"zoo": {"path": "CompVis/stable-diffusion-v1-4"}}).sampler.kappa == 3e5
+    )  # hub id: the paper's
+    assert (
+        load_config(overrides={"sampler": {"kappa": 30}}).sampler.eta == 0.4
+    )  # what the user sets wins, the rest is the zoo's
     zoo = shutil.copytree(tiny_stack, tmp_path / "zoo")
     (zoo / "sampler_defaults.json").write_text(json.dumps({"sampler": {"kappa": 7.0, "repeats": 1}}))
     own = load_config(overrides={"zoo": {"path": str(zoo)}})

@@ -16,12 +16,33 @@ from neuraldiffuser.models.prior_mindeye2 import MindEye2Denoiser, relative_buck
 
 def _prior(**kw):
     torch.manual_seed(0)
-    args = {"tokens": 3, "width": 8, "depth": 2, "heads": 3, "timesteps": 10, "cond_drop": 0.2, "ff_mult": 2, "network": "mindeye2", "dim_head": 4}
+    args = {
+        "tokens": 3,
+        "width": 8,
+        "depth": 2,
+        "heads": 3,
+        "timesteps": 10,
+        "cond_drop": 0.2,
+        "ff_mult": 2,
+        "network": "mindeye2",
+        "dim_head": 4,
+    }
     return DiffusionPrior(**{**args, **kw})
 
 
 def test_shapes_through_the_decoder():
-    heads = {"c": {"kind": "tokens", "tokens": 3, "width": 8, "prior_depth": 1, "prior_heads": 3, "prior_dim_head": 4, "timesteps": 10, "prior_network": "mindeye2"}}
+    heads = {
+        "c": {
+            "kind": "tokens",
+            "tokens": 3,
+            "width": 8,
+            "prior_depth": 1,
+            "prior_heads": 3,
+            "prior_dim_head": 4,
+            "timesteps": 10,
+            "prior_network": "mindeye2",
+        }
+    }
     torch.manual_seed(0)
     model = BrainDecoder(subjects={"subj02": 7}, heads=heads, hidden=16, blocks=1)
     assert isinstance(model.targets["c"].prior.net, MindEye2Denoiser)
@@ -55,7 +76,9 @@ def test_condition_dropout_rate_and_null_tokens():
     a = net(x, t, torch.randn(4, 3, 8), drop=yes)
     b = net(x, t, torch.randn(4, 3, 8), drop=yes)
     torch.testing.assert_close(a, b)  # a dropped brain condition does not reach the output
-    torch.testing.assert_close(a, net(x, t, net.null_brain.detach().expand(4, 3, 8)))  # it is the null brain sequence
+    torch.testing.assert_close(
+        a, net(x, t, net.null_brain.detach().expand(4, 3, 8))
+    )  # it is the null brain sequence
     cond = torch.randn(4, 3, 8)
     c = net(torch.randn(4, 3, 8), t, cond, drop_image=yes)
     torch.testing.assert_close(c, net(net.null_image.detach().expand(4, 3, 8), t, cond))
@@ -68,7 +91,16 @@ def test_condition_dropout_rate_and_null_tokens():
 def test_relative_buckets_and_rotary_known_values():
     rel = torch.tensor([3, 0, -1, -15, -16, -64, -127, -500])
     # past offsets 0..15 exact; 16 + floor(log(n/16)/log(8)·16) beyond; future keys share bucket 0; capped at 31
-    expect = [0, 0, 1, 15, 16, 16 + int(math.log(4) / math.log(8) * 16), 16 + int(math.log(127 / 16) / math.log(8) * 16), 31]
+    expect = [
+        0,
+        0,
+        1,
+        15,
+        16,
+        16 + int(math.log(4) / math.log(8) * 16),
+        16 + int(math.log(127 / 16) / math.log(8) * 16),
+        31,
+    ]
     assert relative_bucket(rel).tolist() == expect
     x = torch.randn(1, 5, 6)
     y = rotate_pairs(x, 4)
@@ -124,7 +156,10 @@ def _np_reference(net: MindEye2Denoiser, x, t, cond) -> np.ndarray:
                         off = j - i  # the null key counts as key position 0
                         m = max(-off, 0)
                         bucket = m if m < 16 else min(31, 16 + int(math.log(m / 16) / math.log(8) * 16))
-                        logits.append(16 * q @ k / (np.linalg.norm(q) * np.linalg.norm(k)) + P["rel_bias.weight"][bucket, hh])
+                        logits.append(
+                            16 * q @ k / (np.linalg.norm(q) * np.linalg.norm(k))
+                            + P["rel_bias.weight"][bucket, hh]
+                        )
                     w = np.exp(np.array(logits) - max(logits))
                     w /= w.sum()
                     heads_out.append(sum(wj * v for wj, v in zip(w, vals, strict=True)))
@@ -152,7 +187,9 @@ def _rot(v, pos, rot_dim):
 def test_forward_matches_an_independent_implementation():
     torch.manual_seed(3)
     net = MindEye2Denoiser(tokens=3, width=8, depth=2, heads=2, dim_head=6, ff_mult=2).double().eval()
-    with torch.no_grad():  # gains and the relative bias away from their initial constants, so they are exercised
+    with (
+        torch.no_grad()
+    ):  # gains and the relative bias away from their initial constants, so they are exercised
         for name, p in net.named_parameters():
             if name.endswith(".g") or name == "norm.g" or name.startswith("rel_bias"):
                 p.copy_(1 + 0.3 * torch.randn_like(p))

@@ -23,7 +23,9 @@ from neuraldiffuser.zoo.loader import Components
 SAMPLER = {"steps": 8, "repeats": 2, "kappa": 100.0, "eta": 0.5}
 
 
-pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: a second thread only adds synchronisation
+pytestmark = pytest.mark.usefixtures(
+    "single_thread"
+)  # tiny models: a second thread only adds synchronisation
 
 
 def random_targets(images, seed=0, keys=("c", "z", "g"), z_shape=(4, 8, 8)):
@@ -34,9 +36,16 @@ def random_targets(images, seed=0, keys=("c", "z", "g"), z_shape=(4, 8, 8)):
 
 @pytest.fixture
 def setup(tmp_path, tiny_stack, generic_dir):
-    decoded = write_store(tmp_path / "decode" / "decoded.hdf5", np.array([9, 7, 8]), random_targets([9, 7, 8]), attrs={"subject": "subj01"})
+    decoded = write_store(
+        tmp_path / "decode" / "decoded.hdf5",
+        np.array([9, 7, 8]),
+        random_targets([9, 7, 8]),
+        attrs={"subject": "subj01"},
+    )
     oracle = write_store(tmp_path / "targets.hdf5", np.arange(10), random_targets(range(10), seed=1))
-    config = load_config(overrides={"zoo": {"path": str(tiny_stack)}, "data": {"path": str(generic_dir)}, "sampler": SAMPLER})
+    config = load_config(
+        overrides={"zoo": {"path": str(tiny_stack)}, "data": {"path": str(generic_dir)}, "sampler": SAMPLER}
+    )
     return decoded, oracle, config
 
 
@@ -53,7 +62,10 @@ def test_folder_follows_the_contract(setup, tmp_path):
     assert m["images"] == [9, 7, 8] and m["repeats"] == 2 and m["complete"] and m["subject"] == "subj01"
     assert m["method"] == "neuraldiffuser" and m["setting"] == folder.name and m["config"] == "config.yaml"
     assert m["params"] == {"kappa": 100.0, "eta": 0.5, "targets": "decoded"} and m["seconds_per_image"] > 0
-    assert m["files"]["7"] == ["images/00007_r0.png", "images/00007_r1.png"] and m["strips"]["7"] == "strips/00007.png"
+    assert (
+        m["files"]["7"] == ["images/00007_r0.png", "images/00007_r1.png"]
+        and m["strips"]["7"] == "strips/00007.png"
+    )
     assert load_config(files=[folder / "config.yaml"]).sampler.kappa == 100.0
     # the PNGs hold exactly what the sampler makes for that image (seed + image index)
     comp = Components(ZooConfig(path=config.zoo.path))
@@ -91,7 +103,9 @@ def test_interrupted_run_resumes_to_identical_files(setup, tmp_path, monkeypatch
     assert calls == [7, 8]  # image 9 was finished and is skipped
     assert files_of(part) == files_of(full) and len(files_of(full)) == 9
     strip_timing = lambda m: {k: v for k, v in m.items() if k not in ("seconds_per_image", "targets")}  # noqa: E731
-    assert strip_timing(json.loads((part / "manifest.json").read_text())) == strip_timing(json.loads((full / "manifest.json").read_text()))
+    assert strip_timing(json.loads((part / "manifest.json").read_text())) == strip_timing(
+        json.loads((full / "manifest.json").read_text())
+    )
 
 
 def test_images_sampled_together_match_one_at_a_time(setup, tmp_path):
@@ -101,10 +115,15 @@ def test_images_sampled_together_match_one_at_a_time(setup, tmp_path):
     (single,) = reconstruct(job, tmp_path / "one", config, shard=Shard())
     batched_config = config.model_copy(deep=True)
     batched_config.sampler.image_batch = 2
-    (batched,) = reconstruct(make_job(decoded, batched_config), tmp_path / "two", batched_config, shard=Shard())
+    (batched,) = reconstruct(
+        make_job(decoded, batched_config), tmp_path / "two", batched_config, shard=Shard()
+    )
     assert files_of(batched).keys() == files_of(single).keys() and len(files_of(single)) == 9
     manifest = json.loads((batched / "manifest.json").read_text())
-    assert manifest["complete"] and manifest["images"] == json.loads((single / "manifest.json").read_text())["images"]
+    assert (
+        manifest["complete"]
+        and manifest["images"] == json.loads((single / "manifest.json").read_text())["images"]
+    )
     for name in (n for n in files_of(single) if n.startswith("images/")):
         a = np.asarray(Image.open(single / name), dtype=int)
         b = np.asarray(Image.open(batched / name), dtype=int)
@@ -114,12 +133,16 @@ def test_images_sampled_together_match_one_at_a_time(setup, tmp_path):
 def test_sweep_writes_one_folder_per_setting(setup, tmp_path):
     decoded, _, config = setup
     job = make_job(decoded, config, limit=1)
-    folders = reconstruct(job, tmp_path / "recon", config, sweep={"kappa": [0, 100], "eta": [0.25, 0.5]}, shard=Shard())
+    folders = reconstruct(
+        job, tmp_path / "recon", config, sweep={"kappa": [0, 100], "eta": [0.25, 0.5]}, shard=Shard()
+    )
     assert [f.name for f in folders] == ["kappa=0_eta=0", "kappa=100_eta=0.25", "kappa=100_eta=0.5"]
     for f in folders:
         m = json.loads((f / "manifest.json").read_text())
         cfg = load_config(files=[f / "config.yaml"])
-        assert (cfg.sampler.kappa, cfg.sampler.eta) == (m["params"]["kappa"], m["params"]["eta"]) and m["images"] == [9]
+        assert (cfg.sampler.kappa, cfg.sampler.eta) == (m["params"]["kappa"], m["params"]["eta"]) and m[
+            "images"
+        ] == [9]
     a, b = (np.asarray(Image.open(f / "images/00009_r0.png")).astype(int) for f in folders[1:])
     assert np.abs(a - b).max() > 0  # η changes the result
 
@@ -127,7 +150,9 @@ def test_sweep_writes_one_folder_per_setting(setup, tmp_path):
 def test_unguided_needs_no_g_and_oracle_is_kept_apart(setup, tmp_path, generic_dir):
     _, oracle, config = setup
     no_g = write_store(tmp_path / "nog.hdf5", np.array([8]), random_targets([8], keys=("c", "z")))
-    (folder,) = reconstruct(make_job(no_g, config), tmp_path / "recon", config, sweep={"kappa": [0]}, shard=Shard())
+    (folder,) = reconstruct(
+        make_job(no_g, config), tmp_path / "recon", config, sweep={"kappa": [0]}, shard=Shard()
+    )
     assert folder.name == "kappa=0_eta=0"
     with pytest.raises(DataError, match="hold no 'g'"):
         reconstruct(make_job(no_g, config), tmp_path / "recon", config, shard=Shard())
@@ -172,7 +197,22 @@ def test_command_line_from_a_decode_run_folder(setup, tmp_path, tiny_stack, gene
 
     save_config(config, decoded.parent)  # a decode run folder: decoded.hdf5 + config.yaml
     out = tmp_path / "recon"
-    args = ["reconstruct", str(decoded.parent), "--out", str(out), "--images", "8", "--repeats", "1", "--kappa", "0", "--kappa", "50", "--eta", "0.5"]
+    args = [
+        "reconstruct",
+        str(decoded.parent),
+        "--out",
+        str(out),
+        "--images",
+        "8",
+        "--repeats",
+        "1",
+        "--kappa",
+        "0",
+        "--kappa",
+        "50",
+        "--eta",
+        "0.5",
+    ]
     assert main(args) == 0
     for name in ("kappa=0_eta=0", "kappa=50_eta=0.5"):
         m = json.loads((out / "neuraldiffuser" / name / "manifest.json").read_text())
@@ -187,7 +227,9 @@ def test_worker_processes_write_what_one_process_writes(setup, tmp_path):
     sweep = {"kappa": [100.0, 0.0]}
     single = reconstruct(make_job(decoded, config), tmp_path / "one", config, sweep=sweep, shard=Shard())
     folders = reconstruct_in_processes(decoded, tmp_path / "two", config, 2, sweep=sweep)
-    assert [f.relative_to(tmp_path / "two") for f in folders] == [f.relative_to(tmp_path / "one") for f in single]
+    assert [f.relative_to(tmp_path / "two") for f in folders] == [
+        f.relative_to(tmp_path / "one") for f in single
+    ]
     for one, two in zip(single, folders, strict=True):
         assert files_of(two) == files_of(one) and len(files_of(one)) == 9  # 3 images × (2 repeats + strip)
         assert json.loads((two / "manifest.json").read_text())["complete"]
@@ -200,9 +242,16 @@ def test_ridge_file_reads_the_runs_config(setup, tmp_path, generic_dir, capsys):
     from neuraldiffuser.config import save_config
 
     decoded, _, config = setup
-    ridge = write_store(decoded.with_name("decoded_ridge.hdf5"), np.array([9, 7, 8]), random_targets([9, 7, 8], seed=2), attrs={"subject": "subj01"})
+    ridge = write_store(
+        decoded.with_name("decoded_ridge.hdf5"),
+        np.array([9, 7, 8]),
+        random_targets([9, 7, 8], seed=2),
+        attrs={"subject": "subj01"},
+    )
     config.sampler.repeats = 1
-    save_config(config, ridge.parent, name="decoded.config.yaml")  # what `decode --ridge` leaves beside both files
+    save_config(
+        config, ridge.parent, name="decoded.config.yaml"
+    )  # what `decode --ridge` leaves beside both files
     out = tmp_path / "recon"
     assert main(["reconstruct", str(ridge), "--method", "ridge", "--out", str(out), "--images", "8"]) == 0
     assert "settings from the run's config" in capsys.readouterr().err

@@ -62,10 +62,14 @@ def test_one_reader_for_every_runs_manifest(tmp_path):
     from neuraldiffuser.errors import ModelLoadError
     from neuraldiffuser.training.manifest import read_manifest
 
-    with pytest.raises(ModelLoadError, match=r"no fitted MindDiffuser decoders .* --method minddiffuser --out RUN"):
+    with pytest.raises(
+        ModelLoadError, match=r"no fitted MindDiffuser decoders .* --method minddiffuser --out RUN"
+    ):
         read_manifest(tmp_path, "minddiffuser")
     (tmp_path / "decoders").mkdir()
     (tmp_path / "decoders" / "manifest.json").write_text(json.dumps({"subject": "subj01"}))
-    assert read_manifest(tmp_path, "neuraldiffuser")["subject"] == "subj01"  # no 'method': NeuralDiffuser's own
+    assert (
+        read_manifest(tmp_path, "neuraldiffuser")["subject"] == "subj01"
+    )  # no 'method': NeuralDiffuser's own
     with pytest.raises(ModelLoadError, match="holds 'neuraldiffuser' decoders, not neuropictor's"):
         read_manifest(tmp_path, "neuropictor")

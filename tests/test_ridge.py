@@ -70,7 +70,9 @@ def test_average_by_image():
 def test_save_load_round_trip(tmp_path):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((30, 6))
-    ridge = RidgeDecoder([0.1, 1.0, 10.0], seed=3).fit(x, {"g0": rng.standard_normal((30, 2, 3))}, images=np.arange(30))
+    ridge = RidgeDecoder([0.1, 1.0, 10.0], seed=3).fit(
+        x, {"g0": rng.standard_normal((30, 2, 3))}, images=np.arange(30)
+    )
     ridge.save(tmp_path / "ridge")
     back = RidgeDecoder.load(tmp_path / "ridge")
     assert back.chosen == ridge.chosen and back.shapes == {"g0": [2, 3]}

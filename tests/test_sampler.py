@@ -18,7 +18,9 @@ from neuraldiffuser.zoo.loader import Components
 PAPER = dict(x0_formula="released", noise_timestep="released", burn_draws=40, image_seed="same")
 
 
-pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: a second thread only adds synchronisation
+pytestmark = pytest.mark.usefixtures(
+    "single_thread"
+)  # tiny models: a second thread only adds synchronisation
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,9 @@ def test_guidance_gradient_matches_finite_differences(comp, inputs, formula):
 
     unet, vae = (copy.deepcopy(m).double() for m in (comp.unet, comp.vae))
     enc = GuidanceEncoder(copy.deepcopy(comp.guidance.vision), comp.guidance.layers).double()  # fresh hooks
-    step = GuidanceStep(unet, vae, FeatureLoss(enc, g.double(), [1.5, 1.2, 1, 1, 1, 1]), kappa=50.0, x0_formula=formula)
+    step = GuidanceStep(
+        unet, vae, FeatureLoss(enc, g.double(), [1.5, 1.2, 1, 1, 1, 1]), kappa=50.0, x0_formula=formula
+    )
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, 4, 8, 8, generator=gen, dtype=torch.float64)
     ctx = torch.randn(2, 77, 16, generator=gen, dtype=torch.float64)
@@ -102,14 +106,25 @@ def test_unguided_equals_diffusers_img2img(tiny_stack, comp, inputs, cfg_scale):
     cfg = SamplerConfig(steps=20, strength=0.6, sag_scale=0.0, kappa=0.0, repeats=1, cfg_scale=cfg_scale)
     ours = NeuralDiffuserSampler(comp, cfg)(c, z, seed=11)
     pipe = StableDiffusionImg2ImgPipeline(
-        vae=comp.vae, text_encoder=comp.text_encoder, tokenizer=comp.tokenizer, unet=comp.unet,
-        scheduler=DDIMScheduler.from_config(comp.scheduler.config), safety_checker=None, feature_extractor=None,
+        vae=comp.vae,
+        text_encoder=comp.text_encoder,
+        tokenizer=comp.tokenizer,
+        unet=comp.unet,
+        scheduler=DDIMScheduler.from_config(comp.scheduler.config),
+        safety_checker=None,
+        feature_extractor=None,
         requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
     theirs = pipe(
-        prompt_embeds=c[None], negative_prompt_embeds=comp.unconditional(1), image=z[None], strength=0.6,
-        num_inference_steps=20, guidance_scale=cfg_scale, generator=torch.Generator().manual_seed(11), output_type="pt",
+        prompt_embeds=c[None],
+        negative_prompt_embeds=comp.unconditional(1),
+        image=z[None],
+        strength=0.6,
+        num_inference_steps=20,
+        guidance_scale=cfg_scale,
+        generator=torch.Generator().manual_seed(11),
+        output_type="pt",
     ).images
     assert theirs.shape == ours.shape == (1, 3, 16, 16)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
@@ -126,20 +141,35 @@ def test_sag_equals_diffusers_sag_pipeline(tiny_stack, inputs):
     ours = sampler(c, z, seed=5)
     start = sampler.initial_latents(z, sampler.generator(5))
     pipe = StableDiffusionSAGPipeline(
-        vae=their_comp.vae, text_encoder=their_comp.text_encoder, tokenizer=their_comp.tokenizer, unet=their_comp.unet,
-        scheduler=DDIMScheduler.from_config(their_comp.scheduler.config), safety_checker=None, feature_extractor=None,
+        vae=their_comp.vae,
+        text_encoder=their_comp.text_encoder,
+        tokenizer=their_comp.tokenizer,
+        unet=their_comp.unet,
+        scheduler=DDIMScheduler.from_config(their_comp.scheduler.config),
+        safety_checker=None,
+        feature_extractor=None,
         requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
     theirs = pipe(
-        prompt_embeds=c[None], negative_prompt_embeds=their_comp.unconditional(1), latents=start, height=16, width=16,
-        num_inference_steps=12, guidance_scale=7.5, sag_scale=0.75, output_type="pt",
+        prompt_embeds=c[None],
+        negative_prompt_embeds=their_comp.unconditional(1),
+        latents=start,
+        height=16,
+        width=16,
+        num_inference_steps=12,
+        guidance_scale=7.5,
+        sag_scale=0.75,
+        output_type="pt",
     ).images
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
     no_sag = NeuralDiffuserSampler(ours_comp, cfg.model_copy(update={"sag_scale": 0.0}))(c, z, seed=5)
     assert (ours - no_sag).abs().max() > 1e-3  # SAG did something
     # the processor is restored after sampling
-    assert type(ours_comp.unet.mid_block.attentions[0].transformer_blocks[0].attn1.processor).__name__ != "SelfAttentionStore"
+    assert (
+        type(ours_comp.unet.mid_block.attentions[0].transformer_blocks[0].attn1.processor).__name__
+        != "SelfAttentionStore"
+    )
 
 
 def test_batched_sampler_equals_the_released_loop_one_repeat_at_a_time(comp, inputs):
@@ -159,7 +189,9 @@ def test_feature_loss_with_one_target_per_row_equals_separate_losses(comp, input
     images = torch.rand(3, 3, 16, 16) * 2 - 1
     boosts = [1.5, 1.2, 1, 1, 1, 1]
     together = FeatureLoss(comp.guidance, targets, boosts)
-    alone = torch.cat([FeatureLoss(comp.guidance, t, boosts)(images[i : i + 1]) for i, t in enumerate(targets)])
+    alone = torch.cat(
+        [FeatureLoss(comp.guidance, t, boosts)(images[i : i + 1]) for i, t in enumerate(targets)]
+    )
     torch.testing.assert_close(together(images), alone)
     torch.testing.assert_close(together(images[1:], slice(1, 3)), alone[1:])
     with pytest.raises(DataError, match="2 images for 3 per-row g targets"):

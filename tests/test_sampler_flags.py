@@ -16,7 +16,9 @@ from neuraldiffuser.zoo.loader import Components
 BASE = dict(steps=10, repeats=2, kappa=150.0, eta=0.5)
 
 
-pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: a second thread only adds synchronisation
+pytestmark = pytest.mark.usefixtures(
+    "single_thread"
+)  # tiny models: a second thread only adds synchronisation
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +40,30 @@ def sampler(comp, **flags):
 
 def test_paper_preset_is_the_released_configuration():
     s = load_config(preset="paper").sampler
-    assert (s.steps, s.strength, s.cfg_scale, s.sag_scale, s.kappa, s.eta, s.repeats) == (50, 0.75, 7.5, 0.75, 3e5, 0.2, 5)
+    assert (s.steps, s.strength, s.cfg_scale, s.sag_scale, s.kappa, s.eta, s.repeats) == (
+        50,
+        0.75,
+        7.5,
+        0.75,
+        3e5,
+        0.2,
+        5,
+    )
     assert s.layer_boosts == [1.5, 1.2, 1.0, 1.0, 1.0, 1.0]
-    assert (s.x0_formula, s.noise_timestep, s.burn_draws, s.image_seed) == ("released", "released", 40, "same")
+    assert (s.x0_formula, s.noise_timestep, s.burn_draws, s.image_seed) == (
+        "released",
+        "released",
+        40,
+        "same",
+    )
     assert load_config(preset="paper").seed == 42
     d = SamplerConfig()  # defaults fix the quirks
-    assert (d.x0_formula, d.noise_timestep, d.burn_draws, d.image_seed) == ("standard", "first_step", 0, "by_index")
+    assert (d.x0_formula, d.noise_timestep, d.burn_draws, d.image_seed) == (
+        "standard",
+        "first_step",
+        0,
+        "by_index",
+    )
 
 
 def test_x0_formula_changes_only_the_guided_steps(comp, inputs):
@@ -58,12 +78,17 @@ def test_x0_formula_changes_only_the_guided_steps(comp, inputs):
     assert torch.equal(start, rel.initial_latents(z, gen())) and std.plan == rel.plan
     assert (std.denoise(start, c, g) - rel.denoise(start, c, g)).abs().max() > 1e-4
     unguided = dict(kappa=0.0)
-    assert torch.equal(sampler(comp, **unguided).denoise(start, c, g), sampler(comp, x0_formula="released", **unguided).denoise(start, c, g))
+    assert torch.equal(
+        sampler(comp, **unguided).denoise(start, c, g),
+        sampler(comp, x0_formula="released", **unguided).denoise(start, c, g),
+    )
 
 
 def test_noise_timestep_changes_only_the_start_noise_level(comp, inputs):
     c, z, g = inputs
-    first, released = (NeuralDiffuserSampler(comp, SamplerConfig(noise_timestep=n)) for n in ("first_step", "released"))
+    first, released = (
+        NeuralDiffuserSampler(comp, SamplerConfig(noise_timestep=n)) for n in ("first_step", "released")
+    )
     assert first.plan.timesteps == released.plan.timesteps and first.plan.timesteps[0] == 721
     assert (first.plan.noise_timestep, released.plan.noise_timestep) == (721, 740)
     a = first.scheduler.alphas_cumprod
@@ -98,7 +123,9 @@ def test_image_seed_same_gives_every_image_the_same_noise(comp, inputs):
     method = get_method("neuraldiffuser")
     out = {}
     for mode in ("same", "by_index"):
-        cfg = load_config(overrides={"zoo": {"path": comp.path}, "sampler": {**BASE, "image_seed": mode}})  # the zoo it runs with
+        cfg = load_config(
+            overrides={"zoo": {"path": comp.path}, "sampler": {**BASE, "image_seed": mode}}
+        )  # the zoo it runs with
         (setting,) = method.settings(cfg, {})
         run = method.build(comp, setting, {"c": (77, 16), "z": (4, 8, 8), "g": (6, 17, 16)})
         out[mode] = (run(targets, 3), run(targets, 8))

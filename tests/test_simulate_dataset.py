@@ -30,7 +30,11 @@ def small(tmp_path_factory):
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path, monkeypatch):
@@ -48,9 +52,13 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path,
     monkeypatch.setattr(run, "_subject", interrupted)
     with pytest.raises(KeyboardInterrupt):  # stopped after subj01: resumable, not yet a dataset
         simulate_dataset(b, SimulateConfig(seed=3, layout="both", **TINY))
-    assert not (b / "dataset.json").exists() and json.loads((b / "simulator" / "progress.json").read_text())["done"] == ["subj01"]
+    assert not (b / "dataset.json").exists() and json.loads((b / "simulator" / "progress.json").read_text())[
+        "done"
+    ] == ["subj01"]
     monkeypatch.setattr(run, "_subject", original)
-    assert "subj02" in simulate_dataset(b, SimulateConfig(seed=3, layout="both", **TINY))  # resumes with subj02 only
+    assert "subj02" in simulate_dataset(
+        b, SimulateConfig(seed=3, layout="both", **TINY)
+    )  # resumes with subj02 only
     simulate_dataset(c, SimulateConfig(seed=4, layout="both", **TINY))
     da, db, dc = _digest(a), _digest(b), _digest(c)
     assert da == db and len(da) > 20
@@ -65,14 +73,31 @@ def test_cli_writes_the_dataset_and_its_config(tmp_path, capsys):
     from neuraldiffuser.cli.main import main
 
     out = tmp_path / "cli"
-    argv = ["simulate", "--preset", "small", "--out", str(out), "--subjects", "1", "--n-images", "20", "--seed", "9",
-            "--set", "simulate.test_images=4", "--set", "simulate.voxels=[40,50]"]
+    argv = [
+        "simulate",
+        "--preset",
+        "small",
+        "--out",
+        str(out),
+        "--subjects",
+        "1",
+        "--n-images",
+        "20",
+        "--seed",
+        "9",
+        "--set",
+        "simulate.test_images=4",
+        "--set",
+        "simulate.voxels=[40,50]",
+    ]
     assert main(argv) == 0
     assert "simulated small: 1 subjects" in capsys.readouterr().out
     ds = open_dataset(out)
     assert list(ds.subjects) == ["subj01"] and len(ds.images) == 24
     assert "seed: 9" in (out / "simulator" / "config.yaml").read_text()
-    assert main([("10" if a == "9" else a) for a in argv]) == 2  # another seed into the same folder: refused, one-line error
+    assert (
+        main([("10" if a == "9" else a) for a in argv]) == 2
+    )  # another seed into the same folder: refused, one-line error
     assert "different simulated dataset" in capsys.readouterr().err
 
 
@@ -117,18 +142,25 @@ def test_design_is_nsd_like(small):
 def test_mindeye2_layout_reads_back_with_the_same_trials(small):
     generic, me2 = open_dataset(small), open_dataset(small / "mindeye2")
     assert me2.layout == "mindeye2" and list(me2.subjects) == list(generic.subjects)
-    assert np.array_equal(me2.images.get(np.arange(5)), generic.images.get(np.arange(5)))  # float16 in [0,1] round-trips uint8
+    assert np.array_equal(
+        me2.images.get(np.arange(5)), generic.images.get(np.arange(5))
+    )  # float16 in [0,1] round-trips uint8
     for name, g in generic.subjects.items():
         m = me2.subjects[name]
         for field in ("row", "image", "session", "split", "repeat"):
-            assert np.array_equal(getattr(m.trials, field)[np.argsort(m.trials.row)], getattr(g.trials, field)), field
+            assert np.array_equal(
+                getattr(m.trials, field)[np.argsort(m.trials.row)], getattr(g.trials, field)
+            ), field
         betas = g.read(np.arange(g.n_trials))
         train = g.trials.split == "train"
         expected = (betas - betas[train].mean(0)) / betas[train].std(0)
         np.testing.assert_allclose(m.read(np.arange(m.n_trials)), expected, atol=1e-4)
         assert np.array_equal(m.roi, g.roi)
         imgs = generic.images.get(np.arange(6))
-        zpred, gpred = EncodingModel.load(small / "mindeye2", name).predict(imgs), EncodingModel.load(small, name).predict(imgs)
+        zpred, gpred = (
+            EncodingModel.load(small / "mindeye2", name).predict(imgs),
+            EncodingModel.load(small, name).predict(imgs),
+        )
         np.testing.assert_allclose(zpred, (gpred - betas[train].mean(0)) / betas[train].std(0), atol=1e-3)
 
 
@@ -139,13 +171,17 @@ def test_noise_ceiling_from_test_repeats_matches_the_configured_one(small):
         betas = s.read(np.arange(s.n_trials))
         measured = noise_ceiling(betas, s.trials.image, s.trials.split)
         test_ids = np.unique(s.trials.image[s.trials.split == "test"])
-        signal = model.predict(ds.images.get(test_ids)).var(axis=0, ddof=1)  # true signal variance on these images
+        signal = model.predict(ds.images.get(test_ids)).var(
+            axis=0, ddof=1
+        )  # true signal variance on these images
         expected = signal / (signal + model.params["noise_sd"] ** 2)
         factor = model.meta["noise_factor"]
         for roi in model.roi_names:
             m = model.roi == roi
             assert np.median(measured[m]) == pytest.approx(np.median(expected[m]), abs=0.06), roi
-            configured = 1 / (1 + (1 - NOISE_CEILING[roi]) / NOISE_CEILING[roi] * factor**2)  # ROI median after the subject's noise factor
+            configured = 1 / (
+                1 + (1 - NOISE_CEILING[roi]) / NOISE_CEILING[roi] * factor**2
+            )  # ROI median after the subject's noise factor
             assert np.median(model.params["target_nc"][m]) == pytest.approx(configured, abs=0.08), roi
 
 
@@ -176,7 +212,9 @@ def test_pRF_voxels_are_predicted_from_filter_bank_features(small):
     bank = FilterBank(64)
     images = np.unique(np.concatenate([i_tr, i_te]))
     f = bank.maps(ds.images.get(images))
-    f = f.reshape(len(f), f.shape[1], 8, 4, 8, 4).mean(axis=(3, 5)).reshape(len(f), -1)  # 26 channels on an 8x8 grid
+    f = (
+        f.reshape(len(f), f.shape[1], 8, 4, 8, 4).mean(axis=(3, 5)).reshape(len(f), -1)
+    )  # 26 channels on an 8x8 grid
     lookup = {int(i): k for k, i in enumerate(images)}
     v1 = s.roi == "V1"
     pred = _ridge(f[[lookup[int(i)] for i in i_tr]], x_tr[:, v1], f[[lookup[int(i)] for i in i_te]], lam=3e3)
@@ -195,7 +233,11 @@ def test_colour_and_shape_are_decodable_from_higher_visual_voxels(small):
         for group, floor in (("color", 0.75), ("shape", 0.65)):
             cols = [ATTRIBUTES.index(a) for a in GROUPS[group]]
             pred = _ridge(x_tr[:, higher], attrs[i_tr][:, cols], x_te[:, higher], lam=300.0)
-            aucs = [_auc(pred[:, k], attrs[i_te][:, c]) for k, c in enumerate(cols) if 0 < attrs[i_te][:, c].sum() < len(i_te)]
+            aucs = [
+                _auc(pred[:, k], attrs[i_te][:, c])
+                for k, c in enumerate(cols)
+                if 0 < attrs[i_te][:, c].sum() < len(i_te)
+            ]
             assert np.mean(aucs) > floor, (name, group, np.mean(aucs))  # chance: 0.5
 
 
@@ -205,11 +247,30 @@ def test_v1_carries_more_position_information_than_higher_visual_cortex(small):
 
     rng = np.random.default_rng(0)
     xy = rng.uniform(0.15, 0.85, (300, 2))
-    probes = render([{"background": {"kind": "solid", "color": "gray"}, "objects": [
-        {"shape": "circle", "color": "white", "size": "small", "x": float(x), "y": float(y), "rotation": 0.0}]} for x, y in xy], 64)
+    probes = render(
+        [
+            {
+                "background": {"kind": "solid", "color": "gray"},
+                "objects": [
+                    {
+                        "shape": "circle",
+                        "color": "white",
+                        "size": "small",
+                        "x": float(x),
+                        "y": float(y),
+                        "rotation": 0.0,
+                    }
+                ],
+            }
+            for x, y in xy
+        ],
+        64,
+    )
     for name in ("subj01", "subj02"):
         model = EncodingModel.load(small, name)
-        responses = model.predict(probes) + rng.normal(0, 1, (len(probes), model.n_voxels)) * model.params["noise_sd"]
+        responses = (
+            model.predict(probes) + rng.normal(0, 1, (len(probes), model.n_voxels)) * model.params["noise_sd"]
+        )
         higher, v1 = np.flatnonzero(np.isin(model.roi, HIGHER)), np.flatnonzero(model.roi == "V1")
         k = min(len(higher), len(v1))  # the same number of voxels
         error = {}
@@ -220,13 +281,28 @@ def test_v1_carries_more_position_information_than_higher_visual_cortex(small):
 
 
 def test_attribute_vectors_are_the_records_multi_hot_codes():
-    rec = {"background": {"kind": "checker", "color": "blue"}, "objects": [
-        {"shape": "star", "color": "red", "size": "small", "row": "top", "col": "left"},
-        {"shape": "ring", "color": "red", "size": "large", "row": "bottom", "col": "left"}]}
+    rec = {
+        "background": {"kind": "checker", "color": "blue"},
+        "objects": [
+            {"shape": "star", "color": "red", "size": "small", "row": "top", "col": "left"},
+            {"shape": "ring", "color": "red", "size": "large", "row": "bottom", "col": "left"},
+        ],
+    }
     v = attribute_vectors([rec])[0]
     on = {ATTRIBUTES[i] for i in np.flatnonzero(v)}
-    assert on == {"shape:star", "shape:ring", "color:red", "size:small", "size:large", "row:top", "row:bottom", "col:left",
-                  "count:2", "background:checker", "background_color:blue"}
+    assert on == {
+        "shape:star",
+        "shape:ring",
+        "color:red",
+        "size:small",
+        "size:large",
+        "row:top",
+        "row:bottom",
+        "col:left",
+        "count:2",
+        "background:checker",
+        "background_color:blue",
+    }
 
 
 def test_encoding_model_checks_its_inputs_and_resizes_other_resolutions(small):
@@ -239,7 +315,9 @@ def test_encoding_model_checks_its_inputs_and_resizes_other_resolutions(small):
     assert at128.shape == at64.shape == (12, model.n_voxels)
     r = [np.corrcoef(at64[:, v], at128[:, v])[0, 1] for v in range(0, model.n_voxels, 7)]
     assert np.median(r) > 0.9  # the same scenes drawn at twice the resolution evoke nearly the same responses
-    np.testing.assert_allclose(model.predict(render(records[:1], 64)[0]), at64[:1], atol=1e-4)  # one (H, W, 3) image
+    np.testing.assert_allclose(
+        model.predict(render(records[:1], 64)[0]), at64[:1], atol=1e-4
+    )  # one (H, W, 3) image
     with pytest.raises(DataError, match="uint8"):
         model.predict(render(records, 64).astype(np.float32))
     with pytest.raises(DataError, match="have: subj01, subj02"):

@@ -18,7 +18,12 @@ def _com(w, grid):
 
 
 def test_prf_weights_integrate_to_one_and_sit_where_they_should():
-    w = prf_weights(np.array([0.0, 2.0, 4.2, 0.3]), np.array([0.0, 1.0, 0.0, -2.5]), np.array([0.5, 0.4, 0.5, 0.05]), grid=32)
+    w = prf_weights(
+        np.array([0.0, 2.0, 4.2, 0.3]),
+        np.array([0.0, 1.0, 0.0, -2.5]),
+        np.array([0.5, 0.4, 0.5, 0.05]),
+        grid=32,
+    )
     assert w.shape == (4, 32 * 32) and w.dtype == np.float32
     assert w[0].sum() == pytest.approx(1.0, abs=1e-4)
     assert w[2].sum() == pytest.approx(0.5, abs=1e-3)  # centred on the right edge: half of it sees the image

@@ -42,7 +42,9 @@ def test_attribute_ranges_and_vocabulary():
 
 
 def _lens(r1, r2, d):
-    a = r1**2 * np.arccos((d**2 + r1**2 - r2**2) / (2 * d * r1)) + r2**2 * np.arccos((d**2 + r2**2 - r1**2) / (2 * d * r2))
+    a = r1**2 * np.arccos((d**2 + r1**2 - r2**2) / (2 * d * r1)) + r2**2 * np.arccos(
+        (d**2 + r2**2 - r1**2) / (2 * d * r2)
+    )
     return a - 0.5 * np.sqrt((-d + r1 + r2) * (d + r1 - r2) * (d - r1 + r2) * (d + r1 + r2))
 
 
@@ -71,8 +73,21 @@ def test_antialiased_coverage_matches_analytic_area(name):
 
 
 def test_object_and_background_colours_are_drawn_where_the_record_says():
-    rec = {"background": {"kind": "solid", "color": "blue"},
-           "objects": [{"shape": "square", "color": "yellow", "size": "large", "x": 0.3, "y": 0.7, "rotation": 0.0, "row": "bottom", "col": "left"}]}
+    rec = {
+        "background": {"kind": "solid", "color": "blue"},
+        "objects": [
+            {
+                "shape": "square",
+                "color": "yellow",
+                "size": "large",
+                "x": 0.3,
+                "y": 0.7,
+                "rotation": 0.0,
+                "row": "bottom",
+                "col": "left",
+            }
+        ],
+    }
     img = sc.render([rec], 64)[0].astype(int)
     assert tuple(img[int(0.7 * 64), int(0.3 * 64)]) == sc.COLORS["yellow"]
     assert tuple(img[5, 60]) == sc.COLORS["blue"]
@@ -109,7 +124,11 @@ def test_scenes_command_writes_a_stimuli_only_dataset(tmp_path, capsys):
     out = tmp_path / "stimuli"
     assert main(["simulate", "--preset", "scenes", "--n-images", "12", "--seed", "4", "--out", str(out)]) == 0
     ds = open_dataset(out)
-    assert len(ds.images) == 12 and ds.subjects == {} and np.array_equal(ds.images.get(np.arange(12)), sc.generate_scenes(12, 4).images)
+    assert (
+        len(ds.images) == 12
+        and ds.subjects == {}
+        and np.array_equal(ds.images.get(np.arange(12)), sc.generate_scenes(12, 4).images)
+    )
     assert (out / "simulator" / "config.yaml").is_file()
     assert main(["simulate", "--preset", "scenes", "--out", str(tmp_path / "x")]) == 2
     assert "--n-images" in capsys.readouterr().err

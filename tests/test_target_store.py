@@ -12,8 +12,13 @@ from neuraldiffuser.targets.store import TargetStore, create_store, write_rows, 
 def test_round_trip_and_lookup(tmp_path):
     rng = np.random.default_rng(0)
     images = np.array([7, 3, 11])
-    vals = {"z": rng.standard_normal((3, 4, 2, 2)).astype(np.float32), "g": rng.standard_normal((3, 2, 5, 3)).astype(np.float16)}
-    path = write_store(tmp_path / "d.hdf5", images, vals, attrs={"subject": "subj01", "guidance_layers": [0, 1]})
+    vals = {
+        "z": rng.standard_normal((3, 4, 2, 2)).astype(np.float32),
+        "g": rng.standard_normal((3, 2, 5, 3)).astype(np.float16),
+    }
+    path = write_store(
+        tmp_path / "d.hdf5", images, vals, attrs={"subject": "subj01", "guidance_layers": [0, 1]}
+    )
     with TargetStore(path) as st:
         assert st.keys == ["z", "g"] and st.shape("g") == (2, 5, 3)
         assert st.attrs["subject"] == "subj01" and st.attrs["guidance_layers"] == [0, 1]

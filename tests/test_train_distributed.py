@@ -18,15 +18,38 @@ from test_train_resume import ENV, train_cmd, weights
 @pytest.mark.parametrize("layout", ["generic", "mindeye2"])
 def test_two_processes_match_one(tmp_path, layout):
     """Also on NSD's MindEye2 layout, whose shards every process reads whole (issue 16)."""
-    subjects = {} if layout == "generic" else {"subjects": (("subj01", 30), ("subj02", 36)), "layout": "mindeye2"}
+    subjects = (
+        {} if layout == "generic" else {"subjects": (("subj01", 30), ("subj02", 36)), "layout": "mindeye2"}
+    )
     ds, targets, _ = make_decoder_data(tmp_path, **subjects)
     assert open_dataset(ds).layout == layout
     no_dropout = {"layout": "multi_head", "dropout": 0.0, "z_dropout": 0.0, "z_adapter_dropout": 0.0}
-    cfg = tiny_config(ds, decoder=no_dropout, train={"pretrain_epochs": 2, "finetune_epochs": 2, "mixco_fraction": 0.5, "ridge": False, "checkpoint_every": 10})
+    cfg = tiny_config(
+        ds,
+        decoder=no_dropout,
+        train={
+            "pretrain_epochs": 2,
+            "finetune_epochs": 2,
+            "mixco_fraction": 0.5,
+            "ridge": False,
+            "checkpoint_every": 10,
+        },
+    )
     cfg_path = save_config(cfg, tmp_path, "cfg.yaml")
-    one = subprocess.Popen(train_cmd(ds, targets, tmp_path / "one", cfg_path), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    one = subprocess.Popen(
+        train_cmd(ds, targets, tmp_path / "one", cfg_path),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    two = subprocess.run(torchrun + train_cmd(ds, targets, tmp_path / "two", cfg_path)[1:], env=ENV, capture_output=True, text=True)
+    two = subprocess.run(
+        torchrun + train_cmd(ds, targets, tmp_path / "two", cfg_path)[1:],
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     out, _ = one.communicate(timeout=300)
     assert one.returncode == 0, out
     assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]

@@ -36,10 +36,16 @@ def test_train_refuses_targets_of_another_dataset(tmp_path, capsys):
     ds, targets, _ = _small_decoder_data(tmp_path / "a")
     other, _, _ = _small_decoder_data(tmp_path / "b", seed=1)
     with h5py.File(targets, "a") as f:
-        f.attrs["dataset"], f.attrs["dataset_fingerprint"] = str(other), dataset_fingerprint(open_dataset(other))
+        f.attrs["dataset"], f.attrs["dataset_fingerprint"] = (
+            str(other),
+            dataset_fingerprint(open_dataset(other)),
+        )
     assert main(["train", str(ds), str(targets), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert f"{targets}: targets were extracted from another dataset ({other}: 20 images 8x8 " in err and f"not {ds} (20 images 8x8 " in err
+    assert (
+        f"{targets}: targets were extracted from another dataset ({other}: 20 images 8x8 " in err
+        and f"not {ds} (20 images 8x8 " in err
+    )
     with h5py.File(targets, "a") as f:
         f.attrs["dataset_fingerprint"] = dataset_fingerprint(open_dataset(ds))
     with TargetStore(targets) as st:
@@ -53,10 +59,17 @@ def test_nan_targets_are_refused_naming_the_key_and_images(tmp_path, capsys):
         c[[5, 13], 0, 1] = [np.nan, np.inf]
         f["c"][...] = c
     with TargetStore(targets) as st:
-        np.testing.assert_array_equal(st.get("c", [0, 4]), c[[0, 4]].astype(np.float32))  # finite rows read as they are
+        np.testing.assert_array_equal(
+            st.get("c", [0, 4]), c[[0, 4]].astype(np.float32)
+        )  # finite rows read as they are
         with pytest.raises(DataError, match=r"targets\.hdf5:c: NaN/Inf in the targets of 2 images \(5, 13\)"):
             st.get_images("c", [4, 13, 5, 13])
-    args = ["--set", "decoder.targets=[c]", "--set", "decoder.prior_heads=2"]  # heads that divide the tiny width 8
+    args = [
+        "--set",
+        "decoder.targets=[c]",
+        "--set",
+        "decoder.prior_heads=2",
+    ]  # heads that divide the tiny width 8
     assert main(["train", str(ds), str(targets), "--out", str(tmp_path / "run"), *args]) == 2
     err = capsys.readouterr().err
     assert f"{targets}:c: NaN/Inf in the targets of " in err and "13" in err
@@ -69,7 +82,11 @@ def test_a_non_finite_loss_stops_training_before_it_is_checkpointed(tmp_path, mo
     from neuraldiffuser.training import loop
 
     ds, targets, _ = _small_decoder_data(tmp_path)
-    cfg = tiny_config(ds, decoder={"layout": "multi_head", "targets": ["c"]}, train={"stages": ["finetune"], "finetune_epochs": 6, "checkpoint_every": 2, "ridge": False})
+    cfg = tiny_config(
+        ds,
+        decoder={"layout": "multi_head", "targets": ["c"]},
+        train={"stages": ["finetune"], "finetune_epochs": 6, "checkpoint_every": 2, "ridge": False},
+    )
     real, calls = loop.objective, {"n": 0}
 
     def diverges_at_step_5(*args, **kwargs):
@@ -81,11 +98,31 @@ def test_a_non_finite_loss_stops_training_before_it_is_checkpointed(tmp_path, mo
 
     monkeypatch.setattr(loop, "objective", diverges_at_step_5)
     run = tmp_path / "run"
-    assert main(["train", str(ds), str(targets), "--out", str(run), "--config", str(save_config(cfg, tmp_path, "cfg.yaml"))]) == 1
+    assert (
+        main(
+            [
+                "train",
+                str(ds),
+                str(targets),
+                "--out",
+                str(run),
+                "--config",
+                str(save_config(cfg, tmp_path, "cfg.yaml")),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
-    assert "training diverged: the loss is nan at step 5 of " in err and "the last checkpoint (step 4) is kept" in err
+    assert (
+        "training diverged: the loss is nan at step 5 of " in err
+        and "the last checkpoint (step 4) is kept" in err
+    )
     ckpts = sorted(p.name for p in (run / "finetune" / "all" / "checkpoints").iterdir())
-    assert ckpts[-1] == "step-00000004" and not (run / "finetune" / "all" / "model").exists() and not (run / "decoders").exists()
+    assert (
+        ckpts[-1] == "step-00000004"
+        and not (run / "finetune" / "all" / "model").exists()
+        and not (run / "decoders").exists()
+    )
 
 
 def test_train_refuses_nan_betas(tmp_path, capsys):
@@ -99,12 +136,33 @@ def test_train_refuses_nan_betas(tmp_path, capsys):
     with h5py.File(betas, "a") as f:
         f["betas"][row, 2] = np.inf
     for zscore in ("train", "none"):  # through the scaler's fit, or straight into training
-        cfg = save_config(tiny_config(ds, data={"zscore": zscore}, train={"ridge": False}), tmp_path, f"{zscore}.yaml")
-        assert main(["train", str(ds), str(targets), "--out", str(tmp_path / f"run-{zscore}"), "--config", str(cfg)]) == 2
+        cfg = save_config(
+            tiny_config(ds, data={"zscore": zscore}, train={"ridge": False}), tmp_path, f"{zscore}.yaml"
+        )
+        assert (
+            main(
+                [
+                    "train",
+                    str(ds),
+                    str(targets),
+                    "--out",
+                    str(tmp_path / f"run-{zscore}"),
+                    "--config",
+                    str(cfg),
+                ]
+            )
+            == 2
+        )
         assert f"{betas}:betas: 1 NaN/Inf values in betas rows [{row}]" in capsys.readouterr().err
 
 
 def test_prior_heads_that_do_not_divide_the_target_width_are_a_config_error(tmp_path, capsys):
     ds, targets, _ = _small_decoder_data(tmp_path)  # c is 4 tokens × 8 wide; the default prior has 12 heads
-    assert main(["train", str(ds), str(targets), "--out", str(tmp_path / "run"), "--set", "decoder.targets=[c]"]) == 2
-    assert "decoder.prior_heads: decoder.prior_heads 12 does not divide the width 8 of the 'c' targets" in capsys.readouterr().err
+    assert (
+        main(["train", str(ds), str(targets), "--out", str(tmp_path / "run"), "--set", "decoder.targets=[c]"])
+        == 2
+    )
+    assert (
+        "decoder.prior_heads: decoder.prior_heads 12 does not divide the width 8 of the 'c' targets"
+        in capsys.readouterr().err
+    )

@@ -47,7 +47,9 @@ def test_mixco_labels_keep_unit_mass_when_partner_is_self():
 def test_mixco_apply_and_draws():
     x = torch.arange(6.0).view(3, 2)
     mixed = mixco_apply(x, torch.tensor([2, 0, 1]), torch.tensor([0.5, 1.0, 0.25]))
-    torch.testing.assert_close(mixed, torch.tensor([[2.0, 3.0], [2.0, 3.0], [0.25 * 4 + 0.75 * 2, 0.25 * 5 + 0.75 * 3]]))
+    torch.testing.assert_close(
+        mixed, torch.tensor([[2.0, 3.0], [2.0, 3.0], [0.25 * 4 + 0.75 * 2, 0.25 * 5 + 0.75 * 3]])
+    )
     d = mixco_draws(1000, np.random.default_rng(0), beta=0.15, prob=0.5)
     assert sorted(d["perm"].tolist()) == list(range(1000))
     assert np.all(d["lam"][~d["select"]] == 1.0) and 0.4 < d["select"].mean() < 0.6
@@ -78,7 +80,10 @@ def test_temperature_anneal_endpoints_and_phases():
     sched = ContrastiveSchedule(150, 0.33, 0.006, 0.004, 0.0075)
     assert sched.mixco_epochs == 49
     assert sched.at(0) == ("bimixco", 0.006) and sched.at(48) == ("bimixco", 0.006)
-    assert sched.at(49) == ("softclip", pytest.approx(0.004)) and sched.at(149) == ("softclip", pytest.approx(0.0075))
+    assert sched.at(49) == ("softclip", pytest.approx(0.004)) and sched.at(149) == (
+        "softclip",
+        pytest.approx(0.0075),
+    )
 
 
 def test_onecycle_values():

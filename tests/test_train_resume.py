@@ -18,7 +18,19 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NEURALDIFFUSER_PROGRESS": "0", "HF
 
 
 def train_cmd(ds, targets, out, cfg, *extra):
-    return [sys.executable, "-m", "neuraldiffuser.cli.main", "train", str(ds), str(targets), "--out", str(out), "--config", str(cfg), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "neuraldiffuser.cli.main",
+        "train",
+        str(ds),
+        str(targets),
+        "--out",
+        str(out),
+        "--config",
+        str(cfg),
+        *extra,
+    ]
 
 
 def weights(folder: Path) -> dict:
@@ -28,10 +40,30 @@ def weights(folder: Path) -> dict:
 def test_sigkill_then_resume_is_bitwise_equal(tmp_path):
     ds, targets, _ = make_decoder_data(tmp_path)
     # multi-head model (c, g, z heads: every loss), dropout on, BiMixCo then SoftCLIP; 64 + 12 steps
-    cfg = tiny_config(ds, decoder={"layout": "multi_head"}, train={"pretrain_epochs": 8, "finetune_epochs": 3, "checkpoint_every": 10, "ridge": False, "tensorboard": True})
+    cfg = tiny_config(
+        ds,
+        decoder={"layout": "multi_head"},
+        train={
+            "pretrain_epochs": 8,
+            "finetune_epochs": 3,
+            "checkpoint_every": 10,
+            "ridge": False,
+            "tensorboard": True,
+        },
+    )
     cfg_path = save_config(cfg, tmp_path, "cfg.yaml")
-    full = subprocess.Popen(train_cmd(ds, targets, tmp_path / "full", cfg_path), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    killed = subprocess.Popen(train_cmd(ds, targets, tmp_path / "killed", cfg_path), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    full = subprocess.Popen(
+        train_cmd(ds, targets, tmp_path / "full", cfg_path),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    killed = subprocess.Popen(
+        train_cmd(ds, targets, tmp_path / "killed", cfg_path),
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ckpts = tmp_path / "killed" / "pretrain" / "all" / "checkpoints"
     deadline = time.time() + 240
     while not (ckpts / "step-00000020").is_dir():
@@ -40,7 +72,12 @@ def test_sigkill_then_resume_is_bitwise_equal(tmp_path):
     os.kill(killed.pid, signal.SIGKILL)
     assert killed.wait() == -signal.SIGKILL
     assert not (tmp_path / "killed" / "pretrain" / "all" / "model").exists()
-    resumed = subprocess.run(train_cmd(ds, targets, tmp_path / "killed", cfg_path, "--resume"), env=ENV, capture_output=True, text=True)
+    resumed = subprocess.run(
+        train_cmd(ds, targets, tmp_path / "killed", cfg_path, "--resume"),
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     out, _ = full.communicate(timeout=240)
     assert full.returncode == 0, out
@@ -60,7 +97,11 @@ def test_resume_refuses_changed_settings_and_unresumed_reuse(tmp_path):
     from neuraldiffuser.cli.main import main
 
     ds, targets, _ = make_decoder_data(tmp_path)
-    cfg = tiny_config(ds, decoder={"layout": "multi_head", "targets": ["c"]}, train={"pretrain_epochs": 1, "finetune_epochs": 1, "ridge": False})
+    cfg = tiny_config(
+        ds,
+        decoder={"layout": "multi_head", "targets": ["c"]},
+        train={"pretrain_epochs": 1, "finetune_epochs": 1, "ridge": False},
+    )
     cfg_path = save_config(cfg, tmp_path, "cfg.yaml")
     base = ["train", str(ds), str(targets), "--out", str(tmp_path / "run"), "--config", str(cfg_path)]
     assert main(base) == 0

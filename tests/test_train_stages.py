@@ -31,8 +31,19 @@ def data(tmp_path_factory):
 
 def test_scratch_few_sessions_and_checkpoints(data, tmp_path):
     _, ds, targets = data
-    cfg = tiny_config(ds, data={"sessions": 2}, decoder={"targets": ["c"]},
-                      train={"stages": ["finetune"], "finetune_epochs": 3, "checkpoint_every": 2, "keep_checkpoints": 2, "keep_finished_checkpoints": True, "ridge": False})
+    cfg = tiny_config(
+        ds,
+        data={"sessions": 2},
+        decoder={"targets": ["c"]},
+        train={
+            "stages": ["finetune"],
+            "finetune_epochs": 3,
+            "checkpoint_every": 2,
+            "keep_checkpoints": 2,
+            "keep_finished_checkpoints": True,
+            "ridge": False,
+        },
+    )
     result = train_decoders(cfg, tmp_path / "run", targets)
     assert not (tmp_path / "run" / "pretrain").exists()
     (run,) = result["runs"]
@@ -42,7 +53,12 @@ def test_scratch_few_sessions_and_checkpoints(data, tmp_path):
     assert [p.name for p in ckpts] == ["step-00000004", "step-00000006"]  # pruned to the newest two
     state = json.loads((ckpts[-1] / "trainer_state.json").read_text())
     assert state["step"] == 6 and state["total_steps"] == 6
-    assert {p.name for p in ckpts[-1].iterdir()} >= {"model.safetensors", "optimizer.bin", "scheduler.bin", "random_states_0.pkl"}
+    assert {p.name for p in ckpts[-1].iterdir()} >= {
+        "model.safetensors",
+        "optimizer.bin",
+        "scheduler.bin",
+        "random_states_0.pkl",
+    }
     (ckpts[0].parent / ".tmp-step-00000008").mkdir()  # an interrupted write is never picked up
     assert checkpoint.latest(ckpts[0].parent) == ckpts[-1]
     model = BrainDecoder.from_pretrained(tmp_path / "run" / "decoders" / "c")
@@ -53,8 +69,18 @@ def test_scratch_few_sessions_and_checkpoints(data, tmp_path):
 
 def test_explicit_pretrain_subjects_and_tensorboard(data, tmp_path):
     _, ds, targets = data
-    cfg = tiny_config(ds, data={"pretrain_subjects": ["subj03"]}, decoder={"targets": ["z"]},
-                      train={"pretrain_epochs": 1, "finetune_epochs": 1, "ridge": False, "tensorboard": True, "log_every": 1})
+    cfg = tiny_config(
+        ds,
+        data={"pretrain_subjects": ["subj03"]},
+        decoder={"targets": ["z"]},
+        train={
+            "pretrain_epochs": 1,
+            "finetune_epochs": 1,
+            "ridge": False,
+            "tensorboard": True,
+            "log_every": 1,
+        },
+    )
     train_decoders(cfg, tmp_path / "run", targets)
     pre = BrainDecoder.from_pretrained(tmp_path / "run" / "pretrain" / "z" / "model")
     assert pre.config.subjects == {"subj03": 42}
@@ -77,7 +103,11 @@ def test_errors(data, tmp_path):
 
 def test_bf16_mixed_precision_on_cpu(data, tmp_path):
     _, ds, targets = data
-    cfg = tiny_config(ds, decoder={"layout": "multi_head"}, train={"mixed_precision": "bf16", "pretrain_epochs": 1, "finetune_epochs": 1, "ridge": False})
+    cfg = tiny_config(
+        ds,
+        decoder={"layout": "multi_head"},
+        train={"mixed_precision": "bf16", "pretrain_epochs": 1, "finetune_epochs": 1, "ridge": False},
+    )
     result = train_decoders(cfg, tmp_path / "run", targets)
     assert all(np.isfinite(r["final"]["loss"]) for r in result["runs"])
     model = BrainDecoder.from_pretrained(tmp_path / "run" / "decoders" / "all")

@@ -77,7 +77,9 @@ def test_imagenet_normalisation_and_resize(tiny_stack):
     x = torch.full((1, 3, 64, 64), 0.5)
     y = enc.preprocess(x)
     assert y.shape == (1, 3, 32, 32)
-    torch.testing.assert_close(y[0, :, 0, 0], (0.5 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225]))
+    torch.testing.assert_close(
+        y[0, :, 0, 0], (0.5 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    )
 
 
 def test_hub_id_without_network_names_the_model_and_the_fix(monkeypatch, tmp_path):
@@ -87,7 +89,12 @@ def test_hub_id_without_network_names_the_model_and_the_fix(monkeypatch, tmp_pat
     with pytest.raises(ModelLoadError) as info:
         comp.vae  # noqa: B018
     msg = str(info.value)
-    assert "CompVis/stable-diffusion-v1-4" in msg and "(vae)" in msg and "zoo.path=" in msg and "huggingface-cli download" in msg
+    assert (
+        "CompVis/stable-diffusion-v1-4" in msg
+        and "(vae)" in msg
+        and "zoo.path=" in msg
+        and "huggingface-cli download" in msg
+    )
 
 
 def test_missing_subfolder_and_bad_layers(tiny_stack, tmp_path):
@@ -103,7 +110,14 @@ def test_build_stack_writes_loadable_folders(tmp_path, clip_tokenizer_dir):
     from neuraldiffuser.zoo.build import tiny_configs
 
     out = build_stack(tmp_path / "s", tiny_configs(), tokenizer_dir=clip_tokenizer_dir)
-    assert {p.name for p in out.iterdir()} == {"vae", "unet", "scheduler", "tokenizer", "text_encoder", "clip"}
+    assert {p.name for p in out.iterdir()} == {
+        "vae",
+        "unet",
+        "scheduler",
+        "tokenizer",
+        "text_encoder",
+        "clip",
+    }
     sched = Components(ZooConfig(path=str(out))).scheduler
     assert sched.config.steps_offset == 1 and sched.config.beta_schedule == "scaled_linear"
 

@@ -54,7 +54,11 @@ def test_one_img2img_step_offline(comp, scenes):
         image = comp.vae.decode(step.pred_original_sample / comp.latent_scale).sample
         recon = comp.vae.decode(z / comp.latent_scale).sample
     assert z.shape == (4, 4, 16, 16) and ctx.shape == (8, 32, comp.text_encoder.config.hidden_size)
-    assert image.shape == (4, 3, 64, 64) and torch.isfinite(image).all() and torch.isfinite(step.prev_sample).all()
+    assert (
+        image.shape == (4, 3, 64, 64)
+        and torch.isfinite(image).all()
+        and torch.isfinite(step.prev_sample).all()
+    )
     # the one-step x0 prediction already points at the image's latent, far above what noise would give
     r = torch.nn.functional.cosine_similarity(step.pred_original_sample.flatten(1), z.flatten(1))
     assert (r > 0.3).all(), r
@@ -78,6 +82,8 @@ def test_quality_json_has_every_measure_and_consistent_verdicts():
     for key, target in TARGETS.items():
         assert 0 <= s[key] <= 1
         assert s["met"][key] == (s[key] >= target)
-    assert s["met"]["guided_improves_ssim"] == (q["img2img"]["guided"]["ssim"] > q["img2img"]["unguided"]["ssim"])
+    assert s["met"]["guided_improves_ssim"] == (
+        q["img2img"]["guided"]["ssim"] > q["img2img"]["unguided"]["ssim"]
+    )
     assert q["img2img"]["guided"]["kappa"] > 0 and q["img2img"]["unguided"]["kappa"] == 0
     assert np.isclose(s["clip_image_to_text_top1"], q["clip"]["image_to_text_top1"])

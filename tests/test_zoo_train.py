@@ -41,10 +41,39 @@ def tiny_settings(**parts) -> ZooTrainSettings:
         "seed": 3,
         "checkpoint_every": 5,
         "save_dtype": "float16",
-        "autoencoder": dict(block_out_channels=[8, 16, 16], norm_num_groups=4, steps=20, batch_size=8, lr=3e-3, warmup=2, crop=None),
+        "autoencoder": dict(
+            block_out_channels=[8, 16, 16],
+            norm_num_groups=4,
+            steps=20,
+            batch_size=8,
+            lr=3e-3,
+            warmup=2,
+            crop=None,
+        ),
         "decoder": dict(steps=5, batch_size=4, lr=1e-3, warmup=1),
-        "clip": dict(vision_width=16, vision_layers=6, vision_heads=2, text_width=16, text_layers=1, text_heads=2, max_length=16, projection_dim=16, steps=20, batch_size=16, lr=3e-3, warmup=2),
-        "unet": dict(block_out_channels=[16, 32, 32], attention_heads=2, norm_num_groups=8, steps=10, batch_size=8, lr=1e-3, warmup=2),
+        "clip": dict(
+            vision_width=16,
+            vision_layers=6,
+            vision_heads=2,
+            text_width=16,
+            text_layers=1,
+            text_heads=2,
+            max_length=16,
+            projection_dim=16,
+            steps=20,
+            batch_size=16,
+            lr=3e-3,
+            warmup=2,
+        ),
+        "unet": dict(
+            block_out_channels=[16, 32, 32],
+            attention_heads=2,
+            norm_num_groups=8,
+            steps=10,
+            batch_size=8,
+            lr=1e-3,
+            warmup=2,
+        ),
     }
     for k, v in parts.items():
         base[k] = {**base[k], **v} if isinstance(v, dict) else v
@@ -73,10 +102,14 @@ def test_ssim_matches_skimage():
     a = rng.random((2, 20, 24, 3))
     b = np.clip(a + 0.2 * rng.standard_normal(a.shape), 0, 1)
     b[1] = a[1] ** 2  # a structured difference too
-    ours = ssim(torch.from_numpy(a).permute(0, 3, 1, 2), torch.from_numpy(b).permute(0, 3, 1, 2), data_range=1.0)
+    ours = ssim(
+        torch.from_numpy(a).permute(0, 3, 1, 2), torch.from_numpy(b).permute(0, 3, 1, 2), data_range=1.0
+    )
     ref = [structural_similarity(a[i], b[i], channel_axis=-1, data_range=1.0) for i in range(2)]
     np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-6)
-    assert float(ssim(torch.from_numpy(a).permute(0, 3, 1, 2), torch.from_numpy(a).permute(0, 3, 1, 2), 1.0)[0]) == pytest.approx(1.0)
+    assert float(
+        ssim(torch.from_numpy(a).permute(0, 3, 1, 2), torch.from_numpy(a).permute(0, 3, 1, 2), 1.0)[0]
+    ) == pytest.approx(1.0)
 
 
 def test_data_reads_any_dataset_and_draws_captions_of_the_right_image(square_dataset, clip_tokenizer_dir):
@@ -95,7 +128,9 @@ def test_data_reads_any_dataset_and_draws_captions_of_the_right_image(square_dat
         text = tok.decode(row, skip_special_tokens=True).strip()
         assert text in [c.lower() for c in data.captions[i]]
     px = data.pixels(idx[:2])
-    assert px.shape == (2, 3, 32, 32) and torch.equal(px[0], torch.from_numpy(data.images[idx[0]]).permute(2, 0, 1).float() / 255)
+    assert px.shape == (2, 3, 32, 32) and torch.equal(
+        px[0], torch.from_numpy(data.images[idx[0]]).permute(2, 0, 1).float() / 255
+    )
 
 
 def test_data_refuses_missing_captions_and_odd_sizes():
@@ -121,8 +156,12 @@ def test_stack_has_the_sd_classes_and_loads_through_components(trained_stack):
     out, log = trained_stack
     comp = Components(ZooConfig(path=str(out)))
     assert isinstance(comp.vae, AutoencoderKL) and isinstance(comp.unet, UNet2DConditionModel)
-    assert isinstance(comp.scheduler, DDIMScheduler) and comp.scheduler.config.beta_schedule == "scaled_linear"
-    assert isinstance(comp.text_encoder, CLIPTextModel) and isinstance(CLIPModel.from_pretrained(out / "clip"), CLIPModel)
+    assert (
+        isinstance(comp.scheduler, DDIMScheduler) and comp.scheduler.config.beta_schedule == "scaled_linear"
+    )
+    assert isinstance(comp.text_encoder, CLIPTextModel) and isinstance(
+        CLIPModel.from_pretrained(out / "clip"), CLIPModel
+    )
     assert comp.resolution == 32 and comp.latent_shape == (4, 8, 8) and comp.tokenizer.model_max_length == 16
     c = comp.encode_text(["a red square on the left"])
     assert c.shape == (1, 16, 16)
@@ -138,7 +177,13 @@ def test_stack_has_the_sd_classes_and_loads_through_components(trained_stack):
 
     with safe_open(out / "unet" / "diffusion_pytorch_model.safetensors", "pt") as f:
         assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16
-    assert comp.unet.dtype == comp.vae.dtype == comp.text_encoder.dtype == comp.guidance.vision.dtype == torch.float32
+    assert (
+        comp.unet.dtype
+        == comp.vae.dtype
+        == comp.text_encoder.dtype
+        == comp.guidance.vision.dtype
+        == torch.float32
+    )
 
 
 def test_text_encoder_is_the_clip_text_tower(trained_stack):
@@ -147,9 +192,13 @@ def test_text_encoder_is_the_clip_text_tower(trained_stack):
     out, _ = trained_stack
     comp = Components(ZooConfig(path=str(out)))
     clip = CLIPModel.from_pretrained(out / "clip").float().eval()
-    ids = comp.tokenizer(["a blue square on the right"], padding="max_length", max_length=16, return_tensors="pt").input_ids
+    ids = comp.tokenizer(
+        ["a blue square on the right"], padding="max_length", max_length=16, return_tensors="pt"
+    ).input_ids
     with torch.no_grad():
-        torch.testing.assert_close(comp.text_encoder(ids).last_hidden_state, clip.text_model(input_ids=ids).last_hidden_state)
+        torch.testing.assert_close(
+            comp.text_encoder(ids).last_hidden_state, clip.text_model(input_ids=ids).last_hidden_state
+        )
 
 
 def test_scaling_factor_gives_unit_std_latents(trained_stack, square_dataset):
@@ -157,7 +206,9 @@ def test_scaling_factor_gives_unit_std_latents(trained_stack, square_dataset):
     comp = Components(ZooConfig(path=str(out)))
     data = ImageCaptionData.from_dataset(square_dataset)
     with torch.no_grad():
-        z = comp.vae.encode(data.pixels(torch.arange(48)) * 2 - 1).latent_dist.sample(generator=torch.Generator().manual_seed(1))
+        z = comp.vae.encode(data.pixels(torch.arange(48)) * 2 - 1).latent_dist.sample(
+            generator=torch.Generator().manual_seed(1)
+        )
     assert float((z * comp.latent_scale).std()) == pytest.approx(1.0, abs=0.1)
     assert comp.latent_scale == pytest.approx(1 / log["parts"]["autoencoder"]["latent_std"], rel=1e-3)
 
@@ -206,7 +257,9 @@ def test_interrupted_autoencoder_resumes_to_the_same_weights(tmp_path, square_da
     s = tiny_settings(autoencoder={"steps": 8, "crop": 16}).autoencoder
 
     def train(tag: str) -> dict:
-        return ae_mod.train_autoencoder(data, s, 0, tmp_path / tag / "vae", tmp_path / tag / "ckpt.pt", 3, torch.float32)
+        return ae_mod.train_autoencoder(
+            data, s, 0, tmp_path / tag / "vae", tmp_path / tag / "ckpt.pt", 3, torch.float32
+        )
 
     whole = train("whole")
     real_loss = ae_mod.autoencoder_loss
@@ -243,8 +296,20 @@ def test_cli_trains_one_part_with_settings_file_and_records_the_command(tmp_path
     settings = tiny_settings(autoencoder={"steps": 4}).model_dump(mode="json")
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(settings))
     out = tmp_path / "stack"
-    args = ["zoo", "train", "--images", str(square_dataset), "--out", str(out), "--settings", str(tmp_path / "s.yaml")]
-    assert main([*args, "--parts", "autoencoder", "--train-set", "autoencoder.batch_size=4", "--threads", "1"]) == 0
+    args = [
+        "zoo",
+        "train",
+        "--images",
+        str(square_dataset),
+        "--out",
+        str(out),
+        "--settings",
+        str(tmp_path / "s.yaml"),
+    ]
+    assert (
+        main([*args, "--parts", "autoencoder", "--train-set", "autoencoder.batch_size=4", "--threads", "1"])
+        == 0
+    )
     log = json.loads((out / "train_log.json").read_text())
     assert list(log["parts"]) == ["autoencoder"] and log["parts"]["autoencoder"]["steps"] == 4
     assert "--parts autoencoder" in log["command"] and (out / "config.yaml").is_file()
@@ -263,10 +328,22 @@ def test_measure_quality_on_a_tiny_stack(trained_stack, square_dataset, tmp_path
 
     out, _ = trained_stack
     sampler = SamplerConfig(steps=8, repeats=2, kappa=10.0, eta=0.5, layer_boosts=[1.5, 1.2, 1, 1, 1, 1])
-    res = measure_quality(ZooConfig(path=str(out)), square_dataset, tmp_path / "q.json", n=6, sampler=sampler, t2i_steps=4, make_sampler=NeuralDiffuserSampler)
+    res = measure_quality(
+        ZooConfig(path=str(out)),
+        square_dataset,
+        tmp_path / "q.json",
+        n=6,
+        sampler=sampler,
+        t2i_steps=4,
+        make_sampler=NeuralDiffuserSampler,
+    )
     saved = json.loads((tmp_path / "q.json").read_text())
     assert saved["summary"] == json.loads(json.dumps(res["summary"]))
-    assert saved["n"] == 6 and saved["img2img"]["unguided"]["kappa"] == 0 and saved["img2img"]["guided"]["kappa"] == 10.0
+    assert (
+        saved["n"] == 6
+        and saved["img2img"]["unguided"]["kappa"] == 0
+        and saved["img2img"]["guided"]["kappa"] == 10.0
+    )
     for key in ("autoencoder_ssim", "img2img_unguided_ssim", "img2img_guided_ssim"):
         assert -1 <= saved["summary"][key] <= 1
     assert saved["clip"]["chance_top1"] == pytest.approx(1 / 6)
@@ -276,13 +353,19 @@ def test_retrieval_scores_a_known_ranking():
     from neuraldiffuser.zoo.train.quality import retrieval
 
     text = torch.eye(4)
-    image = torch.tensor([[1.0, 0, 0, 0], [0, 0.2, 0.9, 0], [0, 0, 1, 0], [0, 0, 0, 1]])  # image 1 ranks text 2 first
+    image = torch.tensor(
+        [[1.0, 0, 0, 0], [0, 0.2, 0.9, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+    )  # image 1 ranks text 2 first
     r = retrieval(image, text)
     assert r["image_to_text_top1"] == 0.75 and r["image_to_text_top5"] == 1.0
-    assert r["text_to_image_top1"] == 1.0  # text 1's best image is still image 1 (0.2 > 0), text 2's is image 2 (1.0 > 0.9)
+    assert (
+        r["text_to_image_top1"] == 1.0
+    )  # text 1's best image is still image 1 (0.2 > 0), text 2's is image 2 (1.0 > 0.9)
 
 
-def test_two_unet_replicas_compute_what_one_process_computes(trained_stack, square_dataset, tmp_path, monkeypatch):
+def test_two_unet_replicas_compute_what_one_process_computes(
+    trained_stack, square_dataset, tmp_path, monkeypatch
+):
     from safetensors.torch import load_file
     from transformers import CLIPTokenizer
 
@@ -293,14 +376,22 @@ def test_two_unet_replicas_compute_what_one_process_computes(trained_stack, squa
     data.tokenize(CLIPTokenizer.from_pretrained(out / "tokenizer"), 16)
     s = tiny_settings(unet={"steps": 3}).unet
     runs = {}
-    monkeypatch.chdir(tmp_path)  # relative folders, as a user types them (the replicas' rendezvous must still be found)
+    monkeypatch.chdir(
+        tmp_path
+    )  # relative folders, as a user types them (the replicas' rendezvous must still be found)
     for n in (1, 2):
-        info = train_unet(data, s, 0, out, Path(f"p{n}") / "unet", Path(f"p{n}") / "ckpt", 2, torch.float32, processes=n)
+        info = train_unet(
+            data, s, 0, out, Path(f"p{n}") / "unet", Path(f"p{n}") / "ckpt", 2, torch.float32, processes=n
+        )
         runs[n] = (info, load_file(tmp_path / f"p{n}" / "unet" / "diffusion_pytorch_model.safetensors"))
     assert runs[2][0]["steps"] == 3 and runs[2][0]["processes"] == 2
-    assert [h["loss"] for h in runs[1][0]["history"]] == pytest.approx([h["loss"] for h in runs[2][0]["history"]], rel=1e-4)
+    assert [h["loss"] for h in runs[1][0]["history"]] == pytest.approx(
+        [h["loss"] for h in runs[2][0]["history"]], rel=1e-4
+    )
     for k, v in runs[1][1].items():
-        torch.testing.assert_close(runs[2][1][k], v, rtol=1e-3, atol=1e-4)  # Adam magnifies summation-order noise
+        torch.testing.assert_close(
+            runs[2][1][k], v, rtol=1e-3, atol=1e-4
+        )  # Adam magnifies summation-order noise
 
 
 def test_unet_second_stage_starts_from_the_saved_unet(trained_stack, square_dataset, tmp_path):
@@ -314,7 +405,12 @@ def test_unet_second_stage_starts_from_the_saved_unet(trained_stack, square_data
     (out / "unet").rename(first)
     weights = "diffusion_pytorch_model.safetensors"
     # lr 0: the optimiser and the EMA leave the weights where they started, so they must equal stage 1's
-    log = train_zoo(square_dataset, out, tiny_settings(unet={"steps": 2, "lr": 0.0, "init_from": str(first)}), parts=["unet"])
+    log = train_zoo(
+        square_dataset,
+        out,
+        tiny_settings(unet={"steps": 2, "lr": 0.0, "init_from": str(first)}),
+        parts=["unet"],
+    )
     saved, start = load_file(out / "unet" / weights), load_file(first / weights)
     assert saved.keys() == start.keys() and all(torch.equal(saved[k], start[k]) for k in start)
     assert log["parts"]["unet"]["init_from"] == str(first) and log["parts"]["unet"]["steps"] == 2
@@ -323,18 +419,26 @@ def test_unet_second_stage_starts_from_the_saved_unet(trained_stack, square_data
     (out / "unet").rename(tmp_path / "lr0")
     fresh = train_zoo(square_dataset, out, tiny_settings(unet={"steps": 5}), parts=["unet"])["parts"]["unet"]
     (out / "unet").rename(tmp_path / "fresh")
-    extended = train_zoo(square_dataset, out, tiny_settings(unet={"steps": 5, "init_from": str(first)}), parts=["unet"])["parts"]["unet"]
+    extended = train_zoo(
+        square_dataset, out, tiny_settings(unet={"steps": 5, "init_from": str(first)}), parts=["unet"]
+    )["parts"]["unet"]
     assert extended["history"][0]["loss"] < fresh["history"][0]["loss"]
 
 
-def test_unet_init_from_refuses_another_architecture_or_a_missing_folder(trained_stack, square_dataset, tmp_path):
+def test_unet_init_from_refuses_another_architecture_or_a_missing_folder(
+    trained_stack, square_dataset, tmp_path
+):
     import shutil
 
     out = tmp_path / "stack"
     shutil.copytree(trained_stack[0], out)
     (out / "unet").rename(tmp_path / "old")
-    other = tiny_settings(unet={"steps": 1, "block_out_channels": [16, 16, 32], "init_from": str(tmp_path / "old")})
+    other = tiny_settings(
+        unet={"steps": 1, "block_out_channels": [16, 16, 32], "init_from": str(tmp_path / "old")}
+    )
     with pytest.raises(ConfigError, match="block_out_channels differ"):
         train_zoo(square_dataset, out, other, parts=["unet"])
     with pytest.raises(ConfigError, match="not a saved UNet folder"):
-        train_zoo(square_dataset, out, tiny_settings(unet={"init_from": str(tmp_path / "nowhere")}), parts=["unet"])
+        train_zoo(
+            square_dataset, out, tiny_settings(unet={"init_from": str(tmp_path / "nowhere")}), parts=["unet"]
+        )

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 
-def simulate_dataset(out: str | Path, preset: str = "mini", seed: int = 0, layout: str = "generic", **settings: Any) -> Path:
+def simulate_dataset(
+    out: str | Path, preset: str = "mini", seed: int = 0, layout: str = "generic", **settings: Any
+) -> Path:
     """Simulate an in-silico NSD dataset into ``out`` (docs/simulator.md) and return the dataset folder.
 
     ``preset``: the simulator preset ('mini', 'nsd-like', …); ``layout``: 'generic', 'mindeye2' or 'both';

@@ -35,7 +35,14 @@ DEMO_STEPS = 20
 SMALL_DEMO: dict[str, Any] = {
     "simulate": {"subjects": 2, "n_images": 40, "test_images": 6, "sessions": 1, "voxels": [80, 120]},
     "decoder": {"hidden": 32, "blocks": 1},
-    "train": {"pretrain_epochs": 1, "finetune_epochs": 2, "epoch_samples": 64, "batch_size": 16, "tensorboard": False, "ridge": False},
+    "train": {
+        "pretrain_epochs": 1,
+        "finetune_epochs": 2,
+        "epoch_samples": 64,
+        "batch_size": 16,
+        "tensorboard": False,
+        "ridge": False,
+    },
     "sampler": {"steps": 4, "repeats": 1},
 }
 
@@ -75,7 +82,10 @@ class DemoResult:
 
 def demo_config(paths: DemoPaths, overrides: dict[str, Any] | None = None) -> Config:
     """The ``mini`` preset pointed at the demo's dataset, target subject subj01, with the demo's sampler steps and repeats."""
-    base = {"data": {"path": str(paths.data.resolve()), "subject": "subj01"}, "sampler": {"repeats": DEMO_REPEATS, "steps": DEMO_STEPS}}
+    base = {
+        "data": {"path": str(paths.data.resolve()), "subject": "subj01"},
+        "sampler": {"repeats": DEMO_REPEATS, "steps": DEMO_STEPS},
+    }
     from .config.load import deep_merge
 
     return load_config("mini", overrides=deep_merge(base, overrides or {}))
@@ -118,14 +128,18 @@ def stage_reconstruct(config: Config, paths: DemoPaths) -> str:
     from .sampling.processes import reconstruct_in_processes
 
     sweep = {"kappa": [config.sampler.kappa, 0.0]}
-    folders = reconstruct_in_processes(paths.decoded, paths.recon, config, WORKERS, dataset=paths.data, sweep=sweep)
+    folders = reconstruct_in_processes(
+        paths.decoded, paths.recon, config, WORKERS, dataset=paths.data, sweep=sweep
+    )
     return "guided and unguided → " + ", ".join(str(f.relative_to(paths.root)) for f in folders)
 
 
 def stage_evaluate(config: Config, paths: DemoPaths) -> str:
     from .evaluation.runner import run_evaluation
 
-    run_evaluation([paths.recon], paths.data, config, paths.recon, decoded=paths.decoded, targets=paths.targets)
+    run_evaluation(
+        [paths.recon], paths.data, config, paths.recon, decoded=paths.decoded, targets=paths.targets
+    )
     return f"metrics → {paths.recon / 'metrics.json'}"
 
 
@@ -148,12 +162,17 @@ def write_figure(paths: DemoPaths, out: Path, n: int = 8) -> None:
     from .utils.io import atomic_write_bytes
 
     rows, labels = [], ["stimulus"]
-    folders = sorted((paths.recon / "neuraldiffuser").glob("kappa=*/manifest.json"), key=lambda m: m.parent.name.startswith("kappa=0_"))
+    folders = sorted(
+        (paths.recon / "neuraldiffuser").glob("kappa=*/manifest.json"),
+        key=lambda m: m.parent.name.startswith("kappa=0_"),
+    )
     manifests = [json.loads(m.read_text()) for m in folders]  # guided first, then unguided
     images = manifests[0]["images"][:n]
     rows.append(list(open_dataset(paths.data).images.get(images)))
     for folder, m in zip(folders, manifests, strict=True):
-        rows.append([np.asarray(Image.open(folder.parent / m["files"][str(i)][0]).convert("RGB")) for i in images])
+        rows.append(
+            [np.asarray(Image.open(folder.parent / m["files"][str(i)][0]).convert("RGB")) for i in images]
+        )
         labels.append(setting_label({"method": m["method"], "setting": m["setting"]}).split(" (")[0])
     atomic_write_bytes(out, image_grid(rows, [f"#{i}" for i in images], labels, tile=96))
 
@@ -197,9 +216,19 @@ def run_demo(out: str | Path, fresh: bool = False, overrides: dict[str, Any] | N
         result.seconds[name] = round(time.perf_counter() - t0, 1)
         console.print(f"  {message}  [dim]({result.seconds[name]:.1f} s)[/]")
     result.seconds["total"] = round(time.perf_counter() - t_all, 1)
-    result.rows, result.guidance = summary_rows(paths.recon / "metrics.json"), guidance_rows(paths.recon / "metrics.json")
-    atomic_write_json(paths.root / "demo_summary.json",
-                      {"seconds": result.seconds, "rows": result.rows, "guided_minus_unguided": result.guidance, "report": str(paths.report)})
+    result.rows, result.guidance = (
+        summary_rows(paths.recon / "metrics.json"),
+        guidance_rows(paths.recon / "metrics.json"),
+    )
+    atomic_write_json(
+        paths.root / "demo_summary.json",
+        {
+            "seconds": result.seconds,
+            "rows": result.rows,
+            "guided_minus_unguided": result.guidance,
+            "report": str(paths.report),
+        },
+    )
     return result
 
 
@@ -213,7 +242,10 @@ def summary_rows(metrics_json: Path) -> list[dict[str, Any]]:
         if row.get("policy") != "repeat0":
             continue
         values = row.get("values", {})
-        cells = {name: "unavailable" if isinstance(values.get(name), dict) else values.get(name) for name, _, _ in SUMMARY_METRICS}
+        cells = {
+            name: "unavailable" if isinstance(values.get(name), dict) else values.get(name)
+            for name, _, _ in SUMMARY_METRICS
+        }
         rows.append({"setting": setting_label(row), "folder": f"{row['method']}/{row['setting']}", **cells})
     return rows
 
@@ -226,8 +258,14 @@ def guidance_rows(metrics_json: Path) -> list[dict[str, Any]]:
 
     rows = json.loads(Path(metrics_json).read_text())["rows"]
     names = [name for name, _, _ in SUMMARY_METRICS]
-    return [{"setting": setting_label(c), "policy": c["policy"], **{k: c["differences"][k] for k in names if k in c["differences"]}}
-            for c in against_unguided(rows)]
+    return [
+        {
+            "setting": setting_label(c),
+            "policy": c["policy"],
+            **{k: c["differences"][k] for k in names if k in c["differences"]},
+        }
+        for c in against_unguided(rows)
+    ]
 
 
 def setting_label(row: dict[str, Any]) -> str:
@@ -242,7 +280,9 @@ def setting_label(row: dict[str, Any]) -> str:
 def print_summary(result: DemoResult) -> None:
     from rich.table import Table
 
-    table = Table("setting", *[title for _, title, _ in SUMMARY_METRICS], title="subject 1, shared test images")
+    table = Table(
+        "setting", *[title for _, title, _ in SUMMARY_METRICS], title="subject 1, shared test images"
+    )
     for row in result.rows:
         cells = [row["setting"]]
         for name, _, fmt in SUMMARY_METRICS:
@@ -251,9 +291,16 @@ def print_summary(result: DemoResult) -> None:
         table.add_row(*cells)
     console.print(table)
     for g in result.guidance:
-        parts = [f"{name} {'+' if g[name]['mean'] >= 0 else '−'}{fmt.format(abs(g[name]['mean']))} ±{fmt.format(g[name]['ci95'][1] - g[name]['mean'])}"
-                 for name, _, fmt in SUMMARY_METRICS if name in g]
+        parts = [
+            f"{name} {'+' if g[name]['mean'] >= 0 else '−'}{fmt.format(abs(g[name]['mean']))} ±{fmt.format(g[name]['ci95'][1] - g[name]['mean'])}"
+            for name, _, fmt in SUMMARY_METRICS
+            if name in g
+        ]
         what = "one reconstruction per image" if g["policy"].startswith("repeat") else "averaged over repeats"
-        console.print(f"[bold]{g['setting']} − unguided[/] ({what}; mean ± 95% interval, paired over images): {', '.join(parts)}")
+        console.print(
+            f"[bold]{g['setting']} − unguided[/] ({what}; mean ± 95% interval, paired over images): {', '.join(parts)}"
+        )
     console.print(f"[bold]report:[/] {result.paths.report}")
-    console.print(f"[bold]time:[/] {result.seconds['total']:.0f} s  ({', '.join(f'{k} {v:.0f}s' for k, v in result.seconds.items() if k != 'total')})")
+    console.print(
+        f"[bold]time:[/] {result.seconds['total']:.0f} s  ({', '.join(f'{k} {v:.0f}s' for k, v in result.seconds.items() if k != 'total')})"
+    )

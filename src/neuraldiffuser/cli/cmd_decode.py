@@ -20,9 +20,17 @@ NAME = "decode"
 def command(
     run_dir: Path = typer.Argument(..., help="Run folder written by `neuraldiffuser train`."),
     out: Path = typer.Option(None, "--out", "-o", help="Decoded store (default: RUN_DIR/decoded.hdf5)."),
-    dataset: Path = typer.Option(None, "--dataset", help="Dataset folder (default: the one the run was trained on)."),
-    ridge: bool = typer.Option(False, "--ridge", help="Also decode with the ridge baseline (decoded_ridge.hdf5 beside OUT)."),
-    holdout: bool = typer.Option(False, "--holdout", help="Decode the training images the run held out (data.holdout_images), not the test set."),
+    dataset: Path = typer.Option(
+        None, "--dataset", help="Dataset folder (default: the one the run was trained on)."
+    ),
+    ridge: bool = typer.Option(
+        False, "--ridge", help="Also decode with the ridge baseline (decoded_ridge.hdf5 beside OUT)."
+    ),
+    holdout: bool = typer.Option(
+        False,
+        "--holdout",
+        help="Decode the training images the run held out (data.holdout_images), not the test set.",
+    ),
     config: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
 ) -> None:
@@ -36,9 +44,14 @@ def command(
     if not base.is_file():
         from ..errors import ModelLoadError
 
-        raise ModelLoadError("no config.yaml", where=str(run_dir), fix="give a run folder written by `neuraldiffuser train`")
+        raise ModelLoadError(
+            "no config.yaml", where=str(run_dir), fix="give a run folder written by `neuraldiffuser train`"
+        )
     cfg = absolute_paths(load_config(files=[base, *config], overrides=parse_overrides(overrides)))
-    typer.echo(f"settings: {base} (the run's own){' + ' + ', '.join(map(str, config)) if config else ''}{' + --set' if overrides else ''}", err=True)
+    typer.echo(
+        f"settings: {base} (the run's own){' + ' + ', '.join(map(str, config)) if config else ''}{' + --set' if overrides else ''}",
+        err=True,
+    )
     if dataset is not None:
         cfg.data.path = str(Path(dataset).absolute())
     stem = "decoded_holdout" if holdout else "decoded"
@@ -51,7 +64,10 @@ def command(
         from ..methods.cli import decode_method
 
         if ridge or holdout:
-            raise ConfigError(f"--{'ridge' if ridge else 'holdout'} decodes NeuralDiffuser runs; this is a {method} run", where=str(run_dir))
+            raise ConfigError(
+                f"--{'ridge' if ridge else 'holdout'} decodes NeuralDiffuser runs; this is a {method} run",
+                where=str(run_dir),
+            )
         paths = [decode_method(method, cfg, run_dir, out)]
     else:
         _check_subject(cfg, Path(run_dir))
@@ -70,5 +86,8 @@ def _check_subject(cfg, run_dir: Path) -> None:
 
     trained = read_manifest(run_dir)["subject"]
     if cfg.data.subject != trained:
-        raise ConfigError(f"data.subject is {cfg.data.subject} but the run's decoders were trained for {trained}",
-                          where=str(run_dir / "decoders" / "manifest.json"), fix=f"decode a run trained on {cfg.data.subject}, or drop the override")
+        raise ConfigError(
+            f"data.subject is {cfg.data.subject} but the run's decoders were trained for {trained}",
+            where=str(run_dir / "decoders" / "manifest.json"),
+            fix=f"decode a run trained on {cfg.data.subject}, or drop the override",
+        )

@@ -21,14 +21,30 @@ NAME = "evaluate"
 
 
 def command(
-    recon_dirs: list[Path] = typer.Argument(..., help="Reconstruction folder(s): RECON, RECON/<method> or RECON/<method>/<setting>."),
-    truth: Path = typer.Option(None, "--truth", "-t", help="Dataset with the stimuli (default: data.path of the config)."),
-    subject: str = typer.Option(None, "--subject", help="Subject whose test betas brain correlation uses (default: each manifest's subject)."),
+    recon_dirs: list[Path] = typer.Argument(
+        ..., help="Reconstruction folder(s): RECON, RECON/<method> or RECON/<method>/<setting>."
+    ),
+    truth: Path = typer.Option(
+        None, "--truth", "-t", help="Dataset with the stimuli (default: data.path of the config)."
+    ),
+    subject: str = typer.Option(
+        None,
+        "--subject",
+        help="Subject whose test betas brain correlation uses (default: each manifest's subject).",
+    ),
     out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: the first RECON_DIR)."),
-    metrics: str = typer.Option(None, "--metrics", help="Comma-separated metric names or groups all/paper/embedded."),
-    decoded: Path = typer.Option(None, "--decoded", help="decoded.hdf5 (brain-predicted targets) for retrieval."),
+    metrics: str = typer.Option(
+        None, "--metrics", help="Comma-separated metric names or groups all/paper/embedded."
+    ),
+    decoded: Path = typer.Option(
+        None, "--decoded", help="decoded.hdf5 (brain-predicted targets) for retrieval."
+    ),
     targets: Path = typer.Option(None, "--targets", help="targets.hdf5 (stimulus targets) for retrieval."),
-    native: bool = typer.Option(False, "--native", help="Small-data protocol at the stimulus' own size, with the mean-image and pixel-ridge baselines."),
+    native: bool = typer.Option(
+        False,
+        "--native",
+        help="Small-data protocol at the stimulus' own size, with the mean-image and pixel-ridge baselines.",
+    ),
     preset: str = PresetOpt,
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
@@ -41,7 +57,10 @@ def command(
     from ..utils.outputs import check_output
 
     if metrics:
-        overrides = [*overrides, f"evaluate.metrics=[{', '.join(repr(m.strip()) for m in metrics.split(','))}]"]
+        overrides = [
+            *overrides,
+            f"evaluate.metrics=[{', '.join(repr(m.strip()) for m in metrics.split(','))}]",
+        ]
     config = resolve(preset, config_files, overrides)
     truth = truth or (Path(config.data.path) if config.data.path else None)
     if truth is None:
@@ -53,7 +72,11 @@ def command(
 
         names = list(open_dataset(truth, config.data.layout, config.data.captions).subjects)
         if subject not in names:
-            raise DataError(f"no subject '{subject}' in the dataset", where=str(truth), fix=f"choose one of {', '.join(names)}")
+            raise DataError(
+                f"no subject '{subject}' in the dataset",
+                where=str(truth),
+                fix=f"choose one of {', '.join(names)}",
+            )
     if native:
         from .native import evaluate_native
 

@@ -17,8 +17,12 @@ NAME = "extract"
 
 def command(
     dataset: Path = typer.Argument(..., help="Dataset folder (generic or MindEye2 layout)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Target store to write (default: DATASET/targets.hdf5)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start a new store even if OUT exists (else an unfinished one is resumed)."),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Target store to write (default: DATASET/targets.hdf5)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Start a new store even if OUT exists (else an unfinished one is resumed)."
+    ),
     preset: str = PresetOpt,
     config: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
@@ -36,6 +40,8 @@ def command(
     if fresh:  # saved first, so that an unfinished store names the settings that complete it
         save_config(cfg, out.parent, name=f"{out.stem}.config.yaml")
     path = extract_targets(cfg, ds, out, overwrite=overwrite)
-    if not fresh:  # a resumed store keeps the config it started with until these settings are known to match it
+    if (
+        not fresh
+    ):  # a resumed store keeps the config it started with until these settings are known to match it
         save_config(cfg, out.parent, name=f"{out.stem}.config.yaml")
     typer.echo(str(path))

@@ -30,18 +30,46 @@ def _named(items: list[str]) -> dict[str, str] | str | None:
 
 def command(
     out: Path = typer.Argument(..., help="Dataset folder to write."),
-    stimuli: str = typer.Option(..., "--stimuli", help="Image folder, or an array file (N,H,W[,C]) as FILE[:KEY]."),
-    betas: list[str] = typer.Option([], "--betas", help="[SUBJECT=]FILE[:KEY], trials × voxels; repeat for several subjects."),
-    image_index: list[str] = typer.Option([], "--image-index", help="[SUBJECT=]FILE[:KEY]: stimulus index of each trial (default: trial i shows stimulus i)."),
-    test_images: str = typer.Option(None, "--test-images", help="Test stimulus indices: comma list (0,5,9), .txt or an array file."),
-    trials_csv: list[str] = typer.Option([], "--trials-csv", help="[SUBJECT=]CSV with one row per trial (split/image/session columns)."),
-    split_column: str = typer.Option("split", "--split-column", help="CSV column with train/test (or 0/1 = test)."),
-    image_column: str = typer.Option("image", "--image-column", help="CSV column with the stimulus index of each trial."),
-    session_column: str = typer.Option("session", "--session-column", help="CSV column with the 1-based session."),
-    captions: Path = typer.Option(None, "--captions", help="Captions: JSON list/object or a text file, one per image."),
-    labels: str = typer.Option(None, "--labels", help="Labels, one per image (FILE[:KEY]), captioned by --caption-template."),
-    caption_template: str = typer.Option("an image of {label}", "--caption-template", help="Caption made from a label."),
-    default_caption: str = typer.Option("an image", "--default-caption", help="Caption of every image when neither --captions nor --labels is given."),
+    stimuli: str = typer.Option(
+        ..., "--stimuli", help="Image folder, or an array file (N,H,W[,C]) as FILE[:KEY]."
+    ),
+    betas: list[str] = typer.Option(
+        [], "--betas", help="[SUBJECT=]FILE[:KEY], trials × voxels; repeat for several subjects."
+    ),
+    image_index: list[str] = typer.Option(
+        [],
+        "--image-index",
+        help="[SUBJECT=]FILE[:KEY]: stimulus index of each trial (default: trial i shows stimulus i).",
+    ),
+    test_images: str = typer.Option(
+        None, "--test-images", help="Test stimulus indices: comma list (0,5,9), .txt or an array file."
+    ),
+    trials_csv: list[str] = typer.Option(
+        [], "--trials-csv", help="[SUBJECT=]CSV with one row per trial (split/image/session columns)."
+    ),
+    split_column: str = typer.Option(
+        "split", "--split-column", help="CSV column with train/test (or 0/1 = test)."
+    ),
+    image_column: str = typer.Option(
+        "image", "--image-column", help="CSV column with the stimulus index of each trial."
+    ),
+    session_column: str = typer.Option(
+        "session", "--session-column", help="CSV column with the 1-based session."
+    ),
+    captions: Path = typer.Option(
+        None, "--captions", help="Captions: JSON list/object or a text file, one per image."
+    ),
+    labels: str = typer.Option(
+        None, "--labels", help="Labels, one per image (FILE[:KEY]), captioned by --caption-template."
+    ),
+    caption_template: str = typer.Option(
+        "an image of {label}", "--caption-template", help="Caption made from a label."
+    ),
+    default_caption: str = typer.Option(
+        "an image",
+        "--default-caption",
+        help="Caption of every image when neither --captions nor --labels is given.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it is not empty."),
 ) -> None:
     from ..data import open_dataset
@@ -49,14 +77,33 @@ def command(
 
     test = None
     if test_images is not None:
-        test = [int(t) for t in test_images.split(",") if t.strip()] if "," in test_images or test_images.strip().isdigit() else test_images
-    root = import_dataset(out, stimuli, _named(betas), image_index=_named(image_index), test=test, trials_csv=_named(trials_csv),
-                          split_column=split_column, image_column=image_column, session_column=session_column, captions=captions,
-                          labels=labels, caption_template=caption_template, default_caption=default_caption, overwrite=overwrite)
+        test = (
+            [int(t) for t in test_images.split(",") if t.strip()]
+            if "," in test_images or test_images.strip().isdigit()
+            else test_images
+        )
+    root = import_dataset(
+        out,
+        stimuli,
+        _named(betas),
+        image_index=_named(image_index),
+        test=test,
+        trials_csv=_named(trials_csv),
+        split_column=split_column,
+        image_column=image_column,
+        session_column=session_column,
+        captions=captions,
+        labels=labels,
+        caption_template=caption_template,
+        default_caption=default_caption,
+        overwrite=overwrite,
+    )
     ds = open_dataset(root)
     h, w = ds.meta["stimulus_size"]
     parts = [f"{len(ds.images)} stimuli {w}×{h} {ds.meta['stimulus_mode']}"]
     for name, s in ds.subjects.items():
         n_test = int((s.trials.split == "test").sum())
-        parts.append(f"{name}: {s.n_trials} trials ({s.n_trials - n_test} train, {n_test} test) × {s.n_voxels} voxels")
+        parts.append(
+            f"{name}: {s.n_trials} trials ({s.n_trials - n_test} train, {n_test} test) × {s.n_voxels} voxels"
+        )
     typer.echo(f"wrote {root}: " + "; ".join(parts))

@@ -32,14 +32,32 @@ def command(
         typer.echo(json.dumps(info, indent=2))
         return
     console = Console()
-    console.print(f"[bold]{info['root']}[/]  layout={info['layout']}  images={info['images']} ({info['image_size'][0]}×{info['image_size'][1]})  captioned={info['captioned_images']}")
-    table = Table("subject", "voxels", "sessions", "trials", "train trials/images", "test trials/images", "test repeats", "NaN/Inf", "ROIs")
+    console.print(
+        f"[bold]{info['root']}[/]  layout={info['layout']}  images={info['images']} ({info['image_size'][0]}×{info['image_size'][1]})  captioned={info['captioned_images']}"
+    )
+    table = Table(
+        "subject",
+        "voxels",
+        "sessions",
+        "trials",
+        "train trials/images",
+        "test trials/images",
+        "test repeats",
+        "NaN/Inf",
+        "ROIs",
+    )
     for name, s in info["subjects"].items():
         reps = " ".join(f"{k}×:{v}" for k, v in s["test_repeats"].items())
         rois = " ".join(f"{k}:{v}" for k, v in s.get("rois", {}).items()) or "—"
         table.add_row(
-            name, str(s["voxels"]), str(s["sessions"]), str(s["trials"]),
-            f"{s['train_trials']}/{s['train_images']}", f"{s['test_trials']}/{s['test_images']}",
-            reps, str(s.get("nonfinite", "—")), rois,
+            name,
+            str(s["voxels"]),
+            str(s["sessions"]),
+            str(s["trials"]),
+            f"{s['train_trials']}/{s['train_images']}",
+            f"{s['test_trials']}/{s['test_images']}",
+            reps,
+            str(s.get("nonfinite", "—")),
+            rois,
         )
     console.print(table)

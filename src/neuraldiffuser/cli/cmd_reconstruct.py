@@ -24,18 +24,41 @@ NAME = "reconstruct"
 
 def command(
     source: Path = typer.Argument(None, help="decoded.hdf5, or the decode run folder that holds it."),
-    out: Path = typer.Option(..., "--out", "-o", help="Reconstruction root RECON (RECON/<method>/<setting>/ is written)."),
-    oracle: Path = typer.Option(None, "--oracle", help="True targets.hdf5 to reconstruct from instead of decoded ones."),
-    dataset: Path = typer.Option(None, "--dataset", "-d", help="Dataset with the stimulus images (default: data.path)."),
-    method: str = typer.Option("neuraldiffuser", "--method", "-m", help="Reconstruction method (registered name)."),
-    kappa: list[float] = typer.Option([], "--kappa", help="Guidance scale κ; repeat to sweep (default: sampler.kappa)."),
-    eta: list[float] = typer.Option([], "--eta", help="Guided fraction η; repeat to sweep (default: sampler.eta)."),
-    repeats: int = typer.Option(None, "--repeats", "-r", min=1, help="Reconstructions per image (default: sampler.repeats)."),
-    images: str = typer.Option(None, "--images", help="Comma-separated image indices (default: every test image)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Reconstruction root RECON (RECON/<method>/<setting>/ is written)."
+    ),
+    oracle: Path = typer.Option(
+        None, "--oracle", help="True targets.hdf5 to reconstruct from instead of decoded ones."
+    ),
+    dataset: Path = typer.Option(
+        None, "--dataset", "-d", help="Dataset with the stimulus images (default: data.path)."
+    ),
+    method: str = typer.Option(
+        "neuraldiffuser", "--method", "-m", help="Reconstruction method (registered name)."
+    ),
+    kappa: list[float] = typer.Option(
+        [], "--kappa", help="Guidance scale κ; repeat to sweep (default: sampler.kappa)."
+    ),
+    eta: list[float] = typer.Option(
+        [], "--eta", help="Guided fraction η; repeat to sweep (default: sampler.eta)."
+    ),
+    repeats: int = typer.Option(
+        None, "--repeats", "-r", min=1, help="Reconstructions per image (default: sampler.repeats)."
+    ),
+    images: str = typer.Option(
+        None, "--images", help="Comma-separated image indices (default: every test image)."
+    ),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N images."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … (default: accelerate's choice)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start the chosen settings again from scratch."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Local CPU processes of one thread each (faster than threads for small models)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Start the chosen settings again from scratch."
+    ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Local CPU processes of one thread each (faster than threads for small models).",
+    ),
     preset: str = PresetOpt,
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
@@ -48,8 +71,11 @@ def command(
     run_cfg = run_config_for(source) if preset is None and not config_files else None
     if run_cfg is not None:
         config_files = [run_cfg]
-        typer.echo(f"settings: {run_cfg} (the run that made {source}): settings from the run's config (dataset, sampler "
-                   "steps, strength, repeats); --preset or --config choose others", err=True)
+        typer.echo(
+            f"settings: {run_cfg} (the run that made {source}): settings from the run's config (dataset, sampler "
+            "steps, strength, repeats); --preset or --config choose others",
+            err=True,
+        )
     if repeats is not None:
         overrides = [*overrides, f"sampler.repeats={repeats}"]
     config = resolve(preset, config_files, overrides)
@@ -67,12 +93,27 @@ def command(
             from ..sampling.processes import reconstruct_in_processes
 
             if device not in (None, "cpu"):
-                raise ConfigError(f"--workers runs CPU processes; it cannot be combined with --device {device}", fix="use accelerate launch for GPUs")
-            folders = reconstruct_in_processes(source, out, config, workers, dataset=dataset, oracle=oracle, method=method, sweep=sweep,
-                                               images=wanted, limit=limit, overwrite=overwrite)
+                raise ConfigError(
+                    f"--workers runs CPU processes; it cannot be combined with --device {device}",
+                    fix="use accelerate launch for GPUs",
+                )
+            folders = reconstruct_in_processes(
+                source,
+                out,
+                config,
+                workers,
+                dataset=dataset,
+                oracle=oracle,
+                method=method,
+                sweep=sweep,
+                images=wanted,
+                limit=limit,
+                overwrite=overwrite,
+            )
         else:
             job = make_job(source, config, oracle=oracle, dataset=dataset, images=wanted, limit=limit)
-            folders = reconstruct(job, out, config, method=method, sweep=sweep, overwrite=overwrite, device=device)
+            folders = reconstruct(
+                job, out, config, method=method, sweep=sweep, overwrite=overwrite, device=device
+            )
     for folder in folders:
         typer.echo(f"wrote {folder}")
-

@@ -16,7 +16,9 @@ NAME = "report"
 
 
 def command(
-    run_dirs: list[Path] = typer.Argument(..., help="Run folder(s) or metrics.json file(s) written by `neuraldiffuser evaluate`."),
+    run_dirs: list[Path] = typer.Argument(
+        ..., help="Run folder(s) or metrics.json file(s) written by `neuraldiffuser evaluate`."
+    ),
     out: Path = typer.Option(None, "--out", "-o", help="HTML file to write (default: RUN_DIR/report.html)."),
     title: str = typer.Option("Reconstruction report", "--title", help="Title at the top of the report."),
     images: int = typer.Option(6, "--images", min=1, help="Test images shown in each image grid."),

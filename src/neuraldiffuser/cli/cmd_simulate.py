@@ -19,10 +19,16 @@ NAME = "simulate"
 
 def command(
     out: Path = typer.Option(..., "--out", "-o", help="Output dataset folder."),
-    preset: str = typer.Option(None, "--preset", help="Simulator preset: mini (default), small, nsd-like, or scenes (stimuli only)."),
-    subjects: int = typer.Option(None, "--subjects", min=1, help="Number of subjects (default: the preset's)."),
+    preset: str = typer.Option(
+        None, "--preset", help="Simulator preset: mini (default), small, nsd-like, or scenes (stimuli only)."
+    ),
+    subjects: int = typer.Option(
+        None, "--subjects", min=1, help="Number of subjects (default: the preset's)."
+    ),
     seed: int = typer.Option(None, "--seed", min=0, help="Random seed (default: simulate.seed, 0)."),
-    n_images: int = typer.Option(None, "--n-images", min=1, help="scenes: number of images; others: training images per subject."),
+    n_images: int = typer.Option(
+        None, "--n-images", min=1, help="scenes: number of images; others: training images per subject."
+    ),
     layout: str = typer.Option(None, "--layout", help="generic, mindeye2 or both (default: generic)."),
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,

@@ -22,8 +22,15 @@ def command(
     dataset: Path = typer.Argument(..., help="Dataset folder."),
     targets: Path = typer.Argument(..., help="Target store written by `neuraldiffuser extract`."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT exactly where its checkpoints stopped."),
-    method: str = typer.Option("neuraldiffuser", "--method", "-m", help="neuraldiffuser (its decoders), minddiffuser or neuropictor (comparison methods)."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in OUT exactly where its checkpoints stopped."
+    ),
+    method: str = typer.Option(
+        "neuraldiffuser",
+        "--method",
+        "-m",
+        help="neuraldiffuser (its decoders), minddiffuser or neuropictor (comparison methods).",
+    ),
     preset: str = PresetOpt,
     config: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
@@ -44,7 +51,9 @@ def command(
     from ..data import open_dataset
     from ..training.autoscale import adapt_to_data
 
-    cfg = adapt_to_data(cfg, open_dataset(dataset, cfg.data.layout, cfg.data.captions), verbose=acc.is_main_process)  # saved as run
+    cfg = adapt_to_data(
+        cfg, open_dataset(dataset, cfg.data.layout, cfg.data.captions), verbose=acc.is_main_process
+    )  # saved as run
     check_run_dir(out, resume)
     if resume:
         check_resume_config(cfg, out)

@@ -21,16 +21,46 @@ app = typer.Typer(help=__doc__, no_args_is_help=True)
 
 @app.command("train")
 def train(
-    images: Path = typer.Option(..., "--images", help="Dataset folder with images and captions (e.g. from `simulate --preset scenes`)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output stack folder; rerun the same command to resume."),
-    settings_file: Path = typer.Option(None, "--settings", help="YAML file of trainer settings (see zoo/train/settings.py)."),
-    train_set: list[str] = typer.Option([], "--train-set", help="Override one trainer setting, e.g. --train-set unet.steps=2000 (repeatable)."),
-    parts: str = typer.Option("autoencoder,decoder,clip,unet", "--parts", help="Comma-separated parts to train (a finished part is skipped)."),
+    images: Path = typer.Option(
+        ...,
+        "--images",
+        help="Dataset folder with images and captions (e.g. from `simulate --preset scenes`).",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output stack folder; rerun the same command to resume."
+    ),
+    settings_file: Path = typer.Option(
+        None, "--settings", help="YAML file of trainer settings (see zoo/train/settings.py)."
+    ),
+    train_set: list[str] = typer.Option(
+        [], "--train-set", help="Override one trainer setting, e.g. --train-set unet.steps=2000 (repeatable)."
+    ),
+    parts: str = typer.Option(
+        "autoencoder,decoder,clip,unet",
+        "--parts",
+        help="Comma-separated parts to train (a finished part is skipped).",
+    ),
     limit: int = typer.Option(None, "--limit", min=1, help="Use only the first N images."),
-    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)."),
-    processes: int = typer.Option(1, "--processes", min=1, help="Data-parallel processes for the UNet (one thread each; same result as one process)."),
-    init_from: str = typer.Option(None, "--init-from", help="Adapt a trained stack (e.g. builtin:insilico-64) to these images: every part fine-tuned."),
-    minutes: float = typer.Option(5.0, "--minutes", min=0.01, help="With --init-from: wall-time budget of the whole adaptation."),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine).",
+    ),
+    processes: int = typer.Option(
+        1,
+        "--processes",
+        min=1,
+        help="Data-parallel processes for the UNet (one thread each; same result as one process).",
+    ),
+    init_from: str = typer.Option(
+        None,
+        "--init-from",
+        help="Adapt a trained stack (e.g. builtin:insilico-64) to these images: every part fine-tuned.",
+    ),
+    minutes: float = typer.Option(
+        5.0, "--minutes", min=0.01, help="With --init-from: wall-time budget of the whole adaptation."
+    ),
     preset: str = PresetOpt,
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
@@ -59,7 +89,16 @@ def train(
     command = _command_line(images, out, settings_file, train_set, parts, limit, threads, processes)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
-    log = train_zoo(images, out, settings, parts=[p.strip() for p in parts.split(",") if p.strip()], limit=limit, command=command, threads=threads, processes=processes)
+    log = train_zoo(
+        images,
+        out,
+        settings,
+        parts=[p.strip() for p in parts.split(",") if p.strip()],
+        limit=limit,
+        command=command,
+        threads=threads,
+        processes=processes,
+    )
     for part, info in log["parts"].items():
         typer.echo(f"{part}: {info['steps']} steps, {info['seconds']:.0f} s")
     if "total_mb" in log:
@@ -86,9 +125,15 @@ def _command_line(images, out, settings_file, train_set, parts, limit, threads, 
 
 @app.command("evaluate")
 def evaluate(
-    images: Path = typer.Option(..., "--images", help="Held-out dataset folder (scenes the zoo was not trained on)."),
-    zoo: str = typer.Option(None, "--zoo", help="Stack folder or builtin:<name> (default: zoo.path of the config)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Where to write quality.json (default: <zoo>/quality.json)."),
+    images: Path = typer.Option(
+        ..., "--images", help="Held-out dataset folder (scenes the zoo was not trained on)."
+    ),
+    zoo: str = typer.Option(
+        None, "--zoo", help="Stack folder or builtin:<name> (default: zoo.path of the config)."
+    ),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Where to write quality.json (default: <zoo>/quality.json)."
+    ),
     n: int = typer.Option(100, "--n", min=1, help="Held-out images used by each measure."),
     seed: int = typer.Option(0, "--seed", help="Seed of the samplers' noise."),
     preset: str = PresetOpt,
@@ -103,8 +148,12 @@ def evaluate(
 
     cfg = resolve(preset, config_files, overrides)
     zoo_cfg = cfg.zoo.model_copy(update={"path": zoo}) if zoo else cfg.zoo
-    target = check_output(out or Path(resolve_path(zoo_cfg.path)) / "quality.json", folder=False, what="quality")
-    result = measure_quality(zoo_cfg, images, target, n=n, seed=seed, sampler=cfg.sampler, make_sampler=NeuralDiffuserSampler)
+    target = check_output(
+        out or Path(resolve_path(zoo_cfg.path)) / "quality.json", folder=False, what="quality"
+    )
+    result = measure_quality(
+        zoo_cfg, images, target, n=n, seed=seed, sampler=cfg.sampler, make_sampler=NeuralDiffuserSampler
+    )
     for key, value in result["summary"].items():
         typer.echo(f"{key}: {value}")
     typer.echo(f"wrote {target}")

@@ -21,7 +21,18 @@ def register(app: typer.Typer) -> None:
         cmd_zoo,
     )
 
-    for module in (cmd_simulate, cmd_import, cmd_inspect, cmd_extract, cmd_train, cmd_decode, cmd_reconstruct, cmd_evaluate,
-                   cmd_evaluate_images, cmd_report, cmd_demo):
+    for module in (
+        cmd_simulate,
+        cmd_import,
+        cmd_inspect,
+        cmd_extract,
+        cmd_train,
+        cmd_decode,
+        cmd_reconstruct,
+        cmd_evaluate,
+        cmd_evaluate_images,
+        cmd_report,
+        cmd_demo,
+    ):
         app.command(name=module.NAME, help=module.__doc__)(module.command)
     app.add_typer(cmd_zoo.app, name="zoo")

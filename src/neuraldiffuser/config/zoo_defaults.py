@@ -35,10 +35,14 @@ def _read(path: str, mtime_ns: int) -> dict[str, Any]:
         raise ConfigError(f"cannot read the zoo's sampler defaults ({exc})", where=path) from None
     values = doc.get("sampler", {}) if isinstance(doc, dict) else None
     if not isinstance(values, dict):
-        raise ConfigError("expected {\"sampler\": {key: value, ...}}", where=path)
+        raise ConfigError('expected {"sampler": {key: value, ...}}', where=path)
     unknown = sorted(set(values) - set(SamplerConfig.model_fields))
     if unknown:
-        raise ConfigError(f"unknown sampler key(s) {unknown}", where=path, fix="use keys of the sampler section (docs/config.md)")
+        raise ConfigError(
+            f"unknown sampler key(s) {unknown}",
+            where=path,
+            fix="use keys of the sampler section (docs/config.md)",
+        )
     return values
 
 

@@ -32,11 +32,18 @@ def load_array(source: str | Path | np.ndarray, what: str = "array") -> np.ndarr
         return source
     path, key = split_source(source)
     if not path.exists():
-        raise DataError(f"{what} file not found", where=str(path), fix="give an existing .npy, .npz, .mat or .h5 file")
-    suffix = "".join(path.suffixes[-2:]).lower() if path.name.lower().endswith(".nii.gz") else path.suffix.lower()
+        raise DataError(
+            f"{what} file not found", where=str(path), fix="give an existing .npy, .npz, .mat or .h5 file"
+        )
+    suffix = (
+        "".join(path.suffixes[-2:]).lower() if path.name.lower().endswith(".nii.gz") else path.suffix.lower()
+    )
     if suffix in (".nii", ".nii.gz"):
-        raise DataError(f"NIfTI {what} are not read directly", where=str(path),
-                        fix="mask them into a (trials, voxels) array first, e.g. nilearn.maskers.NiftiMasker(mask).fit_transform(img), and save it with numpy.save")
+        raise DataError(
+            f"NIfTI {what} are not read directly",
+            where=str(path),
+            fix="mask them into a (trials, voxels) array first, e.g. nilearn.maskers.NiftiMasker(mask).fit_transform(img), and save it with numpy.save",
+        )
     if suffix == ".npy":
         return _no_key(np.load(path, allow_pickle=False), key, path)
     if suffix == ".npz":
@@ -46,22 +53,38 @@ def load_array(source: str | Path | np.ndarray, what: str = "array") -> np.ndarr
         return _load_mat(path, key, what)
     if suffix in (".h5", ".hdf5", ".hdf"):
         return _load_h5(path, key, what)
-    raise DataError(f"unknown {what} format '{path.suffix}'", where=str(path), fix=f"use one of {', '.join(ARRAY_SUFFIXES)}")
+    raise DataError(
+        f"unknown {what} format '{path.suffix}'",
+        where=str(path),
+        fix=f"use one of {', '.join(ARRAY_SUFFIXES)}",
+    )
 
 
 def _no_key(arr: np.ndarray, key: str | None, path: Path) -> np.ndarray:
     if key:
-        raise DataError(f"a .npy file holds one array; key '{key}' makes no sense", where=str(path), fix="drop the ':key' part")
+        raise DataError(
+            f"a .npy file holds one array; key '{key}' makes no sense",
+            where=str(path),
+            fix="drop the ':key' part",
+        )
     return arr
 
 
 def _pick(names: list[str], key: str | None, path: Path, what: str) -> str:
     if key is not None:
         if key not in names:
-            raise DataError(f"no array '{key}' (arrays: {', '.join(names) or 'none'})", where=str(path), fix=f"write {path}:<name> with one of them")
+            raise DataError(
+                f"no array '{key}' (arrays: {', '.join(names) or 'none'})",
+                where=str(path),
+                fix=f"write {path}:<name> with one of them",
+            )
         return key
     if len(names) != 1:
-        raise DataError(f"{len(names)} arrays ({', '.join(names) or 'none'}); which holds the {what}?", where=str(path), fix=f"write {path}:<name>")
+        raise DataError(
+            f"{len(names)} arrays ({', '.join(names) or 'none'}); which holds the {what}?",
+            where=str(path),
+            fix=f"write {path}:<name>",
+        )
     return names[0]
 
 
@@ -100,7 +123,11 @@ def natural_key(path: Path) -> list:
 def image_files(folder: Path) -> list[Path]:
     files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
     if not files:
-        raise DataError("no image files", where=str(folder), fix=f"put the stimuli there as {', '.join(IMAGE_SUFFIXES)} files")
+        raise DataError(
+            "no image files",
+            where=str(folder),
+            fix=f"put the stimuli there as {', '.join(IMAGE_SUFFIXES)} files",
+        )
     return files
 
 
@@ -117,7 +144,13 @@ def load_stimuli(source: str | Path | np.ndarray | list) -> tuple[np.ndarray, st
     elif isinstance(source, list):
         files = [Path(p) for p in source]
     else:
-        return (*to_uint8_images(load_array(source, "stimuli"), str(source) if not isinstance(source, np.ndarray) else "stimuli"), None)
+        return (
+            *to_uint8_images(
+                load_array(source, "stimuli"),
+                str(source) if not isinstance(source, np.ndarray) else "stimuli",
+            ),
+            None,
+        )
     arrays, modes = [], set()
     for p in files:
         if not p.is_file():
@@ -130,15 +163,20 @@ def load_stimuli(source: str | Path | np.ndarray | list) -> tuple[np.ndarray, st
             raise DataError(f"cannot read as an image ({exc})", where=str(p)) from None
     sizes = {a.shape[:2] for a in arrays}
     if len(sizes) > 1:
-        raise DataError(f"images have {len(sizes)} different sizes ({', '.join(f'{w}×{h}' for h, w in sorted(sizes)[:4])})", where=str(files[0].parent),
-                        fix="resize them to one size first (the stack's own resize/pad policy then applies, docs/own-data.md)")
+        raise DataError(
+            f"images have {len(sizes)} different sizes ({', '.join(f'{w}×{h}' for h, w in sorted(sizes)[:4])})",
+            where=str(files[0].parent),
+            fix="resize them to one size first (the stack's own resize/pad policy then applies, docs/own-data.md)",
+        )
     images = np.stack(arrays)
     mode = "L" if modes == {"L"} or _is_grey(images) else "RGB"
     return images, mode, [p.name for p in files]
 
 
 def _is_grey(images: np.ndarray) -> bool:
-    return bool(np.array_equal(images[..., 0], images[..., 1]) and np.array_equal(images[..., 0], images[..., 2]))
+    return bool(
+        np.array_equal(images[..., 0], images[..., 1]) and np.array_equal(images[..., 0], images[..., 2])
+    )
 
 
 def to_uint8_images(arr: np.ndarray, where: str) -> tuple[np.ndarray, str]:
@@ -149,14 +187,21 @@ def to_uint8_images(arr: np.ndarray, where: str) -> tuple[np.ndarray, str]:
     if arr.ndim == 3:
         arr = arr[..., None]
     if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
-        raise DataError(f"stimuli array has shape {arr.shape}; expected (N, H, W), (N, H, W, 1|3) or (N, 1|3, H, W)", where=where)
+        raise DataError(
+            f"stimuli array has shape {arr.shape}; expected (N, H, W), (N, H, W, 1|3) or (N, 1|3, H, W)",
+            where=where,
+        )
     if arr.dtype != np.uint8:
         x = arr.astype(np.float64)
         if not np.isfinite(x).all():
             raise DataError("stimuli hold NaN or infinite values", where=where)
         lo, hi = float(x.min()), float(x.max())
         if lo < 0 or hi > 255:
-            raise DataError(f"stimuli values span [{lo:.3g}, {hi:.3g}]; expected [0, 1] or [0, 255]", where=where, fix="rescale them first")
+            raise DataError(
+                f"stimuli values span [{lo:.3g}, {hi:.3g}]; expected [0, 1] or [0, 255]",
+                where=where,
+                fix="rescale them first",
+            )
         scale = 255.0 if hi <= 1.0 else 1.0
         arr = np.clip(np.rint(x * scale), 0, 255).astype(np.uint8)
     mode = "L" if arr.shape[-1] == 1 else ("L" if _is_grey(arr) else "RGB")

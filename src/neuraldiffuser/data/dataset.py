@@ -40,7 +40,9 @@ class TrialTable:
             k = int(image[i])
             repeat[i] = seen.get(k, 0)
             seen[k] = repeat[i] + 1
-        return TrialTable(row, image, np.asarray(session, dtype=np.int32), np.asarray(split, dtype="<U5"), repeat)
+        return TrialTable(
+            row, image, np.asarray(session, dtype=np.int32), np.asarray(split, dtype="<U5"), repeat
+        )
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,9 @@ class SubjectData:
         """Group test trials by image; pad images seen fewer than ``repeats`` times by repetition."""
         mask = self.trials.split == "test"
         if not mask.any():
-            raise DataError("no test trials", where=self.source, fix="the trial table needs rows with split 'test'")
+            raise DataError(
+                "no test trials", where=self.source, fix="the trial table needs rows with split 'test'"
+            )
         rows = self.trials.row[mask]
         images = self.trials.image[mask]
         by_row = np.argsort(rows, kind="stable")
@@ -151,7 +155,12 @@ class SubjectData:
             r, p = pad_repeats(groups[k], repeats)
             out_rows.append(r)
             out_pad.append(p)
-        return TestSet(np.array(keys, dtype=np.int64), np.array(out_rows, dtype=np.int64), np.array(out_pad, dtype=bool), order)
+        return TestSet(
+            np.array(keys, dtype=np.int64),
+            np.array(out_rows, dtype=np.int64),
+            np.array(out_pad, dtype=bool),
+            order,
+        )
 
     def train_trials(self, image: int, n: int | None = None) -> np.ndarray:
         """Betas rows of one image's training trials in row order (the first ``n`` of them)."""
@@ -164,10 +173,17 @@ class SubjectData:
         uniq, counts = np.unique(self.trials.image[self.trials.split == "train"], return_counts=True)
         candidates = uniq[counts >= repeats]
         if n > len(candidates):
-            raise DataError(f"{n} held-out images asked for, but only {len(candidates)} training images were shown {repeats}+ times",
-                            where=f"{self.source} ({self.name})", fix="lower data.holdout_images")
-        chosen = np.sort(np.random.default_rng(seed).choice(candidates, size=n, replace=False)).astype(np.int64)
-        grouped = np.array([self.train_trials(im, repeats) for im in chosen], dtype=np.int64).reshape(n, repeats)
+            raise DataError(
+                f"{n} held-out images asked for, but only {len(candidates)} training images were shown {repeats}+ times",
+                where=f"{self.source} ({self.name})",
+                fix="lower data.holdout_images",
+            )
+        chosen = np.sort(np.random.default_rng(seed).choice(candidates, size=n, replace=False)).astype(
+            np.int64
+        )
+        grouped = np.array([self.train_trials(im, repeats) for im in chosen], dtype=np.int64).reshape(
+            n, repeats
+        )
         return TestSet(chosen, grouped, np.zeros(grouped.shape, dtype=bool), "holdout")
 
     def test_betas(self, test: TestSet, average: Literal["voxels", "outputs"] = "voxels") -> np.ndarray:
@@ -185,8 +201,22 @@ def _lookup(trials: TrialTable, rows: np.ndarray) -> np.ndarray:
 class Dataset:
     """Subjects, shared images and captions of one dataset folder."""
 
-    def __init__(self, root: Path, layout: str, subjects: dict[str, SubjectData], images: ImageStore, captions: dict[int, list[str]], meta: dict | None = None):
-        self.root, self.layout, self.subjects, self.images, self.captions = root, layout, subjects, images, captions
+    def __init__(
+        self,
+        root: Path,
+        layout: str,
+        subjects: dict[str, SubjectData],
+        images: ImageStore,
+        captions: dict[int, list[str]],
+        meta: dict | None = None,
+    ):
+        self.root, self.layout, self.subjects, self.images, self.captions = (
+            root,
+            layout,
+            subjects,
+            images,
+            captions,
+        )
         self.meta = meta or {}
 
     def __repr__(self) -> str:
@@ -205,7 +235,11 @@ class Dataset:
     def captions_of(self, image: int) -> list[str]:
         caps = self.captions.get(int(image))
         if not caps:
-            raise DataError(f"no captions for image {image}", where=str(self.root), fix="every image needs at least one caption")
+            raise DataError(
+                f"no captions for image {image}",
+                where=str(self.root),
+                fix="every image needs at least one caption",
+            )
         return caps
 
 
@@ -231,7 +265,11 @@ def open_dataset(path: str | Path, layout: str = "auto", captions: str | Path | 
     """
     root = Path(path)
     if not root.is_dir():
-        raise DataError("dataset folder not found", where=str(root), fix="give the folder created by `neuraldiffuser simulate` or the MindEye2 download")
+        raise DataError(
+            "dataset folder not found",
+            where=str(root),
+            fix="give the folder created by `neuraldiffuser simulate` or the MindEye2 download",
+        )
     if layout == "auto":
         layout = detect_layout(root)
     if layout == "generic":
@@ -250,12 +288,20 @@ def check_trials(trials: TrialTable, n_rows: int, n_images: int, where: str) -> 
     if len(trials) == 0:
         raise DataError("trial table is empty", where=where)
     if trials.row.min() < 0 or trials.row.max() >= n_rows:
-        raise DataError(f"trial table points at betas row {int(trials.row.max())} but betas have {n_rows} rows", where=where, fix="the trial table and the betas file do not belong together")
+        raise DataError(
+            f"trial table points at betas row {int(trials.row.max())} but betas have {n_rows} rows",
+            where=where,
+            fix="the trial table and the betas file do not belong together",
+        )
     if len(np.unique(trials.row)) != len(trials.row):
         raise DataError("trial table lists the same betas row twice", where=where)
     if trials.image.min() < 0 or trials.image.max() >= n_images:
         bad = int(trials.image.max()) if trials.image.max() >= n_images else int(trials.image.min())
-        raise DataError(f"image index {bad} out of range [0, {n_images})", where=where, fix="the image store has fewer images than the trials refer to")
+        raise DataError(
+            f"image index {bad} out of range [0, {n_images})",
+            where=where,
+            fix="the image store has fewer images than the trials refer to",
+        )
     bad_split = set(np.unique(trials.split)) - set(SPLITS)
     if bad_split:
         raise DataError(f"split values {sorted(bad_split)} are not 'train' or 'test'", where=where)

@@ -17,11 +17,17 @@ def open_h5(path: str | Path, chunk_cache: bool = True) -> h5py.File:
     whole chunk (up to 16 rows) per row read, and reading only the wanted bytes is 10-100x faster."""
     path = Path(path)
     if not path.is_file():
-        raise DataError("file not found", where=str(path), fix="check the dataset folder and its layout (docs/dataset-layout.md)")
+        raise DataError(
+            "file not found",
+            where=str(path),
+            fix="check the dataset folder and its layout (docs/dataset-layout.md)",
+        )
     try:
         return h5py.File(path, "r", **({} if chunk_cache else {"rdcc_nbytes": 0}))
     except OSError as exc:
-        raise DataError(f"not a readable HDF5 file ({exc})", where=str(path), fix="re-download or re-create it") from None
+        raise DataError(
+            f"not a readable HDF5 file ({exc})", where=str(path), fix="re-download or re-create it"
+        ) from None
 
 
 @contextmanager
@@ -63,10 +69,14 @@ def _close_quietly(f: h5py.File) -> None:
         pass
 
 
-def require_dataset(f: h5py.File, key: str, ndim: int | None = None, dtypes: tuple[str, ...] | None = None) -> h5py.Dataset:
+def require_dataset(
+    f: h5py.File, key: str, ndim: int | None = None, dtypes: tuple[str, ...] | None = None
+) -> h5py.Dataset:
     where = f"{f.filename}:{key}"
     if key not in f:
-        raise DataError(f"key '{key}' not found (keys: {', '.join(sorted(f.keys())) or 'none'})", where=str(f.filename))
+        raise DataError(
+            f"key '{key}' not found (keys: {', '.join(sorted(f.keys())) or 'none'})", where=str(f.filename)
+        )
     ds = f[key]
     if not isinstance(ds, h5py.Dataset):
         raise DataError("expected a dataset, found a group", where=where)
@@ -77,7 +87,9 @@ def require_dataset(f: h5py.File, key: str, ndim: int | None = None, dtypes: tup
     return ds
 
 
-def read_rows(ds: h5py.Dataset, rows: np.ndarray, layer: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def read_rows(
+    ds: h5py.Dataset, rows: np.ndarray, layer: int | None = None, out: np.ndarray | None = None
+) -> np.ndarray:
     """Read arbitrary rows (any order, repeats allowed), optionally only ``[:, layer]`` of each.
 
     Rows are sorted and de-duplicated, read as runs of consecutive rows (one HDF5 read per run, straight
@@ -114,7 +126,9 @@ def read_rows(ds: h5py.Dataset, rows: np.ndarray, layer: int | None = None, out:
     return _read_runs(ds, uniq, layer, tail, np.empty((uniq.size, *tail), ds.dtype))[inverse]
 
 
-def _read_runs(ds: h5py.Dataset, rows: np.ndarray, layer: int | None, tail: tuple, data: np.ndarray) -> np.ndarray:
+def _read_runs(
+    ds: h5py.Dataset, rows: np.ndarray, layer: int | None, tail: tuple, data: np.ndarray
+) -> np.ndarray:
     """Fill ``data`` with increasing ``rows``, one HDF5 read per run of consecutive rows."""
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1
     space = ds.id.get_space()
@@ -128,7 +142,9 @@ def _read_runs(ds: h5py.Dataset, rows: np.ndarray, layer: int | None, tail: tupl
 class LazyArray:
     """A row-indexable view of one HDF5 dataset that reopens itself after pickling (DataLoader workers)."""
 
-    def __init__(self, path: str | Path, key: str, ndim: int | None = None, dtypes: tuple[str, ...] | None = None):
+    def __init__(
+        self, path: str | Path, key: str, ndim: int | None = None, dtypes: tuple[str, ...] | None = None
+    ):
         self.path, self.key, self._ndim, self._dtypes = str(path), key, ndim, dtypes
         self._file: h5py.File | None = None
         ds = self._ds()

@@ -1,12 +1,12 @@
 """Our generic on-disk layout (see docs/dataset-layout.md).
 
-    DATASET/
-      dataset.json                    {"layout": "neuraldiffuser-generic", "version": 1, "subjects": [...]}
-      images.hdf5                     "images": (N, H, W, 3) uint8, chunked one image per chunk
-      captions.json                   {"<image index>": ["caption", ...], ...}
-      subjects/<name>/betas.hdf5      "betas": (trials, voxels) float32|float16, chunked by rows;
-                                      optional "roi": (voxels,) int16 codes, attribute "names" (JSON list)
-      subjects/<name>/trials.csv      trial,image,session,split,repeat   (trial = betas row)
+DATASET/
+  dataset.json                    {"layout": "neuraldiffuser-generic", "version": 1, "subjects": [...]}
+  images.hdf5                     "images": (N, H, W, 3) uint8, chunked one image per chunk
+  captions.json                   {"<image index>": ["caption", ...], ...}
+  subjects/<name>/betas.hdf5      "betas": (trials, voxels) float32|float16, chunked by rows;
+                                  optional "roi": (voxels,) int16 codes, attribute "names" (JSON list)
+  subjects/<name>/trials.csv      trial,image,session,split,repeat   (trial = betas row)
 """
 
 from __future__ import annotations
@@ -52,7 +52,10 @@ def read_trials_csv(path: Path) -> TrialTable:
         reader = csv.DictReader(f)
         missing = [c for c in TRIAL_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise DataError(f"missing column(s) {', '.join(missing)} (expected {','.join(TRIAL_COLUMNS)})", where=str(path))
+            raise DataError(
+                f"missing column(s) {', '.join(missing)} (expected {','.join(TRIAL_COLUMNS)})",
+                where=str(path),
+            )
         rows = list(reader)
     try:
         trial = np.array([int(r["trial"]) for r in rows], dtype=np.int64)
@@ -89,7 +92,9 @@ def read_generic(root: Path) -> Dataset:
         raise DataError(f"'layout' is {meta.get('layout')!r}, expected {LAYOUT_NAME!r}", where=str(meta_path))
     images_arr = LazyArray(root / "images.hdf5", "images", ndim=4, dtypes=("uint8",))
     if images_arr.shape[-1] != 3:
-        raise DataError(f"expected (N, H, W, 3) images, got shape {images_arr.shape}", where=f"{images_arr.path}:images")
+        raise DataError(
+            f"expected (N, H, W, 3) images, got shape {images_arr.shape}", where=f"{images_arr.path}:images"
+        )
     images = ImageStore(images_arr, channels_first=False, scale=1.0)
     captions = read_captions(root / "captions.json")
     subjects = {}
@@ -98,7 +103,9 @@ def read_generic(root: Path) -> Dataset:
         betas = LazyArray(sdir / "betas.hdf5", "betas", ndim=2, dtypes=BETA_DTYPES)
         trials = read_trials_csv(sdir / "trials.csv")
         where = str(sdir / "trials.csv")
-        if len(trials) != betas.shape[0] or not np.array_equal(np.sort(trials.row), np.arange(betas.shape[0])):
+        if len(trials) != betas.shape[0] or not np.array_equal(
+            np.sort(trials.row), np.arange(betas.shape[0])
+        ):
             raise DataError(
                 f"trial table has {len(trials)} rows but betas.hdf5 has {betas.shape[0]}; 'trial' must list each betas row once",
                 where=where,
@@ -107,7 +114,9 @@ def read_generic(root: Path) -> Dataset:
         check_trials(trials, betas.shape[0], len(images), where)
         codes, names = read_roi(betas._ds().file)
         if codes is not None and codes.shape != (betas.shape[1],):
-            raise DataError(f"roi has shape {codes.shape}, expected ({betas.shape[1]},)", where=f"{betas.path}:roi")
+            raise DataError(
+                f"roi has shape {codes.shape}, expected ({betas.shape[1]},)", where=f"{betas.path}:roi"
+            )
         subjects[name] = SubjectData(name, betas, trials, roi_labels(codes, names), source=str(sdir))
     if not subjects and meta.get("kind") != "stimuli":  # a stimuli-only set (images + captions) may have none
         raise DataError("'subjects' lists no subject", where=str(meta_path))
@@ -116,7 +125,9 @@ def read_generic(root: Path) -> Dataset:
 
 def read_captions(path: Path) -> dict[int, list[str]]:
     if not path.is_file():
-        raise DataError("file not found", where=str(path), fix="captions.json maps image index → list of captions")
+        raise DataError(
+            "file not found", where=str(path), fix="captions.json maps image index → list of captions"
+        )
     try:
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -139,7 +150,9 @@ def read_captions(path: Path) -> dict[int, list[str]]:
 # ---------------------------------------------------------------- writing
 
 
-def write_images_h5(path: Path, images: np.ndarray, key: str = "images", channels_first: bool = False, dtype=np.uint8) -> None:
+def write_images_h5(
+    path: Path, images: np.ndarray, key: str = "images", channels_first: bool = False, dtype=np.uint8
+) -> None:
     """Write an image store atomically, chunked one image per chunk."""
     with atomic_path(path) as tmp, h5_writer(tmp, "w", name=path) as f:
         data = np.moveaxis(images, -1, 1) if channels_first else images
@@ -159,7 +172,9 @@ def write_betas_h5(path: Path, betas: np.ndarray, key: str = "betas", roi=None, 
 
 def write_trials_csv(path: Path, trials: TrialTable) -> None:
     lines = [",".join(TRIAL_COLUMNS)]
-    for t, im, se, sp, rp in zip(trials.row, trials.image, trials.session, trials.split, trials.repeat, strict=True):
+    for t, im, se, sp, rp in zip(
+        trials.row, trials.image, trials.session, trials.split, trials.repeat, strict=True
+    ):
         lines.append(f"{t},{im},{se},{sp},{rp}")
     atomic_write_text(path, "\n".join(lines) + "\n")
 
@@ -184,8 +199,13 @@ def write_generic(
         write_betas_h5(sdir / "betas.hdf5", s.betas, roi=s.roi, roi_names=s.roi_names)
         trials = TrialTable.build(np.arange(len(s.betas)), s.image, s.session, s.split)
         write_trials_csv(sdir / "trials.csv", trials)
-    doc = {"layout": LAYOUT_NAME, "version": 1, "subjects": list(subjects), "n_images": int(len(images)), "image_size": list(images.shape[1:3])}
+    doc = {
+        "layout": LAYOUT_NAME,
+        "version": 1,
+        "subjects": list(subjects),
+        "n_images": int(len(images)),
+        "image_size": list(images.shape[1:3]),
+    }
     doc.update(meta or {})
     atomic_write_json(root / "dataset.json", doc)
     return root
-

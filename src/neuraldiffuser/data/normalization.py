@@ -27,7 +27,9 @@ class VoxelScaler:
         """Streaming mean/std (float64 accumulators) over the given betas rows."""
         rows = np.sort(np.asarray(rows))
         if rows.size < 2:
-            raise DataError(f"need at least 2 training trials to z-score, got {rows.size}", where=subject.source)
+            raise DataError(
+                f"need at least 2 training trials to z-score, got {rows.size}", where=subject.source
+            )
         s1 = np.zeros(subject.n_voxels)
         s2 = np.zeros(subject.n_voxels)
         for start in range(0, rows.size, chunk):

@@ -51,7 +51,11 @@ def _sample_key(name: str) -> tuple[str, str]:
 
 
 def _bad_tar(path: Path, exc: BaseException) -> DataError:
-    return DataError(f"unreadable or truncated tar ({exc.__class__.__name__}: {exc})", where=str(path), fix="re-download this shard")
+    return DataError(
+        f"unreadable or truncated tar ({exc.__class__.__name__}: {exc})",
+        where=str(path),
+        fix="re-download this shard",
+    )
 
 
 def read_behav_tar(path: Path) -> np.ndarray:
@@ -63,11 +67,15 @@ def read_behav_tar(path: Path) -> np.ndarray:
     anything else without guessing from message text.
     """
     if not path.is_file():
-        raise DataError("file not found", where=str(path), fix="download the wds/ folder of MindEye2's dataset")
+        raise DataError(
+            "file not found", where=str(path), fix="download the wds/ folder of MindEye2's dataset"
+        )
     try:
         fh = open(path, "rb")
     except OSError as exc:
-        raise DataError(f"cannot open ({exc.strerror or exc})", where=str(path), fix="check the file's permissions") from None
+        raise DataError(
+            f"cannot open ({exc.strerror or exc})", where=str(path), fix="check the file's permissions"
+        ) from None
     behav: dict[str, bytes | None] = {}  # sample key -> behav.npy bytes, in tar order
     with fh:
         try:
@@ -92,9 +100,16 @@ def read_behav_tar(path: Path) -> np.ndarray:
         try:
             arr = np.load(io.BytesIO(raw), allow_pickle=False)
         except (ValueError, EOFError, OSError) as exc:
-            raise DataError(f"behav.npy of sample {key!r} is not a readable .npy array ({exc})", where=str(path), fix="re-download this shard") from None
+            raise DataError(
+                f"behav.npy of sample {key!r} is not a readable .npy array ({exc})",
+                where=str(path),
+                fix="re-download this shard",
+            ) from None
         if arr.shape != (1, BEHAV_COLUMNS):
-            raise DataError(f"behav.npy of sample {key!r} has shape {arr.shape}, expected (1, {BEHAV_COLUMNS})", where=str(path))
+            raise DataError(
+                f"behav.npy of sample {key!r} has shape {arr.shape}, expected (1, {BEHAV_COLUMNS})",
+                where=str(path),
+            )
         rows.append(arr[0])
     if not rows:
         raise DataError("shard holds no samples", where=str(path), fix="re-download this shard")
@@ -103,15 +118,30 @@ def read_behav_tar(path: Path) -> np.ndarray:
 
 def subject_names(root: Path) -> list[str]:
     """Subjects with a betas file; a subject with trials (wds/<subject>/) but no betas file is an error, not skipped."""
-    names = sorted({m.group(1) for p in root.glob("betas_all_*_fp32_renorm.hdf5") if (m := re.match(r"betas_all_(.+)_fp32_renorm\.hdf5", p.name))})
-    with_trials = sorted(p.name for p in (root / "wds").iterdir() if p.is_dir()) if (root / "wds").is_dir() else []
+    names = sorted(
+        {
+            m.group(1)
+            for p in root.glob("betas_all_*_fp32_renorm.hdf5")
+            if (m := re.match(r"betas_all_(.+)_fp32_renorm\.hdf5", p.name))
+        }
+    )
+    with_trials = (
+        sorted(p.name for p in (root / "wds").iterdir() if p.is_dir()) if (root / "wds").is_dir() else []
+    )
     missing = [s for s in with_trials if s not in names]
     if missing:
         files = ", ".join(BETAS_PATTERN.format(subject=s) for s in missing)
-        raise DataError(f"{len(missing)} subject(s) with trials in wds/ have no betas file: {', '.join(missing)} (missing {files})", where=str(root),
-                        fix=f"download {files} from MindEye2's dataset, or move wds/{missing[0]} out of the folder to use the other subjects without it")
+        raise DataError(
+            f"{len(missing)} subject(s) with trials in wds/ have no betas file: {', '.join(missing)} (missing {files})",
+            where=str(root),
+            fix=f"download {files} from MindEye2's dataset, or move wds/{missing[0]} out of the folder to use the other subjects without it",
+        )
     if not names:
-        raise DataError("no betas_all_<subject>_fp32_renorm.hdf5 file", where=str(root), fix="download the betas files of MindEye2's dataset")
+        raise DataError(
+            "no betas_all_<subject>_fp32_renorm.hdf5 file",
+            where=str(root),
+            fix="download the betas files of MindEye2's dataset",
+        )
     return names
 
 
@@ -120,7 +150,11 @@ def read_subject_trials(root: Path, subject: str) -> TrialTable:
     train_tars = sorted((wds_dir / "train").glob("*.tar"), key=_natural_key)
     test_tar = wds_dir / "new_test" / "0.tar"
     if not train_tars:
-        raise DataError("no training shards (train/*.tar)", where=str(wds_dir / "train"), fix="download wds/<subject>/train/ of MindEye2's dataset")
+        raise DataError(
+            "no training shards (train/*.tar)",
+            where=str(wds_dir / "train"),
+            fix="download wds/<subject>/train/ of MindEye2's dataset",
+        )
     behav = {"train": [read_behav_tar(t) for t in train_tars], "test": [read_behav_tar(test_tar)]}
     rows, images, sessions, splits = [], [], [], []
     for split, arrays in behav.items():
@@ -139,14 +173,18 @@ def read_subject_trials(root: Path, subject: str) -> TrialTable:
 def read_mindeye2(root: Path, captions: str | Path | None = None) -> Dataset:
     images_arr = LazyArray(root / IMAGES_FILE, "images", ndim=4, dtypes=("float16", "float32", "uint8"))
     if images_arr.shape[1] != 3:
-        raise DataError(f"expected (N, 3, H, W) images, got shape {images_arr.shape}", where=f"{images_arr.path}:images")
+        raise DataError(
+            f"expected (N, 3, H, W) images, got shape {images_arr.shape}", where=f"{images_arr.path}:images"
+        )
     scale = 1.0 if images_arr.dtype == np.uint8 else 255.0
     images = ImageStore(images_arr, channels_first=True, scale=scale)
     caps = read_captions(Path(captions) if captions else root / "captions.json")
     roi_file = root / "voxel_rois.hdf5"
     subjects = {}
     for name in subject_names(root):
-        betas = LazyArray(root / BETAS_PATTERN.format(subject=name), "betas", ndim=2, dtypes=("float32", "float16"))
+        betas = LazyArray(
+            root / BETAS_PATTERN.format(subject=name), "betas", ndim=2, dtypes=("float32", "float16")
+        )
         trials = read_subject_trials(root, name)
         check_trials(trials, betas.shape[0], len(images), str(root / "wds" / name))
         roi = None
@@ -177,7 +215,9 @@ def convert_nsd_captions(nsd_captions: str | Path, stim_info_csv: str | Path, ou
 # ---------------------------------------------------------------- writing (simulator, tests)
 
 
-def _behav(image: int, subject: int, session: int, trial_in_session: int, row: int, shared: bool) -> np.ndarray:
+def _behav(
+    image: int, subject: int, session: int, trial_in_session: int, row: int, shared: bool
+) -> np.ndarray:
     b = np.full((1, BEHAV_COLUMNS), -1.0, dtype=np.float64)
     b[0, COL_IMAGE], b[0, COL_SUBJECT], b[0, COL_SESSION] = image, subject, session
     b[0, COL_TRIAL], b[0, COL_ROW], b[0, COL_SHARED] = trial_in_session, row, float(shared)
@@ -208,7 +248,9 @@ def write_mindeye2(
     return root
 
 
-def write_mindeye2_subject(root: str | Path, name: str, s_idx: int, s: SubjectArrays, mtime: float | None = None) -> None:
+def write_mindeye2_subject(
+    root: str | Path, name: str, s_idx: int, s: SubjectArrays, mtime: float | None = None
+) -> None:
     """One subject's files of MindEye2's layout (betas, shards, its entry in voxel_rois.hdf5).
 
     ``s_idx`` is the 1-based subject number written to behav column 1. Lets a writer stream subjects

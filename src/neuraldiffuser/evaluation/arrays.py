@@ -11,7 +11,9 @@ import numpy as np
 from ..utils.validation import check_array, check_consistent_rows
 
 
-def score_images(stimuli: np.ndarray, reconstructions: np.ndarray, antialias: bool = False) -> dict[str, np.ndarray]:
+def score_images(
+    stimuli: np.ndarray, reconstructions: np.ndarray, antialias: bool = False
+) -> dict[str, np.ndarray]:
     """Per-image PixCorr and SSIM of reconstructions against their stimuli.
 
     ``stimuli``: (n, H, W, 3) uint8; ``reconstructions``: (n, H', W', 3) uint8, or (n, R, H', W', 3) with R
@@ -27,7 +29,10 @@ def score_images(stimuli: np.ndarray, reconstructions: np.ndarray, antialias: bo
         if x.dtype != np.uint8:
             from ..errors import DataError
 
-            raise DataError(f"'{name}' must be uint8 images in 0…255, got dtype {x.dtype}", fix="convert with (x * 255).round().astype(np.uint8)")
+            raise DataError(
+                f"'{name}' must be uint8 images in 0…255, got dtype {x.dtype}",
+                fix="convert with (x * 255).round().astype(np.uint8)",
+            )
     check_consistent_rows(stimuli=real, reconstructions=pred)
     reps = pred[:, None] if pred.ndim == 4 else pred
     real256 = to_protocol(real, antialias)
@@ -38,6 +43,12 @@ def score_images(stimuli: np.ndarray, reconstructions: np.ndarray, antialias: bo
         out["SSIM"].append(ssim(real256, p256, antialias))
     scores = {k: np.stack(v, axis=1) if pred.ndim == 5 else v[0] for k, v in out.items()}
     if pred.ndim == 5 and reps.shape[1] > 1:
-        greys = np.stack([grey(pixel_view(to_protocol(np.ascontiguousarray(reps[:, r]), antialias), antialias)) for r in range(reps.shape[1])], axis=0)
+        greys = np.stack(
+            [
+                grey(pixel_view(to_protocol(np.ascontiguousarray(reps[:, r]), antialias), antialias))
+                for r in range(reps.shape[1])
+            ],
+            axis=0,
+        )
         scores["Repeat SSIM"] = repeat_consistency(greys)
     return scores

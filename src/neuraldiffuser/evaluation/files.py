@@ -55,7 +55,14 @@ def to_csv(doc: dict) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(ID_COLUMNS + cols)
     for row in rows:
-        ids = [row.get("method"), row.get("setting"), row.get("policy"), row.get("n_images"), row.get("repeats"), *(row.get("sweep") or [None, None])]
+        ids = [
+            row.get("method"),
+            row.get("setting"),
+            row.get("policy"),
+            row.get("n_images"),
+            row.get("repeats"),
+            *(row.get("sweep") or [None, None]),
+        ]
         writer.writerow([cell(v) for v in ids] + [cell(row["values"].get(c)) for c in cols])
     return buf.getvalue()
 
@@ -76,7 +83,9 @@ def read_metrics(path: str | Path) -> dict:
     try:
         doc = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read metrics ({exc})", where=str(path), fix="run `neuraldiffuser evaluate` to write it") from None
+        raise DataError(
+            f"cannot read metrics ({exc})", where=str(path), fix="run `neuraldiffuser evaluate` to write it"
+        ) from None
     if doc.get("format") != FORMAT or "rows" not in doc:
         raise DataError(f"not a metrics file (format {doc.get('format')!r})", where=str(path))
     doc["_path"] = str(path)

@@ -25,7 +25,9 @@ from ..errors import DataError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 NAME = re.compile(r"^(?P<index>\d+)(?:_r(?P<repeat>\d+))?$")
-FIX_NAMES = "name files <index>.png or <index>_r<repeat>.png (e.g. 00012.png, 00012_r2.png); see docs/evaluation.md"
+FIX_NAMES = (
+    "name files <index>.png or <index>_r<repeat>.png (e.g. 00012.png, 00012_r2.png); see docs/evaluation.md"
+)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -36,7 +38,9 @@ def read_image(path: Path) -> np.ndarray:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read image ({exc})", where=str(path), fix="replace or remove the file") from None
+        raise DataError(
+            f"cannot read image ({exc})", where=str(path), fix="replace or remove the file"
+        ) from None
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -47,7 +51,9 @@ def image_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as im:
             return im.size
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read image ({exc})", where=str(path), fix="replace or remove the file") from None
+        raise DataError(
+            f"cannot read image ({exc})", where=str(path), fix="replace or remove the file"
+        ) from None
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -65,8 +71,11 @@ def _one_size(files: list[Path], folder: Path) -> tuple[int, int]:
         sizes.setdefault(image_size(f), f)
         if len(sizes) > 1:
             (a, fa), (b, fb) = list(sizes.items())[:2]
-            raise DataError(f"mixed image sizes: {fa.name} is {a[0]}x{a[1]} but {fb.name} is {b[0]}x{b[1]}", where=str(folder),
-                            fix="every file of a folder must have the same size (resolutions may differ between folders)")
+            raise DataError(
+                f"mixed image sizes: {fa.name} is {a[0]}x{a[1]} but {fb.name} is {b[0]}x{b[1]}",
+                where=str(folder),
+                fix="every file of a folder must have the same size (resolutions may differ between folders)",
+            )
     return next(iter(sizes))
 
 
@@ -77,26 +86,41 @@ def parse_files(folder: Path) -> dict[int, list[Path]]:
     for f in _image_files(folder):
         m = NAME.match(f.stem)
         if m is None:
-            raise DataError(f"file name '{f.name}' is not <index>[_r<repeat>]", where=str(folder), fix=FIX_NAMES)
+            raise DataError(
+                f"file name '{f.name}' is not <index>[_r<repeat>]", where=str(folder), fix=FIX_NAMES
+            )
         index, rep = int(m["index"]), m["repeat"]
         (numbered if rep is not None else plain).append(f)
         r = int(rep) if rep is not None else 0
         if r in found.setdefault(index, {}):
-            raise DataError(f"image {index} repeat {r} appears twice ({found[index][r].name}, {f.name})", where=str(folder), fix=FIX_NAMES)
+            raise DataError(
+                f"image {index} repeat {r} appears twice ({found[index][r].name}, {f.name})",
+                where=str(folder),
+                fix=FIX_NAMES,
+            )
         found[index][r] = f
     if plain and numbered:
-        raise DataError(f"mixed naming: '{plain[0].name}' and '{numbered[0].name}'", where=str(folder), fix="use either <index>.png (one repeat) or <index>_r<k>.png throughout")
+        raise DataError(
+            f"mixed naming: '{plain[0].name}' and '{numbered[0].name}'",
+            where=str(folder),
+            fix="use either <index>.png (one repeat) or <index>_r<k>.png throughout",
+        )
     out = {}
     expected = None
     for index in sorted(found):
         reps = sorted(found[index])
         if reps != list(range(len(reps))):
-            raise DataError(f"image {index} has repeats {reps}; repeats must run 0..R-1", where=str(folder), fix=FIX_NAMES)
+            raise DataError(
+                f"image {index} has repeats {reps}; repeats must run 0..R-1", where=str(folder), fix=FIX_NAMES
+            )
         if expected is None:
             expected = (index, len(reps))
         elif len(reps) != expected[1]:
-            raise DataError(f"image {index} has {len(reps)} repeats but image {expected[0]} has {expected[1]}", where=str(folder),
-                            fix="every image needs the same number of repeats")
+            raise DataError(
+                f"image {index} has {len(reps)} repeats but image {expected[0]} has {expected[1]}",
+                where=str(folder),
+                fix="every image needs the same number of repeats",
+            )
         out[index] = [found[index][r] for r in reps]
     return out
 
@@ -107,9 +131,16 @@ def parse_strips(folder: Path) -> dict[int, Path]:
     for f in _image_files(folder):
         m = NAME.match(f.stem)
         if m is None or m["repeat"] is not None:
-            raise DataError(f"strip file name '{f.name}' is not <index>.png", where=str(folder), fix="name each strip by its test image's index, e.g. 00012.png")
+            raise DataError(
+                f"strip file name '{f.name}' is not <index>.png",
+                where=str(folder),
+                fix="name each strip by its test image's index, e.g. 00012.png",
+            )
         if int(m["index"]) in out:
-            raise DataError(f"image {int(m['index'])} has two strips ({out[int(m['index'])].name}, {f.name})", where=str(folder))
+            raise DataError(
+                f"image {int(m['index'])} has two strips ({out[int(m['index'])].name}, {f.name})",
+                where=str(folder),
+            )
         out[int(m["index"])] = f
     return out
 
@@ -145,18 +176,31 @@ class ImageFolder:
     @property
     def manifest(self) -> dict:
         """What identifies this folder's contents (for the result cache): layout, names, sizes and times of the files."""
-        stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for i in self.images for p in self.files[int(i)]]
-        return {"layout": self.layout(), "setting": self.setting, "method": self.method, "files": stats, "complete": True}
+        stats = [
+            (p.name, p.stat().st_size, p.stat().st_mtime_ns) for i in self.images for p in self.files[int(i)]
+        ]
+        return {
+            "layout": self.layout(),
+            "setting": self.setting,
+            "method": self.method,
+            "files": stats,
+            "complete": True,
+        }
 
     def layout(self) -> dict:
-        return {"kind": "strips" if self.strips else "files", "strips": self.strips, "truth_tile": self.truth_tile, "size": list(self.size)}
+        return {
+            "kind": "strips" if self.strips else "files",
+            "strips": self.strips,
+            "truth_tile": self.truth_tile,
+            "size": list(self.size),
+        }
 
     def sweep_point(self):
         return None
 
     def tile(self, strip: np.ndarray, k: int) -> np.ndarray:
         w = strip.shape[1] // self.strips
-        return strip[:, k * w:(k + 1) * w]
+        return strip[:, k * w : (k + 1) * w]
 
     def repeat_tiles(self) -> list[int]:
         return [k for k in range(self.strips) if k != self.truth_tile]
@@ -171,7 +215,11 @@ class ImageFolder:
     def load_truth(self, images) -> np.ndarray:
         """The stimulus tiles of a strips folder."""
         if not self.strips or self.truth_tile is None:
-            raise DataError("this folder holds no stimulus tile", where=str(self.path), fix="give --truth, or --strips K with --truth-tile")
+            raise DataError(
+                "this folder holds no stimulus tile",
+                where=str(self.path),
+                fix="give --truth, or --strips K with --truth-tile",
+            )
         return np.stack([self.tile(read_image(self.files[int(i)][0]), self.truth_tile) for i in images])
 
     def strip(self, image: int) -> Path | None:
@@ -179,7 +227,9 @@ class ImageFolder:
         return self.files[int(image)][0] if self.strips and self.truth_tile == 0 else None
 
 
-def scan_folder(path: str | Path, strips: int | None = None, truth_tile: int | None = 0, subset=None, **names) -> ImageFolder:
+def scan_folder(
+    path: str | Path, strips: int | None = None, truth_tile: int | None = 0, subset=None, **names
+) -> ImageFolder:
     """Scan and validate one folder of reconstructions (``strips``: K tiles per file, else the files layout)."""
     folder = Path(path)
     if strips is not None:
@@ -195,7 +245,11 @@ def scan_folder(path: str | Path, strips: int | None = None, truth_tile: int | N
     files = _restrict(files, subset, folder)
     size = _one_size([f for fs in files.values() for f in fs], folder)
     if strips is not None and size[0] % strips:
-        raise DataError(f"strip width {size[0]} is not divisible by --strips {strips}", where=str(folder), fix="check K: a strip holds K equal tiles side by side")
+        raise DataError(
+            f"strip width {size[0]} is not divisible by --strips {strips}",
+            where=str(folder),
+            fix="check K: a strip holds K equal tiles side by side",
+        )
     return ImageFolder(folder, files, size, strips, truth_tile if strips else None, **names)
 
 
@@ -205,8 +259,11 @@ def _restrict(files: dict, subset, folder: Path) -> dict:
     keep = [int(i) for i in subset]
     missing = [i for i in keep if i not in files]
     if missing:
-        raise DataError(f"{len(missing)} image(s) of the subset are missing, e.g. {missing[:5]}", where=str(folder),
-                        fix="the subset file lists image indices that every folder must hold")
+        raise DataError(
+            f"{len(missing)} image(s) of the subset are missing, e.g. {missing[:5]}",
+            where=str(folder),
+            fix="the subset file lists image indices that every folder must hold",
+        )
     return {i: files[i] for i in keep}
 
 
@@ -220,8 +277,14 @@ def read_index_file(path: str | Path) -> np.ndarray:
             text = " ".join(line.split("#", 1)[0] for line in p.read_text().splitlines())
             arr = np.array([int(t) for t in text.replace(",", " ").split()], dtype=np.int64)
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read image indices ({exc})", where=str(p), fix="give a .npy array or a text file of integer indices") from None
+        raise DataError(
+            f"cannot read image indices ({exc})",
+            where=str(p),
+            fix="give a .npy array or a text file of integer indices",
+        ) from None
     arr = np.asarray(arr).reshape(-1)
     if arr.size == 0 or not np.issubdtype(arr.dtype, np.integer) or len(np.unique(arr)) != arr.size:
-        raise DataError(f"expected distinct integer image indices, got {arr.size} values of {arr.dtype}", where=str(p))
+        raise DataError(
+            f"expected distinct integer image indices, got {arr.size} values of {arr.dtype}", where=str(p)
+        )
     return arr.astype(np.int64)

@@ -107,14 +107,24 @@ class _Empty:
 def _labels(folders: list[Path], labels: list[str]) -> list[str]:
     if labels:
         if len(labels) != len(folders):
-            raise ConfigError(f"{len(labels)} --label for {len(folders)} folders", fix="give one --label per RECON_DIR, in order")
+            raise ConfigError(
+                f"{len(labels)} --label for {len(folders)} folders",
+                fix="give one --label per RECON_DIR, in order",
+            )
         out = list(labels)
     else:
         out = [p.name for p in folders]
         if len(set(out)) < len(out):  # e.g. recon/0.0 and recon/500000.0/0.2 → use the path
-            out = [os.path.relpath(p.resolve(), Path(os.path.commonpath([q.resolve() for q in folders]))) or p.name for p in folders]
+            out = [
+                os.path.relpath(p.resolve(), Path(os.path.commonpath([q.resolve() for q in folders])))
+                or p.name
+                for p in folders
+            ]
     if len(set(out)) < len(out):
-        raise ConfigError(f"two folders share the label '{next(x for x in out if out.count(x) > 1)}'", fix="give distinct --label values")
+        raise ConfigError(
+            f"two folders share the label '{next(x for x in out if out.count(x) > 1)}'",
+            fix="give distinct --label values",
+        )
     return out
 
 
@@ -123,17 +133,28 @@ def scan_all(recon_dirs, opts: ImageScoring, antialias: bool = False) -> list:
     dirs = [Path(d) for d in recon_dirs]
     subset = read_index_file(opts.subset) if opts.subset else None
     labels = _labels(dirs, opts.labels)
-    folders = [scan_folder(d, opts.strips, opts.truth_tile, subset, method=opts.method, setting=lab, subject=opts.subject) for d, lab in zip(dirs, labels, strict=True)]
+    folders = [
+        scan_folder(
+            d, opts.strips, opts.truth_tile, subset, method=opts.method, setting=lab, subject=opts.subject
+        )
+        for d, lab in zip(dirs, labels, strict=True)
+    ]
     first = folders[0]
     for f in folders[1:]:
         if len(f.images) != len(first.images) or not np.array_equal(f.images, first.images):
             only = sorted(set(first.images.tolist()) ^ set(f.images.tolist()))
-            raise DataError(f"{len(f.images)} images here but {len(first.images)} in {first.path} (e.g. image {only[0] if only else '?'} is in one only)",
-                            where=str(f.path), fix="compared folders must hold the same test images; restrict them with --subset")
+            raise DataError(
+                f"{len(f.images)} images here but {len(first.images)} in {first.path} (e.g. image {only[0] if only else '?'} is in one only)",
+                where=str(f.path),
+                fix="compared folders must hold the same test images; restrict them with --subset",
+            )
     if not opts.blurry:
         return folders
     if len(opts.blurry) != len(folders):
-        raise ConfigError(f"{len(opts.blurry)} --blurry folders for {len(folders)} reconstruction folders", fix="give one --blurry per RECON_DIR, in order")
+        raise ConfigError(
+            f"{len(opts.blurry)} --blurry folders for {len(folders)} reconstruction folders",
+            fix="give one --blurry per RECON_DIR, in order",
+        )
     if not 0.0 <= opts.blend <= 1.0:
         raise ConfigError(f"--blend {opts.blend} is outside [0, 1]")
     out = []
@@ -152,48 +173,100 @@ def _comparisons(rows: list[dict], labels: list[str], baseline: str | None) -> l
         by = {r["setting"]: r for r in rows if r["policy"] == policy}
         for lab in labels:
             if lab != base:
-                out.append({"method": by[lab]["method"], "setting": lab, "baseline": base, "policy": policy,
-                            "differences": compare_rows(by[lab], by[base])})
+                out.append(
+                    {
+                        "method": by[lab]["method"],
+                        "setting": lab,
+                        "baseline": base,
+                        "policy": policy,
+                        "differences": compare_rows(by[lab], by[base]),
+                    }
+                )
     return out
 
 
-def evaluate_images(recon_dirs, truth, config: Config, out_dir: str | Path, opts: ImageScoring | None = None, report: bool = True) -> dict:
+def evaluate_images(
+    recon_dirs,
+    truth,
+    config: Config,
+    out_dir: str | Path,
+    opts: ImageScoring | None = None,
+    report: bool = True,
+) -> dict:
     """Score the folders; write metrics.json, metrics.csv and report.html into ``out_dir``; return the document."""
     from ..config import save_config
     from .files import write_metrics
 
     opts = opts or ImageScoring()
     if opts.policy not in ("repeat", "mean"):
-        raise ConfigError(f"--policy {opts.policy!r}", fix="use 'repeat' (one reconstruction per image) or 'mean' (averaged over repeats)")
+        raise ConfigError(
+            f"--policy {opts.policy!r}",
+            fix="use 'repeat' (one reconstruction per image) or 'mean' (averaged over repeats)",
+        )
     out = Path(out_dir)
     folders = scan_all(recon_dirs, opts, config.evaluate.antialias)
     source = open_truth(truth, opts.truth_key, config.data.layout)
     if source == STRIPS and not opts.strips:
-        raise ConfigError("no truth for image folders", fix="give --truth (image folder, .hdf5/.npy, dataset), or --strips K for strips with a stimulus tile")
-    brain_reason = None if isinstance(source, DatasetTruth) else "brain correlation needs a dataset with test betas and an encoding model (--truth DATASET)"
+        raise ConfigError(
+            "no truth for image folders",
+            fix="give --truth (image folder, .hdf5/.npy, dataset), or --strips K for strips with a stimulus tile",
+        )
+    brain_reason = (
+        None
+        if isinstance(source, DatasetTruth)
+        else "brain correlation needs a dataset with test betas and an encoding model (--truth DATASET)"
+    )
     if opts.blurry and brain_reason is None:
         brain_reason = "not computed on blended (refined + blurry) images"
-    ev = ImagesEvaluator(config, Path(config.evaluate.cache_dir) if config.evaluate.cache_dir else out / ".cache", brain_reason)
+    ev = ImagesEvaluator(
+        config, Path(config.evaluate.cache_dir) if config.evaluate.cache_dir else out / ".cache", brain_reason
+    )
     rows = []
     for rec in folders:
-        src = StripTruth(rec.refined if isinstance(rec, BlendedFolder) else rec) if source == STRIPS else source
+        src = (
+            StripTruth(rec.refined if isinstance(rec, BlendedFolder) else rec) if source == STRIPS else source
+        )
         check_covers(src, rec)
         ev.use_truth(src)
         subject = opts.subject or config.data.subject
-        rows += [{**r, "recon_rel": os.path.relpath(r["recon_dir"], out.resolve()), "layout": rec.layout()} for r in ev.evaluate_folder(rec, subject)]
+        rows += [
+            {**r, "recon_rel": os.path.relpath(r["recon_dir"], out.resolve()), "layout": rec.layout()}
+            for r in ev.evaluate_folder(rec, subject)
+        ]
     labels = [r.setting for r in folders]
     comparisons = _comparisons(rows, labels, opts.baseline) if len(folders) > 1 else []
     doc = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "truth": str(Path(truth).resolve()) if source != STRIPS else STRIPS, "subjects": [opts.subject] if opts.subject else [],
-        "out_dir": str(out.resolve()), "source": "evaluate-images",
-        "protocol": {"resize_first": 256, "pixel_size": 425, "antialias": config.evaluate.antialias, "table_repeat": config.evaluate.table_repeat,
-                     "device": str(ev.device), "headline_policy": opts.policy, "n_images": len(folders[0].images),
-                     "subset": str(opts.subset) if opts.subset else None,
-                     "blend": {"weight_refined": opts.blend, "blurry": [str(b) for b in opts.blurry]} if opts.blurry else None,
-                     "strips": opts.strips, "truth_tile": opts.truth_tile if opts.strips else None},
-        "metrics": {n: {**METRICS[n].info(), "unavailable": ev.unavailable.get(n) or (brain_reason if n == BRAIN else None), "weights": ev.sources.get(METRICS[n].backbone or "")} for n in ev.names},
-        "rows": rows, "references": [], "comparisons": comparisons,
+        "truth": str(Path(truth).resolve()) if source != STRIPS else STRIPS,
+        "subjects": [opts.subject] if opts.subject else [],
+        "out_dir": str(out.resolve()),
+        "source": "evaluate-images",
+        "protocol": {
+            "resize_first": 256,
+            "pixel_size": 425,
+            "antialias": config.evaluate.antialias,
+            "table_repeat": config.evaluate.table_repeat,
+            "device": str(ev.device),
+            "headline_policy": opts.policy,
+            "n_images": len(folders[0].images),
+            "subset": str(opts.subset) if opts.subset else None,
+            "blend": {"weight_refined": opts.blend, "blurry": [str(b) for b in opts.blurry]}
+            if opts.blurry
+            else None,
+            "strips": opts.strips,
+            "truth_tile": opts.truth_tile if opts.strips else None,
+        },
+        "metrics": {
+            n: {
+                **METRICS[n].info(),
+                "unavailable": ev.unavailable.get(n) or (brain_reason if n == BRAIN else None),
+                "weights": ev.sources.get(METRICS[n].backbone or ""),
+            }
+            for n in ev.names
+        },
+        "rows": rows,
+        "references": [],
+        "comparisons": comparisons,
     }
     write_metrics(out, doc)
     save_config(config, out, name="evaluate_config.yaml")

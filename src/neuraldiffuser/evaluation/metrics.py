@@ -50,9 +50,16 @@ def ssim_grey(real: np.ndarray, pred: np.ndarray) -> np.ndarray:
         if np.ndim(x) == 4 and np.shape(x)[-1] == 3:
             from ..errors import DataError
 
-            raise DataError(f"'{name}' holds RGB images {np.shape(x)}; ssim_grey takes grey (n, H, W)", fix="convert with evaluation.preprocess.grey, or call ssim()")
-    real = check_array(real, "real", ndim=3, dtype=None, value_range=(-1e-3, 1.001))  # float rounding of a resize may overshoot 1 slightly
-    pred = check_array(pred, "pred", ndim=3, dtype=None, value_range=(-1e-3, 1.001))  # float rounding of a resize may overshoot 1 slightly
+            raise DataError(
+                f"'{name}' holds RGB images {np.shape(x)}; ssim_grey takes grey (n, H, W)",
+                fix="convert with evaluation.preprocess.grey, or call ssim()",
+            )
+    real = check_array(
+        real, "real", ndim=3, dtype=None, value_range=(-1e-3, 1.001)
+    )  # float rounding of a resize may overshoot 1 slightly
+    pred = check_array(
+        pred, "pred", ndim=3, dtype=None, value_range=(-1e-3, 1.001)
+    )  # float rounding of a resize may overshoot 1 slightly
     check_consistent_rows(real=real, pred=pred)
     if real.shape != pred.shape:
         from ..errors import DataError
@@ -61,7 +68,9 @@ def ssim_grey(real: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
     return np.array(
         [
-            structural_similarity(p, r, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
+            structural_similarity(
+                p, r, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+            )
             for r, p in zip(real, pred, strict=True)
         ],
         dtype=np.float64,
@@ -123,7 +132,9 @@ def _mean_ci(values: np.ndarray) -> tuple[float, list[float]]:
     return mean, [float(lo), float(hi)]
 
 
-def retrieval(brain: np.ndarray, image: np.ndarray, draws: int = 30, subset: int = 300, seed: int = 42) -> dict:
+def retrieval(
+    brain: np.ndarray, image: np.ndarray, draws: int = 30, subset: int = 300, seed: int = 42
+) -> dict:
     """Top-1 retrieval on cosine similarity of flattened, L2-normalised embeddings in random subsets.
 
     forward: for each brain embedding, is its own image the most similar of the subset (brain → image);
@@ -148,7 +159,14 @@ def retrieval(brain: np.ndarray, image: np.ndarray, draws: int = 30, subset: int
     fwd_mean, fwd_ci = _mean_ci(np.array(fwd))
     bwd_mean, bwd_ci = _mean_ci(np.array(bwd))
     return {
-        "forward": fwd_mean, "forward_ci95": fwd_ci, "backward": bwd_mean, "backward_ci95": bwd_ci,
-        "draws": draws, "subset": size, "n": n, "seed": seed,
-        "forward_per_draw": [float(v) for v in fwd], "backward_per_draw": [float(v) for v in bwd],
+        "forward": fwd_mean,
+        "forward_ci95": fwd_ci,
+        "backward": bwd_mean,
+        "backward_ci95": bwd_ci,
+        "draws": draws,
+        "subset": size,
+        "n": n,
+        "seed": seed,
+        "forward_per_draw": [float(v) for v in fwd],
+        "backward_per_draw": [float(v) for v in bwd],
     }

@@ -22,7 +22,12 @@ import numpy as np
 from ..data.fit import to_stimulus
 from .metrics import pearson_rows
 
-NATIVE_METRICS = {"pcc": True, "mse": False, "ssim_wang": True, "ssim_skimage": True}  # name → higher is better
+NATIVE_METRICS = {
+    "pcc": True,
+    "mse": False,
+    "ssim_wang": True,
+    "ssim_skimage": True,
+}  # name → higher is better
 RIDGE_ALPHAS = np.logspace(-1, 6, 15)
 
 
@@ -42,11 +47,28 @@ def score_pairs(real: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
         raise ValueError(f"shapes differ: {real.shape} vs {pred.shape}")
     n = len(real)
     channel = -1 if real.ndim == 4 else None
-    wang = [structural_similarity(r, p, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0, channel_axis=channel)
-            for r, p in zip(real, pred, strict=True)]
-    default = [structural_similarity(r, p, data_range=1.0, channel_axis=channel) for r, p in zip(real, pred, strict=True)]
-    return {"pcc": pearson_rows(real.reshape(n, -1), pred.reshape(n, -1)), "mse": ((real - pred) ** 2).reshape(n, -1).mean(1),
-            "ssim_wang": np.asarray(wang), "ssim_skimage": np.asarray(default)}
+    wang = [
+        structural_similarity(
+            r,
+            p,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+            channel_axis=channel,
+        )
+        for r, p in zip(real, pred, strict=True)
+    ]
+    default = [
+        structural_similarity(r, p, data_range=1.0, channel_axis=channel)
+        for r, p in zip(real, pred, strict=True)
+    ]
+    return {
+        "pcc": pearson_rows(real.reshape(n, -1), pred.reshape(n, -1)),
+        "mse": ((real - pred) ** 2).reshape(n, -1).mean(1),
+        "ssim_wang": np.asarray(wang),
+        "ssim_skimage": np.asarray(default),
+    }
 
 
 def ridge_loo(x: np.ndarray, y: np.ndarray, alphas=RIDGE_ALPHAS) -> tuple[float, np.ndarray]:
@@ -102,7 +124,13 @@ def native_baselines(ds, subject: str, mode: str, repeats: int = 1, order: str =
 
 
 def summarize(values: dict[str, np.ndarray]) -> dict:
-    return {k: {"mean": float(np.mean(v)), "sem": float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0} for k, v in values.items()}
+    return {
+        k: {
+            "mean": float(np.mean(v)),
+            "sem": float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0,
+        }
+        for k, v in values.items()
+    }
 
 
 def score_folder(rec, ds, images=None) -> dict[str, np.ndarray]:
@@ -112,11 +140,16 @@ def score_folder(rec, ds, images=None) -> dict[str, np.ndarray]:
     mode = ds.meta.get("stimulus_mode", "RGB")
     size = tuple(ds.meta.get("stimulus_size") or ds.images.size)
     truth = as_float(ds.images.get(np.array(images, dtype=np.int64)), mode)
-    per = [score_pairs(truth, as_float(to_stimulus(rec.load(images, r), size, mode), mode)) for r in range(rec.repeats)]
+    per = [
+        score_pairs(truth, as_float(to_stimulus(rec.load(images, r), size, mode), mode))
+        for r in range(rec.repeats)
+    ]
     return {k: np.mean([p[k] for p in per], axis=0) for k in NATIVE_METRICS}
 
 
-def native_evaluation(recon_folders, ds, subject: str | None = None, repeats: int = 1, order: str = "first_seen") -> dict:
+def native_evaluation(
+    recon_folders, ds, subject: str | None = None, repeats: int = 1, order: str = "first_seen"
+) -> dict:
     """Score each reconstruction folder (every repeat, averaged per image) and, on the test set, both baselines on the
     same images. Folders of held-out training images (`decode --holdout`) are scored without baselines."""
     meta = ds.meta
@@ -124,11 +157,19 @@ def native_evaluation(recon_folders, ds, subject: str | None = None, repeats: in
     size = tuple(meta.get("stimulus_size") or ds.images.size)
     subject = subject or (recon_folders[0].subject if recon_folders else None) or next(iter(ds.subjects))
     test_images = {int(i) for i in ds.subject(subject).test_set(repeats, order).images}
-    common = sorted(set.intersection(*[{int(i) for i in rec.images} for rec in recon_folders])) if recon_folders else sorted(test_images)
+    common = (
+        sorted(set.intersection(*[{int(i) for i in rec.images} for rec in recon_folders]))
+        if recon_folders
+        else sorted(test_images)
+    )
     if not common:
         from ..errors import DataError
 
-        raise DataError("the reconstruction folders share no image", where=", ".join(str(r.path) for r in recon_folders), fix="evaluate folders of one image set together")
+        raise DataError(
+            "the reconstruction folders share no image",
+            where=", ".join(str(r.path) for r in recon_folders),
+            fix="evaluate folders of one image set together",
+        )
     rows, alpha = [], None
     if set(common) <= test_images:
         base = native_baselines(ds, subject, mode, repeats, order)
@@ -139,13 +180,40 @@ def native_evaluation(recon_folders, ds, subject: str | None = None, repeats: in
         alpha = base["ridge_alpha"]
         for name in ("mean_image", "pixel_ridge"):
             vals = score_pairs(truth, base[name][sel])
-            rows.append({"method": name, "setting": "baseline", "values": summarize(vals), "per_image": {k: v.tolist() for k, v in vals.items()}})
+            rows.append(
+                {
+                    "method": name,
+                    "setting": "baseline",
+                    "values": summarize(vals),
+                    "per_image": {k: v.tolist() for k, v in vals.items()},
+                }
+            )
     for rec in recon_folders:
         vals = score_folder(rec, ds, common)
-        rows.append({"method": rec.method, "setting": rec.setting, "values": summarize(vals), "per_image": {k: v.tolist() for k, v in vals.items()},
-                     "repeats": rec.repeats, "recon_dir": str(rec.path)})
-    return {"protocol": {"name": "native", "size": list(size), "mode": mode, "pixels": "[0, 1]", "repeats_scored": "all, averaged per image",
-                         "ssim_wang": "gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1",
-                         "ssim_skimage": "scikit-image defaults (win_size 7), data_range=1", "ridge_alpha": alpha,
-                         "baselines": "on the test set" if alpha is not None else "none: these are not test images"},
-            "subject": subject, "images": common, "metrics": {k: {"higher_is_better": v} for k, v in NATIVE_METRICS.items()}, "rows": rows}
+        rows.append(
+            {
+                "method": rec.method,
+                "setting": rec.setting,
+                "values": summarize(vals),
+                "per_image": {k: v.tolist() for k, v in vals.items()},
+                "repeats": rec.repeats,
+                "recon_dir": str(rec.path),
+            }
+        )
+    return {
+        "protocol": {
+            "name": "native",
+            "size": list(size),
+            "mode": mode,
+            "pixels": "[0, 1]",
+            "repeats_scored": "all, averaged per image",
+            "ssim_wang": "gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1",
+            "ssim_skimage": "scikit-image defaults (win_size 7), data_range=1",
+            "ridge_alpha": alpha,
+            "baselines": "on the test set" if alpha is not None else "none: these are not test images",
+        },
+        "subject": subject,
+        "images": common,
+        "metrics": {k: {"higher_is_better": v} for k, v in NATIVE_METRICS.items()},
+        "rows": rows,
+    }

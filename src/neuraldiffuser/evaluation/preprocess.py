@@ -28,7 +28,9 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def resize(x: torch.Tensor, size: int | tuple[int, int], mode: str = "bilinear", antialias: bool = False) -> torch.Tensor:
+def resize(
+    x: torch.Tensor, size: int | tuple[int, int], mode: str = "bilinear", antialias: bool = False
+) -> torch.Tensor:
     """torchvision ``Resize(size)`` on a tensor batch: an int resizes the shorter side, a pair is exact."""
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
@@ -37,7 +39,9 @@ def resize(x: torch.Tensor, size: int | tuple[int, int], mode: str = "bilinear",
     if isinstance(target, tuple) and tuple(x.shape[-2:]) == target:
         return x
     interp = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}[mode]
-    return TF.resize(x, size if isinstance(size, int) else list(size), interpolation=interp, antialias=antialias)
+    return TF.resize(
+        x, size if isinstance(size, int) else list(size), interpolation=interp, antialias=antialias
+    )
 
 
 def to_protocol(images: np.ndarray | torch.Tensor, antialias: bool = False) -> torch.Tensor:

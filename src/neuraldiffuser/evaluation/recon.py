@@ -75,7 +75,11 @@ def read_png(path: Path) -> np.ndarray:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read image ({exc})", where=str(path), fix="re-run `neuraldiffuser reconstruct` for this folder") from None
+        raise DataError(
+            f"cannot read image ({exc})",
+            where=str(path),
+            fix="re-run `neuraldiffuser reconstruct` for this folder",
+        ) from None
 
 
 def read_recon_manifest(folder: Path) -> ReconFolder:
@@ -87,17 +91,30 @@ def read_recon_manifest(folder: Path) -> ReconFolder:
         raise DataError(f"cannot read manifest ({exc})", where=str(path)) from None
     missing = [k for k in REQUIRED if k not in doc]
     if missing:
-        raise DataError(f"manifest lacks {', '.join(missing)}", where=str(path), fix="see 'Reconstruction folder' in docs/architecture.md")
+        raise DataError(
+            f"manifest lacks {', '.join(missing)}",
+            where=str(path),
+            fix="see 'Reconstruction folder' in docs/architecture.md",
+        )
     rec = ReconFolder(folder, doc)
     if rec.repeats < 1 or len(rec.images) == 0:
-        raise DataError(f"manifest lists {len(rec.images)} images with {rec.repeats} repeats", where=str(path))
+        raise DataError(
+            f"manifest lists {len(rec.images)} images with {rec.repeats} repeats", where=str(path)
+        )
     for image in rec.images:
         files = doc["files"].get(str(int(image)))
         if not files or len(files) < rec.repeats:
-            raise DataError(f"image {image} has {len(files or [])} files, expected {rec.repeats} repeats", where=f"{path}:files")
+            raise DataError(
+                f"image {image} has {len(files or [])} files, expected {rec.repeats} repeats",
+                where=f"{path}:files",
+            )
         for f in files[: rec.repeats]:
             if not (folder / f).is_file():
-                raise DataError(f"missing reconstruction {f}", where=str(folder), fix="re-run `neuraldiffuser reconstruct` (it resumes)")
+                raise DataError(
+                    f"missing reconstruction {f}",
+                    where=str(folder),
+                    fix="re-run `neuraldiffuser reconstruct` (it resumes)",
+                )
     return rec
 
 
@@ -106,14 +123,19 @@ def find_recon_folders(paths) -> list[ReconFolder]:
     found: dict[Path, ReconFolder] = {}
     for p in map(Path, paths):
         if not p.exists():
-            raise DataError("path not found", where=str(p), fix="give a folder written by `neuraldiffuser reconstruct`")
-        manifests = [p / "manifest.json"] if (p / "manifest.json").is_file() else sorted(p.rglob("manifest.json"))
+            raise DataError(
+                "path not found", where=str(p), fix="give a folder written by `neuraldiffuser reconstruct`"
+            )
+        manifests = (
+            [p / "manifest.json"] if (p / "manifest.json").is_file() else sorted(p.rglob("manifest.json"))
+        )
         for m in manifests:
             if m.parent.resolve() not in found:
                 found[m.parent.resolve()] = read_recon_manifest(m.parent)
     if not found:
         raise DataError(
-            "no reconstruction folders (manifest.json) found", where=", ".join(map(str, paths)),
+            "no reconstruction folders (manifest.json) found",
+            where=", ".join(map(str, paths)),
             fix="run `neuraldiffuser reconstruct` first; each RECON/<method>/<setting>/ holds a manifest.json",
         )
     return sorted(found.values(), key=lambda r: (r.method, r.setting, str(r.path)))

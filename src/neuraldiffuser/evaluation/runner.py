@@ -39,7 +39,9 @@ class BrainContext:
     subject: object = None  # data.SubjectData, to read training images' betas when asked for
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        return self.scaler.transform(brain.predict(self.encoder, images, self.size, len(self.roi))).astype(np.float64)
+        return self.scaler.transform(brain.predict(self.encoder, images, self.size, len(self.roi))).astype(
+            np.float64
+        )
 
 
 def _batches(n: int, size: int):
@@ -53,7 +55,9 @@ class Evaluator:
     def __init__(self, config: Config, truth: str | Path, cache_dir: Path | None = None):
         self.config, self.ev = config, config.evaluate
         # a dataset folder, or an object serving ``images.get`` and ``root`` (evaluation/images.py)
-        self.dataset = open_dataset(truth, layout=config.data.layout) if isinstance(truth, (str, Path)) else truth
+        self.dataset = (
+            open_dataset(truth, layout=config.data.layout) if isinstance(truth, (str, Path)) else truth
+        )
         self.settings = Settings.from_config(config)
         self.device = resolve_device(self.ev.device)
         self.names = resolve_names(self.ev.metrics)
@@ -93,7 +97,13 @@ class Evaluator:
         """Features of the stimuli for every backbone in use, from the cache when already computed."""
         out, todo = {}, []
         for bb in self.backbones():
-            key = digest(bb, weights_fingerprint(self.sources[bb]), self.ev.antialias, str(self.dataset.root.resolve()), images)
+            key = digest(
+                bb,
+                weights_fingerprint(self.sources[bb]),
+                self.ev.antialias,
+                str(self.dataset.root.resolve()),
+                images,
+            )
             out[bb] = self.features.load(bb, key)
             if out[bb] is None:
                 todo.append((bb, key))
@@ -132,9 +142,18 @@ class Evaluator:
         # betas as the decoders see them (data.zscore): per-voxel baselines would otherwise dominate r across voxels
         from ..data import VoxelScaler
 
-        scaler = VoxelScaler.fit(subj, subj.train_rows()) if self.config.data.zscore == "train" else VoxelScaler.identity(subj.n_voxels)
+        scaler = (
+            VoxelScaler.fit(subj, subj.train_rows())
+            if self.config.data.zscore == "train"
+            else VoxelScaler.identity(subj.n_voxels)
+        )
         betas = scaler.transform(subj.test_betas(test, "voxels"))
-        size = self.ev.brain_image_size or getattr(encoder, "image_size", None) or getattr(encoder, "resolution", None) or self.dataset.images.size
+        size = (
+            self.ev.brain_image_size
+            or getattr(encoder, "image_size", None)
+            or getattr(encoder, "resolution", None)
+            or self.dataset.images.size
+        )
         size = (size, size) if isinstance(size, int) else tuple(size)
         measured = {int(i): b for i, b in zip(test.images, betas, strict=True)}
         return BrainContext(encoder, roi, size, measured, scaler, subj)
@@ -147,12 +166,18 @@ class Evaluator:
                 ctx.measured[i] = ctx.scaler.transform(ctx.subject.read(rows).mean(0, keepdims=True))[0]
         missing = [int(i) for i in images if int(i) not in ctx.measured]
         if missing:
-            raise DataError(f"images {missing[:5]} were not shown to this subject", where=where, fix="evaluate against the dataset and subject the reconstructions came from")
+            raise DataError(
+                f"images {missing[:5]} were not shown to this subject",
+                where=where,
+                fix="evaluate against the dataset and subject the reconstructions came from",
+            )
         return np.stack([ctx.measured[int(i)] for i in images]).astype(np.float64)
 
     # ------------------------------------------------------------ one folder
 
-    def _score_repeat(self, rec: ReconFolder, r: int, truth: dict, ctx, measured, bar) -> dict[str, np.ndarray]:
+    def _score_repeat(
+        self, rec: ReconFolder, r: int, truth: dict, ctx, measured, bar
+    ) -> dict[str, np.ndarray]:
         """Per-image values of every available metric for repeat ``r`` of a folder."""
         images, aa = rec.images, self.ev.antialias
         pix: dict[str, list] = {"PixCorr": [], "SSIM": []}
@@ -186,15 +211,35 @@ class Evaluator:
     def _consistency(self, rec: ReconFolder, bar) -> np.ndarray:
         parts = []
         for sl in _batches(len(rec.images), self.ev.batch_size):
-            greys = np.stack([grey(pixel_view(to_protocol(rec.load(rec.images[sl], r), self.ev.antialias), self.ev.antialias)) for r in range(rec.repeats)])
+            greys = np.stack(
+                [
+                    grey(
+                        pixel_view(
+                            to_protocol(rec.load(rec.images[sl], r), self.ev.antialias), self.ev.antialias
+                        )
+                    )
+                    for r in range(rec.repeats)
+                ]
+            )
             parts.append(metrics.repeat_consistency(greys))
             bar.advance(info="consistency")
         return np.concatenate(parts)
 
     def folder_key(self, rec: ReconFolder, subject: str) -> str:
         d = self.config.data
-        return digest(CACHE_VERSION, rec.manifest, str(rec.path.resolve()), str(self.dataset.root.resolve()), subject,
-                      self.ev.model_dump(mode="json"), self.unavailable, d.test_order, d.test_repeats, d.zscore, d.layout)
+        return digest(
+            CACHE_VERSION,
+            rec.manifest,
+            str(rec.path.resolve()),
+            str(self.dataset.root.resolve()),
+            subject,
+            self.ev.model_dump(mode="json"),
+            self.unavailable,
+            d.test_order,
+            d.test_repeats,
+            d.zscore,
+            d.layout,
+        )
 
     def evaluate_folder(self, rec: ReconFolder, subject: str) -> list[dict]:
         """Rows ``repeat0`` and ``mean`` of one folder (from the result cache when already scored)."""
@@ -210,17 +255,23 @@ class Evaluator:
         with progress_bar(f"{rec.method}/{rec.setting}", n_batches * (rec.repeats + want_consistency)) as bar:
             per_repeat = [self._score_repeat(rec, r, truth, ctx, measured, bar) for r in range(rec.repeats)]
             consistency = self._consistency(rec, bar) if want_consistency else None
-        rows = make_rows(rec, per_repeat, consistency, self._unavailable_values(rec, ctx), self.ev.table_repeat)
+        rows = make_rows(
+            rec, per_repeat, consistency, self._unavailable_values(rec, ctx), self.ev.table_repeat
+        )
         self.results.save(key, rows)
         return rows
 
     def _unavailable_values(self, rec: ReconFolder, ctx) -> dict[str, dict]:
         out = {n: {"unavailable": reason} for n, reason in self.unavailable.items()}
         if "Repeat SSIM" in self.names and rec.repeats < 2:
-            out["Repeat SSIM"] = {"unavailable": f"the folder has {rec.repeats} repeat per image; consistency needs at least 2"}
+            out["Repeat SSIM"] = {
+                "unavailable": f"the folder has {rec.repeats} repeat per image; consistency needs at least 2"
+            }
         if len(rec.images) < 2:
             for name in self.available("two_way"):
-                out[name] = {"unavailable": f"two-way identification needs at least 2 images; the folder has {len(rec.images)}"}
+                out[name] = {
+                    "unavailable": f"two-way identification needs at least 2 images; the folder has {len(rec.images)}"
+                }
         if isinstance(ctx, str) and BRAIN in self.names:
             out[BRAIN] = {"unavailable": ctx}
         return out
@@ -231,21 +282,42 @@ class Evaluator:
         if not isinstance(ctx, BrainContext):
             return None
         measured = self.measured(ctx, images, "stimulus reference")
-        preds = np.concatenate([ctx.predict(self.truth(images[sl])) for sl in _batches(len(images), self.ev.batch_size)])
+        preds = np.concatenate(
+            [ctx.predict(self.truth(images[sl])) for sl in _batches(len(images), self.ev.batch_size)]
+        )
         per_image = {brain_key(k): v for k, v in brain.brain_correlation(preds, measured, ctx.roi).items()}
         return {
-            "method": "stimulus", "setting": "ground truth (encoder ceiling)", "policy": "reference", "n_images": len(images), "repeats": 1,
-            "values": {k: float(np.mean(v)) for k, v in per_image.items()}, "per_image": {k: v.tolist() for k, v in per_image.items()},
+            "method": "stimulus",
+            "setting": "ground truth (encoder ceiling)",
+            "policy": "reference",
+            "n_images": len(images),
+            "repeats": 1,
+            "values": {k: float(np.mean(v)) for k, v in per_image.items()},
+            "per_image": {k: v.tolist() for k, v in per_image.items()},
             "images": images.tolist(),
         }
 
 
-def make_rows(rec: ReconFolder, per_repeat: list[dict], consistency, unavailable: dict, table_repeat: int) -> list[dict]:
+def make_rows(
+    rec: ReconFolder, per_repeat: list[dict], consistency, unavailable: dict, table_repeat: int
+) -> list[dict]:
     """The ``repeat0`` and ``mean`` rows of a folder from per-repeat, per-image values."""
     if not 0 <= table_repeat < rec.repeats:
-        raise DataError(f"evaluate.table_repeat={table_repeat} but the folder has {rec.repeats} repeats", where=str(rec.path))
-    base = {"method": rec.method, "setting": rec.setting, "params": rec.params, "sweep": rec.sweep_point(), "recon_dir": str(rec.path.resolve()),
-            "n_images": len(rec.images), "repeats": rec.repeats, "images": rec.images.tolist(), "complete": bool(rec.manifest.get("complete", True))}
+        raise DataError(
+            f"evaluate.table_repeat={table_repeat} but the folder has {rec.repeats} repeats",
+            where=str(rec.path),
+        )
+    base = {
+        "method": rec.method,
+        "setting": rec.setting,
+        "params": rec.params,
+        "sweep": rec.sweep_point(),
+        "recon_dir": str(rec.path.resolve()),
+        "n_images": len(rec.images),
+        "repeats": rec.repeats,
+        "images": rec.images.tolist(),
+        "complete": bool(rec.manifest.get("complete", True)),
+    }
     extra = {"Repeat SSIM": consistency} if consistency is not None else {}
     first = per_repeat[table_repeat]
     mean = {k: np.mean([p[k] for p in per_repeat], axis=0) for k in per_repeat[0]}
@@ -254,7 +326,12 @@ def make_rows(rec: ReconFolder, per_repeat: list[dict], consistency, unavailable
         per_image = {**per_image, **extra}
         values = {k: float(np.mean(v)) for k, v in per_image.items()}  # NaN propagates, as in the reference
         values.update(unavailable)
-        row = {**base, "policy": policy, "values": values, "per_image": {k: v.tolist() for k, v in per_image.items()}}
+        row = {
+            **base,
+            "policy": policy,
+            "values": values,
+            "per_image": {k: v.tolist() for k, v in per_image.items()},
+        }
         if policy == "mean":
             row["per_repeat"] = {k: [float(np.mean(p[k])) for p in per_repeat] for k in per_repeat[0]}
             row["per_repeat_std"] = {k: float(np.std(v)) for k, v in row["per_repeat"].items()}
@@ -262,7 +339,9 @@ def make_rows(rec: ReconFolder, per_repeat: list[dict], consistency, unavailable
     return rows
 
 
-def retrieval_from_stores(decoded: str | Path, targets: str | Path, key: str, draws: int, subset: int, seed: int) -> dict:
+def retrieval_from_stores(
+    decoded: str | Path, targets: str | Path, key: str, draws: int, subset: int, seed: int
+) -> dict:
     """Retrieval between decoded (brain) and extracted (image) embeddings of the same test images."""
     from ..targets.store import TargetStore
 
@@ -271,15 +350,24 @@ def retrieval_from_stores(decoded: str | Path, targets: str | Path, key: str, dr
         brain_emb = dec.get(key, np.arange(len(images)))
         image_emb = tgt.get_images(key, images)
     if len(images) < 2:
-        return {"unavailable": f"retrieval needs at least 2 images; {Path(decoded).name} has {len(images)}", "key": key,
-                "decoded": str(decoded), "targets": str(targets)}
+        return {
+            "unavailable": f"retrieval needs at least 2 images; {Path(decoded).name} has {len(images)}",
+            "key": key,
+            "decoded": str(decoded),
+            "targets": str(targets),
+        }
     out = metrics.retrieval(brain_emb, image_emb, draws=draws, subset=subset, seed=seed)
     return {**out, "key": key, "decoded": str(decoded), "targets": str(targets)}
 
 
 def run_evaluation(
-    recon_dirs, truth: str | Path, config: Config, out_dir: str | Path, subject: str | None = None,
-    decoded: str | Path | None = None, targets: str | Path | None = None,
+    recon_dirs,
+    truth: str | Path,
+    config: Config,
+    out_dir: str | Path,
+    subject: str | None = None,
+    decoded: str | Path | None = None,
+    targets: str | Path | None = None,
 ) -> dict:
     """Score every reconstruction folder under ``recon_dirs``; write metrics.json/csv into ``out_dir``."""
     import datetime
@@ -291,11 +379,18 @@ def run_evaluation(
 
     out = Path(out_dir)
     folders = find_recon_folders(recon_dirs)
-    ev = Evaluator(config, truth, cache_dir=Path(config.evaluate.cache_dir) if config.evaluate.cache_dir else out / ".cache")
+    ev = Evaluator(
+        config,
+        truth,
+        cache_dir=Path(config.evaluate.cache_dir) if config.evaluate.cache_dir else out / ".cache",
+    )
     rows, references, seen = [], [], {}
     for rec in folders:
         subj = subject or rec.subject or config.data.subject
-        rows += [{**r, "recon_rel": os.path.relpath(r["recon_dir"], out.resolve())} for r in ev.evaluate_folder(rec, subj)]
+        rows += [
+            {**r, "recon_rel": os.path.relpath(r["recon_dir"], out.resolve())}
+            for r in ev.evaluate_folder(rec, subj)
+        ]
         seen.setdefault(subj, []).extend(rec.images.tolist())
     for subj, images in seen.items():
         ref = ev.stimulus_reference(np.array(list(dict.fromkeys(images)), dtype=np.int64), subj)
@@ -303,20 +398,43 @@ def run_evaluation(
             references.append({**ref, "subject": subj})
     doc = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "truth": str(Path(truth).resolve()), "subjects": sorted(seen), "out_dir": str(out.resolve()),
-        "protocol": {"resize_first": 256, "pixel_size": 425, "antialias": config.evaluate.antialias, "table_repeat": config.evaluate.table_repeat,
-                     "device": str(ev.device)},
-        "metrics": {n: {**METRICS[n].info(), "unavailable": ev.unavailable.get(n), "weights": ev.sources.get(METRICS[n].backbone or "")} for n in ev.names},
-        "rows": rows, "references": references,
-        "preset_setting": {"kappa": config.sampler.kappa, "eta": config.sampler.eta},  # the report's headline setting
+        "truth": str(Path(truth).resolve()),
+        "subjects": sorted(seen),
+        "out_dir": str(out.resolve()),
+        "protocol": {
+            "resize_first": 256,
+            "pixel_size": 425,
+            "antialias": config.evaluate.antialias,
+            "table_repeat": config.evaluate.table_repeat,
+            "device": str(ev.device),
+        },
+        "metrics": {
+            n: {
+                **METRICS[n].info(),
+                "unavailable": ev.unavailable.get(n),
+                "weights": ev.sources.get(METRICS[n].backbone or ""),
+            }
+            for n in ev.names
+        },
+        "rows": rows,
+        "references": references,
+        "preset_setting": {
+            "kappa": config.sampler.kappa,
+            "eta": config.sampler.eta,
+        },  # the report's headline setting
     }
     if decoded is not None or targets is not None:
         if decoded is None or targets is None:
             from ..errors import ConfigError
 
-            raise ConfigError("retrieval needs both --decoded and --targets", fix="give the decoder's decoded.hdf5 and the extracted targets.hdf5")
+            raise ConfigError(
+                "retrieval needs both --decoded and --targets",
+                fix="give the decoder's decoded.hdf5 and the extracted targets.hdf5",
+            )
         c = config.evaluate
-        doc["retrieval"] = retrieval_from_stores(decoded, targets, c.retrieval_key, c.retrieval_draws, c.retrieval_subset, config.seed)
+        doc["retrieval"] = retrieval_from_stores(
+            decoded, targets, c.retrieval_key, c.retrieval_draws, c.retrieval_subset, config.seed
+        )
     write_metrics(out, doc)
     save_config(config, out, name="evaluate_config.yaml")  # never clobbers a reconstruct folder's config.yaml
     return doc

@@ -67,7 +67,9 @@ class ArrayTruth:
             self.array = self._h5(path, key)
         shape = tuple(self.array.shape)
         if len(shape) != 4 or 3 not in (shape[1], shape[3]):
-            raise DataError(f"expected images (N, H, W, 3) or (N, 3, H, W), got shape {shape}", where=self.where)
+            raise DataError(
+                f"expected images (N, H, W, 3) or (N, 3, H, W), got shape {shape}", where=self.where
+            )
         self.channels_last = shape[3] == 3 and shape[1] != 3
         self.n = shape[0]
 
@@ -84,9 +86,17 @@ class ArrayTruth:
             raise DataError(f"cannot open HDF5 file ({exc})", where=str(path)) from None
         if key is None:
             cands = []
-            f.visititems(lambda name, obj: cands.append(name) if isinstance(obj, h5py.Dataset) and obj.ndim == 4 else None)
+            f.visititems(
+                lambda name, obj: (
+                    cands.append(name) if isinstance(obj, h5py.Dataset) and obj.ndim == 4 else None
+                )
+            )
             if len(cands) != 1:
-                raise DataError(f"{len(cands)} four-dimensional datasets ({', '.join(cands[:5]) or 'none'})", where=str(path), fix="name one with --truth-key")
+                raise DataError(
+                    f"{len(cands)} four-dimensional datasets ({', '.join(cands[:5]) or 'none'})",
+                    where=str(path),
+                    fix="name one with --truth-key",
+                )
             key = cands[0]
         if key not in f:
             raise DataError(f"no dataset '{key}'", where=str(path), fix=f"choose from: {', '.join(f.keys())}")
@@ -99,8 +109,11 @@ class ArrayTruth:
     def get(self, images):
         idx = np.asarray(images, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= self.n):
-            raise DataError(f"image index {int(idx.max())} is beyond the array's {self.n} rows", where=self.where,
-                            fix="file names are row indices into the truth array")
+            raise DataError(
+                f"image index {int(idx.max())} is beyond the array's {self.n} rows",
+                where=self.where,
+                fix="file names are row indices into the truth array",
+            )
         uniq, inverse = np.unique(idx, return_inverse=True)  # h5py reads increasing indices only
         rows = np.asarray(self.array[uniq])[inverse]
         if self.channels_last:
@@ -109,7 +122,10 @@ class ArrayTruth:
             return torch.from_numpy(np.ascontiguousarray(rows)).float().div_(255.0)
         x = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
         if float(x.min()) < -1e-3 or float(x.max()) > 1 + 1e-3:
-            raise DataError(f"float images must lie in [0, 1], found [{float(x.min()):.3g}, {float(x.max()):.3g}]", where=self.where)
+            raise DataError(
+                f"float images must lie in [0, 1], found [{float(x.min()):.3g}, {float(x.max()):.3g}]",
+                where=self.where,
+            )
         return x.clamp_(0, 1)
 
 
@@ -145,12 +161,20 @@ def open_truth(spec: str | Path | None, key: str | None = None, layout: str = "a
         return STRIPS
     path = Path(spec)
     if not path.exists():
-        raise DataError("truth not found", where=str(path), fix="give an image folder, an .hdf5/.npy array, a dataset folder, or 'strips'")
+        raise DataError(
+            "truth not found",
+            where=str(path),
+            fix="give an image folder, an .hdf5/.npy array, a dataset folder, or 'strips'",
+        )
     if path.is_dir():
         return DatasetTruth(path, layout) if _is_dataset(path) else FolderTruth(scan_folder(path))
     if path.suffix.lower() in (".h5", ".hdf5", ".npy"):
         return ArrayTruth(path, key)
-    raise DataError(f"unknown truth format '{path.suffix}'", where=str(path), fix="use an image folder, .hdf5/.h5, .npy, a dataset folder or 'strips'")
+    raise DataError(
+        f"unknown truth format '{path.suffix}'",
+        where=str(path),
+        fix="use an image folder, .hdf5/.h5, .npy, a dataset folder or 'strips'",
+    )
 
 
 def check_covers(truth, folder: ImageFolder) -> None:
@@ -158,5 +182,8 @@ def check_covers(truth, folder: ImageFolder) -> None:
     have = set(int(i) for i in truth.indices())
     missing = [int(i) for i in folder.images if int(i) not in have]
     if missing:
-        raise DataError(f"{len(missing)} of {len(folder.images)} reconstructed images have no truth, e.g. {missing[:5]}", where=str(folder.path),
-                        fix=f"the truth ({truth.root}) must hold every index the file names give")
+        raise DataError(
+            f"{len(missing)} of {len(folder.images)} reconstructed images have no truth, e.g. {missing[:5]}",
+            where=str(folder.path),
+            fix=f"the truth ({truth.root}) must hold every index the file names give",
+        )

@@ -16,7 +16,11 @@ from ..sampling.registry import trained_methods
 
 def check_method(method: str) -> None:
     if method not in ("neuraldiffuser", *trained_methods()):
-        raise ConfigError(f"unknown method '{method}'", where="--method", fix=f"choose neuraldiffuser, {', '.join(trained_methods())}")
+        raise ConfigError(
+            f"unknown method '{method}'",
+            where="--method",
+            fix=f"choose neuraldiffuser, {', '.join(trained_methods())}",
+        )
 
 
 def train_method(method: str, config: Config, dataset: Path, targets: Path, out: Path, resume: bool) -> str:
@@ -58,8 +62,11 @@ def check_same_section(config: Config, out: Path, method: str) -> None:
     now = config.model_dump(mode="json")[method]
     diff = [k for k in saved if k != "run" and saved[k] != now.get(k)]
     if diff:
-        raise ConfigError(f"--resume with a different setting: {method}.{diff[0]} was {saved[diff[0]]!r}, now {now.get(diff[0])!r}",
-                          where=str(Path(out) / "config.yaml"), fix="resume with the command the run started with")
+        raise ConfigError(
+            f"--resume with a different setting: {method}.{diff[0]} was {saved[diff[0]]!r}, now {now.get(diff[0])!r}",
+            where=str(Path(out) / "config.yaml"),
+            fix="resume with the command the run started with",
+        )
 
 
 def decode_method(method: str, config: Config, run_dir: Path, out: Path) -> Path:

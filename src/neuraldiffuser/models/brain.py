@@ -39,9 +39,14 @@ class TokenTarget(nn.Module):
         self.prior = None
         if spec.get("prior", True):
             self.prior = DiffusionPrior(
-                tokens, width, depth=int(spec.get("prior_depth", 6)), heads=int(spec.get("prior_heads", 12)),
-                timesteps=int(spec.get("timesteps", 100)), cond_drop=float(spec.get("cond_drop", 0.2)),
-                ff_mult=int(spec.get("ff_mult", 4)), network=str(spec.get("prior_network", "ours")),
+                tokens,
+                width,
+                depth=int(spec.get("prior_depth", 6)),
+                heads=int(spec.get("prior_heads", 12)),
+                timesteps=int(spec.get("timesteps", 100)),
+                cond_drop=float(spec.get("cond_drop", 0.2)),
+                ff_mult=int(spec.get("ff_mult", 4)),
+                network=str(spec.get("prior_network", "ours")),
                 dim_head=spec.get("prior_dim_head"),
             )
 
@@ -59,7 +64,16 @@ class BrainDecoder(ModelMixin, ConfigMixin):
     _supports_gradient_checkpointing = False
 
     @register_to_config
-    def __init__(self, subjects: dict[str, int], heads: dict[str, dict[str, Any]], hidden: int = 4096, blocks: int = 4, style: str = "token", dropout: float = 0.15, adapter_dropout: float = 0.5):
+    def __init__(
+        self,
+        subjects: dict[str, int],
+        heads: dict[str, dict[str, Any]],
+        hidden: int = 4096,
+        blocks: int = 4,
+        style: str = "token",
+        dropout: float = 0.15,
+        adapter_dropout: float = 0.5,
+    ):
         super().__init__()
         if not subjects:
             raise ValueError("a decoder needs at least one subject")
@@ -73,8 +87,12 @@ class BrainDecoder(ModelMixin, ConfigMixin):
                 mods[name] = TokenTarget(hidden, spec)
             elif spec["kind"] == "latent":
                 mods[name] = LatentHead(
-                    hidden, spec["shape"], int(spec.get("map_channels", 64)), list(spec.get("up_channels", (64, 128, 256))),
-                    int(spec.get("norm_groups", 32)), int(spec.get("cont_dim", 0)),
+                    hidden,
+                    spec["shape"],
+                    int(spec.get("map_channels", 64)),
+                    list(spec.get("up_channels", (64, 128, 256))),
+                    int(spec.get("norm_groups", 32)),
+                    int(spec.get("cont_dim", 0)),
                 )
             else:
                 raise ValueError(f"head {name!r}: kind must be 'tokens' or 'latent', got {spec['kind']!r}")
@@ -92,10 +110,17 @@ class BrainDecoder(ModelMixin, ConfigMixin):
     def embed(self, groups: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
         unknown = [name for name, _ in groups if name not in self.adapters.layers]
         if unknown:
-            raise ModelLoadError(f"this decoder has no adapter for subject(s) {unknown} (it has {list(self.config.subjects)})", fix="decode with the subject the model was trained or fine-tuned on")
+            raise ModelLoadError(
+                f"this decoder has no adapter for subject(s) {unknown} (it has {list(self.config.subjects)})",
+                fix="decode with the subject the model was trained or fine-tuned on",
+            )
         return self.backbone(self.adapters(groups))
 
-    def forward(self, groups: list[tuple[str, torch.Tensor]], targets: dict[str, dict[str, torch.Tensor]] | None = None) -> dict[str, dict[str, torch.Tensor]]:
+    def forward(
+        self,
+        groups: list[tuple[str, torch.Tensor]],
+        targets: dict[str, dict[str, torch.Tensor]] | None = None,
+    ) -> dict[str, dict[str, torch.Tensor]]:
         """``groups`` = [(subject, voxels), ...]; ``targets[head]`` = {x0 and, with a prior, t, noise, drop}.
 
         Token heads return the (normalised) head tokens, the projector output and, when targets are given,
@@ -111,7 +136,9 @@ class BrainDecoder(ModelMixin, ConfigMixin):
                     p = targets[name]
                     x0 = mod.normalize(p["x0"])
                     if mod.prior is not None:
-                        res["reg_pred"], res["reg_target"] = mod.prior.training_pair(tokens, x0, p["t"], p["noise"], p["drop"], p.get("drop_image"))
+                        res["reg_pred"], res["reg_target"] = mod.prior.training_pair(
+                            tokens, x0, p["t"], p["noise"], p["drop"], p.get("drop_image")
+                        )
                     else:
                         res["reg_pred"], res["reg_target"] = tokens, x0
                 out[name] = res
@@ -121,7 +148,17 @@ class BrainDecoder(ModelMixin, ConfigMixin):
         return out
 
     @torch.no_grad()
-    def decode(self, subject: str, voxels: torch.Tensor, steps: int = 20, eta: float = 1.0, cond_scale: float = 1.0, use_prior: bool = True, generator: torch.Generator | None = None, samples: int = 1) -> dict[str, torch.Tensor]:
+    def decode(
+        self,
+        subject: str,
+        voxels: torch.Tensor,
+        steps: int = 20,
+        eta: float = 1.0,
+        cond_scale: float = 1.0,
+        use_prior: bool = True,
+        generator: torch.Generator | None = None,
+        samples: int = 1,
+    ) -> dict[str, torch.Tensor]:
         """Predicted targets for one subject's (already scaled) voxels: prior samples (the mean of ``samples`` of
         them) for token heads, z for latent ones."""
         h = self.embed([(subject, voxels)])
@@ -131,14 +168,20 @@ class BrainDecoder(ModelMixin, ConfigMixin):
                 tokens = mod.head(h)
                 if use_prior and mod.prior is not None:
                     cond = tokens.repeat(samples, 1, 1)
-                    tokens = mod.prior.sample(cond, steps, eta, cond_scale, generator).view(samples, *tokens.shape).mean(0)
+                    tokens = (
+                        mod.prior.sample(cond, steps, eta, cond_scale, generator)
+                        .view(samples, *tokens.shape)
+                        .mean(0)
+                    )
                 out[name] = mod.denormalize(tokens)
             else:
                 out[name] = mod(h)[0]
         return out
 
     @classmethod
-    def for_subjects(cls, pretrained: BrainDecoder, subjects: dict[str, int]) -> tuple[BrainDecoder, dict[str, list[str]]]:
+    def for_subjects(
+        cls, pretrained: BrainDecoder, subjects: dict[str, int]
+    ) -> tuple[BrainDecoder, dict[str, list[str]]]:
         """A copy of ``pretrained`` with adapters for ``subjects``: every shared weight is loaded by name, the
         adapters of subjects not listed are dropped (exactly those), and new subjects get fresh adapters."""
         cfg = dict(pretrained.config)
@@ -150,10 +193,20 @@ class BrainDecoder(ModelMixin, ConfigMixin):
         keep = {k: v for k, v in state.items() if k not in dropped}
         mismatched = [k for k, v in keep.items() if k in own and own[k].shape != v.shape]
         if mismatched:
-            raise ModelLoadError(f"pretrained weights do not fit: {mismatched[:3]} change shape", fix="fine-tune with the decoder settings used for pretraining")
+            raise ModelLoadError(
+                f"pretrained weights do not fit: {mismatched[:3]} change shape",
+                fix="fine-tune with the decoder settings used for pretraining",
+            )
         result = model.load_state_dict(keep, strict=False)
-        fresh = [k for k in result.missing_keys if k.startswith("adapters.layers.") and k.split(".")[2] not in pretrained.config.subjects]
+        fresh = [
+            k
+            for k in result.missing_keys
+            if k.startswith("adapters.layers.") and k.split(".")[2] not in pretrained.config.subjects
+        ]
         other = sorted(set(result.missing_keys) - set(fresh)) + sorted(result.unexpected_keys)
         if other:
-            raise ModelLoadError(f"pretrained weights do not match the decoder: {other[:4]}", fix="fine-tune with the decoder settings used for pretraining")
+            raise ModelLoadError(
+                f"pretrained weights do not match the decoder: {other[:4]}",
+                fix="fine-tune with the decoder settings used for pretraining",
+            )
         return model, {"dropped": dropped, "fresh": fresh}

@@ -31,7 +31,9 @@ class VoxelAdapters(nn.Module):
             if style == "token":
                 layers[name] = nn.Linear(n_vox, hidden)
             else:
-                layers[name] = nn.Sequential(nn.Linear(n_vox, hidden, bias=False), nn.LayerNorm(hidden), nn.SiLU(), nn.Dropout(dropout))
+                layers[name] = nn.Sequential(
+                    nn.Linear(n_vox, hidden, bias=False), nn.LayerNorm(hidden), nn.SiLU(), nn.Dropout(dropout)
+                )
         self.layers = nn.ModuleDict(layers)
 
     def forward(self, groups: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
@@ -53,10 +55,16 @@ class ResidualMLP(nn.Module):
             raise ValueError(f"backbone style must be one of {STYLES}, got {style!r}")
         if style == "token":
             make = lambda: nn.Sequential(  # noqa: E731
-                nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, hidden)
+                nn.LayerNorm(hidden),
+                nn.Linear(hidden, hidden),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, hidden),
             )
         else:
-            make = lambda: nn.Sequential(nn.Linear(hidden, hidden, bias=False), nn.LayerNorm(hidden), nn.SiLU(), nn.Dropout(dropout))  # noqa: E731
+            make = lambda: nn.Sequential(
+                nn.Linear(hidden, hidden, bias=False), nn.LayerNorm(hidden), nn.SiLU(), nn.Dropout(dropout)
+            )  # noqa: E731
         self.blocks = nn.ModuleList(make() for _ in range(blocks))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,7 +90,9 @@ class RetrievalProjector(nn.Module):
 
     def __init__(self, width: int, depth: int = 3):
         super().__init__()
-        self.layers = nn.Sequential(*[nn.Sequential(nn.LayerNorm(width), nn.GELU(), nn.Linear(width, width)) for _ in range(depth)])
+        self.layers = nn.Sequential(
+            *[nn.Sequential(nn.LayerNorm(width), nn.GELU(), nn.Linear(width, width)) for _ in range(depth)]
+        )
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.layers(tokens)

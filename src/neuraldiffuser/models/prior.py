@@ -23,7 +23,9 @@ from torch import nn
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding of integer timesteps, (B,) → (B, dim)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / max(half, 1))
+    freqs = torch.exp(
+        -math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / max(half, 1)
+    )
     args = t.float()[:, None] * freqs[None]
     emb = torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
     return nn.functional.pad(emb, (0, dim % 2))
@@ -39,15 +41,26 @@ class Block(nn.Module):
         super().__init__()
         self.heads, self.dropout = heads, dropout
         self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
-        self.q, self.k, self.v = nn.Linear(width, width), nn.Linear(width, width, bias=False), nn.Linear(width, width)
+        self.q, self.k, self.v = (
+            nn.Linear(width, width),
+            nn.Linear(width, width, bias=False),
+            nn.Linear(width, width),
+        )
         self.proj = nn.Linear(width, width)
-        self.ff = nn.Sequential(nn.Linear(width, width * ff_mult), nn.GELU(), nn.Linear(width * ff_mult, width))
+        self.ff = nn.Sequential(
+            nn.Linear(width, width * ff_mult), nn.GELU(), nn.Linear(width * ff_mult, width)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         h = self.norm1(x)
-        q, k, v = (t.view(b, n, self.heads, d // self.heads).transpose(1, 2) for t in (self.q(h), self.k(h), self.v(h)))
-        a = nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        q, k, v = (
+            t.view(b, n, self.heads, d // self.heads).transpose(1, 2)
+            for t in (self.q(h), self.k(h), self.v(h))
+        )
+        a = nn.functional.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0
+        )
         x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
         return x + self.ff(self.norm2(x))
 
@@ -55,7 +68,9 @@ class Block(nn.Module):
 class TokenDenoiser(nn.Module):
     """Predicts x0 (B, T, D) from noisy tokens x_t, the timestep and the brain tokens (B, T, D)."""
 
-    def __init__(self, tokens: int, width: int, depth: int, heads: int, ff_mult: int = 4, dropout: float = 0.0):
+    def __init__(
+        self, tokens: int, width: int, depth: int, heads: int, ff_mult: int = 4, dropout: float = 0.0
+    ):
         super().__init__()
         if width % heads:
             raise ValueError(f"prior width {width} is not divisible by its {heads} attention heads")
@@ -69,7 +84,9 @@ class TokenDenoiser(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, width, bias=False)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, drop: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if drop is not None:
             cond = torch.where(drop.view(-1, 1, 1), self.null_cond.to(cond.dtype).expand_as(cond), cond)
         temb = self.time_mlp(timestep_embedding(t, self.width).to(x_t.dtype))[:, None]
@@ -99,8 +116,18 @@ def make_schedule(timesteps: int):
 class DiffusionPrior(nn.Module):
     """Training pair (prediction, target) for the prior loss, and DDIM sampling for decoding."""
 
-    def __init__(self, tokens: int, width: int, depth: int = 6, heads: int = 12, timesteps: int = 100, cond_drop: float = 0.2, ff_mult: int = 4,
-                 network: str = "ours", dim_head: int | None = None):
+    def __init__(
+        self,
+        tokens: int,
+        width: int,
+        depth: int = 6,
+        heads: int = 12,
+        timesteps: int = 100,
+        cond_drop: float = 0.2,
+        ff_mult: int = 4,
+        network: str = "ours",
+        dim_head: int | None = None,
+    ):
         super().__init__()
         if network == "mindeye2":  # MindEye2's network also drops the noisy image tokens (at the same rate)
             from .prior_mindeye2 import MindEye2Denoiser
@@ -126,7 +153,15 @@ class DiffusionPrior(nn.Module):
             draws["drop_image"] = torch.rand(batch, generator=generator) < self.cond_drop
         return draws
 
-    def training_pair(self, cond: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, drop: torch.Tensor, drop_image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def training_pair(
+        self,
+        cond: torch.Tensor,
+        x0: torch.Tensor,
+        t: torch.Tensor,
+        noise: torch.Tensor,
+        drop: torch.Tensor,
+        drop_image: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(predicted x0, true x0) for the prior MSE."""
         a = self.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1).to(x0.dtype)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise.to(x0.dtype)
@@ -135,7 +170,14 @@ class DiffusionPrior(nn.Module):
         return self.net(x_t, t, cond, drop), x0
 
     @torch.no_grad()
-    def sample(self, cond: torch.Tensor, steps: int = 20, eta: float = 1.0, cond_scale: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        cond: torch.Tensor,
+        steps: int = 20,
+        eta: float = 1.0,
+        cond_scale: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """DDIM from pure noise in ``steps`` steps; ``cond_scale`` > 1 mixes in the null condition (CFG)."""
         from diffusers.utils.torch_utils import randn_tensor
 
@@ -148,7 +190,11 @@ class DiffusionPrior(nn.Module):
             if cond_scale != 1.0:
                 ones = torch.ones(cond.shape[0], dtype=torch.bool, device=cond.device)
                 # MindEye2's null branch drops the brain and the image tokens, as DALLE2's forward_with_cond_scale
-                null = self.net(x, tt, cond, ones, ones) if self.network == "mindeye2" else self.net(x, tt, cond, ones)
+                null = (
+                    self.net(x, tt, cond, ones, ones)
+                    if self.network == "mindeye2"
+                    else self.net(x, tt, cond, ones)
+                )
                 pred = null + cond_scale * (pred - null)
             x = sched.step(pred, t, x, eta=eta, generator=generator).prev_sample
         return x

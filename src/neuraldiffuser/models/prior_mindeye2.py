@@ -47,7 +47,9 @@ class GainLayerNorm(nn.Module):
 def sinusoid(t: torch.Tensor, dim: int) -> torch.Tensor:
     """(B,) → (B, dim): sin then cos of t·10000^(−k/(dim/2 − 1))."""
     half = dim // 2
-    freqs = torch.exp(torch.arange(half, device=t.device, dtype=torch.float32) * -(math.log(10000.0) / max(half - 1, 1)))
+    freqs = torch.exp(
+        torch.arange(half, device=t.device, dtype=torch.float32) * -(math.log(10000.0) / max(half - 1, 1))
+    )
     args = t.float()[:, None] * freqs[None]
     return torch.cat([args.sin(), args.cos()], dim=-1)
 
@@ -70,14 +72,21 @@ def relative_bucket(rel: torch.Tensor, buckets: int = 32, max_distance: int = 12
     buckets/2 past offsets are exact, the rest log-spaced up to ``max_distance``."""
     n = (-rel).clamp(min=0)
     exact = buckets // 2
-    far = exact + (torch.log(n.float().clamp(min=1) / exact) / math.log(max_distance / exact) * (buckets - exact)).long()
+    far = (
+        exact
+        + (
+            torch.log(n.float().clamp(min=1) / exact) / math.log(max_distance / exact) * (buckets - exact)
+        ).long()
+    )
     return torch.where(n < exact, n, far.clamp(max=buckets - 1))
 
 
 class CosineAttention(nn.Module):
     """Multi-query cosine-similarity attention (logits = 16·cos) with a learned null key/value."""
 
-    def __init__(self, dim: int, heads: int, dim_head: int, rot_dim: int, scale: float = 16.0, dropout: float = 0.0):
+    def __init__(
+        self, dim: int, heads: int, dim_head: int, rot_dim: int, scale: float = 16.0, dropout: float = 0.0
+    ):
         super().__init__()
         self.heads, self.dim_head, self.rot_dim, self.scale = heads, dim_head, rot_dim, scale
         self.norm = GainLayerNorm(dim)
@@ -97,7 +106,9 @@ class CosineAttention(nn.Module):
             q, k = rotate_pairs(q, self.rot_dim), rotate_pairs(k, self.rot_dim)
         nk, nv = (p.to(x.dtype).expand(b, 1, self.dim_head) for p in self.null_kv.unbind(0))
         k, v = torch.cat([nk, k], dim=1), torch.cat([nv, v], dim=1)  # (b, n+1, d)
-        sim = self.scale * torch.einsum("bhid,bjd->bhij", F.normalize(q, dim=-1), F.normalize(k, dim=-1)) + bias
+        sim = (
+            self.scale * torch.einsum("bhid,bjd->bhij", F.normalize(q, dim=-1), F.normalize(k, dim=-1)) + bias
+        )
         attn = self.dropout(sim.softmax(dim=-1, dtype=torch.float32).to(sim.dtype))
         out = torch.einsum("bhij,bjd->bhid", attn, v).transpose(1, 2).reshape(b, n, -1)
         return self.out_norm(self.to_out(out))
@@ -123,13 +134,28 @@ class MindEye2Denoiser(nn.Module):
     """Predicts x0 (B, T, D) from noisy tokens, timesteps and brain tokens; ``drop``/``drop_image`` (B,) bools
     swap in the learned null brain / null image sequences (the condition dropout of training)."""
 
-    def __init__(self, tokens: int, width: int, depth: int = 6, heads: int = 14, dim_head: int | None = None, ff_mult: int = 4,
-                 buckets: int = 32, max_distance: int = 128):
+    def __init__(
+        self,
+        tokens: int,
+        width: int,
+        depth: int = 6,
+        heads: int = 14,
+        dim_head: int | None = None,
+        ff_mult: int = 4,
+        buckets: int = 32,
+        max_distance: int = 128,
+    ):
         super().__init__()
         self.tokens, self.width = tokens, width
         dim_head = int(dim_head or width // heads)
         self.buckets, self.max_distance = buckets, max_distance
-        self.time_mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.SiLU(), nn.Linear(2 * width, 2 * width), nn.SiLU(), nn.Linear(2 * width, width))
+        self.time_mlp = nn.Sequential(
+            nn.Linear(width, 2 * width),
+            nn.SiLU(),
+            nn.Linear(2 * width, 2 * width),
+            nn.SiLU(),
+            nn.Linear(2 * width, width),
+        )
         self.learned_query = nn.Parameter(torch.randn(tokens, width) * width**-0.5)
         self.null_brain = nn.Parameter(torch.randn(tokens, width))
         self.null_image = nn.Parameter(torch.randn(tokens, width))
@@ -146,7 +172,14 @@ class MindEye2Denoiser(nn.Module):
         rel = torch.arange(n + 1, device=device)[None] - torch.arange(n, device=device)[:, None]
         return self.rel_bias(relative_bucket(rel, self.buckets, self.max_distance)).permute(2, 0, 1)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, drop: torch.Tensor | None = None, drop_image: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        cond: torch.Tensor,
+        drop: torch.Tensor | None = None,
+        drop_image: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         if drop is not None:
             cond = torch.where(drop.view(-1, 1, 1), self.null_brain.to(cond.dtype)[None], cond)
         if drop_image is not None:

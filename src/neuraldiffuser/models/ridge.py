@@ -71,14 +71,26 @@ class RidgeDecoder:
     row its own image), then the model is refit on every row.
     """
 
-    def __init__(self, alphas: float | list[float] = DEFAULT_ALPHAS, val_fraction: float = 0.1, seed: int = 0, select_columns: int = 2048, device: str = "cpu"):
+    def __init__(
+        self,
+        alphas: float | list[float] = DEFAULT_ALPHAS,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        select_columns: int = 2048,
+        device: str = "cpu",
+    ):
         alphas = [alphas] if np.isscalar(alphas) else list(alphas)
         if not alphas:
             raise ConfigError("'alphas' is empty", fix="give at least one ridge penalty")
         self.alphas = [check_positive(a, "alphas") for a in alphas]
         if not 0 < val_fraction < 1:
             raise ConfigError(f"'val_fraction' must lie in (0, 1), got {val_fraction!r}")
-        self.val_fraction, self.seed, self.select_columns, self.device = val_fraction, seed, int(select_columns), device
+        self.val_fraction, self.seed, self.select_columns, self.device = (
+            val_fraction,
+            seed,
+            int(select_columns),
+            device,
+        )
         self.basis: np.ndarray | None = None  # V (voxels × k), shared by every target
         self.coef: dict[str, np.ndarray] = {}  # B (k × d) per target
         self.x_mean: np.ndarray | None = None
@@ -115,7 +127,9 @@ class RidgeDecoder:
             self.chosen[name] = self.alphas[int(np.argmin(err))]
         return dict(self.chosen)
 
-    def fit(self, x: np.ndarray, ys: np.ndarray | dict[str, np.ndarray], images: np.ndarray | None = None) -> RidgeDecoder:
+    def fit(
+        self, x: np.ndarray, ys: np.ndarray | dict[str, np.ndarray], images: np.ndarray | None = None
+    ) -> RidgeDecoder:
         """Choose α on held-out images (several alphas and none chosen yet), then refit on all rows; returns self."""
         x, ys, images = self._check_fit(x, ys, images)
         if len(self.alphas) > 1 and not self.chosen:
@@ -139,10 +153,15 @@ class RidgeDecoder:
         self.single = not isinstance(ys, dict)
         ys = {SINGLE: ys} if self.single else ys
         x = check_array(x, "X", ndim=2, min_rows=2, dtype=None)
-        ys = {n: check_array(y, "Y" if self.single else f"Y['{n}']", min_rows=2, dtype=None) for n, y in ys.items()}
+        ys = {
+            n: check_array(y, "Y" if self.single else f"Y['{n}']", min_rows=2, dtype=None)
+            for n, y in ys.items()
+        }
         if images is not None:
             images = check_array(images, "images", ndim=1, dtype=np.int64, integer=True)
-        check_consistent_rows(X=x, images=images, **{("Y" if self.single else f"Y['{n}']"): y for n, y in ys.items()})
+        check_consistent_rows(
+            X=x, images=images, **{("Y" if self.single else f"Y['{n}']"): y for n, y in ys.items()}
+        )
         return x, ys, images
 
     def weights(self, name: str = SINGLE) -> np.ndarray:
@@ -154,7 +173,9 @@ class RidgeDecoder:
         check_is_fitted(self, "x_mean")
         x = check_array(x, "X", ndim=2)
         if x.shape[-1] != self.x_mean.shape[0]:
-            raise DataError(f"'X' has {x.shape[-1]} voxels (columns), the ridge was fit on {self.x_mean.shape[0]}")
+            raise DataError(
+                f"'X' has {x.shape[-1]} voxels (columns), the ridge was fit on {self.x_mean.shape[0]}"
+            )
         h = (x - self.x_mean).astype(np.float32) @ self.basis
         out = {n: (h @ b + self.y_mean[n]).reshape(len(x), *self.shapes[n]) for n, b in self.coef.items()}
         return out[SINGLE] if self.single else out
@@ -165,8 +186,16 @@ class RidgeDecoder:
         tensors = {"x_mean": self.x_mean, "basis": self.basis}
         for n in self.coef:
             tensors[f"{n}.coef"], tensors[f"{n}.mean"] = self.coef[n], self.y_mean[n]
-        meta = {"alphas": self.alphas, "chosen": self.chosen, "val_mse": self.val_scores, "shapes": self.shapes,
-                "val_fraction": self.val_fraction, "seed": self.seed, "select_columns": self.select_columns, "single": self.single}
+        meta = {
+            "alphas": self.alphas,
+            "chosen": self.chosen,
+            "val_mse": self.val_scores,
+            "shapes": self.shapes,
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+            "select_columns": self.select_columns,
+            "single": self.single,
+        }
         with atomic_dir(path) as tmp:
             save_file(tensors, str(tmp / "ridge.safetensors"))
             atomic_write_json(tmp / "ridge.json", meta)

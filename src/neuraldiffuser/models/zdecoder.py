@@ -13,30 +13,50 @@ from torch import nn
 
 
 class LatentHead(nn.Module):
-    def __init__(self, hidden: int, shape: list[int] | tuple[int, int, int], map_channels: int = 64, up_channels: list[int] | tuple[int, ...] = (64, 128, 256), norm_groups: int = 32, cont_dim: int = 0):
+    def __init__(
+        self,
+        hidden: int,
+        shape: list[int] | tuple[int, int, int],
+        map_channels: int = 64,
+        up_channels: list[int] | tuple[int, ...] = (64, 128, 256),
+        norm_groups: int = 32,
+        cont_dim: int = 0,
+    ):
         super().__init__()
         from diffusers.models.autoencoders.vae import Decoder
 
         channels, height, width = (int(v) for v in shape)
         factor = 2 ** (len(up_channels) - 1)
         if height % factor or width % factor:
-            raise ValueError(f"latent side {height}×{width} is not divisible by the upsampling factor {factor} of {len(up_channels)} up blocks")
+            raise ValueError(
+                f"latent side {height}×{width} is not divisible by the upsampling factor {factor} of {len(up_channels)} up blocks"
+            )
         self.shape = (channels, height, width)
         self.map_shape = (map_channels, height // factor, width // factor)
         self.linear = nn.Linear(hidden, map_channels * self.map_shape[1] * self.map_shape[2], bias=False)
         self.norm = nn.GroupNorm(1, map_channels)
         self.decoder = Decoder(
-            in_channels=map_channels, out_channels=channels, up_block_types=("UpDecoderBlock2D",) * len(up_channels),
-            block_out_channels=tuple(up_channels), layers_per_block=1, norm_num_groups=norm_groups,
+            in_channels=map_channels,
+            out_channels=channels,
+            up_block_types=("UpDecoderBlock2D",) * len(up_channels),
+            block_out_channels=tuple(up_channels),
+            layers_per_block=1,
+            norm_num_groups=norm_groups,
         )
         for name, p in self.decoder.named_parameters():
-            if name.endswith("to_k.bias"):  # shifts every logit of a query equally: no effect, no gradient but noise
+            if name.endswith(
+                "to_k.bias"
+            ):  # shifts every logit of a query equally: no effect, no gradient but noise
                 p.requires_grad_(False)
         self.projector = None
         if cont_dim:
             self.projector = nn.Sequential(
-                nn.Conv2d(map_channels, cont_dim, 1, bias=False), nn.GroupNorm(1, cont_dim), nn.ReLU(),
-                nn.Conv2d(cont_dim, cont_dim, 1, bias=False), nn.GroupNorm(1, cont_dim), nn.ReLU(),
+                nn.Conv2d(map_channels, cont_dim, 1, bias=False),
+                nn.GroupNorm(1, cont_dim),
+                nn.ReLU(),
+                nn.Conv2d(cont_dim, cont_dim, 1, bias=False),
+                nn.GroupNorm(1, cont_dim),
+                nn.ReLU(),
                 nn.Conv2d(cont_dim, cont_dim, 1),
             )
 

@@ -20,8 +20,11 @@ def find_scores(run_dir: Path, method: str = "neuraldiffuser") -> dict[str, dict
                 rows = json.loads(path.read_text()).get("rows", [])
             except (OSError, json.JSONDecodeError):
                 continue
-            out = {r["setting"]: {k: v for k, v in r.get("values", {}).items() if isinstance(v, (int, float))}
-                   for r in rows if r.get("method") == method and r.get("policy") == "repeat0"}
+            out = {
+                r["setting"]: {k: v for k, v in r.get("values", {}).items() if isinstance(v, (int, float))}
+                for r in rows
+                if r.get("method") == method and r.get("policy") == "repeat0"
+            }
             if out:
                 return out
     return None
@@ -31,32 +34,59 @@ def model_card(info: dict[str, Any]) -> str:
     """Markdown with a YAML header, from the pipeline.json contents."""
     d, s = info.get("data", {}), info.get("sampler", {})
     lines = [
-        "---", "library_name: neuraldiffuser", "tags: [fmri, image-reconstruction, diffusion]", "---", "",
-        f"# {info['class']} — subject {d.get('subject')}", "",
+        "---",
+        "library_name: neuraldiffuser",
+        "tags: [fmri, image-reconstruction, diffusion]",
+        "---",
+        "",
+        f"# {info['class']} — subject {d.get('subject')}",
+        "",
         "Reconstructs seen images from fMRI betas of one subject: its decoders predict Stable Diffusion's "
         "text conditioning c, initial latent z and low-level CLIP features g, then a g-guided img2img sampler "
-        "draws the images (docs/method-notes.md).", "",
-        "```python", "from neuraldiffuser import NeuralDiffuserPipeline",
+        "draws the images (docs/method-notes.md).",
+        "",
+        "```python",
+        "from neuraldiffuser import NeuralDiffuserPipeline",
         "pipe = NeuralDiffuserPipeline.from_pretrained('THIS_FOLDER')",
-        "images = pipe(betas, seed=0)   # betas: (n, n_voxels) float32 raw betas → (n, R, H, W, 3) uint8", "```", "",
-        "## Data", "",
+        "images = pipe(betas, seed=0)   # betas: (n, n_voxels) float32 raw betas → (n, R, H, W, 3) uint8",
+        "```",
+        "",
+        "## Data",
+        "",
         f"- dataset: `{d.get('dataset')}` ({d.get('layout')} layout)",
         f"- subject: {d.get('subject')}, {d.get('n_voxels')} voxels, {d.get('train_images')} training images, "
         f"sessions: {d.get('sessions') or 'all'}, held-out images: {d.get('holdout_images', 0)}",
         f"- preset: {info.get('preset')}; decoder layout: {info.get('decoder_layout')}; models: {', '.join(info.get('models', []))}",
-        f"- ridge baseline included: {'yes' if info.get('ridge') else 'no'}", "",
-        "## Sampler", "",
+        f"- ridge baseline included: {'yes' if info.get('ridge') else 'no'}",
+        "",
+        "## Sampler",
+        "",
         f"- zoo: `{info.get('zoo')}`",
-        "- " + ", ".join(f"{k} {s[k]}" for k in ("steps", "strength", "cfg_scale", "sag_scale", "kappa", "eta", "repeats") if k in s), "",
-        "## Scores", "",
+        "- "
+        + ", ".join(
+            f"{k} {s[k]}"
+            for k in ("steps", "strength", "cfg_scale", "sag_scale", "kappa", "eta", "repeats")
+            if k in s
+        ),
+        "",
+        "## Scores",
+        "",
     ]
     scores = info.get("scores")
     if not scores:
-        lines.append("No scores were measured for this run (run `neuraldiffuser evaluate` on its reconstructions).")
+        lines.append(
+            "No scores were measured for this run (run `neuraldiffuser evaluate` on its reconstructions)."
+        )
     else:
         metrics = sorted({m for v in scores.values() for m in v})
-        lines += ["Repeat 0 of each test image, on the run's test set:", "",
-                  "| setting | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+        lines += [
+            "Repeat 0 of each test image, on the run's test set:",
+            "",
+            "| setting | " + " | ".join(metrics) + " |",
+            "|---" * (len(metrics) + 1) + "|",
+        ]
         for setting, vals in scores.items():
-            lines.append(f"| {setting} | " + " | ".join(f"{vals[m]:.3f}" if m in vals else "–" for m in metrics) + " |")
+            lines.append(
+                f"| {setting} | " + " | ".join(f"{vals[m]:.3f}" if m in vals else "–" for m in metrics) + " |"
+            )
     return "\n".join(lines) + "\n"

@@ -74,7 +74,11 @@ class _RunPipeline(RunFacts):
     def seeds(self, n: int, seed: int | None, images: Any) -> list[int]:
         """Row i's seed: ``seed + images[i]`` (``sampler.image_seed: by_index``, as the reconstruct stage), else ``seed``."""
         base = int(self.config.seed if seed is None else seed)
-        ids = np.arange(n) if images is None else check_array(images, "images", ndim=1, dtype=np.int64, integer=True)
+        ids = (
+            np.arange(n)
+            if images is None
+            else check_array(images, "images", ndim=1, dtype=np.int64, integer=True)
+        )
         check_consistent_rows(betas=np.empty(n), images=ids)
         return [base + int(i) if self.config.sampler.image_seed == "by_index" else base for i in ids]
 
@@ -91,20 +95,36 @@ class _RunPipeline(RunFacts):
         folder, config = Path(folder), self.config.model_copy(deep=True)
         with atomic_dir(folder) as tmp:
             shutil.copytree(self.folder / "decoders", tmp / "decoders")
-            if "model" in self.manifest:  # NeuroPictor: the final stage's model folder, at the same relative path
+            if (
+                "model" in self.manifest
+            ):  # NeuroPictor: the final stage's model folder, at the same relative path
                 shutil.copytree(self.folder / self.manifest["model"], tmp / self.manifest["model"])
             bundled = copy_zoo(config, tmp, bundle_zoo)
             dataset, config.data.path = config.data.path, None
             save_config(config, tmp)
             m = self.manifest
-            info = {"class": type(self).__name__, "version": __version__, "bundled": bundled, "source": self.info.get("source", str(self.folder.resolve())),
-                    "preset": config.preset, "zoo": self.info.get("zoo", self.config.zoo.path),
-                    "data": {"dataset": self.info.get("data", {}).get("dataset", dataset), "layout": config.data.layout, "subject": m["subject"],
-                             "n_voxels": m.get("n_voxels"), "train_images": m.get("train_rows"), "sessions": config.data.sessions,
-                             "holdout_images": config.data.holdout_images},
-                    "decoder_layout": self.method, "models": sorted(p.name for p in (self.folder / "decoders").iterdir() if p.is_dir()),
-                    "ridge": False, "sampler": getattr(config, self.method).model_dump(mode="json"),
-                    "scores": self.info.get("scores", find_scores(self.folder, self.method))}
+            info = {
+                "class": type(self).__name__,
+                "version": __version__,
+                "bundled": bundled,
+                "source": self.info.get("source", str(self.folder.resolve())),
+                "preset": config.preset,
+                "zoo": self.info.get("zoo", self.config.zoo.path),
+                "data": {
+                    "dataset": self.info.get("data", {}).get("dataset", dataset),
+                    "layout": config.data.layout,
+                    "subject": m["subject"],
+                    "n_voxels": m.get("n_voxels"),
+                    "train_images": m.get("train_rows"),
+                    "sessions": config.data.sessions,
+                    "holdout_images": config.data.holdout_images,
+                },
+                "decoder_layout": self.method,
+                "models": sorted(p.name for p in (self.folder / "decoders").iterdir() if p.is_dir()),
+                "ridge": False,
+                "sampler": getattr(config, self.method).model_dump(mode="json"),
+                "scores": self.info.get("scores", find_scores(self.folder, self.method)),
+            }
             atomic_write_json(tmp / PIPELINE_FILE, info)
             atomic_write_text(tmp / "README.md", model_card(info))
         return folder
@@ -137,18 +157,35 @@ class MindDiffuserPipeline(_RunPipeline):
             scaler = VoxelScaler(flat.mean(0), flat.std(0) + 1e-6)
         return predict_minddiffuser(self.folder / "decoders", self.manifest, scaler.transform(raw))
 
-    def __call__(self, betas: Any, subject: str | None = None, *, repeats: int | None = None, seed: int | None = None,
-                 images: Any = None, output_type: str = "np"):
+    def __call__(
+        self,
+        betas: Any,
+        subject: str | None = None,
+        *,
+        repeats: int | None = None,
+        seed: int | None = None,
+        images: Any = None,
+        output_type: str = "np",
+    ):
         """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats`` (default the run's)."""
         from ..methods.minddiffuser.sampler import MindDiffuserSampler
 
         self.check_output(output_type)
         t = self.decode(betas, subject)
-        sampler = MindDiffuserSampler(self.components, self.config.minddiffuser, int(repeats or self.config.sampler.repeats))
+        sampler = MindDiffuserSampler(
+            self.components, self.config.minddiffuser, int(repeats or self.config.sampler.repeats)
+        )
         seeds = self.seeds(len(t["c"]), seed, images)
         dev = self.device
-        out = [sampler(torch.from_numpy(t["c"][i]).to(dev), torch.from_numpy(t["z"][i]).to(dev), torch.from_numpy(t["g"][i]).to(dev), seed=s)
-               for i, s in enumerate(seeds)]
+        out = [
+            sampler(
+                torch.from_numpy(t["c"][i]).to(dev),
+                torch.from_numpy(t["z"][i]).to(dev),
+                torch.from_numpy(t["g"][i]).to(dev),
+                seed=s,
+            )
+            for i, s in enumerate(seeds)
+        ]
         return _images_out(out, output_type)
 
 
@@ -173,30 +210,58 @@ class NeuroPictorPipeline(_RunPipeline):
 
         x = self.scaler.transform(self.check_betas(betas, subject))
         outs = [fmri_outputs(self.model, self.subject, row, self.device) for row in x]
-        return {"c": np.stack([c.float().cpu().numpy() for c, _ in outs]), "cmap": np.stack([m.float().cpu().numpy() for _, m in outs])}
+        return {
+            "c": np.stack([c.float().cpu().numpy() for c, _ in outs]),
+            "cmap": np.stack([m.float().cpu().numpy() for _, m in outs]),
+        }
 
-    def __call__(self, betas: Any, subject: str | None = None, *, repeats: int | None = None, seed: int | None = None,
-                 images: Any = None, output_type: str = "np"):
+    def __call__(
+        self,
+        betas: Any,
+        subject: str | None = None,
+        *,
+        repeats: int | None = None,
+        seed: int | None = None,
+        images: Any = None,
+        output_type: str = "np",
+    ):
         """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats`` (default the run's)."""
         from ..methods.neuropictor.pipeline import NeuroPictorSampler
 
         self.check_output(output_type)
         t = self.decode(betas, subject)
-        sampler = NeuroPictorSampler(self.components, self.model, self.config.neuropictor, int(repeats or self.config.sampler.repeats))
+        sampler = NeuroPictorSampler(
+            self.components, self.model, self.config.neuropictor, int(repeats or self.config.sampler.repeats)
+        )
         seeds = self.seeds(len(t["c"]), seed, images)
-        out = [sampler(torch.from_numpy(t["c"][i]), torch.from_numpy(t["cmap"][i]), seed=s) for i, s in enumerate(seeds)]
+        out = [
+            sampler(torch.from_numpy(t["c"][i]), torch.from_numpy(t["cmap"][i]), seed=s)
+            for i, s in enumerate(seeds)
+        ]
         return _images_out(out, output_type)
 
 
-PIPELINES = {"neuraldiffuser": NeuralDiffuserPipeline, "minddiffuser": MindDiffuserPipeline, "neuropictor": NeuroPictorPipeline}
+PIPELINES = {
+    "neuraldiffuser": NeuralDiffuserPipeline,
+    "minddiffuser": MindDiffuserPipeline,
+    "neuropictor": NeuroPictorPipeline,
+}
 
 
 def load_pipeline(folder: str | Path, device: str | torch.device | None = None):
     """The pipeline of whichever method trained the run in ``folder`` (from its decoders/manifest.json)."""
     path = Path(folder) / "decoders" / "manifest.json"
     if not path.is_file():
-        raise ModelLoadError("no decoders/manifest.json", where=str(folder), fix="give a run folder written by `neuraldiffuser train`")
+        raise ModelLoadError(
+            "no decoders/manifest.json",
+            where=str(folder),
+            fix="give a run folder written by `neuraldiffuser train`",
+        )
     method = json.loads(path.read_text()).get("method", "neuraldiffuser")
     if method not in PIPELINES:
-        raise DataError(f"the run was made by an unknown method '{method}'", where=str(path), fix=f"known: {', '.join(PIPELINES)}")
+        raise DataError(
+            f"the run was made by an unknown method '{method}'",
+            where=str(path),
+            fix=f"known: {', '.join(PIPELINES)}",
+        )
     return PIPELINES[method].from_pretrained(folder, device)

@@ -94,21 +94,34 @@ class NeuralDiffuserPipeline(RunFacts):
 
     method = "neuraldiffuser"
 
-    def __init__(self, config: Config, manifest: dict[str, Any], decoders: dict, scaler, z_stats: dict | None = None,
-                 ridge=None, device: str | torch.device | None = None, info: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        manifest: dict[str, Any],
+        decoders: dict,
+        scaler,
+        z_stats: dict | None = None,
+        ridge=None,
+        device: str | torch.device | None = None,
+        info: dict[str, Any] | None = None,
+    ):
         self.config, self.manifest, self.decoders, self.scaler = config, manifest, decoders, scaler
         self.z_stats, self.ridge, self.device = z_stats, ridge, _resolve_device(device)
         self.info = dict(info or {})
         self._components = None
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(subject={self.subject!r}, voxels={self.n_voxels}, models={list(self.decoders)}, "
-                f"zoo={self.config.zoo.path!r}, kappa={self.config.sampler.kappa}, eta={self.config.sampler.eta})")
+        return (
+            f"{type(self).__name__}(subject={self.subject!r}, voxels={self.n_voxels}, models={list(self.decoders)}, "
+            f"zoo={self.config.zoo.path!r}, kappa={self.config.sampler.kappa}, eta={self.config.sampler.eta})"
+        )
 
     # ------------------------------------------------------------------ loading and saving
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None) -> NeuralDiffuserPipeline:
+    def from_pretrained(
+        cls, folder: str | Path, device: str | torch.device | None = None
+    ) -> NeuralDiffuserPipeline:
         """Load a training run folder or a saved pipeline folder (see the module docstring)."""
         from ..data import VoxelScaler
         from ..training.decode import load_decoders
@@ -116,9 +129,17 @@ class NeuralDiffuserPipeline(RunFacts):
 
         folder = Path(folder)
         if not folder.is_dir():
-            raise ModelLoadError("no such folder", where=str(folder), fix="give a training run folder or a save_pretrained folder")
+            raise ModelLoadError(
+                "no such folder",
+                where=str(folder),
+                fix="give a training run folder or a save_pretrained folder",
+            )
         if not (folder / "config.yaml").is_file():
-            raise ModelLoadError("no config.yaml", where=str(folder), fix="give the run folder that `train --out` wrote (it holds config.yaml)")
+            raise ModelLoadError(
+                "no config.yaml",
+                where=str(folder),
+                fix="give the run folder that `train --out` wrote (it holds config.yaml)",
+            )
         manifest = read_manifest(folder, cls.method)
         config = load_run_config(folder)
         info = read_info(folder, config)
@@ -139,7 +160,16 @@ class NeuralDiffuserPipeline(RunFacts):
 
             info = {"source": str(folder.resolve()), "scores": find_scores(folder)}
         decoders = load_decoders(dec_dir, manifest, dev)
-        return cls(config, manifest, decoders, VoxelScaler.load(dec_dir / "scaler.safetensors"), z_stats, ridge, dev, info)
+        return cls(
+            config,
+            manifest,
+            decoders,
+            VoxelScaler.load(dec_dir / "scaler.safetensors"),
+            z_stats,
+            ridge,
+            dev,
+            info,
+        )
 
     def save_pretrained(self, folder: str | Path, bundle_zoo: bool = True) -> Path:
         """Write a self-contained folder: config, decoders, scaler, z statistics, ridge, the zoo (a copy, unless it
@@ -176,21 +206,37 @@ class NeuralDiffuserPipeline(RunFacts):
 
         c, m = self.config, self.manifest
         return {
-            "class": type(self).__name__, "version": __version__, "bundled": bundled or {},
-            "source": self.info.get("source"), "preset": c.preset, "zoo": self.info.get("zoo", c.zoo.path),
-            "data": {**self.info.get("data", {}), "dataset": self.info.get("data", {}).get("dataset", dataset), "layout": c.data.layout,
-                     "subject": m["subject"], "n_voxels": m.get("n_voxels"), "train_images": m.get("train_images"),
-                     "sessions": m.get("sessions"), "holdout_images": m.get("holdout_images", 0)},
-            "decoder_layout": m.get("layout"), "models": list(m["models"]), "ridge": self.ridge is not None,
-            "sampler": c.sampler.model_dump(mode="json"), "scores": self.info.get("scores"),
+            "class": type(self).__name__,
+            "version": __version__,
+            "bundled": bundled or {},
+            "source": self.info.get("source"),
+            "preset": c.preset,
+            "zoo": self.info.get("zoo", c.zoo.path),
+            "data": {
+                **self.info.get("data", {}),
+                "dataset": self.info.get("data", {}).get("dataset", dataset),
+                "layout": c.data.layout,
+                "subject": m["subject"],
+                "n_voxels": m.get("n_voxels"),
+                "train_images": m.get("train_images"),
+                "sessions": m.get("sessions"),
+                "holdout_images": m.get("holdout_images", 0),
+            },
+            "decoder_layout": m.get("layout"),
+            "models": list(m["models"]),
+            "ridge": self.ridge is not None,
+            "sampler": c.sampler.model_dump(mode="json"),
+            "scores": self.info.get("scores"),
         }
 
     # ------------------------------------------------------------------ decoding
 
     def check_betas(self, betas: Any, subject: str | None = None) -> np.ndarray:
         if subject is not None and subject != self.subject:
-            raise DataError(f"'subject' is {subject!r} but these decoders were fine-tuned on {self.subject!r}",
-                            fix="load the run trained for that subject")
+            raise DataError(
+                f"'subject' is {subject!r} but these decoders were fine-tuned on {self.subject!r}",
+                fix="load the run trained for that subject",
+            )
         return check_array(betas, "betas", ndim=(2, 3), shape=(self.n_voxels,))
 
     def decode(self, betas: Any, subject: str | None = None, method: str = "neural") -> dict[str, np.ndarray]:
@@ -211,10 +257,20 @@ class NeuralDiffuserPipeline(RunFacts):
         if len(x) < 2 and self.config.decode.z_match and "z" in self.manifest["heads"]:
             import warnings
 
-            warnings.warn("decode.z_match matches z across the rows of one call: with a single row z becomes the training "
-                          "mean; decode several images together, or set pipe.config.decode.z_match = False", stacklevel=2)
-        return predict_targets(self.config, self.manifest, x, models=self.decoders, ridge=self.ridge if method == "ridge" else None,
-                               z_stats=self.z_stats, device=self.device)
+            warnings.warn(
+                "decode.z_match matches z across the rows of one call: with a single row z becomes the training "
+                "mean; decode several images together, or set pipe.config.decode.z_match = False",
+                stacklevel=2,
+            )
+        return predict_targets(
+            self.config,
+            self.manifest,
+            x,
+            models=self.decoders,
+            ridge=self.ridge if method == "ridge" else None,
+            z_stats=self.z_stats,
+            device=self.device,
+        )
 
     # ------------------------------------------------------------------ sampling
 
@@ -228,8 +284,15 @@ class NeuralDiffuserPipeline(RunFacts):
         except ValueError as exc:
             raise ConfigError(pydantic_message(exc), where="sampler") from None
 
-    def generate(self, targets: dict[str, np.ndarray], *, seed: int | None = None, images: Any = None,
-                 output_type: str = "np", **sampler: Any):
+    def generate(
+        self,
+        targets: dict[str, np.ndarray],
+        *,
+        seed: int | None = None,
+        images: Any = None,
+        output_type: str = "np",
+        **sampler: Any,
+    ):
         """Sample from decoded (or true) targets: {'c', 'z', 'g'} with n rows each (g needed when κ > 0).
 
         Row i is seeded with ``seed + images[i]`` (``sampler.image_seed: by_index``; ``images`` default 0…n−1,
@@ -250,10 +313,16 @@ class NeuralDiffuserPipeline(RunFacts):
         keys = ("c", "z", "g") if cfg.sampler.kappa > 0 else ("c", "z")
         missing = [k for k in keys if k not in targets]
         if missing:
-            raise DataError(f"'targets' lack {missing}", fix="decode them, or pass kappa=0 for the unguided sampler")
+            raise DataError(
+                f"'targets' lack {missing}", fix="decode them, or pass kappa=0 for the unguided sampler"
+            )
         arrays = {k: check_array(targets[k], f"targets['{k}']", min_rows=1) for k in keys}
         n = check_consistent_rows(**{f"targets['{k}']": v for k, v in arrays.items()})
-        ids = np.arange(n) if images is None else check_array(images, "images", ndim=1, dtype=np.int64, integer=True)
+        ids = (
+            np.arange(n)
+            if images is None
+            else check_array(images, "images", ndim=1, dtype=np.int64, integer=True)
+        )
         check_consistent_rows(targets=arrays["c"], images=ids)
         recon = SamplerReconstructor(NeuralDiffuserSampler(self.components, cfg.sampler), cfg)
         out: list[torch.Tensor] = []
@@ -261,7 +330,11 @@ class NeuralDiffuserPipeline(RunFacts):
         for i in range(0, n, per_call):
             rows = range(i, min(n, i + per_call))
             ts = [{k: torch.from_numpy(arrays[k][r]).to(self.device) for k in keys} for r in rows]
-            out += recon.batch(ts, [int(ids[r]) for r in rows]) if len(ts) > 1 else [recon(ts[0], int(ids[rows[0]]))]
+            out += (
+                recon.batch(ts, [int(ids[r]) for r in rows])
+                if len(ts) > 1
+                else [recon(ts[0], int(ids[rows[0]]))]
+            )
         if output_type == "pt":
             return torch.stack([o.detach().float().cpu() for o in out])
         arr = np.stack([to_uint8(o) for o in out])
@@ -271,13 +344,33 @@ class NeuralDiffuserPipeline(RunFacts):
             return [[Image.fromarray(im) for im in reps] for reps in arr]
         return arr
 
-    def __call__(self, betas: Any, subject: str | None = None, *, kappa: float | None = None, eta: float | None = None,
-                 repeats: int | None = None, seed: int | None = None, images: Any = None, output_type: str = "np",
-                 method: str = "neural", **sampler: Any):
+    def __call__(
+        self,
+        betas: Any,
+        subject: str | None = None,
+        *,
+        kappa: float | None = None,
+        eta: float | None = None,
+        repeats: int | None = None,
+        seed: int | None = None,
+        images: Any = None,
+        output_type: str = "np",
+        method: str = "neural",
+        **sampler: Any,
+    ):
         """Raw betas (n, n_voxels) float → images (n, R, H, W, 3) uint8 (see :meth:`decode` and :meth:`generate`).
 
         ``kappa`` (≥ 0; 0 = unguided), ``eta`` (fraction of guided steps in [0, 1]), ``repeats`` (R) and any other
         sampler setting default to the run's; ``seed`` to the run's seed.
         """
         targets = self.decode(betas, subject, method=method)
-        return self.generate(targets, seed=seed, images=images, output_type=output_type, kappa=kappa, eta=eta, repeats=repeats, **sampler)
+        return self.generate(
+            targets,
+            seed=seed,
+            images=images,
+            output_type=output_type,
+            kappa=kappa,
+            eta=eta,
+            repeats=repeats,
+            **sampler,
+        )

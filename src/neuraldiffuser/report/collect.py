@@ -70,7 +70,11 @@ class ReportData:
         out: list[Entry] = []
         for m in self.methods():
             entries = self.of(m)
-            out += entries if all(e.doc.get("source") == "evaluate-images" for e in entries) else [self.main_entry(m)]
+            out += (
+                entries
+                if all(e.doc.get("source") == "evaluate-images" for e in entries)
+                else [self.main_entry(m)]
+            )
         return out
 
     def setting_words(self, entry: Entry) -> str:
@@ -81,7 +85,11 @@ class ReportData:
         if kappa == 0:
             return "unguided, κ = 0 (the ablation)"
         preset = entry.doc.get("preset_setting")
-        mark = " (the preset's setting)" if preset and (float(preset["kappa"]), float(preset["eta"])) == entry.sweep else ""
+        mark = (
+            " (the preset's setting)"
+            if preset and (float(preset["kappa"]), float(preset["eta"])) == entry.sweep
+            else ""
+        )
         return f"guided, κ = {kappa:g}, η = {eta:g}{mark}"
 
     def stimulus(self, entry: Entry, image: int) -> np.ndarray | None:
@@ -114,9 +122,17 @@ def find_metric_files(run_dirs) -> list[Path]:
             continue
         if not d.is_dir():
             raise DataError("run folder not found", where=str(d))
-        found = [d / "metrics.json"] if (d / "metrics.json").is_file() else sorted(p for p in d.rglob("metrics.json") if ".cache" not in p.parts)
+        found = (
+            [d / "metrics.json"]
+            if (d / "metrics.json").is_file()
+            else sorted(p for p in d.rglob("metrics.json") if ".cache" not in p.parts)
+        )
         if not found:
-            raise DataError("no metrics.json in this run folder", where=str(d), fix="run `neuraldiffuser evaluate RECON_DIR --truth DATASET` first")
+            raise DataError(
+                "no metrics.json in this run folder",
+                where=str(d),
+                fix="run `neuraldiffuser evaluate RECON_DIR --truth DATASET` first",
+            )
         out += [p for p in found if p not in out]
     return out
 
@@ -140,7 +156,14 @@ def _image_folder(row: dict, doc_path: Path):
     for cand in (row.get("recon_dir"), row.get("recon_rel") and str(doc_path.parent / row["recon_rel"])):
         if cand and Path(cand).is_dir():
             try:
-                return scan_folder(cand, lay.get("strips"), lay.get("truth_tile"), row["images"], method=row["method"], setting=row["setting"])
+                return scan_folder(
+                    cand,
+                    lay.get("strips"),
+                    lay.get("truth_tile"),
+                    row["images"],
+                    method=row["method"],
+                    setting=row["setting"],
+                )
             except DataError:
                 return None
     return None
@@ -172,8 +195,15 @@ def _check_something_to_show(docs: list[dict], entries: list[Entry]) -> None:
     """A report needs rows and at least one reconstruction folder still on disk; an empty one must not be written."""
     where = str(docs[0]["_path"]) if docs else None
     if not entries:
-        raise DataError("metrics.json has no rows", where=where, fix="rerun `neuraldiffuser evaluate` on the reconstructions")
+        raise DataError(
+            "metrics.json has no rows",
+            where=where,
+            fix="rerun `neuraldiffuser evaluate` on the reconstructions",
+        )
     if all(e.recon is None for e in entries):
         named = entries[0].row.get("recon_dir") or entries[0].row.get("recon_rel") or "?"
-        raise DataError(f"none of the reconstruction folders that metrics.json names exists any more (e.g. {named})", where=where,
-                        fix="restore them or reconstruct and evaluate again")
+        raise DataError(
+            f"none of the reconstruction folders that metrics.json names exists any more (e.g. {named})",
+            where=where,
+            fix="restore them or reconstruct and evaluate again",
+        )

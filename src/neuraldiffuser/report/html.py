@@ -22,7 +22,15 @@ from . import figures, tables
 from .collect import Entry, ReportData, collect
 
 CSS = (Path(__file__).parent / "templates" / "report.css").read_text()
-HEADLINE = ["CLIP", "AlexNet(2)", "EffNet-Lite0 2-way", "mini-CLIP 2-way", "PixCorr", "SSIM", "Brain corr. all"]
+HEADLINE = [
+    "CLIP",
+    "AlexNet(2)",
+    "EffNet-Lite0 2-way",
+    "mini-CLIP 2-way",
+    "PixCorr",
+    "SSIM",
+    "Brain corr. all",
+]
 KPI_LABEL = {"EffNet-Lite0 2-way": "Lite0 2-way", "Brain corr. all": "brain corr."}
 TWO_WAY_PRIORITY = ["CLIP", "EffNet-Lite0 2-way", "mini-CLIP 2-way", "InceptionV3", "AlexNet(2)"]
 
@@ -46,17 +54,28 @@ def hero(data: ReportData, title: str) -> str:
     truths = sorted({d.get("truth", "?") for d in data.docs})
     subjects = sorted({s for d in data.docs for s in d.get("subjects", [])})
     n_set = len(data.entries)
-    meta = f'dataset <code>{escape(", ".join(truths))}</code> · subject {escape(", ".join(subjects) or "—")} · {len(data.methods())} method(s), {n_set} setting(s)'
+    meta = f"dataset <code>{escape(', '.join(truths))}</code> · subject {escape(', '.join(subjects) or '—')} · {len(data.methods())} method(s), {n_set} setting(s)"
     cards = []
     for e in data.headline_entries():
         m = e.method
         kpis = [k for k in HEADLINE if number(e.row["values"].get(k))][:3]
-        kp = "".join(f'<div class="kpi"><div class="v">{figures.format_value(k, e.row["values"][k])}</div><div class="k">{escape(KPI_LABEL.get(k, k))}</div></div>' for k in kpis)
-        shows = f'{escape(data.setting_words(e))} · <code>{escape(e.setting)}</code>' if e.sweep else escape(e.setting)
-        cards.append(f'<div class="card"><div class="name">{escape(m)}</div><div class="setting">{shows} · {e.row["n_images"]} images × {e.row["repeats"]} repeats'
-                     f' · {escape(e.row["policy"])}</div><div class="kpis">{kp}</div></div>')
-    return (f'<header class="hero"><div class="wrap"><div class="eyebrow">neuraldiffuser · evaluation report</div><h1>{escape(title)}</h1>'
-            f'<p class="meta">{meta}</p><div class="cards">{"".join(cards)}</div></div></header>')
+        kp = "".join(
+            f'<div class="kpi"><div class="v">{figures.format_value(k, e.row["values"][k])}</div><div class="k">{escape(KPI_LABEL.get(k, k))}</div></div>'
+            for k in kpis
+        )
+        shows = (
+            f"{escape(data.setting_words(e))} · <code>{escape(e.setting)}</code>"
+            if e.sweep
+            else escape(e.setting)
+        )
+        cards.append(
+            f'<div class="card"><div class="name">{escape(m)}</div><div class="setting">{shows} · {e.row["n_images"]} images × {e.row["repeats"]} repeats'
+            f' · {escape(e.row["policy"])}</div><div class="kpis">{kp}</div></div>'
+        )
+    return (
+        f'<header class="hero"><div class="wrap"><div class="eyebrow">neuraldiffuser · evaluation report</div><h1>{escape(title)}</h1>'
+        f'<p class="meta">{meta}</p><div class="cards">{"".join(cards)}</div></div></header>'
+    )
 
 
 # ------------------------------------------------------------------ sections
@@ -64,19 +83,37 @@ def hero(data: ReportData, title: str) -> str:
 
 def metrics_section(data: ReportData, notes: tables.Footnotes) -> str:
     policy = data.entries[0].row["policy"] if data.entries else "repeat0"
-    lead = (f"MindEye2's evaluation protocol (both image sets resized to 256², PixCorr/SSIM at 425², 2-way identification and "
-            f"correlation distance on the named networks). One reconstruction per image (<code>{escape(policy)}</code>), as published tables "
-            "score; the best value of each column is highlighted. Hover a header for its definition.")
+    lead = (
+        f"MindEye2's evaluation protocol (both image sets resized to 256², PixCorr/SSIM at 425², 2-way identification and "
+        f"correlation distance on the named networks). One reconstruction per image (<code>{escape(policy)}</code>), as published tables "
+        "score; the best value of each column is highlighted. Hover a header for its definition."
+    )
     insilico = any(Path(d.get("truth", "")).joinpath("simulator").is_dir() for d in data.docs)
-    call = ('<div class="callout">These numbers come from the <b>in-silico</b> dataset and the mini zoo. The published rows are NSD results, '
-            "shown for context only: they are not comparable. Embedded-scale metrics use small networks and are labelled as such.</div>") if insilico else \
-           '<div class="callout">Published rows are shown for context, from the sources listed below; cells marked * are unconfirmed against a primary source.</div>'
+    call = (
+        (
+            '<div class="callout">These numbers come from the <b>in-silico</b> dataset and the mini zoo. The published rows are NSD results, '
+            "shown for context only: they are not comparable. Embedded-scale metrics use small networks and are labelled as such.</div>"
+        )
+        if insilico
+        else '<div class="callout">Published rows are shown for context, from the sources listed below; cells marked * are unconfirmed against a primary source.</div>'
+    )
     paper = f"<h3>MindEye2 protocol</h3>{tables.paper_table(data.entries, notes)}"
     emb = tables.embedded_table(data.entries, notes)
-    emb_html = ("<h3>Embedded scale and brain correlation</h3><p class=\"lead\">Two-way identification and correlation distance on networks "
-                "that ship with the package (the mini zoo's CLIP, EfficientNet-Lite0 with real ImageNet weights): not the paper's metrics.</p>" + emb) if emb else ""
+    emb_html = (
+        (
+            '<h3>Embedded scale and brain correlation</h3><p class="lead">Two-way identification and correlation distance on networks '
+            "that ship with the package (the mini zoo's CLIP, EfficientNet-Lite0 with real ImageNet weights): not the paper's metrics.</p>"
+            + emb
+        )
+        if emb
+        else ""
+    )
     mean = tables.mean_table(data.entries, notes)
-    mean_html = f"<h3>Mean over repeats</h3><p class=\"lead\">Each metric computed per repeat over all images, then averaged (± SD across repeats).</p>{mean}" if mean else ""
+    mean_html = (
+        f'<h3>Mean over repeats</h3><p class="lead">Each metric computed per repeat over all images, then averaged (± SD across repeats).</p>{mean}'
+        if mean
+        else ""
+    )
     return f'<section id="metrics"><h2>Metrics</h2><p class="lead">{lead}</p>{call}{paper}{emb_html}{mean_html}</section>'
 
 
@@ -86,16 +123,24 @@ def guidance_section(data: ReportData) -> str:
 
     rows = [e.row for e in data.entries] + [e.mean for e in data.entries if e.mean is not None]
     comparisons = against_unguided(rows)
-    given = [{**c, "setting": f"{c['setting']} − {c['baseline']}"} for d in data.docs for c in d.get("comparisons", [])]
+    given = [
+        {**c, "setting": f"{c['setting']} − {c['baseline']}"}
+        for d in data.docs
+        for c in d.get("comparisons", [])
+    ]
     if given and not comparisons:  # evaluate-images: the given folders against the first (or --baseline)
-        lead = ("Each folder minus the baseline folder, image by image: the mean difference ± the half-width of its 95% interval "
-                "(normal, sample SD of the differences / √N). Green: better beyond that interval; red: worse.")
+        lead = (
+            "Each folder minus the baseline folder, image by image: the mean difference ± the half-width of its 95% interval "
+            "(normal, sample SD of the differences / √N). Green: better beyond that interval; red: worse."
+        )
         return f'<section id="guidance"><h2>Paired comparisons</h2><p class="lead">{lead}</p>{tables.comparison_table(given, against="baseline")}</section>'
     if not comparisons:
         return ""
-    lead = ("Each guided setting minus the same method's κ = 0 setting, image by image: the mean difference ± the half-width of its "
-            "95% interval (normal, sample SD of the differences / √N). Green: better beyond that interval; red: worse. "
-            "<code>repeat0</code> compares one reconstruction per image, <code>mean</code> the per-image values averaged over repeats.")
+    lead = (
+        "Each guided setting minus the same method's κ = 0 setting, image by image: the mean difference ± the half-width of its "
+        "95% interval (normal, sample SD of the differences / √N). Green: better beyond that interval; red: worse. "
+        "<code>repeat0</code> compares one reconstruction per image, <code>mean</code> the per-image values averaged over repeats."
+    )
     return f'<section id="guidance"><h2>Guidance against κ = 0</h2><p class="lead">{lead}</p>{tables.comparison_table(comparisons)}</section>'
 
 
@@ -114,19 +159,40 @@ def reconstructions_section(data: ReportData, k: int) -> str:
     images = shown_images(mains, k)
     parts = []
     if images:
-        cells = [[data.stimulus(mains[0], i) for i in images]] + [[e.recon.load([i], 0)[0] for i in images] for e in mains]
+        cells = [[data.stimulus(mains[0], i) for i in images]] + [
+            [e.recon.load([i], 0)[0] for i in images] for e in mains
+        ]
         rows = ["stimulus"] + [f"{e.method}\n{e.setting}" for e in mains]
         png = figures.image_grid(cells, [f"#{i}" for i in images], rows, tile=132)
         shown = "; ".join(f"{escape(e.method)}: {escape(data.setting_words(e))}" for e in mains)
-        parts.append(figure(png, "stimulus and reconstructions", f"Top row: stimuli. Below: the first reconstruction (repeat 0) of each method's main setting ({shown})."))
+        parts.append(
+            figure(
+                png,
+                "stimulus and reconstructions",
+                f"Top row: stimuli. Below: the first reconstruction (repeat 0) of each method's main setting ({shown}).",
+            )
+        )
     grids = []
     for e in mains:
         imgs = shown_images([e], k)
-        cells = [[data.stimulus(e, i) for i in imgs]] + [[e.recon.load([i], r)[0] for i in imgs] for r in range(e.recon.repeats)]
-        png = figures.image_grid(cells, [f"#{i}" for i in imgs], ["stimulus"] + [f"repeat {r}" for r in range(e.recon.repeats)], tile=92)
+        cells = [[data.stimulus(e, i) for i in imgs]] + [
+            [e.recon.load([i], r)[0] for i in imgs] for r in range(e.recon.repeats)
+        ]
+        png = figures.image_grid(
+            cells,
+            [f"#{i}" for i in imgs],
+            ["stimulus"] + [f"repeat {r}" for r in range(e.recon.repeats)],
+            tile=92,
+        )
         rs = e.row["values"].get("Repeat SSIM")
         cons = f" Repeat consistency (mean pairwise SSIM) {rs:.3f}." if number(rs) else ""
-        grids.append(figure(png, f"{e.method} repeats", f"<b>{escape(e.method)}</b> · {escape(data.setting_words(e))}: every repeat from the same decoded targets.{cons}"))
+        grids.append(
+            figure(
+                png,
+                f"{e.method} repeats",
+                f"<b>{escape(e.method)}</b> · {escape(data.setting_words(e))}: every repeat from the same decoded targets.{cons}",
+            )
+        )
     parts.append(f'<h3>Repeats</h3><div class="grid2">{"".join(grids)}</div>')
     return f'<section id="reconstructions"><h2>Reconstructions</h2><p class="lead">Stimulus | reconstructions | repeats.</p>{"".join(parts)}</section>'
 
@@ -152,21 +218,44 @@ def ablation_section(data: ReportData, k: int) -> str:
         unguided = next((e for e in sweep if e.sweep[0] == 0), None)
         names = heatmap_metrics(sweep)
         if names:
-            values = {n: {s: e.row["values"][n] for s, e in by.items() if number(e.row["values"].get(n))} for n in names}
+            values = {
+                n: {s: e.row["values"][n] for s, e in by.items() if number(e.row["values"].get(n))}
+                for n in names
+            }
             higher = {n: spec_of(n).higher_is_better for n in names}
-            blocks.append(figure(figures.sweep_heatmaps(kappas, etas, values, higher), "kappa eta heatmaps",
-                                 f"<b>{escape(m)}</b>: metrics over the guidance scale κ and the guided fraction η (repeat 0)."))
+            blocks.append(
+                figure(
+                    figures.sweep_heatmaps(kappas, etas, values, higher),
+                    "kappa eta heatmaps",
+                    f"<b>{escape(m)}</b>: metrics over the guidance scale κ and the guided fraction η (repeat 0).",
+                )
+            )
         with_images = [e for e in guided if e.recon is not None]
         if with_images:
             figs = []
             for i in shown_images(with_images, min(k, 2)):
+
                 def cell(kappa, eta, i=i, by=by):
                     e = by.get((kappa, eta))
-                    return e.recon.load([i], 0)[0] if e is not None and e.recon is not None and i in e.row["images"] else None
+                    return (
+                        e.recon.load([i], 0)[0]
+                        if e is not None and e.recon is not None and i in e.row["images"]
+                        else None
+                    )
 
-                ung = unguided.recon.load([i], 0)[0] if unguided is not None and unguided.recon is not None and i in unguided.row["images"] else None
+                ung = (
+                    unguided.recon.load([i], 0)[0]
+                    if unguided is not None and unguided.recon is not None and i in unguided.row["images"]
+                    else None
+                )
                 png = figures.sweep_grid(kappas, etas, cell, data.stimulus(with_images[0], i), ung)
-                figs.append(figure(png, f"ablation image {i}", f"Test image #{i}: rows κ, columns η (as in the paper's Fig. 5); left, the stimulus and the unguided sample (κ = 0)."))
+                figs.append(
+                    figure(
+                        png,
+                        f"ablation image {i}",
+                        f"Test image #{i}: rows κ, columns η (as in the paper's Fig. 5); left, the stimulus and the unguided sample (κ = 0).",
+                    )
+                )
             blocks.append(f'<div class="grid2">{"".join(figs)}</div>')
     if not blocks:
         return ""
@@ -176,29 +265,54 @@ def ablation_section(data: ReportData, k: int) -> str:
 
 def brain_section(data: ReportData) -> str:
     mains = data.headline_entries()
-    keys = list(dict.fromkeys(k for e in mains for k, v in e.row["values"].items() if k.startswith(BRAIN_PREFIX) and number(v)))
+    keys = list(
+        dict.fromkeys(
+            k for e in mains for k, v in e.row["values"].items() if k.startswith(BRAIN_PREFIX) and number(v)
+        )
+    )
     if not keys:
-        reasons = {e.row["values"].get(BRAIN_PREFIX.strip(), {}).get("unavailable") for e in mains if is_unavailable(e.row["values"].get(BRAIN_PREFIX.strip()))}
+        reasons = {
+            e.row["values"].get(BRAIN_PREFIX.strip(), {}).get("unavailable")
+            for e in mains
+            if is_unavailable(e.row["values"].get(BRAIN_PREFIX.strip()))
+        }
         if not reasons:
             return ""
         return f'<section id="brain"><h2>Brain correlation</h2><p class="lead">Unavailable: {escape("; ".join(sorted(r for r in reasons if r)))}</p></section>'
-    rois = [k[len(BRAIN_PREFIX):] for k in keys]
-    series = {f"{e.method} ({data.setting_words(e)})": {k[len(BRAIN_PREFIX):]: e.row["values"][k] for k in keys if number(e.row["values"].get(k))} for e in mains}
+    rois = [k[len(BRAIN_PREFIX) :] for k in keys]
+    series = {
+        f"{e.method} ({data.setting_words(e)})": {
+            k[len(BRAIN_PREFIX) :]: e.row["values"][k] for k in keys if number(e.row["values"].get(k))
+        }
+        for e in mains
+    }
     ref = data.references[0]["values"] if data.references else None
-    ceiling = {k[len(BRAIN_PREFIX):]: v for k, v in ref.items()} if ref else None
+    ceiling = {k[len(BRAIN_PREFIX) :]: v for k, v in ref.items()} if ref else None
     png = figures.roi_bars(series, rois, ceiling)
-    lead = ("Each reconstruction goes through the encoding model; its predicted betas are correlated (Pearson r across the ROI's voxels) "
-            "with the subject's measured betas for that image, averaged over its test repeats, then averaged over images. "
-            "The marker shows the same score for the stimulus itself: what a perfect reconstruction would reach.")
-    head = "".join(f"<th>{escape(label)}</th>" for label in series) + ("<th>stimulus (ceiling)</th>" if ceiling else "")
+    lead = (
+        "Each reconstruction goes through the encoding model; its predicted betas are correlated (Pearson r across the ROI's voxels) "
+        "with the subject's measured betas for that image, averaged over its test repeats, then averaged over images. "
+        "The marker shows the same score for the stimulus itself: what a perfect reconstruction would reach."
+    )
+    head = "".join(f"<th>{escape(label)}</th>" for label in series) + (
+        "<th>stimulus (ceiling)</th>" if ceiling else ""
+    )
     body = "".join(
-        f'<tr><td class="l">{escape(r)}</td>' + "".join(f"<td>{figures.format_value('Brain corr.', v.get(r, float('nan')))}</td>" for v in series.values())
-        + (f"<td>{figures.format_value('Brain corr.', ceiling.get(r, float('nan')))}</td>" if ceiling else "") + "</tr>"
+        f'<tr><td class="l">{escape(r)}</td>'
+        + "".join(
+            f"<td>{figures.format_value('Brain corr.', v.get(r, float('nan')))}</td>" for v in series.values()
+        )
+        + (f"<td>{figures.format_value('Brain corr.', ceiling.get(r, float('nan')))}</td>" if ceiling else "")
+        + "</tr>"
         for r in rois
     )
     table = f'<div class="table-wrap"><table class="metrics"><thead><tr><th class="l">ROI</th>{head}</tr></thead><tbody>{body}</tbody></table></div>'
     shown = "; ".join(f"{escape(e.method)}: {escape(data.setting_words(e))}" for e in mains)
-    fig = figure(png, "brain correlation per ROI", f"Brain correlation per ROI, main setting of each method ({shown}); 'all' uses every voxel (MindEye2's nsd_general).")
+    fig = figure(
+        png,
+        "brain correlation per ROI",
+        f"Brain correlation per ROI, main setting of each method ({shown}); 'all' uses every voxel (MindEye2's nsd_general).",
+    )
     return f'<section id="brain"><h2>Brain correlation per ROI</h2><p class="lead">{lead}</p>{fig}{table}</section>'
 
 
@@ -208,8 +322,10 @@ def retrieval_section(data: ReportData) -> str:
     rows = []
     for r in data.retrieval:
         f_ci, b_ci = r["forward_ci95"], r["backward_ci95"]
-        rows.append(f'<tr><td class="l"><code>{escape(Path(r["decoded"]).name)}</code> · {escape(r["key"])}</td><td>{100 * r["forward"]:.1f}% <span class="sub">[{100 * f_ci[0]:.1f}, {100 * f_ci[1]:.1f}]</span></td>'
-                    f'<td>{100 * r["backward"]:.1f}% <span class="sub">[{100 * b_ci[0]:.1f}, {100 * b_ci[1]:.1f}]</span></td><td>{100 / r["subset"]:.2f}%</td><td>{r["draws"]} × {r["subset"]}</td></tr>')
+        rows.append(
+            f'<tr><td class="l"><code>{escape(Path(r["decoded"]).name)}</code> · {escape(r["key"])}</td><td>{100 * r["forward"]:.1f}% <span class="sub">[{100 * f_ci[0]:.1f}, {100 * f_ci[1]:.1f}]</span></td>'
+            f'<td>{100 * r["backward"]:.1f}% <span class="sub">[{100 * b_ci[0]:.1f}, {100 * b_ci[1]:.1f}]</span></td><td>{100 / r["subset"]:.2f}%</td><td>{r["draws"]} × {r["subset"]}</td></tr>'
+        )
     head = '<thead><tr><th class="l">embeddings</th><th>forward (brain → image)</th><th>backward (image → brain)</th><th>chance</th><th>draws × subset</th></tr></thead>'
     lead = "Top-1 retrieval on cosine similarity of flattened, L2-normalised embeddings, over random subsets; mean and 95% CI."
     return f'<section id="retrieval"><h2>Retrieval</h2><p class="lead">{lead}</p><div class="table-wrap"><table class="metrics">{head}<tbody>{"".join(rows)}</tbody></table></div></section>'
@@ -219,11 +335,13 @@ def about_section(data: ReportData, notes: tables.Footnotes) -> str:
     names = list(dict.fromkeys(n for d in data.docs for n in d.get("metrics", {})))
     proto = data.docs[0].get("protocol", {}) if data.docs else {}
     aa = "on" if proto.get("antialias") else "off (torchvision 0.16 tensor default, as MindEye2 ran)"
-    return (f'<section id="unavailable"><h2>Unavailable metrics</h2><p class="lead">Metrics whose weights are not on this machine are reported, '
-            f'never computed on random weights. What was looked for, where, and how to enable each:</p>{tables.footnotes_list(notes)}</section>'
-            f'<section id="about"><h2>About the metrics</h2><p class="lead">Resize antialiasing {escape(aa)}; table repeat '
-            f'{escape(str(proto.get("table_repeat", 0)))}; details in <code>docs/evaluation.md</code>.</p>{tables.definitions([n for n in names if n in METRICS])}'
-            f'<h3>Sources of published rows</h3>{tables.sources_list()}</section>')
+    return (
+        f'<section id="unavailable"><h2>Unavailable metrics</h2><p class="lead">Metrics whose weights are not on this machine are reported, '
+        f"never computed on random weights. What was looked for, where, and how to enable each:</p>{tables.footnotes_list(notes)}</section>"
+        f'<section id="about"><h2>About the metrics</h2><p class="lead">Resize antialiasing {escape(aa)}; table repeat '
+        f"{escape(str(proto.get('table_repeat', 0)))}; details in <code>docs/evaluation.md</code>.</p>{tables.definitions([n for n in names if n in METRICS])}"
+        f"<h3>Sources of published rows</h3>{tables.sources_list()}</section>"
+    )
 
 
 # ------------------------------------------------------------------ page
@@ -231,16 +349,37 @@ def about_section(data: ReportData, notes: tables.Footnotes) -> str:
 
 def build_html(data: ReportData, title: str = "Reconstruction report", images: int = 6) -> str:
     notes = tables.Footnotes()
-    body = [metrics_section(data, notes), guidance_section(data), reconstructions_section(data, images), ablation_section(data, images),
-            brain_section(data), retrieval_section(data), about_section(data, notes)]
-    toc = [(s, t) for s, t in (("metrics", "Metrics"), ("guidance", "Guidance vs κ 0"), ("reconstructions", "Reconstructions"), ("ablation", "κ × η ablation"), ("brain", "Brain correlation"),
-                               ("retrieval", "Retrieval"), ("unavailable", "Unavailable metrics"), ("about", "About")) if f'id="{s}"' in "".join(body)]
+    body = [
+        metrics_section(data, notes),
+        guidance_section(data),
+        reconstructions_section(data, images),
+        ablation_section(data, images),
+        brain_section(data),
+        retrieval_section(data),
+        about_section(data, notes),
+    ]
+    toc = [
+        (s, t)
+        for s, t in (
+            ("metrics", "Metrics"),
+            ("guidance", "Guidance vs κ 0"),
+            ("reconstructions", "Reconstructions"),
+            ("ablation", "κ × η ablation"),
+            ("brain", "Brain correlation"),
+            ("retrieval", "Retrieval"),
+            ("unavailable", "Unavailable metrics"),
+            ("about", "About"),
+        )
+        if f'id="{s}"' in "".join(body)
+    ]
     nav = "".join(f'<a href="#{s}">{t}</a>' for s, t in toc)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{hero(data, title)}<nav class=\"toc wrap\">{nav}</nav>"
-            f'<main class="wrap">{"".join(body)}</main><footer class="wrap">Generated by neuraldiffuser on {stamp} from '
-            f'{escape(", ".join(d["_path"] for d in data.docs))}.</footer></body></html>')
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>{escape(title)}</title><style>{CSS}</style></head><body>{hero(data, title)}<nav class="toc wrap">{nav}</nav>'
+        f'<main class="wrap">{"".join(body)}</main><footer class="wrap">Generated by neuraldiffuser on {stamp} from '
+        f"{escape(', '.join(d['_path'] for d in data.docs))}.</footer></body></html>"
+    )
 
 
 def write_report(run_dirs, out: str | Path, title: str = "Reconstruction report", images: int = 6) -> Path:

@@ -28,7 +28,9 @@ def layer_weights(g: torch.Tensor, boosts: Sequence[float]) -> torch.Tensor:
         )
     norms = g.double().flatten(1).norm(dim=1)
     if not torch.all(norms > 0):
-        raise DataError("a g target layer is all zeros: its inverse-norm weight is undefined", fix="check the decoded g")
+        raise DataError(
+            "a g target layer is all zeros: its inverse-norm weight is undefined", fix="check the decoded g"
+        )
     inv = 1.0 / norms
     return (inv / inv.sum() * torch.as_tensor(boosts, dtype=torch.float64)).to(torch.float32)
 
@@ -40,13 +42,17 @@ class FeatureLoss:
     width) when several images are sampled together; each row's layer weights come from its own target.
     """
 
-    def __init__(self, encoder: Callable[[torch.Tensor], torch.Tensor], target: torch.Tensor, boosts: Sequence[float]):
+    def __init__(
+        self, encoder: Callable[[torch.Tensor], torch.Tensor], target: torch.Tensor, boosts: Sequence[float]
+    ):
         if not target.is_floating_point():
             raise DataError(f"g target must be floating point, got {target.dtype}")
         self.encoder = encoder
         self.target = target
         per_row = [layer_weights(t, boosts) for t in target] if target.ndim == 4 else None
-        self.weights = (torch.stack(per_row) if per_row else layer_weights(target, boosts)).to(target.device, target.dtype)
+        self.weights = (torch.stack(per_row) if per_row else layer_weights(target, boosts)).to(
+            target.device, target.dtype
+        )
 
     def __call__(self, images: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
         """``images`` in [−1, 1] (the VAE's output range) → (B,) loss; the encoder clamps (I+1)/2 to [0, 1].
@@ -93,12 +99,27 @@ def checkpointing(*models, enabled: bool) -> Iterator[None]:
 class GuidanceStep:
     """Computes, for a batch of latents at one timestep, the conditional ε and ∇_x of −κ·loss."""
 
-    def __init__(self, unet, vae, loss: FeatureLoss, kappa: float, x0_formula: str = "standard", checkpoint: bool = False):
+    def __init__(
+        self,
+        unet,
+        vae,
+        loss: FeatureLoss,
+        kappa: float,
+        x0_formula: str = "standard",
+        checkpoint: bool = False,
+    ):
         self.unet, self.vae, self.loss = unet, vae, loss
         self.kappa, self.x0_formula, self.checkpoint = float(kappa), x0_formula, checkpoint
         self.scale = float(vae.config.scaling_factor)
 
-    def objective(self, x: torch.Tensor, t: int, alpha_bar: torch.Tensor, context: torch.Tensor, rows: slice | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def objective(
+        self,
+        x: torch.Tensor,
+        t: int,
+        alpha_bar: torch.Tensor,
+        context: torch.Tensor,
+        rows: slice | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(−κ·Σ_batch loss, ε_c) as differentiable functions of x (``rows``: which rows of the batch x is)."""
         dtype = self.unet.dtype
         eps = self.unet(x.to(dtype), t, encoder_hidden_states=context.to(dtype)).sample.to(x.dtype)
@@ -108,7 +129,14 @@ class GuidanceStep:
         image = self.vae.decode((blend / self.scale).to(self.vae.dtype)).sample.to(x.dtype)
         return -self.kappa * self.loss(image, rows).sum(), eps
 
-    def __call__(self, x: torch.Tensor, t: int, alpha_bar: torch.Tensor, context: torch.Tensor, chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self,
+        x: torch.Tensor,
+        t: int,
+        alpha_bar: torch.Tensor,
+        context: torch.Tensor,
+        chunk: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(ε_c detached, gradient) for every row of x; rows are independent, so chunking gives the same gradient."""
         eps_out, grads = [], []
         step = chunk or x.shape[0]

@@ -58,7 +58,10 @@ class NeuralDiffuserMethod:
     def settings(self, config: Config, sweep: Mapping[str, Sequence[float]]) -> list[Setting]:
         unknown = set(sweep) - set(self.sweep_options)
         if unknown:
-            raise ConfigError(f"method '{self.name}' has no sweep option {sorted(unknown)}", fix=f"use {', '.join(self.sweep_options)}")
+            raise ConfigError(
+                f"method '{self.name}' has no sweep option {sorted(unknown)}",
+                fix=f"use {', '.join(self.sweep_options)}",
+            )
         kappas = list(sweep.get("kappa") or [config.sampler.kappa])
         etas = list(sweep.get("eta") or [config.sampler.eta])
         out: dict[str, Setting] = {}
@@ -69,7 +72,9 @@ class NeuralDiffuserMethod:
                 try:
                     cfg.sampler.kappa, cfg.sampler.eta = float(kappa), float(eta)
                 except ValueError as exc:
-                    raise ConfigError(f"sweep value out of range ({exc.errors()[0]['msg']})", where=name) from None
+                    raise ConfigError(
+                        f"sweep value out of range ({exc.errors()[0]['msg']})", where=name
+                    ) from None
                 out.setdefault(name, Setting(name, {"kappa": float(kappa), "eta": float(eta)}, cfg))
         return list(out.values())
 
@@ -100,12 +105,20 @@ class SamplerReconstructor:
     def __call__(self, targets: Mapping[str, torch.Tensor], image: int) -> torch.Tensor:
         return self.sampler(targets["c"], targets["z"], targets.get("g"), seed=self.image_seed(image))
 
-    def batch(self, targets: Sequence[Mapping[str, torch.Tensor]], images: Sequence[int]) -> list[torch.Tensor]:
-        return self.sampler.batch([t["c"] for t in targets], [t["z"] for t in targets], [t.get("g") for t in targets],
-                                  [self.image_seed(im) for im in images])
+    def batch(
+        self, targets: Sequence[Mapping[str, torch.Tensor]], images: Sequence[int]
+    ) -> list[torch.Tensor]:
+        return self.sampler.batch(
+            [t["c"] for t in targets],
+            [t["z"] for t in targets],
+            [t.get("g") for t in targets],
+            [self.image_seed(im) for im in images],
+        )
 
 
-def check_shapes(components, setting: Setting, shapes: Mapping[str, tuple[int, ...]], needs: Sequence[str]) -> None:
+def check_shapes(
+    components, setting: Setting, shapes: Mapping[str, tuple[int, ...]], needs: Sequence[str]
+) -> None:
     """Targets must fit the stack: z its latent shape, c its cross-attention width, g its guidance tower."""
     expected: dict[str, tuple[Any, ...]] = {"z": tuple(components.latent_shape)}
     expected["c"] = (shapes.get("c", (None,))[0], components.unet.config.cross_attention_dim)
@@ -115,11 +128,15 @@ def check_shapes(components, setting: Setting, shapes: Mapping[str, tuple[int, .
         if len(setting.config.sampler.layer_boosts) != len(enc.layers):
             raise ConfigError(
                 f"{len(setting.config.sampler.layer_boosts)} layer boosts for {len(enc.layers)} guidance layers",
-                where="sampler.layer_boosts", fix="give one boost per zoo.guidance_layers entry",
+                where="sampler.layer_boosts",
+                fix="give one boost per zoo.guidance_layers entry",
             )
     for key in needs:
         if key not in shapes:
-            raise DataError(f"the targets hold no '{key}'", fix=f"decode {key}" + (", or reconstruct with --kappa 0" if key == "g" else ""))
+            raise DataError(
+                f"the targets hold no '{key}'",
+                fix=f"decode {key}" + (", or reconstruct with --kappa 0" if key == "g" else ""),
+            )
         if tuple(shapes[key]) != expected[key]:
             raise DataError(
                 f"'{key}' targets have shape {tuple(shapes[key])} but the stack ({components.path}) expects {expected[key]}",

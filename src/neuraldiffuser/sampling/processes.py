@@ -17,8 +17,21 @@ from ..config.schema import Config
 from ..errors import ConfigError, NeuralDiffuserError
 
 
-def _worker(index: int, count: int, barrier, source: str | None, out: str, config: Config, dataset: str | None,
-            oracle: str | None, method: str, sweep: dict, images: list[int] | None, limit: int | None, overwrite: bool) -> None:
+def _worker(
+    index: int,
+    count: int,
+    barrier,
+    source: str | None,
+    out: str,
+    config: Config,
+    dataset: str | None,
+    oracle: str | None,
+    method: str,
+    sweep: dict,
+    images: list[int] | None,
+    limit: int | None,
+    overwrite: bool,
+) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -27,7 +40,16 @@ def _worker(index: int, count: int, barrier, source: str | None, out: str, confi
     from .runner import Shard, make_job, reconstruct
 
     job = make_job(source, config, oracle=oracle, dataset=dataset, images=images, limit=limit)
-    reconstruct(job, out, config, method=method, sweep=sweep, overwrite=overwrite, shard=Shard(index, count, barrier.wait), device="cpu")
+    reconstruct(
+        job,
+        out,
+        config,
+        method=method,
+        sweep=sweep,
+        overwrite=overwrite,
+        shard=Shard(index, count, barrier.wait),
+        device="cpu",
+    )
 
 
 def reconstruct_in_processes(
@@ -52,8 +74,22 @@ def reconstruct_in_processes(
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(workers)
     opt = lambda p: None if p is None else str(p)  # noqa: E731
-    args = (opt(source), str(out), config, opt(dataset), opt(oracle), method, dict(sweep or {}), None if images is None else list(images), limit, overwrite)
-    procs = [ctx.Process(target=_worker, args=(i, workers, barrier, *args), name=f"reconstruct-{i}") for i in range(workers)]
+    args = (
+        opt(source),
+        str(out),
+        config,
+        opt(dataset),
+        opt(oracle),
+        method,
+        dict(sweep or {}),
+        None if images is None else list(images),
+        limit,
+        overwrite,
+    )
+    procs = [
+        ctx.Process(target=_worker, args=(i, workers, barrier, *args), name=f"reconstruct-{i}")
+        for i in range(workers)
+    ]
     for p in procs:
         p.start()
     try:
@@ -66,7 +102,13 @@ def reconstruct_in_processes(
     failed = [p.name for p in procs if p.exitcode]
     if failed:
         barrier.abort()
-        raise NeuralDiffuserError(f"reconstruction worker(s) {', '.join(failed)} failed (traceback above)", where=str(out),
-                                  fix="rerun: finished images are kept; or run `neuraldiffuser reconstruct` in one process to see the error alone")
+        raise NeuralDiffuserError(
+            f"reconstruction worker(s) {', '.join(failed)} failed (traceback above)",
+            where=str(out),
+            fix="rerun: finished images are kept; or run `neuraldiffuser reconstruct` in one process to see the error alone",
+        )
     chosen = get_method(method)
-    return [setting_folder(out, chosen, s) for s in plan_settings(chosen, config, sweep, oracle=oracle is not None)]
+    return [
+        setting_folder(out, chosen, s)
+        for s in plan_settings(chosen, config, sweep, oracle=oracle is not None)
+    ]

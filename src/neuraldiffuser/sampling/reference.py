@@ -41,11 +41,15 @@ def mse_clip(encoder, image: torch.Tensor, g: np.ndarray, boosts) -> torch.Tenso
     weights = (1.0 / norms) / (1.0 / norms).sum() * np.asarray(boosts)
     total = 0
     for k in range(len(g)):
-        total = total + F.mse_loss(feats[k].reshape(1, -1), torch.tensor(g[k], device=image.device).reshape(1, -1)) * float(weights[k])
+        total = total + F.mse_loss(
+            feats[k].reshape(1, -1), torch.tensor(g[k], device=image.device).reshape(1, -1)
+        ) * float(weights[k])
     return total
 
 
-def reference_sample(components, config: SamplerConfig, c, z, g=None, seed: int = 42, decode_all: bool = True) -> torch.Tensor:
+def reference_sample(
+    components, config: SamplerConfig, c, z, g=None, seed: int = 42, decode_all: bool = True
+) -> torch.Tensor:
     """R reconstructions, one after the other, as the released loop makes them; returns (R, 3, H, W) in [0, 1]."""
     from diffusers import DDIMScheduler
 

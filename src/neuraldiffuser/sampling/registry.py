@@ -26,7 +26,9 @@ TRAINED: set[str] = {"minddiffuser", "neuropictor"}
 def register(name: str, target: str, trains: bool = False) -> None:
     """Make ``--method name`` load ``target`` ('package.module:ClassName', instantiated without arguments)."""
     if ":" not in target:
-        raise ConfigError(f"method target {target!r} is not 'package.module:ClassName'", where=f"register({name!r})")
+        raise ConfigError(
+            f"method target {target!r} is not 'package.module:ClassName'", where=f"register({name!r})"
+        )
     METHODS[name] = target
     if trains:
         TRAINED.add(name)
@@ -44,4 +46,7 @@ def get_method(name: str) -> Any:
     try:
         return getattr(importlib.import_module(module), cls)()
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"method '{name}' cannot be loaded from {METHODS[name]!r} ({exc})", fix="register it with the right 'package.module:ClassName'") from None
+        raise ConfigError(
+            f"method '{name}' cannot be loaded from {METHODS[name]!r} ({exc})",
+            fix="register it with the right 'package.module:ClassName'",
+        ) from None

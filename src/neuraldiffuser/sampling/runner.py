@@ -47,7 +47,9 @@ class Shard:
     index: int = 0
     count: int = 1
     wait: Any = None  # callable: barrier between processes
-    warning: str | None = None  # the launch asked for more processes than run (utils.launch), kept in the manifest
+    warning: str | None = (
+        None  # the launch asked for more processes than run (utils.launch), kept in the manifest
+    )
 
     def take(self, images: Sequence[int]) -> list[int]:
         return list(images)[self.index :: self.count]
@@ -66,7 +68,9 @@ def accelerate_shard() -> tuple[Shard, torch.device]:
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(R, 3, H, W) in [0, 1] → (R, H, W, 3) uint8, rounded."""
-    return (images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    return (
+        (images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    )
 
 
 def write_png(path: Path, array: np.ndarray) -> None:
@@ -85,12 +89,16 @@ def strip(stimulus: np.ndarray, repeats: np.ndarray) -> np.ndarray:
     return np.concatenate([stim, *repeats], axis=1)
 
 
-def read_targets(store: TargetStore, keys: Sequence[str], image: int, device: torch.device) -> dict[str, torch.Tensor]:
+def read_targets(
+    store: TargetStore, keys: Sequence[str], image: int, device: torch.device
+) -> dict[str, torch.Tensor]:
     row = store.rows_of([image])
     return {k: torch.from_numpy(store.get(k, row)[0]).to(device) for k in keys}
 
 
-def reconstruct_images(reconstructor, job: Job, keys: Sequence[str], images: Sequence[int], folder: Path, device) -> None:
+def reconstruct_images(
+    reconstructor, job: Job, keys: Sequence[str], images: Sequence[int], folder: Path, device
+) -> None:
     """Reconstruct these images (together if the reconstructor has ``batch``), then write each one's PNGs,
     strip and record (the 'done' marker); the seconds of a shared call are split evenly between its images."""
     start = time.perf_counter()
@@ -125,24 +133,31 @@ def write_native(meta: dict, out: np.ndarray, folder: Path, image: int) -> dict:
     return {"native": files}
 
 
-def prepare_folder(folder: Path, method: Method, setting: Setting, job: Job, overwrite: bool, main: bool) -> None:
+def prepare_folder(
+    folder: Path, method: Method, setting: Setting, job: Job, overwrite: bool, main: bool
+) -> None:
     """Refuse to mix results of different configs or targets in one folder; save the resolved config."""
     if overwrite and main and folder.exists():
         shutil.rmtree(folder)
     if (folder / "config.yaml").exists():
         same = method.fingerprint(load_run_config(folder)) == method.fingerprint(setting.config)
-        old = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
+        old = (
+            json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
+        )
         if not same or old.get("targets", str(job.store.path)) != str(job.store.path):
             raise ConfigError(
                 "this folder holds reconstructions made from other targets or with a different sampler, zoo or seed",
-                where=str(folder), fix="use another --out, or --overwrite to start this setting again",
+                where=str(folder),
+                fix="use another --out, or --overwrite to start this setting again",
             )
     if main:
         save_config(setting.config, folder)
         write_manifest(folder, method, setting, job)
 
 
-def write_manifest(folder: Path, method: Method, setting: Setting, job: Job, launch_warning: str | None = None) -> dict[str, Any]:
+def write_manifest(
+    folder: Path, method: Method, setting: Setting, job: Job, launch_warning: str | None = None
+) -> dict[str, Any]:
     """manifest.json from the records of every finished image, in the targets' image order."""
     records = {}
     for im in job.images:
@@ -171,7 +186,9 @@ def write_manifest(folder: Path, method: Method, setting: Setting, job: Job, lau
     return manifest
 
 
-def run_setting(components, method: Method, setting: Setting, job: Job, out: Path, shard: Shard, overwrite: bool) -> Path:
+def run_setting(
+    components, method: Method, setting: Setting, job: Job, out: Path, shard: Shard, overwrite: bool
+) -> Path:
     """One setting folder: validate, prepare (main process first), reconstruct this shard's unfinished images."""
     folder = setting_folder(out, method, setting)
     keys = method.needs(setting)
@@ -197,7 +214,9 @@ def run_setting(components, method: Method, setting: Setting, job: Job, out: Pat
     return folder
 
 
-def plan_settings(method: Method, config: Config, sweep: Mapping[str, Sequence[float]] | None, oracle: bool) -> list[Setting]:
+def plan_settings(
+    method: Method, config: Config, sweep: Mapping[str, Sequence[float]] | None, oracle: bool
+) -> list[Setting]:
     """The method's settings for a sweep; on true targets (the upper bound) their folders get an ``_oracle`` suffix."""
     settings = method.settings(config, sweep or {})
     return [replace(s, name=f"{s.name}_oracle") for s in settings] if oracle else settings
@@ -229,28 +248,44 @@ def reconstruct(
     return [run_setting(components, chosen, s, job, Path(out), shard, overwrite) for s in settings]
 
 
-def make_job(source: str | Path | None, config: Config, oracle: str | Path | None = None, dataset: str | Path | None = None,
-             images: Sequence[int] | None = None, limit: int | None = None) -> Job:
+def make_job(
+    source: str | Path | None,
+    config: Config,
+    oracle: str | Path | None = None,
+    dataset: str | Path | None = None,
+    images: Sequence[int] | None = None,
+    limit: int | None = None,
+) -> Job:
     """Resolve the targets, the image list (decoded order, or the subject's test set) and the dataset."""
     from ..data import open_dataset
 
     decoded = TargetStore(resolve_source(source).resolve()) if source is not None else None
     if decoded is None and oracle is None:
-        raise ConfigError("nothing to reconstruct from", fix="give decoded.hdf5 (or its run folder), or --oracle targets.hdf5")
+        raise ConfigError(
+            "nothing to reconstruct from",
+            fix="give decoded.hdf5 (or its run folder), or --oracle targets.hdf5",
+        )
     store = TargetStore(Path(oracle).resolve()) if oracle is not None else decoded
     ds_path = dataset or config.data.path
     if ds_path is None:
-        raise ConfigError("no dataset for the stimulus images of the strips", fix="give --dataset DATASET or set data.path")
+        raise ConfigError(
+            "no dataset for the stimulus images of the strips", fix="give --dataset DATASET or set data.path"
+        )
     ds = open_dataset(ds_path, layout=config.data.layout, captions=config.data.captions)
     subject = str((decoded.attrs.get("subject") if decoded is not None else None) or config.data.subject)
     if decoded is not None:
         order = [int(i) for i in decoded.image]
     else:
-        order = [int(i) for i in ds.subject(subject).test_set(config.data.test_repeats, config.data.test_order).images]
+        order = [
+            int(i)
+            for i in ds.subject(subject).test_set(config.data.test_repeats, config.data.test_order).images
+        ]
     if images is not None:
         missing = sorted(set(images) - set(order))
         if missing:
-            raise DataError(f"images {missing[:5]} are not among the {len(order)} test images", where=str(store.path))
+            raise DataError(
+                f"images {missing[:5]} are not among the {len(order)} test images", where=str(store.path)
+            )
         order = [i for i in order if i in set(images)]
     kind = "oracle" if oracle is not None else "decoded"
     return Job(store, order[:limit] if limit else order, kind, ds, str(Path(ds_path).resolve()), subject)
@@ -261,7 +296,11 @@ def resolve_source(source: str | Path) -> Path:
     path = Path(source)
     if path.is_dir():
         if not (path / "decoded.hdf5").is_file():
-            raise DataError("the folder holds no decoded.hdf5", where=str(path), fix="give the decode run folder or the file itself")
+            raise DataError(
+                "the folder holds no decoded.hdf5",
+                where=str(path),
+                fix="give the decode run folder or the file itself",
+            )
         return path / "decoded.hdf5"
     if not path.is_file():
         raise DataError("no such file or folder", where=str(path))
@@ -278,9 +317,14 @@ def run_config_for(source: str | Path | None) -> Path | None:
         return path / "config.yaml" if (path / "config.yaml").is_file() else None
     if not path.is_file():
         return None
-    stem = path.stem  # what `decode` saved beside its file (decoded.config.yaml also serves decoded_ridge.hdf5)
-    for beside in (path.with_name(f"{stem}.config.yaml"), path.with_name(f"{stem.removesuffix('_ridge')}.config.yaml"),
-                   path.parent / "config.yaml"):
+    stem = (
+        path.stem
+    )  # what `decode` saved beside its file (decoded.config.yaml also serves decoded_ridge.hdf5)
+    for beside in (
+        path.with_name(f"{stem}.config.yaml"),
+        path.with_name(f"{stem.removesuffix('_ridge')}.config.yaml"),
+        path.parent / "config.yaml",
+    ):
         if beside.is_file():
             return beside
     try:

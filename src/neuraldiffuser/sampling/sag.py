@@ -43,7 +43,9 @@ class SelfAttentionStore:
     def disarm(self) -> None:
         self.armed = False
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs
+    ):
         if not self.armed or self.probs is not None:
             return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
         query = attn.head_to_batch_dim(attn.to_q(hidden_states))
@@ -64,9 +66,17 @@ def _mid_attention(unet) -> tuple[Any, Any]:
             "self-attention guidance needs a UNet whose mid block has a transformer (mid_block.attentions[0])",
             fix="use a UNet2DConditionModel with a UNetMidBlock2DCrossAttn, or set sampler.sag_scale=0",
         ) from None
-    plain = attn.spatial_norm is None and attn.group_norm is None and not attn.residual_connection and attn.norm_q is None
+    plain = (
+        attn.spatial_norm is None
+        and attn.group_norm is None
+        and not attn.residual_connection
+        and attn.norm_q is None
+    )
     if not plain or attn.rescale_output_factor != 1.0 or attn.is_cross_attention:
-        raise ModelLoadError("the mid-block self-attention is not a plain attention layer; SAG cannot record its map", fix="set sampler.sag_scale=0")
+        raise ModelLoadError(
+            "the mid-block self-attention is not a plain attention layer; SAG cannot record its map",
+            fix="set sampler.sag_scale=0",
+        )
     return block, attn
 
 
@@ -90,7 +100,9 @@ def capture_mid_attention(unet) -> Iterator[SelfAttentionStore]:
         attn.set_processor(old)
 
 
-def attention_mask(probs: torch.Tensor, batch: int, map_size: tuple[int, int], latent_size: tuple[int, int]) -> torch.Tensor:
+def attention_mask(
+    probs: torch.Tensor, batch: int, map_size: tuple[int, int], latent_size: tuple[int, int]
+) -> torch.Tensor:
     """(batch·heads, N, N) probabilities → (batch, 1, h, w) float mask of the salient key positions."""
     n = probs.shape[-1]
     if n != map_size[0] * map_size[1]:

@@ -38,7 +38,9 @@ def make_plan(scheduler, config: SamplerConfig) -> Plan:
     n = min(int(config.steps * config.strength), config.steps)
     timesteps = [int(t) for t in scheduler.timesteps[config.steps - n :]]
     if config.noise_timestep == "released":
-        noise_t = int(n / config.steps * scheduler.config.num_train_timesteps)  # 740 while denoising starts at 721
+        noise_t = int(
+            n / config.steps * scheduler.config.num_train_timesteps
+        )  # 740 while denoising starts at 721
     else:
         noise_t = timesteps[0]
     guided = int(n * config.eta) if config.kappa > 0 else 0
@@ -90,28 +92,45 @@ class NeuralDiffuserSampler:
     def _check(self, c: torch.Tensor, z: torch.Tensor, g: torch.Tensor | None) -> None:
         cross = self.unet.config.cross_attention_dim
         if z.shape != self.components.latent_shape:
-            raise DataError(f"z has shape {tuple(z.shape)}, the stack's latents are {self.components.latent_shape}")
+            raise DataError(
+                f"z has shape {tuple(z.shape)}, the stack's latents are {self.components.latent_shape}"
+            )
         if c.ndim != 2 or c.shape[-1] != cross:
             raise DataError(f"c has shape {tuple(c.shape)}, the UNet expects (tokens, {cross})")
         if self.config.cfg_scale > 1 and c.shape[0] != self.uncond.shape[1]:
-            raise DataError(f"c has {c.shape[0]} tokens but the unconditional context has {self.uncond.shape[1]}", fix="extract c with this zoo's tokenizer")
+            raise DataError(
+                f"c has {c.shape[0]} tokens but the unconditional context has {self.uncond.shape[1]}",
+                fix="extract c with this zoo's tokenizer",
+            )
         if self.plan.guided_steps and g is None:
-            raise DataError("κ > 0 needs a g target", fix="decode g, or set sampler.kappa=0 for the unguided sampler")
+            raise DataError(
+                "κ > 0 needs a g target", fix="decode g, or set sampler.kappa=0 for the unguided sampler"
+            )
 
     # ------------------------------------------------------------------ the loop
 
-    def __call__(self, c: torch.Tensor, z: torch.Tensor, g: torch.Tensor | None = None, seed: int = 42) -> torch.Tensor:
+    def __call__(
+        self, c: torch.Tensor, z: torch.Tensor, g: torch.Tensor | None = None, seed: int = 42
+    ) -> torch.Tensor:
         self._check(c, z, g)
         return self.denoise(self.initial_latents(z.float(), self.generator(seed)), c, g)
 
-    def batch(self, cs: Sequence[torch.Tensor], zs: Sequence[torch.Tensor], gs: Sequence[torch.Tensor | None], seeds: Sequence[int]) -> list[torch.Tensor]:
+    def batch(
+        self,
+        cs: Sequence[torch.Tensor],
+        zs: Sequence[torch.Tensor],
+        gs: Sequence[torch.Tensor | None],
+        seeds: Sequence[int],
+    ) -> list[torch.Tensor]:
         """Several images in one pass: their B × R rows share every UNet call, which on a CPU costs far less
         than B separate calls. Each image keeps its own seed, so it starts from the noise it would get alone
         and ends equal to ``self(c, z, g, seed)`` up to float rounding. Returns one (R, 3, H, W) per image."""
         for c, z, g in zip(cs, zs, gs, strict=True):
             self._check(c, z, g)
         R = self.config.repeats
-        x = torch.cat([self.initial_latents(z.float(), self.generator(s)) for z, s in zip(zs, seeds, strict=True)])
+        x = torch.cat(
+            [self.initial_latents(z.float(), self.generator(s)) for z, s in zip(zs, seeds, strict=True)]
+        )
         c_rows = torch.cat([c.float().expand(R, *c.shape) for c in cs])
         g_rows = torch.cat([g.float().expand(R, *g.shape) for g in gs]) if self.plan.guided_steps else None
         return list(self.denoise(x, c_rows, g_rows).split(R))
@@ -138,7 +157,14 @@ class NeuralDiffuserSampler:
         enc = self.components.guidance
         dtype = next(enc.parameters()).dtype
         loss = FeatureLoss(lambda im: enc(im.to(dtype)), g.float().to(self.device), self.config.layer_boosts)
-        return GuidanceStep(self.unet, self.vae, loss, self.config.kappa, self.config.x0_formula, self.config.gradient_checkpointing)
+        return GuidanceStep(
+            self.unet,
+            self.vae,
+            loss,
+            self.config.kappa,
+            self.config.x0_formula,
+            self.config.gradient_checkpointing,
+        )
 
     def predict_noise(self, x, t, contexts, store, guide) -> torch.Tensor:
         """ε for one step: CFG, then SAG, then the g-guidance shift (each term as in method notes §5.3)."""
@@ -153,7 +179,11 @@ class NeuralDiffuserSampler:
             eps_all.append(eps_c)
         if store is not None:
             store.disarm()
-        eps = eps_all[0] + self.config.cfg_scale * (eps_all[-1] - eps_all[0]) if len(eps_all) == 2 else eps_all[0]
+        eps = (
+            eps_all[0] + self.config.cfg_scale * (eps_all[-1] - eps_all[0])
+            if len(eps_all) == 2
+            else eps_all[0]
+        )
         if store is not None:
             eps = eps + self.config.sag_scale * self.sag_term(x, t, alpha_bar, eps_all[0], contexts[0], store)
         if guide is not None:
@@ -164,7 +194,9 @@ class NeuralDiffuserSampler:
         """ε_u − ε(degraded x): blur x̂0 where the unconditional self-attention concentrates, re-noise, re-predict."""
         x0 = (x - (1 - alpha_bar).sqrt() * eps_u) / alpha_bar.sqrt()
         R = x.shape[0]
-        mask = attention_mask(store.probs[: R * store.heads], R, store.map_size, x.shape[-2:])  # first R rows: ε_u's call
+        mask = attention_mask(
+            store.probs[: R * store.heads], R, store.map_size, x.shape[-2:]
+        )  # first R rows: ε_u's call
         degraded = degrade(x0, mask.to(x0.dtype), eps_u, t, self.scheduler)
         return eps_u - self._unet(degraded, t, context)
 

@@ -22,10 +22,18 @@ POSITION_WORDS = {
 
 BACKGROUND_WORDS = {
     "solid": ("a plain {c} background", "a solid {c} background", "a {c} background"),
-    "gradient": ("a {c} gradient background", "a softly shaded {c} background", "a {c} background with a gradient"),
+    "gradient": (
+        "a {c} gradient background",
+        "a softly shaded {c} background",
+        "a {c} background with a gradient",
+    ),
     "stripes": ("a {c} background with {o} stripes", "a {o} striped {c} background", "{o} {c} stripes"),
     "checker": ("a {c} checkered background", "a {c} checkerboard", "a {c} checkerboard pattern"),
-    "texture": ("a mottled {c} background", "a textured {c} background", "a {c} background with a blotchy texture"),
+    "texture": (
+        "a mottled {c} background",
+        "a textured {c} background",
+        "a {c} background with a blotchy texture",
+    ),
 }
 
 COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
@@ -122,7 +130,9 @@ def describe(record: dict, rng: random.Random, k: int = 5) -> list[str]:
             "List": _cap(_join(phrases)),
         }
         if len(objs) > 1:
-            fields["Placed"] = _cap(_join([f"{p} {position_phrase(o, rng)}" for p, o in zip(phrases, objs, strict=True)]))
+            fields["Placed"] = _cap(
+                _join([f"{p} {position_phrase(o, rng)}" for p, o in zip(phrases, objs, strict=True)])
+            )
             fields["Relation"] = _cap(relation_phrase(objs, phrases))
         out.append(templates[t].format(**fields))
     return out

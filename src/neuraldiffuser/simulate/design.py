@@ -25,17 +25,27 @@ class Design:
     split: np.ndarray  # (trials,) 'train' | 'test'
 
 
-def make_design(rng: np.random.Generator, preset: Preset, test_ids: np.ndarray, train_ids: np.ndarray) -> Design:
+def make_design(
+    rng: np.random.Generator, preset: Preset, test_ids: np.ndarray, train_ids: np.ndarray
+) -> Design:
     repeats = rng.choice([1, 2, 3], size=len(train_ids), p=preset.train_repeat_probs)
     image = np.concatenate([np.repeat(test_ids, preset.test_repeats), np.repeat(train_ids, repeats)])
-    is_test = np.concatenate([np.ones(len(test_ids) * preset.test_repeats, bool), np.zeros(int(repeats.sum()), bool)])
+    is_test = np.concatenate(
+        [np.ones(len(test_ids) * preset.test_repeats, bool), np.zeros(int(repeats.sum()), bool)]
+    )
     order = rng.permutation(len(image))
     image, is_test = image[order], is_test[order]
     session = 1 + (np.arange(len(image)) * preset.sessions) // len(image)
     return Design(image.astype(np.int64), session.astype(np.int32), np.where(is_test, "test", "train"))
 
 
-def measure(rng: np.random.Generator, mu: np.ndarray, design: Design, row_of_image: dict[int, int], noise_sd: np.ndarray) -> np.ndarray:
+def measure(
+    rng: np.random.Generator,
+    mu: np.ndarray,
+    design: Design,
+    row_of_image: dict[int, int],
+    noise_sd: np.ndarray,
+) -> np.ndarray:
     """Betas = noiseless response + session drift (offset + linear trend) + trial noise, float32.
 
     Drift carries ``DRIFT_FRACTION`` of each voxel's noise variance; ``SHARED_NOISE_FRACTION`` of the
@@ -51,12 +61,21 @@ def measure(rng: np.random.Generator, mu: np.ndarray, design: Design, row_of_ima
     betas = np.empty((len(rows), n_vox), dtype=np.float32)
     for s in np.unique(design.session):
         idx = np.flatnonzero(design.session == s)
-        pos = np.linspace(-1, 1, len(idx), dtype=np.float32)[:, None] if len(idx) > 1 else np.zeros((1, 1), np.float32)
+        pos = (
+            np.linspace(-1, 1, len(idx), dtype=np.float32)[:, None]
+            if len(idx) > 1
+            else np.zeros((1, 1), np.float32)
+        )
         offset = rng.standard_normal(n_vox, dtype=np.float32) * np.float32(np.sqrt(0.5)) * drift_sd
-        slope = rng.standard_normal(n_vox, dtype=np.float32) * np.float32(np.sqrt(1.5)) * drift_sd  # var(slope·u) = var(slope)/3, u ~ U(-1, 1)
+        slope = (
+            rng.standard_normal(n_vox, dtype=np.float32) * np.float32(np.sqrt(1.5)) * drift_sd
+        )  # var(slope·u) = var(slope)/3, u ~ U(-1, 1)
         shared = rng.standard_normal((len(idx), N_NOISE_FACTORS), dtype=np.float32) @ loadings.T
         own = rng.standard_normal((len(idx), n_vox), dtype=np.float32)
-        noise = (np.float32(np.sqrt(SHARED_NOISE_FRACTION)) * shared + np.float32(np.sqrt(1 - SHARED_NOISE_FRACTION)) * own) * trial_sd
+        noise = (
+            np.float32(np.sqrt(SHARED_NOISE_FRACTION)) * shared
+            + np.float32(np.sqrt(1 - SHARED_NOISE_FRACTION)) * own
+        ) * trial_sd
         betas[idx] = mu[rows[idx]] + offset + pos * slope + noise
     return betas
 

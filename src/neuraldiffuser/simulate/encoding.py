@@ -26,9 +26,24 @@ from .features import FilterBank
 
 FIELD_DEG = 8.4  # NSD's stimuli subtend 8.4° of visual angle (Allen et al. 2022)
 SUBJECT_ARRAYS = (
-    "roi", "prf_x", "prf_y", "prf_sigma", "exponent", "tuning", "semantic_weights", "mix",
-    "ret_mean", "ret_std", "sem_mean", "sem_std", "mu_mean", "mu_std", "baseline", "gain",
-    "noise_sd", "target_nc",
+    "roi",
+    "prf_x",
+    "prf_y",
+    "prf_sigma",
+    "exponent",
+    "tuning",
+    "semantic_weights",
+    "mix",
+    "ret_mean",
+    "ret_std",
+    "sem_mean",
+    "sem_std",
+    "mu_mean",
+    "mu_std",
+    "baseline",
+    "gain",
+    "noise_sd",
+    "target_nc",
 )
 
 
@@ -40,9 +55,13 @@ def prf_weights(x_deg, y_deg, sigma_deg, grid: int, field_deg: float = FIELD_DEG
     """
     edges = np.linspace(-field_deg / 2, field_deg / 2, grid + 1)
     s = np.asarray(sigma_deg, dtype=np.float64)[:, None]
-    cx = ndtr((edges[None, 1:] - np.asarray(x_deg)[:, None]) / s) - ndtr((edges[None, :-1] - np.asarray(x_deg)[:, None]) / s)
+    cx = ndtr((edges[None, 1:] - np.asarray(x_deg)[:, None]) / s) - ndtr(
+        (edges[None, :-1] - np.asarray(x_deg)[:, None]) / s
+    )
     top_down = edges[::-1]
-    cy = ndtr((top_down[None, :-1] - np.asarray(y_deg)[:, None]) / s) - ndtr((top_down[None, 1:] - np.asarray(y_deg)[:, None]) / s)
+    cy = ndtr((top_down[None, :-1] - np.asarray(y_deg)[:, None]) / s) - ndtr(
+        (top_down[None, 1:] - np.asarray(y_deg)[:, None]) / s
+    )
     w = (cy[:, :, None] * cx[:, None, :]).reshape(len(s), -1)
     w[w < 1e-9] = 0.0  # far tails: they would be float32 denormals, which make the matmul ~10x slower
     return w.astype(np.float32)
@@ -51,7 +70,9 @@ def prf_weights(x_deg, y_deg, sigma_deg, grid: int, field_deg: float = FIELD_DEG
 class EncodingModel:
     """``predict(images) -> (n, voxels)`` noiseless responses; ``roi`` holds each voxel's ROI label."""
 
-    def __init__(self, params: dict[str, np.ndarray], meta: dict, ventral, channel_norm: np.ndarray, units=None):
+    def __init__(
+        self, params: dict[str, np.ndarray], meta: dict, ventral, channel_norm: np.ndarray, units=None
+    ):
         self.params, self.meta, self.ventral = params, meta, ventral
         self.channel_norm = np.asarray(channel_norm, dtype=np.float32)
         self.resolution = int(meta["resolution"])
@@ -59,12 +80,16 @@ class EncodingModel:
         self.roi_names = list(meta["roi_names"])
         self.roi = np.asarray(self.roi_names, dtype=object)[params["roi"].astype(int)]
         self.n_voxels = len(self.roi)
-        self.units = units  # optional (mean, std) per voxel: MindEye2-layout betas are z-scored on training trials
+        self.units = (
+            units  # optional (mean, std) per voxel: MindEye2-layout betas are z-scored on training trials
+        )
         self._bank = FilterBank(self.resolution)
         self._prf = None
 
     def __repr__(self) -> str:
-        return f"EncodingModel({self.meta.get('subject')}, voxels={self.n_voxels}, resolution={self.resolution})"
+        return (
+            f"EncodingModel({self.meta.get('subject')}, voxels={self.n_voxels}, resolution={self.resolution})"
+        )
 
     # ---------------------------------------------------------------- the model
 
@@ -119,13 +144,27 @@ class EncodingModel:
         if images.ndim == 3:
             images = images[None]
         if images.ndim != 4 or images.shape[-1] != 3:
-            raise DataError(f"expected images of shape (n, H, W, 3), got {images.shape}", where="EncodingModel.predict", fix="pass RGB images, channels last")
+            raise DataError(
+                f"expected images of shape (n, H, W, 3), got {images.shape}",
+                where="EncodingModel.predict",
+                fix="pass RGB images, channels last",
+            )
         if images.dtype != np.uint8:
-            raise DataError(f"expected uint8 images, got {images.dtype}", where="EncodingModel.predict", fix="convert with np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)")
+            raise DataError(
+                f"expected uint8 images, got {images.dtype}",
+                where="EncodingModel.predict",
+                fix="convert with np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)",
+            )
         if images.shape[1:3] != (self.resolution, self.resolution):
             from skimage.transform import resize
 
-            resized = resize(images, (len(images), self.resolution, self.resolution, 3), order=1, anti_aliasing=True, preserve_range=True)
+            resized = resize(
+                images,
+                (len(images), self.resolution, self.resolution, 3),
+                order=1,
+                anti_aliasing=True,
+                preserve_range=True,
+            )
             images = np.clip(np.rint(resized), 0, 255).astype(np.uint8)
         return images
 
@@ -140,7 +179,9 @@ class EncodingModel:
         name = self.meta["subject"]
         arrays = {k: np.ascontiguousarray(self.params[k]) for k in SUBJECT_ARRAYS}
         if self.units is not None:
-            arrays["units_mean"], arrays["units_std"] = (np.ascontiguousarray(u, dtype=np.float32) for u in self.units)
+            arrays["units_mean"], arrays["units_std"] = (
+                np.ascontiguousarray(u, dtype=np.float32) for u in self.units
+            )
         out = Path(sim_dir) / "subjects"
         atomic_save(out / f"{name}.safetensors", lambda p: save_file(arrays, str(p)))
         atomic_write_json(out / f"{name}.json", self.meta)
@@ -155,16 +196,23 @@ class EncodingModel:
         sim = Path(dataset_root) / "simulator"
         path = sim / "subjects" / f"{subject}.safetensors"
         if not path.is_file():
-            have = sorted(p.stem for p in (sim / "subjects").glob("*.safetensors")) if (sim / "subjects").is_dir() else []
+            have = (
+                sorted(p.stem for p in (sim / "subjects").glob("*.safetensors"))
+                if (sim / "subjects").is_dir()
+                else []
+            )
             raise DataError(
-                f"no encoding model for subject '{subject}'" + (f" (have: {', '.join(have)})" if have else ""),
+                f"no encoding model for subject '{subject}'"
+                + (f" (have: {', '.join(have)})" if have else ""),
                 where=str(sim),
                 fix="only datasets written by `neuraldiffuser simulate` carry encoding models; check the subject name",
             )
         arrays = load_file(str(path))
         missing = [k for k in SUBJECT_ARRAYS if k not in arrays]
         if missing:
-            raise DataError(f"missing arrays {missing}", where=str(path), fix="re-run `neuraldiffuser simulate`")
+            raise DataError(
+                f"missing arrays {missing}", where=str(path), fix="re-run `neuraldiffuser simulate`"
+            )
         meta = json.loads((sim / "subjects" / f"{subject}.json").read_text())
         bank = load_file(str(sim / "filterbank.safetensors"))
         units = (arrays.pop("units_mean"), arrays.pop("units_std")) if "units_mean" in arrays else None

@@ -74,7 +74,15 @@ class FilterBank:
             raise ValueError(f"resolution must be even and >= 16, got {n}")
         self.grid = h
         fits_half = [sf * np.exp(2 * SIGMA_LOG_SF) < h / 2 for sf in SF_CPI]  # low bands fit on the half grid
-        self.low = np.array([log_gabor(h, sf, o) for sf, ok in zip(SF_CPI, fits_half, strict=True) if ok for o in ORIENTATIONS_DEG], dtype=np.complex64)
+        self.low = np.array(
+            [
+                log_gabor(h, sf, o)
+                for sf, ok in zip(SF_CPI, fits_half, strict=True)
+                if ok
+                for o in ORIENTATIONS_DEG
+            ],
+            dtype=np.complex64,
+        )
         high = [(sf, o) for sf, ok in zip(SF_CPI, fits_half, strict=True) if not ok for o in ORIENTATIONS_DEG]
         self.high_rows, self.high_cols, self.high = self._demodulated(high)
         self.color = np.array([log_gabor(h, sf, None) for sf in COLOR_SF_CPI], dtype=np.float32)
@@ -105,7 +113,9 @@ class FilterBank:
     def maps(self, images: np.ndarray, chunk: int = 128) -> np.ndarray:
         """(n, N_CHANNELS, res/2, res/2) float32 feature maps of uint8 (n, res, res, 3) images."""
         if images.ndim != 4 or images.shape[1:] != (self.resolution, self.resolution, 3):
-            raise ValueError(f"expected images of shape (n, {self.resolution}, {self.resolution}, 3), got {images.shape}")
+            raise ValueError(
+                f"expected images of shape (n, {self.resolution}, {self.resolution}, 3), got {images.shape}"
+            )
         out = np.empty((len(images), N_CHANNELS, self.grid, self.grid), dtype=np.float32)
         for start in range(0, len(images), chunk):
             out[start : start + chunk] = self._maps(images[start : start + chunk])
@@ -122,9 +132,13 @@ class FilterBank:
         low = np.abs(sfft.ifft2(spec_half[:, :1] * self.low))
         crops = spec_full[:, self.high_rows[:, :, None], self.high_cols[:, None, :]]  # (n, bands, h, h)
         high = np.abs(sfft.ifft2(crops * self.high)) * 0.25  # the envelope, sampled on the half grid
-        col = sfft.ifft2(spec_half[:, 1:, None] * self.color).real.reshape(len(x), n_col, self.grid, self.grid)
+        col = sfft.ifft2(spec_half[:, 1:, None] * self.color).real.reshape(
+            len(x), n_col, self.grid, self.grid
+        )
         col = np.sqrt(np.maximum(sfft.ifft2(sfft.fft2(col**2) * self.smooth).real, 0))
         local = sfft.ifft2(spec_half * self.smooth).real
         local[:, 0] -= 0.5
-        signed = np.stack([np.maximum(local, 0), np.maximum(-local, 0)], axis=2).reshape(len(x), 6, self.grid, self.grid)
+        signed = np.stack([np.maximum(local, 0), np.maximum(-local, 0)], axis=2).reshape(
+            len(x), 6, self.grid, self.grid
+        )
         return np.concatenate([low, high, col, signed], axis=1).astype(np.float32)

@@ -22,8 +22,14 @@ from .ventral import Ventral
 RESOLUTION = 64  # the filter bank's and the ventral network's input side
 
 
-def simulate_responses(images: np.ndarray, order: np.ndarray, n_voxels: int = 2000, seed: int = 0, noise_factor: float = 1.0,
-                       sessions: int = 1) -> tuple[np.ndarray, EncodingModel]:
+def simulate_responses(
+    images: np.ndarray,
+    order: np.ndarray,
+    n_voxels: int = 2000,
+    seed: int = 0,
+    noise_factor: float = 1.0,
+    sessions: int = 1,
+) -> tuple[np.ndarray, EncodingModel]:
     """Betas (len(order), n_voxels) float32 for the trials showing ``images[order]`` (uint8 (N, H, W, 3), any size),
     in ``sessions`` equal sessions, and the subject's noiseless encoding model."""
     from skimage.transform import resize
@@ -32,13 +38,29 @@ def simulate_responses(images: np.ndarray, order: np.ndarray, n_voxels: int = 20
 
     x = np.asarray(images)
     if x.shape[1:3] != (RESOLUTION, RESOLUTION):
-        x = np.clip(np.rint(resize(x, (len(x), RESOLUTION, RESOLUTION, 3), order=1, anti_aliasing=True, preserve_range=True)), 0, 255).astype(np.uint8)
+        x = np.clip(
+            np.rint(
+                resize(
+                    x, (len(x), RESOLUTION, RESOLUTION, 3), order=1, anti_aliasing=True, preserve_range=True
+                )
+            ),
+            0,
+            255,
+        ).astype(np.uint8)
     rng = np.random.default_rng([seed, 17])
     bank, ventral = FilterBank(RESOLUTION), Ventral()
     channel_norm = bank.maps(x[:512]).mean(axis=(0, 2, 3))
-    channel_norm = np.maximum(channel_norm, 1e-2 * channel_norm.max()).astype(np.float32)  # greyscale: colour channels are ~0
+    channel_norm = np.maximum(channel_norm, 1e-2 * channel_norm.max()).astype(
+        np.float32
+    )  # greyscale: colour channels are ~0
     params = draw_subject(rng, n_voxels)
-    meta = {"subject": "subj01", "resolution": RESOLUTION, "field_deg": FIELD_DEG, "roi_names": list(ROI_NAMES), "noise_factor": noise_factor}
+    meta = {
+        "subject": "subj01",
+        "resolution": RESOLUTION,
+        "field_deg": FIELD_DEG,
+        "roi_names": list(ROI_NAMES),
+        "noise_factor": noise_factor,
+    }
     model = EncodingModel(params, meta, ventral, channel_norm)
     ret = model.retinotopic_drive(bank.maps(x))
     sem = model.semantic_drive(ventral.semantic(x))

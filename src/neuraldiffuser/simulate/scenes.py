@@ -32,7 +32,12 @@ COLORS = {
 }
 COLOR_NAMES = tuple(COLORS)
 BACKGROUNDS = ("solid", "gradient", "stripes", "checker", "texture")
-STRIPE_ORIENTATIONS = (("horizontal", 90.0), ("vertical", 0.0), ("diagonal", 45.0), ("diagonal", 135.0))  # name, angle of variation
+STRIPE_ORIENTATIONS = (
+    ("horizontal", 90.0),
+    ("vertical", 0.0),
+    ("diagonal", 45.0),
+    ("diagonal", 135.0),
+)  # name, angle of variation
 SIZES = {"small": 0.095, "medium": 0.135, "large": 0.18}  # radius as a fraction of the image width
 ROWS = ("top", "middle", "bottom")
 COLS = ("left", "center", "right")
@@ -90,26 +95,38 @@ def sample_records(n: int, seed: int) -> list[dict]:
         bg = {"kind": kind, "color": COLOR_NAMES[bg_color[i]]}
         if kind == "stripes":
             name, angle = STRIPE_ORIENTATIONS[orient[i]]
-            bg.update(orientation=name, angle=angle, period=round(float(period[i]), 4), phase=round(float(phase[i, 0]), 4))
+            bg.update(
+                orientation=name,
+                angle=angle,
+                period=round(float(period[i]), 4),
+                phase=round(float(phase[i, 0]), 4),
+            )
         elif kind == "checker":
             bg.update(period=round(float(period[i]) * 1.4, 4), phase=[round(float(p), 4) for p in phase[i]])
         elif kind == "gradient":
             bg.update(angle=round(float(grad_angle[i]), 2))
         elif kind == "texture":
-            bg.update(waves=[[round(float(f), 4), round(float(d), 4), round(float(p), 4)] for f, d, p in zip(wave_freq[i], wave_dir[i], wave_phase[i], strict=True)])
+            bg.update(
+                waves=[
+                    [round(float(f), 4), round(float(d), 4), round(float(p), 4)]
+                    for f, d, p in zip(wave_freq[i], wave_dir[i], wave_phase[i], strict=True)
+                ]
+            )
         objects = []
         for j in range(count[i]):
             r, c = divmod(int(cells[i, j]), 3)
-            objects.append({
-                "shape": SHAPES[shape[i, j]],
-                "color": COLOR_NAMES[color[i, j]],
-                "size": size_names[size[i, j]],
-                "x": round(CELL_CENTRES[c] + float(jitter[i, j, 0]), 4),
-                "y": round(CELL_CENTRES[r] + float(jitter[i, j, 1]), 4),
-                "rotation": round(float(rotation[i, j]), 2),
-                "row": ROWS[r],
-                "col": COLS[c],
-            })
+            objects.append(
+                {
+                    "shape": SHAPES[shape[i, j]],
+                    "color": COLOR_NAMES[color[i, j]],
+                    "size": size_names[size[i, j]],
+                    "x": round(CELL_CENTRES[c] + float(jitter[i, j, 0]), 4),
+                    "y": round(CELL_CENTRES[r] + float(jitter[i, j, 1]), 4),
+                    "rotation": round(float(rotation[i, j]), 2),
+                    "row": ROWS[r],
+                    "col": COLS[c],
+                }
+            )
         records.append({"background": bg, "objects": objects})
     return records
 
@@ -145,7 +162,9 @@ def _background_mix(records: list[dict], X: np.ndarray, Y: np.ndarray, size: int
         elif kind == "checker":
             p = np.array([b["period"] for b in bgs])
             ph = np.array([b["phase"] for b in bgs])
-            s = np.sin(2 * np.pi * X / p[:, None, None] + ph[:, 0, None, None]) * np.sin(2 * np.pi * Y / p[:, None, None] + ph[:, 1, None, None])
+            s = np.sin(2 * np.pi * X / p[:, None, None] + ph[:, 0, None, None]) * np.sin(
+                2 * np.pi * Y / p[:, None, None] + ph[:, 1, None, None]
+            )
             t[idx] = _smooth_square(s, p * size)
         else:
             w = np.array([b["waves"] for b in bgs], dtype=np.float64)  # (m, waves, 3): freq, direction, phase

@@ -31,8 +31,18 @@ def attribute_vectors(records: list[dict]) -> np.ndarray:
     out = np.zeros((len(records), len(ATTRIBUTES)), dtype=np.float32)
     for i, r in enumerate(records):
         objs = r["objects"]
-        keys = [f"count:{len(objs)}", f"background:{r['background']['kind']}", f"background_color:{r['background']['color']}"]
+        keys = [
+            f"count:{len(objs)}",
+            f"background:{r['background']['kind']}",
+            f"background_color:{r['background']['color']}",
+        ]
         for o in objs:
-            keys += [f"shape:{o['shape']}", f"color:{o['color']}", f"row:{o['row']}", f"col:{o['col']}", f"size:{o['size']}"]
+            keys += [
+                f"shape:{o['shape']}",
+                f"color:{o['color']}",
+                f"row:{o['row']}",
+                f"col:{o['col']}",
+                f"size:{o['size']}",
+            ]
         out[i, [index[k] for k in keys]] = 1.0
     return out

@@ -56,7 +56,7 @@ def _tuning(rng: np.random.Generator, roi: str, ecc: np.ndarray, polar: np.ndarr
     factor = 2.5 if higher else SF_AREA_FACTOR[roi]
     pref = np.clip(24.0 / (1 + ecc / 1.2) / factor * rng.lognormal(0, 0.25, n), SF_CPI[0], SF_CPI[-1])
     width = 1.5 if higher else 1.0  # octaves
-    sf_w = np.exp(-np.log2(np.array(SF_CPI)[None, :] / pref[:, None]) ** 2 / (2 * width**2))
+    sf_w = np.exp(-(np.log2(np.array(SF_CPI)[None, :] / pref[:, None]) ** 2) / (2 * width**2))
     # Weak orientation bias, radial on average (Sasaki et al. 2006; Freeman et al. 2011). Filter
     # orientations are directions in the frequency plane: a radial grating varies across the radius.
     theta = polar + np.pi / 2 + rng.normal(0, np.deg2rad(20), n)
@@ -65,15 +65,21 @@ def _tuning(rng: np.random.Generator, roi: str, ecc: np.ndarray, polar: np.ndarr
     ori_w = 1 + amp[:, None] * np.cos(2 * (ori - theta[:, None]))
     lum = (sf_w[:, :, None] * ori_w[:, None, :]).reshape(n, -1)
     color_gain = {"hV4": 2.0, "VO": 2.5}.get(roi, 1.0)
-    col_sf = np.exp(-np.log2(np.array(COLOR_SF_CPI)[None, :] / np.minimum(pref, 8.0)[:, None]) ** 2 / 2)
+    col_sf = np.exp(-(np.log2(np.array(COLOR_SF_CPI)[None, :] / np.minimum(pref, 8.0)[:, None]) ** 2) / 2)
     col = np.concatenate([col_sf * rng.uniform(0.1, 0.4, (n, 1)) * color_gain for _ in range(2)], axis=1)
     hue = rng.uniform(0, 2 * np.pi, n)
     kappa = rng.uniform(0.2, 0.6, n) * color_gain
-    signed = np.stack([
-        rng.uniform(0, 0.3, n), rng.uniform(0, 0.3, n),
-        kappa * np.maximum(np.cos(hue), 0), kappa * np.maximum(-np.cos(hue), 0),
-        kappa * np.maximum(np.sin(hue), 0), kappa * np.maximum(-np.sin(hue), 0),
-    ], axis=1)
+    signed = np.stack(
+        [
+            rng.uniform(0, 0.3, n),
+            rng.uniform(0, 0.3, n),
+            kappa * np.maximum(np.cos(hue), 0),
+            kappa * np.maximum(-np.cos(hue), 0),
+            kappa * np.maximum(np.sin(hue), 0),
+            kappa * np.maximum(-np.sin(hue), 0),
+        ],
+        axis=1,
+    )
     out = np.concatenate([lum, col, signed], axis=1)
     assert out.shape[1] == N_CHANNELS
     return out
@@ -107,11 +113,19 @@ def draw_subject(rng: np.random.Generator, n_voxels: int) -> dict[str, np.ndarra
         polar = np.arctan2(-y, x)  # in image coordinates (y down), like the filter orientations
         logit = np.log(NOISE_CEILING[roi] / (1 - NOISE_CEILING[roi])) + rng.normal(0, NC_SPREAD, n)
         target_nc = 1 / (1 + np.exp(-logit))  # logit-normal: the ROI's median is exactly NOISE_CEILING
-        blocks.append({
-            "roi": np.full(n, code), "prf_x": x, "prf_y": y, "prf_sigma": sigma, "exponent": exponent,
-            "tuning": _tuning(rng, roi, ecc, polar), "semantic_weights": _semantic_weights(rng, roi, n),
-            "mix": mix, "target_nc": np.clip(target_nc, 0.01, 0.95),
-        })
+        blocks.append(
+            {
+                "roi": np.full(n, code),
+                "prf_x": x,
+                "prf_y": y,
+                "prf_sigma": sigma,
+                "exponent": exponent,
+                "tuning": _tuning(rng, roi, ecc, polar),
+                "semantic_weights": _semantic_weights(rng, roi, n),
+                "mix": mix,
+                "target_nc": np.clip(target_nc, 0.01, 0.95),
+            }
+        )
     params = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     params["roi"] = params["roi"].astype(np.int16)
     return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in params.items()}
@@ -122,7 +136,9 @@ def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0).astype(np.float32), np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
 
 
-def calibrate(params: dict, ret: np.ndarray, sem: np.ndarray, rng: np.random.Generator, noise_factor: float) -> None:
+def calibrate(
+    params: dict, ret: np.ndarray, sem: np.ndarray, rng: np.random.Generator, noise_factor: float
+) -> None:
     """Set standardisation from the subject's own stimuli, betas units (% signal change-like) and noise.
 
     ``noise_factor`` (per subject) scales the noise SD; the stored ``target_nc`` is the resulting

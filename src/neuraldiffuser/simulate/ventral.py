@@ -60,14 +60,26 @@ class Ventral:
             self.config = json.loads((path / "config.json").read_text())
             state = load_file(path / "model.safetensors")
         except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load the ventral network ({exc})", where=str(path), fix="reinstall the package or retrain it: python -m neuraldiffuser.simulate.ventral OUT") from None
+            raise ModelLoadError(
+                f"cannot load the ventral network ({exc})",
+                where=str(path),
+                fix="reinstall the package or retrain it: python -m neuraldiffuser.simulate.ventral OUT",
+            ) from None
         if self.config["attributes"] != ATTRIBUTES:
-            raise ModelLoadError("the ventral network's attribute list differs from this version's", where=str(path / "config.json"), fix="retrain it: python -m neuraldiffuser.simulate.ventral OUT")
+            raise ModelLoadError(
+                "the ventral network's attribute list differs from this version's",
+                where=str(path / "config.json"),
+                fix="retrain it: python -m neuraldiffuser.simulate.ventral OUT",
+            )
         self.net = build(self.config)
         try:
             self.net.load_state_dict(state)
         except RuntimeError as exc:
-            raise ModelLoadError(f"weights do not fit the network in config.json ({str(exc).splitlines()[0]})", where=str(path), fix="retrain it: python -m neuraldiffuser.simulate.ventral OUT") from None
+            raise ModelLoadError(
+                f"weights do not fit the network in config.json ({str(exc).splitlines()[0]})",
+                where=str(path),
+                fix="retrain it: python -m neuraldiffuser.simulate.ventral OUT",
+            ) from None
         self.net.eval()
         self.resolution = int(self.config["resolution"])
 
@@ -77,12 +89,24 @@ class Ventral:
         out = []
         with torch.inference_mode():
             for start in range(0, len(images), batch):
-                x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch])).permute(0, 3, 1, 2).float() / 255.0
+                x = (
+                    torch.from_numpy(np.ascontiguousarray(images[start : start + batch]))
+                    .permute(0, 3, 1, 2)
+                    .float()
+                    / 255.0
+                )
                 out.append(torch.sigmoid(self.net(x)).numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(ATTRIBUTES)), np.float32)
 
 
-def train(out: str | Path, n_scenes: int = 40000, epochs: int = 12, seed: int = 1234, batch: int = 128, threads: int = 1) -> dict:
+def train(
+    out: str | Path,
+    n_scenes: int = 40000,
+    epochs: int = 12,
+    seed: int = 1234,
+    batch: int = 128,
+    threads: int = 1,
+) -> dict:
     """Train the network on fresh procedural scenes (multi-label BCE) and save config + safetensors."""
     import torch
     from safetensors.torch import save_file
@@ -97,7 +121,9 @@ def train(out: str | Path, n_scenes: int = 40000, epochs: int = 12, seed: int = 
     x = torch.from_numpy(scenes.images).permute(0, 3, 1, 2).contiguous()
     y = torch.from_numpy(attribute_vectors(scenes.records))
     net = build(DEFAULT)
-    weight = torch.tensor([3.0 if a.startswith("shape:") else 1.0 for a in ATTRIBUTES])  # shape is the hardest attribute
+    weight = torch.tensor(
+        [3.0 if a.startswith("shape:") else 1.0 for a in ATTRIBUTES]
+    )  # shape is the hardest attribute
     opt = torch.optim.AdamW(net.parameters(), lr=5e-3, weight_decay=1e-4)
     steps = epochs * (n_scenes // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-3, total_steps=steps)
@@ -107,7 +133,9 @@ def train(out: str | Path, n_scenes: int = 40000, epochs: int = 12, seed: int = 
             for idx in torch.randperm(n_scenes, generator=gen).split(batch):
                 if len(idx) < batch:
                     continue
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x[idx].float() / 255.0), y[idx], weight=weight)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                    net(x[idx].float() / 255.0), y[idx], weight=weight
+                )
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -118,8 +146,18 @@ def train(out: str | Path, n_scenes: int = 40000, epochs: int = 12, seed: int = 
         pred = torch.sigmoid(net(x[n_scenes:].float() / 255.0)).numpy() > 0.5
     accuracy = float((pred == y[n_scenes:].numpy().astype(bool)).mean())
     out = Path(out)
-    atomic_save(out / "model.safetensors", lambda p: save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(p)))
-    atomic_write_json(out / "config.json", {**DEFAULT, "trained_on": {"n_scenes": n_scenes, "epochs": epochs, "seed": seed}, "heldout_label_accuracy": accuracy})
+    atomic_save(
+        out / "model.safetensors",
+        lambda p: save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(p)),
+    )
+    atomic_write_json(
+        out / "config.json",
+        {
+            **DEFAULT,
+            "trained_on": {"n_scenes": n_scenes, "epochs": epochs, "seed": seed},
+            "heldout_label_accuracy": accuracy,
+        },
+    )
     return {"heldout_label_accuracy": accuracy}
 
 

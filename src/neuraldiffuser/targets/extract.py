@@ -31,7 +31,15 @@ from ..utils.progress import track
 from ..utils.storage import allocated_bytes, require_free_space
 from .store import TargetStore, create_store, store_bytes, write_rows
 
-CHECKED_ATTRS = ("zoo_path", "z_mode", "z_seed", "resolution", "guidance_layers", "resize", "guidance_normalization")
+CHECKED_ATTRS = (
+    "zoo_path",
+    "z_mode",
+    "z_seed",
+    "resolution",
+    "guidance_layers",
+    "resize",
+    "guidance_normalization",
+)
 
 
 def resize_images(images: np.ndarray, size: int, method: str = "lanczos") -> np.ndarray:
@@ -47,17 +55,24 @@ def resize_images(images: np.ndarray, size: int, method: str = "lanczos") -> np.
         images = to_stack(images, max(images.shape[1:3]))  # pad only
 
     resample = {"lanczos": Image.LANCZOS, "bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[method]
-    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), resample=resample)) for im in images])
+    return np.stack(
+        [np.asarray(Image.fromarray(im).resize((size, size), resample=resample)) for im in images]
+    )
 
 
 def to_tensor(images: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """uint8 (n, H, W, 3) → float (n, 3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device=device, dtype=dtype) / 255.0
+    return (
+        torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device=device, dtype=dtype)
+        / 255.0
+    )
 
 
 def z_noise(image_index: int, seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     """The standard-normal draw of one image's z sample, fixed by (seed, image index)."""
-    g = torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), int(image_index)]).generate_state(1, np.uint64)[0] >> 1))
+    g = torch.Generator().manual_seed(
+        int(np.random.SeedSequence([int(seed), int(image_index)]).generate_state(1, np.uint64)[0] >> 1)
+    )
     return torch.randn(shape, generator=g)
 
 
@@ -89,7 +104,10 @@ def target_shapes(components: Any, keys: list[str]) -> dict[str, tuple[int, ...]
     if "z" in keys:
         shapes["z"] = tuple(components.latent_shape)
     if "c" in keys:
-        shapes["c"] = (int(components.tokenizer.model_max_length), int(components.text_encoder.config.hidden_size))
+        shapes["c"] = (
+            int(components.tokenizer.model_max_length),
+            int(components.text_encoder.config.hidden_size),
+        )
     if "g" in keys:
         enc = components.guidance
         shapes["g"] = (len(enc.layers), int(enc.tokens), int(enc.width))
@@ -98,15 +116,27 @@ def target_shapes(components: Any, keys: list[str]) -> dict[str, tuple[int, ...]
 
 def _attrs(config: Config, components: Any, dataset: Dataset) -> dict[str, Any]:
     e = config.extract
-    attrs = {"zoo_path": config.zoo.path, "z_mode": e.z_mode, "z_seed": e.z_seed, "resolution": int(components.resolution),
-             "guidance_layers": list(config.zoo.guidance_layers), "resize": e.resize, "guidance_normalization": config.zoo.guidance_normalization,
-             "g_dtype": e.g_dtype, "dataset": str(Path(dataset.root).absolute()), "dataset_fingerprint": dataset_fingerprint(dataset), "created": _dt.datetime.now().isoformat(timespec="seconds")}
+    attrs = {
+        "zoo_path": config.zoo.path,
+        "z_mode": e.z_mode,
+        "z_seed": e.z_seed,
+        "resolution": int(components.resolution),
+        "guidance_layers": list(config.zoo.guidance_layers),
+        "resize": e.resize,
+        "guidance_normalization": config.zoo.guidance_normalization,
+        "g_dtype": e.g_dtype,
+        "dataset": str(Path(dataset.root).absolute()),
+        "dataset_fingerprint": dataset_fingerprint(dataset),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
     if "z" in e.targets:
         attrs["latent_scale"] = float(components.latent_scale)
     return attrs
 
 
-def _open_or_create(out: Path, images: np.ndarray, shapes: dict, attrs: dict, dtypes: dict, overwrite: bool) -> np.ndarray:
+def _open_or_create(
+    out: Path, images: np.ndarray, shapes: dict, attrs: dict, dtypes: dict, overwrite: bool
+) -> np.ndarray:
     """Rows still to do; creates the store (atomically) or checks that an existing one matches."""
     if out.exists() and not overwrite:
         return _resume(out, images, shapes, attrs, dtypes)
@@ -125,37 +155,66 @@ def _resume(out: Path, images: np.ndarray, shapes: dict, attrs: dict, dtypes: di
     with st:
         made_from = st.attrs.get("dataset_fingerprint")
         if made_from is not None and made_from != attrs["dataset_fingerprint"]:
-            raise DataError(f"existing store was extracted from another dataset ({st.attrs.get('dataset')}: {made_from}); "
-                            f"this one is {attrs['dataset']}: {attrs['dataset_fingerprint']}", where=str(out),
-                            fix="pass --overwrite to extract this dataset into it, or choose another --out")
+            raise DataError(
+                f"existing store was extracted from another dataset ({st.attrs.get('dataset')}: {made_from}); "
+                f"this one is {attrs['dataset']}: {attrs['dataset_fingerprint']}",
+                where=str(out),
+                fix="pass --overwrite to extract this dataset into it, or choose another --out",
+            )
         if not np.array_equal(st.image, images) or set(st.keys) != set(shapes):
-            raise DataError(f"existing store holds {len(st)} images with {st.keys}, not the {len(images)} images with {sorted(shapes)} asked for", where=str(out), fix=again)
+            raise DataError(
+                f"existing store holds {len(st)} images with {st.keys}, not the {len(images)} images with {sorted(shapes)} asked for",
+                where=str(out),
+                fix=again,
+            )
         diff = [k for k in CHECKED_ATTRS if k in attrs and st.attrs.get(k) != attrs[k]]
         if diff:
-            raise DataError(f"existing store was made with other settings ({', '.join(f'{k}={st.attrs.get(k)!r}' for k in diff)})", where=str(out), fix=again)
+            raise DataError(
+                f"existing store was made with other settings ({', '.join(f'{k}={st.attrs.get(k)!r}' for k in diff)})",
+                where=str(out),
+                fix=again,
+            )
         todo = np.flatnonzero(~st.done)
     # a store from before the space was reserved at creation may still grow
-    require_free_space(out, store_bytes(len(images), shapes, dtypes) - allocated_bytes(out) if len(todo) else 0, "the rest of the target store")
+    require_free_space(
+        out,
+        store_bytes(len(images), shapes, dtypes) - allocated_bytes(out) if len(todo) else 0,
+        "the rest of the target store",
+    )
     return todo
 
 
-def _require_finite(values: dict[str, np.ndarray], images: np.ndarray, out: Path, dtypes: dict[str, str]) -> None:
+def _require_finite(
+    values: dict[str, np.ndarray], images: np.ndarray, out: Path, dtypes: dict[str, str]
+) -> None:
     """Refuse to store a batch whose targets are NaN/Inf (in their storage dtype: float16 overflows past 65504)."""
     for key, val in values.items():
         bad = ~np.isfinite(val.astype(dtypes.get(key, "float32")).reshape(len(val), -1)).all(axis=1)
         if bad.any():
-            raise RunError(f"the computed '{key}' is NaN/Inf for images {images[bad].tolist()[:8]}; that batch was not stored", where=str(out),
-                           fix="check the model weights (zoo.path) and those images" + ("; or store g as float32 (extract.g_dtype)" if key == "g" else ""))
+            raise RunError(
+                f"the computed '{key}' is NaN/Inf for images {images[bad].tolist()[:8]}; that batch was not stored",
+                where=str(out),
+                fix="check the model weights (zoo.path) and those images"
+                + ("; or store g as float32 (extract.g_dtype)" if key == "g" else ""),
+            )
 
 
-def extract_targets(config: Config, dataset: Dataset, out: str | Path, components: Any = None, overwrite: bool = False) -> Path:
+def extract_targets(
+    config: Config, dataset: Dataset, out: str | Path, components: Any = None, overwrite: bool = False
+) -> Path:
     """Extract ``config.extract.targets`` for every image of ``dataset`` into ``out``; resumes unfinished stores."""
     from ..zoo.loader import Components
 
     e = config.extract
     if e.batch_size < 1:
-        raise ConfigError(f"extract.batch_size must be at least 1, got {e.batch_size}", where="extract.batch_size", fix="e.g. --set extract.batch_size=16")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if e.device == "auto" else e.device)
+        raise ConfigError(
+            f"extract.batch_size must be at least 1, got {e.batch_size}",
+            where="extract.batch_size",
+            fix="e.g. --set extract.batch_size=16",
+        )
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if e.device == "auto" else e.device
+    )
     comp = components or Components(config.zoo, device=device)
     out = Path(out)
     images = np.arange(len(dataset.images), dtype=np.int64)
@@ -182,12 +241,19 @@ def extract_targets(config: Config, dataset: Dataset, out: str | Path, component
                 values["g"] = comp.guidance(to_tensor(raw, comp.device, comp.dtype)).float().cpu().numpy()
         _require_finite(values, idx, out, {"g": e.g_dtype})
         write_rows(out, rows, values)
-    TargetStore(out).close()  # every row written and flagged, or a clear error now rather than in a later stage
+    TargetStore(
+        out
+    ).close()  # every row written and flagged, or a clear error now rather than in a later stage
     return out
 
 
-def extract_from_arrays(stimuli: np.ndarray, captions: list[list[str]] | list[str] | None = None, config: Config | None = None,
-                        components: Any = None, keys: tuple[str, ...] = ("z", "c", "g")) -> dict[str, np.ndarray]:
+def extract_from_arrays(
+    stimuli: np.ndarray,
+    captions: list[list[str]] | list[str] | None = None,
+    config: Config | None = None,
+    components: Any = None,
+    keys: tuple[str, ...] = ("z", "c", "g"),
+) -> dict[str, np.ndarray]:
     """The targets of images held in memory, computed as ``extract`` computes them (same functions, same seeds).
 
     ``stimuli``: (N, H, W, 3) uint8; ``captions``: one caption or a list per image (needed for 'c'); ``config``:
@@ -204,7 +270,9 @@ def extract_from_arrays(stimuli: np.ndarray, captions: list[list[str]] | list[st
         raise DataError(f"'stimuli' must be uint8 images in 0…255, got dtype {stimuli.dtype}")
     if "c" in keys:
         if captions is None or len(captions) != len(stimuli):
-            raise DataError(f"'captions' must give one caption (or list of captions) for each of the {len(stimuli)} images")
+            raise DataError(
+                f"'captions' must give one caption (or list of captions) for each of the {len(stimuli)} images"
+            )
         captions = [[c] if isinstance(c, str) else list(c) for c in captions]
     comp = components or Components(config.zoo, device="cpu")
     out: dict[str, list[np.ndarray]] = {k: [] for k in keys}

@@ -35,7 +35,10 @@ class TargetStore:
             raise DataError(f"holds none of {', '.join(TARGET_KEYS)}", where=str(self.path))
         for k in self.keys:
             if self._f[k].shape[0] != len(self.image):
-                raise DataError(f"'{k}' has {self._f[k].shape[0]} rows but 'image' has {len(self.image)}", where=f"{self.path}:{k}")
+                raise DataError(
+                    f"'{k}' has {self._f[k].shape[0]} rows but 'image' has {len(self.image)}",
+                    where=f"{self.path}:{k}",
+                )
         self.attrs: dict[str, Any] = {k: _decode_attr(v) for k, v in self._f.attrs.items()}
         self._row = {int(im): i for i, im in enumerate(self.image)}
         if complete:
@@ -45,7 +48,9 @@ class TargetStore:
         return len(self.image)
 
     def __repr__(self) -> str:
-        return f"TargetStore({self.path}, n={len(self)}, {', '.join(f'{k}{self.shape(k)}' for k in self.keys)})"
+        return (
+            f"TargetStore({self.path}, n={len(self)}, {', '.join(f'{k}{self.shape(k)}' for k in self.keys)})"
+        )
 
     def shape(self, key: str) -> tuple[int, ...]:
         """Per-image shape of one target."""
@@ -65,12 +70,19 @@ class TargetStore:
         cmd = self.completing_command()
         if len(self) == 0:
             self.close()
-            raise DataError("the store holds no images", where=str(self.path), fix=f"write it again: `{cmd} --overwrite`" if cmd else "write it again")
+            raise DataError(
+                "the store holds no images",
+                where=str(self.path),
+                fix=f"write it again: `{cmd} --overwrite`" if cmd else "write it again",
+            )
         missing = int((~self.done).sum())
         if missing:
             self.close()
-            raise DataError(f"incomplete store: {missing} of {len(self)} rows were never written (an interrupted or failed run)", where=str(self.path),
-                            fix=f"complete it with `{cmd}`" if cmd else "run the command that wrote it again")
+            raise DataError(
+                f"incomplete store: {missing} of {len(self)} rows were never written (an interrupted or failed run)",
+                where=str(self.path),
+                fix=f"complete it with `{cmd}`" if cmd else "run the command that wrote it again",
+            )
 
     def require_made_from(self, dataset) -> None:
         """Refuse to pair this store with a dataset other than the one it was extracted from (when it recorded one)."""
@@ -81,14 +93,21 @@ class TargetStore:
             return
         now = dataset_fingerprint(dataset)
         if now != made_from:
-            raise DataError(f"targets were extracted from another dataset ({self.attrs.get('dataset')}: {made_from}), not {dataset.root} ({now})",
-                            where=str(self.path), fix=f"extract targets for this dataset: `neuraldiffuser extract {dataset.root} --out NEW.hdf5`")
+            raise DataError(
+                f"targets were extracted from another dataset ({self.attrs.get('dataset')}: {made_from}), not {dataset.root} ({now})",
+                where=str(self.path),
+                fix=f"extract targets for this dataset: `neuraldiffuser extract {dataset.root} --out NEW.hdf5`",
+            )
 
     def completing_command(self) -> str | None:
         """The command that resumes (completes) this store, from what it recorded."""
-        if "dataset" in self.attrs and "zoo_path" in self.attrs and "subject" not in self.attrs:  # decoded stores carry a subject
+        if (
+            "dataset" in self.attrs and "zoo_path" in self.attrs and "subject" not in self.attrs
+        ):  # decoded stores carry a subject
             config = self.path.with_name(f"{self.path.stem}.config.yaml")  # saved by the extract command
-            return f"neuraldiffuser extract {self.attrs['dataset']} --out {self.path}" + (f" --config {config}" if config.is_file() else "")
+            return f"neuraldiffuser extract {self.attrs['dataset']} --out {self.path}" + (
+                f" --config {config}" if config.is_file() else ""
+            )
         return None
 
     def rows_of(self, images) -> np.ndarray:
@@ -96,11 +115,17 @@ class TargetStore:
         out = np.empty(len(images), dtype=np.int64)
         for i, im in enumerate(np.asarray(images).tolist()):
             if im not in self._row:
-                raise DataError(f"image {im} is not in the store", where=str(self.path), fix="extract targets for every image the run uses")
+                raise DataError(
+                    f"image {im} is not in the store",
+                    where=str(self.path),
+                    fix="extract targets for every image the run uses",
+                )
             out[i] = self._row[im]
         return out
 
-    def get(self, key: str, rows, layer: int | None = None, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
+    def get(
+        self, key: str, rows, layer: int | None = None, dtype=np.float32, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Rows of one target (only ``[:, layer]`` when given) as ``dtype`` (None: as stored), or into ``out``
         (increasing rows); NaN or Inf is refused (it would train or sample to NaN without a word)."""
         rows = np.asarray(rows)
@@ -114,10 +139,17 @@ class TargetStore:
             images = np.unique(self.image[rows[bad]])
             shown = ", ".join(str(i) for i in images[:8]) + (", …" if len(images) > 8 else "")
             cmd = self.completing_command()
-            raise DataError(f"NaN/Inf in the targets of {len(images)} images ({shown})", where=f"{self.path}:{key}",
-                            fix=f"write the store again: `{cmd} --overwrite`" if cmd else "write the store again (what wrote it went wrong for those images)")
+            raise DataError(
+                f"NaN/Inf in the targets of {len(images)} images ({shown})",
+                where=f"{self.path}:{key}",
+                fix=f"write the store again: `{cmd} --overwrite`"
+                if cmd
+                else "write the store again (what wrote it went wrong for those images)",
+            )
 
-    def get_images(self, key: str, images, layer: int | None = None, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
+    def get_images(
+        self, key: str, images, layer: int | None = None, dtype=np.float32, out: np.ndarray | None = None
+    ) -> np.ndarray:
         return self.get(key, self.rows_of(images), layer, dtype, out)
 
     def dtype(self, key: str) -> np.dtype:
@@ -171,7 +203,13 @@ def create_store(
         for key, shape in shapes.items():
             dtype = np.dtype(dtypes.get(key, "float32"))
             rows = max(1, min(len(images), (1 << 20) // max(int(np.prod(shape)) * dtype.itemsize, 1)))
-            f.create_dataset(key, shape=(len(images), *shape), dtype=dtype, chunks=(rows, *shape) if len(images) else None, dcpl=_preallocated())
+            f.create_dataset(
+                key,
+                shape=(len(images), *shape),
+                dtype=dtype,
+                chunks=(rows, *shape) if len(images) else None,
+                dcpl=_preallocated(),
+            )
         for k, v in (attrs or {}).items():
             f.attrs[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
     reserve(path, name=name)
@@ -186,13 +224,19 @@ def _preallocated() -> h5py.h5p.PropDCID:
     return dcpl
 
 
-def store_bytes(n: int, shapes: Mapping[str, tuple[int, ...]], dtypes: Mapping[str, str] | None = None) -> int:
+def store_bytes(
+    n: int, shapes: Mapping[str, tuple[int, ...]], dtypes: Mapping[str, str] | None = None
+) -> int:
     """Bytes a store of ``n`` images takes on disk (without HDF5's small metadata)."""
     dtypes = dict(dtypes or {})
-    return n * (9 + sum(int(np.prod(s)) * np.dtype(dtypes.get(k, "float32")).itemsize for k, s in shapes.items()))
+    return n * (
+        9 + sum(int(np.prod(s)) * np.dtype(dtypes.get(k, "float32")).itemsize for k, s in shapes.items())
+    )
 
 
-def write_rows(path: str | Path, rows: np.ndarray, values: Mapping[str, np.ndarray], name: str | Path | None = None) -> None:
+def write_rows(
+    path: str | Path, rows: np.ndarray, values: Mapping[str, np.ndarray], name: str | Path | None = None
+) -> None:
     """Write some rows of some targets, then mark them done: the flags are set only after the rows'
     data reached the file, so a failed or killed write leaves those rows not done (to be redone)."""
     rows = np.asarray(rows, dtype=np.int64)
@@ -210,11 +254,25 @@ def write_rows(path: str | Path, rows: np.ndarray, values: Mapping[str, np.ndarr
             done[...] = flags
     except RunError as exc:
         raise RunError(f"{exc.what}; {note}", where=exc.where, fix=exc.fix) from None
-def write_store(path: str | Path, images: np.ndarray, values: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None) -> Path:
+
+
+def write_store(
+    path: str | Path,
+    images: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    attrs: Mapping[str, Any] | None = None,
+) -> Path:
     """Write a complete store in one go (decoded targets, tests), atomically."""
     from ..utils.io import atomic_path
 
     with atomic_path(path, suffix=".hdf5") as tmp:
-        create_store(tmp, images, {k: v.shape[1:] for k, v in values.items()}, {k: str(v.dtype) for k, v in values.items()}, attrs, name=path)
+        create_store(
+            tmp,
+            images,
+            {k: v.shape[1:] for k, v in values.items()},
+            {k: str(v.dtype) for k, v in values.items()},
+            attrs,
+            name=path,
+        )
         write_rows(tmp, np.arange(len(images)), values, name=path)
     return Path(path)

@@ -37,18 +37,28 @@ def check_training_arrays(betas, targets: Mapping[str, Any], images=None, subjec
     n_images = check_consistent_rows(**{f"targets['{k}']": v for k, v in values.items()})
     by_subject, image_rows = _per_subject(betas, images, subject)
     if subject not in by_subject:
-        raise DataError(f"'subject' {subject!r} is not among the subjects of 'betas' ({', '.join(by_subject)})")
+        raise DataError(
+            f"'subject' {subject!r} is not among the subjects of 'betas' ({', '.join(by_subject)})"
+        )
     xs, ims = {}, {}
     for name, x in by_subject.items():
         xs[name] = check_array(x, f"betas['{name}']" if len(by_subject) > 1 else "betas", ndim=2, min_rows=4)
         im = image_rows[name]
         if im is None:
             if len(xs[name]) != n_images:
-                raise DataError(f"'betas' has {len(xs[name])} rows and the targets {n_images}: give 'images' (the image "
-                                "index of each betas row) when they are not one row per image in order")
+                raise DataError(
+                    f"'betas' has {len(xs[name])} rows and the targets {n_images}: give 'images' (the image "
+                    "index of each betas row) when they are not one row per image in order"
+                )
             im = np.arange(n_images)
-        ims[name] = check_array(im, f"images['{name}']" if len(by_subject) > 1 else "images", ndim=1, dtype=np.int64,
-                                integer=True, value_range=(0, n_images - 1))
+        ims[name] = check_array(
+            im,
+            f"images['{name}']" if len(by_subject) > 1 else "images",
+            ndim=1,
+            dtype=np.int64,
+            integer=True,
+            value_range=(0, n_images - 1),
+        )
         check_consistent_rows(betas=xs[name], images=ims[name])
     return xs, ims, values
 
@@ -90,18 +100,38 @@ def train_from_arrays(
     n_images = len(next(iter(values.values())))
     if stimuli is None:
         stimuli = np.zeros((n_images, 1, 1, 3), np.uint8)
-    stimuli = check_array(stimuli, "stimuli", ndim=4, shape=(None, None, 3), dtype=np.uint8, value_range=(0, 255))
+    stimuli = check_array(
+        stimuli, "stimuli", ndim=4, shape=(None, None, 3), dtype=np.uint8, value_range=(0, 255)
+    )
     check_consistent_rows(stimuli=stimuli, **{f"targets['{k}']": v for k, v in values.items()})
-    arrays = {name: SubjectArrays(x, ims[name], np.ones(len(x), np.int32), np.array(["train"] * len(x))) for name, x in xs.items()}
-    data_dir = write_generic(out / "data", stimuli, {i: [""] for i in range(n_images)}, arrays, meta={"source": "train_from_arrays"})
+    arrays = {
+        name: SubjectArrays(x, ims[name], np.ones(len(x), np.int32), np.array(["train"] * len(x)))
+        for name, x in xs.items()
+    }
+    data_dir = write_generic(
+        out / "data",
+        stimuli,
+        {i: [""] for i in range(n_images)},
+        arrays,
+        meta={"source": "train_from_arrays"},
+    )
     store = write_store(out / "targets.hdf5", np.arange(n_images), values, attrs=dict(target_attrs or {}))
     pre = [s for s in xs if s != subject]
-    overrides: dict[str, Any] = {"data": {"path": str(data_dir.resolve()), "subject": subject, "layout": "generic", "pretrain_subjects": pre or "others"}}
+    overrides: dict[str, Any] = {
+        "data": {
+            "path": str(data_dir.resolve()),
+            "subject": subject,
+            "layout": "generic",
+            "pretrain_subjects": pre or "others",
+        }
+    }
     if not pre:
         overrides["train"] = {"stages": ["finetune"]}  # one subject: nothing to pretrain on
     from ..config.load import deep_merge
 
-    base = config.model_dump(mode="json") if config is not None else load_config("mini").model_dump(mode="json")
+    base = (
+        config.model_dump(mode="json") if config is not None else load_config("mini").model_dump(mode="json")
+    )
     cfg = Config.model_validate(deep_merge(base, overrides))
     save_config(cfg, out)
     train_decoders(cfg, out, store)

@@ -39,7 +39,9 @@ def adapt_to_data(config: Config, ds: Dataset, verbose: bool = True) -> Config:
     others = [s for s in ds.subjects if s != target.name]
     if "pretrain" in cfg.train.stages and cfg.data.pretrain_subjects == "others" and not others:
         cfg.train.stages = ["finetune"]
-        notes.append(f"only one subject ({target.name}): no pretraining, fine-tuning from scratch (train.stages=[finetune])")
+        notes.append(
+            f"only one subject ({target.name}): no pretraining, fine-tuning from scratch (train.stages=[finetune])"
+        )
     if getattr(cfg.train, "auto_scale", False):
         notes += _scale(cfg, target)
     if verbose:
@@ -62,17 +64,28 @@ def _scale(cfg: Config, subject) -> list[str]:
     eligible = int((counts >= cfg.data.test_repeats).sum())
     holdout = min(cfg.data.holdout_images, len(train_images) // 5, eligible)
     if holdout != cfg.data.holdout_images:
-        notes.append(f"data.holdout_images {cfg.data.holdout_images} → {holdout} (at most a fifth of {len(train_images)} training images, "
-                     f"{eligible} of them shown data.test_repeats={cfg.data.test_repeats}×)")
+        notes.append(
+            f"data.holdout_images {cfg.data.holdout_images} → {holdout} (at most a fifth of {len(train_images)} training images, "
+            f"{eligible} of them shown data.test_repeats={cfg.data.test_repeats}×)"
+        )
         cfg.data.holdout_images = holdout
     n = len(training_rows(subject, cfg.data, cfg.seed))  # the target's sessions, without the held-out images
     batch = max(1, min(cfg.train.batch_size, n))
     steps_per_epoch = math.ceil(n / batch)
     epochs = int(np.clip(math.ceil(AUTO_STEPS / steps_per_epoch), AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS))
-    changed = (batch, steps_per_epoch * batch, epochs) != (cfg.train.batch_size, cfg.train.epoch_samples, cfg.train.finetune_epochs)
-    cfg.train.batch_size, cfg.train.epoch_samples, cfg.train.finetune_epochs = batch, steps_per_epoch * batch, epochs
+    changed = (batch, steps_per_epoch * batch, epochs) != (
+        cfg.train.batch_size,
+        cfg.train.epoch_samples,
+        cfg.train.finetune_epochs,
+    )
+    cfg.train.batch_size, cfg.train.epoch_samples, cfg.train.finetune_epochs = (
+        batch,
+        steps_per_epoch * batch,
+        epochs,
+    )
     if changed:
-        notes.append(f"{n} training trials: batch {batch}, {steps_per_epoch} steps per epoch (every trial each epoch), "
-                     f"{epochs} fine-tuning epochs = {epochs * steps_per_epoch} steps (train.auto_scale)")
+        notes.append(
+            f"{n} training trials: batch {batch}, {steps_per_epoch} steps per epoch (every trial each epoch), "
+            f"{epochs} fine-tuning epochs = {epochs * steps_per_epoch} steps (train.auto_scale)"
+        )
     return notes
-

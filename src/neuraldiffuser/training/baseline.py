@@ -22,6 +22,8 @@ def fit_ridge(config: Config, data: TrainingData, out: Path):
     import torch
 
     device = "cuda" if torch.cuda.is_available() and not config.train.cpu else "cpu"
-    ridge = RidgeDecoder(config.train.ridge_alphas, config.train.ridge_val_fraction, seed=config.seed, device=device)
+    ridge = RidgeDecoder(
+        config.train.ridge_alphas, config.train.ridge_val_fraction, seed=config.seed, device=device
+    )
     ridge.fit(x, ys, images=images)
     return ridge.save(out)

@@ -22,7 +22,13 @@ HeadKey = tuple[str, "int | None"]  # (store key, g layer or None)
 
 
 def human_bytes(n: float) -> str:
-    return f"{n / 2**30:.2f} GB" if n >= 2**28 else f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} kB"
+    return (
+        f"{n / 2**30:.2f} GB"
+        if n >= 2**28
+        else f"{n / 2**20:.1f} MB"
+        if n >= 2**20
+        else f"{n / 2**10:.0f} kB"
+    )
 
 
 def step_rng(*keys: int) -> np.random.Generator:
@@ -54,7 +60,14 @@ class TrainingData:
     Preloaded or not, a batch holds the same values.
     """
 
-    def __init__(self, pools: list[Pool], store: TargetStore, heads: dict[str, HeadKey], preload_gb: float = 4.0, preload: bool = True):
+    def __init__(
+        self,
+        pools: list[Pool],
+        store: TargetStore,
+        heads: dict[str, HeadKey],
+        preload_gb: float = 4.0,
+        preload: bool = True,
+    ):
         self.pools, self.store, self.heads = pools, store, dict(heads)
         self.preload_gb = float(preload_gb)
         self._targets: dict[str, np.ndarray] = {}  # head -> (images, ...) float32; shared with views
@@ -103,8 +116,10 @@ class TrainingData:
                 loaded.append(f"{name} {human_bytes(n)}")
             else:
                 lazy.append(f"{name} {human_bytes(n)}")
-        self.preload_note = (f"data in RAM (train.preload_gb={self.preload_gb:g}): {', '.join(loaded) or 'nothing'}"
-                             + (f"; read from disk per batch (over the budget): {', '.join(lazy)}" if lazy else ""))
+        self.preload_note = (
+            f"data in RAM (train.preload_gb={self.preload_gb:g}): {', '.join(loaded) or 'nothing'}"
+            + (f"; read from disk per batch (over the budget): {', '.join(lazy)}" if lazy else "")
+        )
         return self.preload_note
 
     def release(self) -> None:
@@ -114,19 +129,27 @@ class TrainingData:
         self._targets.clear()
 
     def _load_pool(self, p: Pool, block: int = 512) -> None:
-        out = np.empty((len(p.rows), p.subject.n_voxels), dtype=np.float32)  # filled block by block: no 3x peak
+        out = np.empty(
+            (len(p.rows), p.subject.n_voxels), dtype=np.float32
+        )  # filled block by block: no 3x peak
         for a in range(0, len(p.rows), block):
-            out[a : a + block] = p.scaler.transform(p.subject.read(p.rows[a : a + block]))  # same values as a batch read
+            out[a : a + block] = p.scaler.transform(
+                p.subject.read(p.rows[a : a + block])
+            )  # same values as a batch read
         p.voxels = out
 
     def _load_head(self, head: str, images: np.ndarray, block: int = 256) -> None:
         key, layer = self.heads[head]
-        out = np.empty((len(images), *self.head_shape(head)), dtype=np.float32)  # float32 (also for fp16 g): a batch is then a bare gather
+        out = np.empty(
+            (len(images), *self.head_shape(head)), dtype=np.float32
+        )  # float32 (also for fp16 g): a batch is then a bare gather
         rows = self.store.rows_of(images)
         order = np.argsort(rows, kind="stable")
         for a in range(0, len(images), block):
             part = order[a : a + block]
-            if (np.diff(part) == 1).all():  # the store holds these images in this order: read straight into place
+            if (
+                np.diff(part) == 1
+            ).all():  # the store holds these images in this order: read straight into place
                 self.store.get(key, rows[part], layer, out=out[part[0] : part[-1] + 1])
             else:
                 out[part] = self.store.get(key, rows[part], layer, dtype=None)
@@ -154,7 +177,10 @@ class TrainingData:
     def per_subject(self, batch: int) -> int:
         k = batch // len(self.pools)
         if k < 1:
-            raise ConfigError(f"train.batch_size {batch} is smaller than the {len(self.pools)} subjects it is split across", fix="raise train.batch_size")
+            raise ConfigError(
+                f"train.batch_size {batch} is smaller than the {len(self.pools)} subjects it is split across",
+                fix="raise train.batch_size",
+            )
         return k
 
     def epoch_plan(self, seed: int, stage: int, epoch: int, steps: int, per_subject: int) -> list[np.ndarray]:
@@ -177,4 +203,9 @@ class TrainingData:
             images.append(p.images[rows])
             names.append((p.name, len(rows)))
         images_all = np.concatenate(images)
-        return {"names": names, "voxels": voxels, "images": images_all, "targets": self.targets_of(images_all)}
+        return {
+            "names": names,
+            "voxels": voxels,
+            "images": images_all,
+            "targets": self.targets_of(images_all),
+        }

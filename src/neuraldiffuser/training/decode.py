@@ -34,7 +34,9 @@ def assemble(per_head: dict[str, np.ndarray], heads: dict[str, list]) -> dict[st
     """Head outputs → store keys: 'c', 'z', and 'g' stacked over layers as (n, L, tokens, width)."""
     out = {}
     for key in ("z", "c", "g"):
-        names = sorted((h for h, (k, _) in heads.items() if k == key and h in per_head), key=lambda h: heads[h][1] or 0)
+        names = sorted(
+            (h for h, (k, _) in heads.items() if k == key and h in per_head), key=lambda h: heads[h][1] or 0
+        )
         if not names:
             continue
         out[key] = np.stack([per_head[h] for h in names], axis=1) if key == "g" else per_head[names[0]]
@@ -50,10 +52,19 @@ def load_decoders(dec_dir: Path, manifest: dict, device: torch.device) -> dict:
     """The manifest's models from ``dec_dir``, in eval mode on ``device``."""
     from ..models.brain import BrainDecoder
 
-    return {name: BrainDecoder.from_pretrained(dec_dir / name).to(device).eval() for name in manifest["models"]}
+    return {
+        name: BrainDecoder.from_pretrained(dec_dir / name).to(device).eval() for name in manifest["models"]
+    }
 
 
-def run_neural(config: Config, dec_dir: Path, manifest: dict, x: np.ndarray, device: torch.device, models: dict | None = None) -> dict[str, np.ndarray]:
+def run_neural(
+    config: Config,
+    dec_dir: Path,
+    manifest: dict,
+    x: np.ndarray,
+    device: torch.device,
+    models: dict | None = None,
+) -> dict[str, np.ndarray]:
     """Every decoder of the manifest (loaded from ``dec_dir`` unless ``models`` are given) on scaled test voxels
     (n, V) or (n, R, V); returns per-head arrays."""
     d = config.decode
@@ -64,14 +75,37 @@ def run_neural(config: Config, dec_dir: Path, manifest: dict, x: np.ndarray, dev
         for xb in track(list(_batches(x, d.batch_size)), f"decode {name}"):
             reps = [xb] if xb.ndim == 2 else [xb[:, r] for r in range(xb.shape[1])]
             with torch.no_grad():
-                outs = [model.decode(subject, torch.from_numpy(np.ascontiguousarray(r)).to(device), d.prior_steps, d.prior_eta, d.prior_cond_scale, d.use_prior, gen, d.prior_samples) for r in reps]
+                outs = [
+                    model.decode(
+                        subject,
+                        torch.from_numpy(np.ascontiguousarray(r)).to(device),
+                        d.prior_steps,
+                        d.prior_eta,
+                        d.prior_cond_scale,
+                        d.use_prior,
+                        gen,
+                        d.prior_samples,
+                    )
+                    for r in reps
+                ]
             for h in outs[0]:
-                per_head.setdefault(h, []).append(torch.stack([o[h].float() for o in outs]).mean(0).cpu().numpy())
+                per_head.setdefault(h, []).append(
+                    torch.stack([o[h].float() for o in outs]).mean(0).cpu().numpy()
+                )
     return {h: np.concatenate(v) for h, v in per_head.items()}
 
 
-def predict_targets(config: Config, manifest: dict, x: np.ndarray, *, models: dict | None = None, ridge=None,
-                    z_stats: dict | None = None, dec_dir: Path | None = None, device: torch.device | None = None) -> dict[str, np.ndarray]:
+def predict_targets(
+    config: Config,
+    manifest: dict,
+    x: np.ndarray,
+    *,
+    models: dict | None = None,
+    ridge=None,
+    z_stats: dict | None = None,
+    dec_dir: Path | None = None,
+    device: torch.device | None = None,
+) -> dict[str, np.ndarray]:
     """Scaled voxels (n, V) or (n, R, V) → {'c', 'z', 'g'} float32 arrays: the neural decoders (or ``ridge``),
     assembled per target, z matched to the training statistics when ``decode.z_match`` is on."""
     if ridge is not None:
@@ -79,7 +113,9 @@ def predict_targets(config: Config, manifest: dict, x: np.ndarray, *, models: di
         preds = [ridge.predict(r) for r in reps]
         per_head = {h: np.mean([p[h] for p in preds], axis=0) for h in preds[0]}
     else:
-        device = device or torch.device("cuda" if torch.cuda.is_available() and not config.train.cpu else "cpu")
+        device = device or torch.device(
+            "cuda" if torch.cuda.is_available() and not config.train.cpu else "cpu"
+        )
         per_head = run_neural(config, dec_dir, manifest, x, device, models)
     values = assemble(per_head, manifest["heads"])
     if "z" in values and config.decode.z_match:
@@ -98,10 +134,14 @@ def decode_test(config: Config, run_dir: str | Path, out: str | Path, method: st
     subj = ds.subject(manifest["subject"])
     test = subj.test_set(config.data.test_repeats, config.data.test_order)
     attrs = {"test_order": test.order, "padded": test.padded.sum(1).tolist()}
-    return decode_betas(config, run_dir, subj.test_betas(test, config.data.average), test.images, out, method, attrs)
+    return decode_betas(
+        config, run_dir, subj.test_betas(test, config.data.average), test.images, out, method, attrs
+    )
 
 
-def decode_holdout(config: Config, run_dir: str | Path, out: str | Path, method: str = "neuraldiffuser") -> Path:
+def decode_holdout(
+    config: Config, run_dir: str | Path, out: str | Path, method: str = "neuraldiffuser"
+) -> Path:
     """Decode the images the run held out of training (``data.holdout_images``), repeats gathered as for the test set."""
     from ..data.splits import holdout_set
 
@@ -110,15 +150,27 @@ def decode_holdout(config: Config, run_dir: str | Path, out: str | Path, method:
     subj = ds.subject(manifest["subject"])
     held = holdout_set(subj, config.data, config.seed)
     if held is None or manifest.get("holdout_images", 0) != config.data.holdout_images:
-        raise ConfigError(f"the run held out {manifest.get('holdout_images', 0)} images; the config says data.holdout_images "
-                          f"= {config.data.holdout_images}", where=str(Path(run_dir) / "decoders" / "manifest.json"),
-                          fix="train with --set data.holdout_images=N (N > 0) and decode with the run's own config")
+        raise ConfigError(
+            f"the run held out {manifest.get('holdout_images', 0)} images; the config says data.holdout_images "
+            f"= {config.data.holdout_images}",
+            where=str(Path(run_dir) / "decoders" / "manifest.json"),
+            fix="train with --set data.holdout_images=N (N > 0) and decode with the run's own config",
+        )
     attrs = {"split": "holdout", "holdout_seed": int(config.seed)}
-    return decode_betas(config, run_dir, subj.test_betas(held, config.data.average), held.images, out, method, attrs)
+    return decode_betas(
+        config, run_dir, subj.test_betas(held, config.data.average), held.images, out, method, attrs
+    )
 
 
-def decode_betas(config: Config, run_dir: str | Path, betas: np.ndarray, images: np.ndarray, out: str | Path,
-                 method: str = "neuraldiffuser", attrs: dict[str, Any] | None = None) -> Path:
+def decode_betas(
+    config: Config,
+    run_dir: str | Path,
+    betas: np.ndarray,
+    images: np.ndarray,
+    out: str | Path,
+    method: str = "neuraldiffuser",
+    attrs: dict[str, Any] | None = None,
+) -> Path:
     """Decode raw betas (n, V), or (n, R, V) per repeat, of ``images`` into a store at ``out``.
 
     The test set goes through here, and so does any other set of trials (e.g. a validation session).
@@ -135,10 +187,27 @@ def decode_betas(config: Config, run_dir: str | Path, betas: np.ndarray, images:
 
         ridge = RidgeDecoder.load(run_dir / "ridge")
     values = predict_targets(config, manifest, x, ridge=ridge, dec_dir=dec_dir)
-    attrs = {**manifest.get("targets_attrs", {}), "subject": manifest["subject"], "average": config.data.average,
-             "method": method, "source_run": str(run_dir.resolve()), **(attrs or {}),
-             "prior_steps": config.decode.prior_steps, "prior_eta": config.decode.prior_eta, "prior_samples": config.decode.prior_samples,
-             "use_prior": config.decode.use_prior, "z_match": bool(config.decode.z_match), "seed": int(config.seed if config.decode.seed is None else config.decode.seed),
-             "created": _dt.datetime.now().isoformat(timespec="seconds")}
-    values = {k: v.astype(np.float16 if k == "g" and manifest.get("targets_attrs", {}).get("g_dtype") == "float16" else np.float32) for k, v in values.items()}
+    attrs = {
+        **manifest.get("targets_attrs", {}),
+        "subject": manifest["subject"],
+        "average": config.data.average,
+        "method": method,
+        "source_run": str(run_dir.resolve()),
+        **(attrs or {}),
+        "prior_steps": config.decode.prior_steps,
+        "prior_eta": config.decode.prior_eta,
+        "prior_samples": config.decode.prior_samples,
+        "use_prior": config.decode.use_prior,
+        "z_match": bool(config.decode.z_match),
+        "seed": int(config.seed if config.decode.seed is None else config.decode.seed),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    values = {
+        k: v.astype(
+            np.float16
+            if k == "g" and manifest.get("targets_attrs", {}).get("g_dtype") == "float16"
+            else np.float32
+        )
+        for k, v in values.items()
+    }
     return write_store(out, np.asarray(images), values, attrs)

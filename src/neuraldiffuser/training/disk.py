@@ -32,7 +32,9 @@ def run_disk_bytes(stages: Iterable[tuple[int, bool]], keep: int, keep_finished:
     """Bytes a run still has to write. ``stages``: (parameters, is the target's last stage) of each stage to train."""
     finals, transient, kept = 0, 0, 0
     for params, last in stages:
-        finals += params * MODEL_BYTES_PER_PARAM * (2 if last else 1)  # RUN/decoders/ copies the last stage's model
+        finals += (
+            params * MODEL_BYTES_PER_PARAM * (2 if last else 1)
+        )  # RUN/decoders/ copies the last stage's model
         ckpt = params * CHECKPOINT_BYTES_PER_PARAM
         transient = max(transient, (max(keep, 1) + 1) * ckpt)
         kept += max(keep, 1) * ckpt if keep_finished else 0

@@ -61,21 +61,37 @@ class StagePlan:
 class Trainer:
     """Trains ``model`` on ``data`` for one stage and writes ``out_dir/model`` (config.json + safetensors)."""
 
-    def __init__(self, accelerator: Any, model: torch.nn.Module, data: TrainingData, cfg: TrainConfig, plan: StagePlan, seed: int, latent_scale: float = 1.0):
+    def __init__(
+        self,
+        accelerator: Any,
+        model: torch.nn.Module,
+        data: TrainingData,
+        cfg: TrainConfig,
+        plan: StagePlan,
+        seed: int,
+        latent_scale: float = 1.0,
+    ):
         self.acc, self.data, self.cfg, self.plan, self.seed = accelerator, data, cfg, plan, int(seed)
         self.latent_scale = float(latent_scale)
         self.per_subject = data.per_subject(cfg.batch_size)
         self.batch = self.per_subject * len(data.pools)
         if self.batch % accelerator.num_processes:
-            raise ConfigError(f"global batch {self.batch} does not split evenly across {accelerator.num_processes} processes", fix="choose train.batch_size as a multiple of (subjects × processes)")
+            raise ConfigError(
+                f"global batch {self.batch} does not split evenly across {accelerator.num_processes} processes",
+                fix="choose train.batch_size as a multiple of (subjects × processes)",
+            )
         self.local = self.batch // accelerator.num_processes
         self.steps_per_epoch = max(1, (cfg.epoch_samples or data.n_trials) // self.batch)
         self.total = plan.epochs * self.steps_per_epoch
-        self.schedule = ContrastiveSchedule(plan.epochs, cfg.mixco_fraction, cfg.mixco_temperature, *cfg.softclip_temperature)
+        self.schedule = ContrastiveSchedule(
+            plan.epochs, cfg.mixco_fraction, cfg.mixco_temperature, *cfg.softclip_temperature
+        )
         self.token_heads = model.token_heads()
         self.priors = {h: model.targets[h].prior for h in self.token_heads}
         optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
-        self.sched = make_onecycle(optimizer, cfg.lr, self.total, cfg.pct_start, cfg.div_factor, cfg.final_div_factor)
+        self.sched = make_onecycle(
+            optimizer, cfg.lr, self.total, cfg.pct_start, cfg.div_factor, cfg.final_div_factor
+        )
         # the Accelerator is made with step_scheduler_with_optimizer=False, so the schedule steps once per step
         self.model, self.opt, self.sched = accelerator.prepare(model, optimizer, self.sched)
         self._plan_epoch, self._plan = -1, None
@@ -86,7 +102,9 @@ class Trainer:
         """The global batch of ``step`` (called in order, from the prefetch thread)."""
         epoch, k = divmod(step, self.steps_per_epoch)
         if epoch != self._plan_epoch:
-            self._plan = self.data.epoch_plan(self.seed, self.plan.code, epoch, self.steps_per_epoch, self.per_subject)
+            self._plan = self.data.epoch_plan(
+                self.seed, self.plan.code, epoch, self.steps_per_epoch, self.per_subject
+            )
             self._plan_epoch = epoch
         return self.data.global_batch(self._plan, k)
 
@@ -120,7 +138,15 @@ class Trainer:
             if a < b:
                 groups.append((name, v[a - start : b - start].to(dev)))
             start += n
-        ctx = StepContext(phase, temp, targets, lo, hi, None if perm is None else perm.to(dev), None if lam is None else lam.to(dev))
+        ctx = StepContext(
+            phase,
+            temp,
+            targets,
+            lo,
+            hi,
+            None if perm is None else perm.to(dev),
+            None if lam is None else lam.to(dev),
+        )
         torch.manual_seed(int(rng.integers(2**62)) + self.acc.process_index)  # dropout
         return groups, prior_inputs, ctx
 
@@ -147,7 +173,11 @@ class Trainer:
             start = int(checkpoint.load(self.acc, found)["step"])
         t0, logs, last_saved = time.perf_counter(), {}, start
         tag = f"{self.plan.stage}/{self.plan.model_name}"
-        bar_ctx = progress_bar(f"{self.plan.stage} {self.plan.model_name}", self.total) if self.acc.is_main_process else _silent()
+        bar_ctx = (
+            progress_bar(f"{self.plan.stage} {self.plan.model_name}", self.total)
+            if self.acc.is_main_process
+            else _silent()
+        )
         # the next batch is read while this step runs (same batches, in the same order: a thread, not a reorder)
         with bar_ctx as bar, ThreadPoolExecutor(1, thread_name_prefix="batches") as reader:
             bar.set_completed(start)
@@ -167,11 +197,22 @@ class Trainer:
                 if done % max(self.cfg.checkpoint_every, 1) == 0 and done < self.total:
                     checkpoint.save(self.acc, ckpt_root, done, self._state(), self.cfg.keep_checkpoints)
                     last_saved = done
-        if last_saved != self.total and self.cfg.keep_finished_checkpoints:  # else the final model is all that stays
+        if (
+            last_saved != self.total and self.cfg.keep_finished_checkpoints
+        ):  # else the final model is all that stays
             checkpoint.save(self.acc, ckpt_root, self.total, self._state(), self.cfg.keep_checkpoints)
-        summary = {"stage": self.plan.stage, "model": self.plan.model_name, "steps": self.total, "resumed_from": start,
-                   "steps_per_epoch": self.steps_per_epoch, "global_batch": self.batch, "processes": self.acc.num_processes,
-                   "data": self.data.preload_note, "seconds": time.perf_counter() - t0, "final": logs}
+        summary = {
+            "stage": self.plan.stage,
+            "model": self.plan.model_name,
+            "steps": self.total,
+            "resumed_from": start,
+            "steps_per_epoch": self.steps_per_epoch,
+            "global_batch": self.batch,
+            "processes": self.acc.num_processes,
+            "data": self.data.preload_note,
+            "seconds": time.perf_counter() - t0,
+            "final": logs,
+        }
         self._save_final(summary)
         return summary
 
@@ -182,12 +223,24 @@ class Trainer:
             flag = torch.tensor([float(ok)], device=self.acc.device)
             ok = bool(self.acc.reduce(flag, reduction="sum").item() == self.acc.num_processes)
         if not ok:
-            kept = f"the last checkpoint (step {last_saved}) is kept" if last_saved else "no checkpoint was written"
-            raise RunError(f"training diverged: the loss is {loss} at step {step} of {self.total}; {kept}",
-                           where=f"{self.plan.out_dir}", fix="start a new run (another --out) with a lower train.lr, or check the betas and targets")
+            kept = (
+                f"the last checkpoint (step {last_saved}) is kept"
+                if last_saved
+                else "no checkpoint was written"
+            )
+            raise RunError(
+                f"training diverged: the loss is {loss} at step {step} of {self.total}; {kept}",
+                where=f"{self.plan.out_dir}",
+                fix="start a new run (another --out) with a lower train.lr, or check the betas and targets",
+            )
 
     def _state(self) -> dict[str, Any]:
-        return {"stage": self.plan.stage, "model": self.plan.model_name, "total_steps": self.total, "seed": self.seed}
+        return {
+            "stage": self.plan.stage,
+            "model": self.plan.model_name,
+            "total_steps": self.total,
+            "seed": self.seed,
+        }
 
     def _save_final(self, summary: dict[str, Any]) -> None:
         self.acc.wait_for_everyone()
@@ -197,7 +250,9 @@ class Trainer:
                 model.save_pretrained(tmp)
                 atomic_write_json(tmp / "training.json", summary)
         if self.acc.is_main_process and not self.cfg.keep_finished_checkpoints:
-            shutil.rmtree(self.plan.out_dir / "checkpoints", ignore_errors=True)  # resume skips a stage whose model/ exists
+            shutil.rmtree(
+                self.plan.out_dir / "checkpoints", ignore_errors=True
+            )  # resume skips a stage whose model/ exists
         self.acc.wait_for_everyone()
         # what accelerate's free_memory does, without its gc.collect() (about a second per call on a big heap):
         # forget this stage's prepared objects so the next stage's checkpoints hold only its own

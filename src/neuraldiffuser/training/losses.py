@@ -17,7 +17,9 @@ def flat_normalize(x: torch.Tensor) -> torch.Tensor:
     return F.normalize(x.flatten(1).float(), dim=-1)
 
 
-def mixco_draws(batch: int, rng: np.random.Generator, beta: float = 0.15, prob: float = 0.5) -> dict[str, np.ndarray]:
+def mixco_draws(
+    batch: int, rng: np.random.Generator, beta: float = 0.15, prob: float = 0.5
+) -> dict[str, np.ndarray]:
     """Random draws of voxel mixup for one group of ``batch`` samples: a partner permutation, the mixing
     weight λ ~ Beta(beta, beta) and which samples are mixed (probability ``prob``); λ = 1 for the rest."""
     perm = rng.permutation(batch)
@@ -54,7 +56,13 @@ def mixco_targets(perm: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     return probs
 
 
-def bimixco_loss(preds: torch.Tensor, targets: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor, temperature: float = 0.006) -> torch.Tensor:
+def bimixco_loss(
+    preds: torch.Tensor,
+    targets: torch.Tensor,
+    perm: torch.Tensor,
+    lam: torch.Tensor,
+    temperature: float = 0.006,
+) -> torch.Tensor:
     """Bidirectional MixCo: soft cross-entropy of preds·targetsᵀ/τ against the mixup soft labels, both ways.
 
     (The soft label matrix adds 1 − λ on the partner, so a sample drawn as its own partner keeps a total
@@ -88,7 +96,9 @@ class ContrastiveSchedule:
     """Which contrastive loss and temperature each epoch uses: BiMixCo for the first
     ``int(fraction · epochs)`` epochs, then SoftCLIP with a temperature annealed from start to end."""
 
-    def __init__(self, epochs: int, fraction: float, mixco_temperature: float, soft_start: float, soft_end: float):
+    def __init__(
+        self, epochs: int, fraction: float, mixco_temperature: float, soft_start: float, soft_end: float
+    ):
         self.epochs = int(epochs)
         self.mixco_epochs = int(fraction * epochs)
         self.mixco_temperature = float(mixco_temperature)

@@ -31,14 +31,18 @@ class StepContext:
     lam: torch.Tensor | None
 
 
-def objective(outputs: dict[str, dict[str, torch.Tensor]], ctx: StepContext, cfg: TrainConfig, latent_scale: float) -> tuple[torch.Tensor, dict[str, float]]:
+def objective(
+    outputs: dict[str, dict[str, torch.Tensor]], ctx: StepContext, cfg: TrainConfig, latent_scale: float
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its parts (for logging)."""
     total = torch.zeros((), device=next(iter(next(iter(outputs.values())).values())).device)
     logs: dict[str, float] = {}
     for head, out in outputs.items():
         target = ctx.targets[head]
         if "tokens" in out:
-            reg = prior_mse(out["reg_pred"], out["reg_target"])  # the prior's x0, or the head itself without a prior
+            reg = prior_mse(
+                out["reg_pred"], out["reg_target"]
+            )  # the prior's x0, or the head itself without a prior
             preds = gather_with_grad(flat_normalize(out["proj"]))
             targs = flat_normalize(target)
             if ctx.phase == "bimixco" and ctx.perm is not None:

@@ -23,10 +23,22 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.op
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, fused=fused)
 
 
-def make_onecycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int, pct_start: float, div_factor: float = 25.0, final_div_factor: float = 1000.0):
+def make_onecycle(
+    optimizer: torch.optim.Optimizer,
+    max_lr: float,
+    total_steps: int,
+    pct_start: float,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1000.0,
+):
     """OneCycle with cosine annealing: lr rises from max_lr/div to max_lr over ``pct_start`` of the steps,
     then falls to max_lr/(div·final_div). Momentum (Adam's β1) cycles as torch's default does."""
     return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=max_lr, total_steps=max(int(total_steps), 2), pct_start=pct_start,
-        div_factor=div_factor, final_div_factor=final_div_factor, anneal_strategy="cos",
+        optimizer,
+        max_lr=max_lr,
+        total_steps=max(int(total_steps), 2),
+        pct_start=pct_start,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
+        anneal_strategy="cos",
     )

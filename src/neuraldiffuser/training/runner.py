@@ -50,8 +50,10 @@ def make_accelerator(config: Config, run_dir: Path):
     cfg = config.train
     _release_state(cfg.mixed_precision)
     acc = Accelerator(
-        cpu=cfg.cpu or not torch.cuda.is_available(),  # accelerate only sets up several CPU processes with cpu=True
-        mixed_precision=cfg.mixed_precision, step_scheduler_with_optimizer=False,
+        cpu=cfg.cpu
+        or not torch.cuda.is_available(),  # accelerate only sets up several CPU processes with cpu=True
+        mixed_precision=cfg.mixed_precision,
+        step_scheduler_with_optimizer=False,
         log_with="tensorboard" if cfg.tensorboard else None,
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
@@ -65,7 +67,11 @@ def _release_state(mixed_precision: str) -> None:
     from accelerate.state import AcceleratorState
 
     state = AcceleratorState._shared_state
-    if state and state.get("_mixed_precision") not in (None, mixed_precision) and state.get("num_processes", 1) == 1:
+    if (
+        state
+        and state.get("_mixed_precision") not in (None, mixed_precision)
+        and state.get("num_processes", 1) == 1
+    ):
         AcceleratorState._reset_state(reset_partial_state=True)
 
 
@@ -74,11 +80,17 @@ def subjects_of(config: Config, ds: Dataset) -> tuple[str, list[str]]:
     pre = config.data.pretrain_subjects
     names = [s for s in ds.subjects if s != target] if pre == "others" else [ds.subject(s).name for s in pre]
     if "pretrain" in config.train.stages and not names:
-        raise ConfigError("pretraining needs at least one subject besides the target", where="data.pretrain_subjects", fix="add subjects or set train.stages: [finetune]")
+        raise ConfigError(
+            "pretraining needs at least one subject besides the target",
+            where="data.pretrain_subjects",
+            fix="add subjects or set train.stages: [finetune]",
+        )
     return target, names
 
 
-def fit_scalers(config: Config, ds: Dataset, names: list[str], run_dir: Path, is_main: bool) -> dict[str, VoxelScaler]:
+def fit_scalers(
+    config: Config, ds: Dataset, names: list[str], run_dir: Path, is_main: bool
+) -> dict[str, VoxelScaler]:
     """Per-subject voxel z-scoring on that subject's training rows (the target: only the sessions it trains on)."""
     out = {}
     for name in names:
@@ -114,7 +126,16 @@ class _Run:
     """What the stages of one run share: the accelerator, the pools, each stage's data (read once, for all
     models) and the target statistics."""
 
-    def __init__(self, config: Config, run_dir: Path, acc, store: TargetStore, heads: dict, pre_pools: list[Pool], tgt_pools: list[Pool]):
+    def __init__(
+        self,
+        config: Config,
+        run_dir: Path,
+        acc,
+        store: TargetStore,
+        heads: dict,
+        pre_pools: list[Pool],
+        tgt_pools: list[Pool],
+    ):
         self.config, self.run_dir, self.acc, self.store, self.heads = config, run_dir, acc, store, heads
         self.pools = {"pretrain": pre_pools, "finetune": tgt_pools}
         self.all_heads = stage_heads(config, store, heads)
@@ -125,7 +146,9 @@ class _Run:
 
     def data(self, stage: str) -> TrainingData:
         if stage not in self._data:
-            self._data[stage] = TrainingData(self.pools[stage], self.store, self.all_heads, self.config.train.preload_gb, preload=False)
+            self._data[stage] = TrainingData(
+                self.pools[stage], self.store, self.all_heads, self.config.train.preload_gb, preload=False
+            )
         return self._data[stage]
 
     def model_data(self, stage: str, heads: list[str]) -> TrainingData:
@@ -141,7 +164,11 @@ class _Run:
 
     def shapes_of(self, group: list[str]) -> tuple[dict, int]:
         store = self.store
-        shapes = {h: store.shape(k) if layer is None else store.shape(k)[1:] for h, (k, layer) in self.heads.items() if h in group}
+        shapes = {
+            h: store.shape(k) if layer is None else store.shape(k)[1:]
+            for h, (k, layer) in self.heads.items()
+            if h in group
+        }
         cont_dim = store.shape("g")[-1] if "z" in group and TEACHER in self.all_heads else 0
         return shapes, cont_dim
 
@@ -154,11 +181,17 @@ class _Run:
                 if (self.run_dir / stage / name / "model" / "config.json").is_file():
                     continue
                 subjects = {p.name: p.subject.n_voxels for p in self.pools[stage]}
-                n = count_params(partial(build_model, name, group, subjects, self.config.decoder, shapes, {}, cont_dim))
+                n = count_params(
+                    partial(build_model, name, group, subjects, self.config.decoder, shapes, {}, cont_dim)
+                )
                 todo.append((n, stage == stages[-1]))
-        return run_disk_bytes(todo, self.config.train.keep_checkpoints, self.config.train.keep_finished_checkpoints)
+        return run_disk_bytes(
+            todo, self.config.train.keep_checkpoints, self.config.train.keep_finished_checkpoints
+        )
 
-    def train_group(self, index: int, name: str, group: list[str], stages: list[str]) -> tuple[Path, list[dict]]:
+    def train_group(
+        self, index: int, name: str, group: list[str], stages: list[str]
+    ) -> tuple[Path, list[dict]]:
         """Both stages of one model; returns the folder of its final model and the stage summaries."""
         from ..models.brain import BrainDecoder
 
@@ -178,13 +211,23 @@ class _Run:
                     model = build_model(name, group, subjects, cfg.decoder, shapes, self.stats, cont_dim)
                 else:
                     model, _ = BrainDecoder.for_subjects(previous, subjects)
-                trainer = Trainer(self.acc, model, self.model_data(stage, group_heads), cfg.train, plan, cfg.seed, self.latent_scale)
+                trainer = Trainer(
+                    self.acc,
+                    model,
+                    self.model_data(stage, group_heads),
+                    cfg.train,
+                    plan,
+                    cfg.seed,
+                    self.latent_scale,
+                )
                 summaries.append(trainer.run())
             previous = BrainDecoder.from_pretrained(plan.out_dir / "model")
         return plan.out_dir, summaries
 
 
-def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, accelerator=None) -> dict[str, Any]:
+def train_decoders(
+    config: Config, run_dir: str | Path, targets: str | Path, accelerator=None
+) -> dict[str, Any]:
     """Train every decoder of ``config.data.subject``; returns the run summary (also written to summary.json)."""
     run_dir = Path(run_dir)
     if config.data.path is None:
@@ -192,7 +235,9 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
     t_start = time.perf_counter()
     ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
     acc = accelerator or make_accelerator(config, run_dir)
-    config = adapt_to_data(config, ds, verbose=acc.is_main_process)  # one subject → finetune only; train.auto_scale
+    config = adapt_to_data(
+        config, ds, verbose=acc.is_main_process
+    )  # one subject → finetune only; train.auto_scale
     store = TargetStore(targets)
     store.require_made_from(ds)
     target, pre_names = subjects_of(config, ds)
@@ -219,8 +264,15 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
             from .baseline import fit_ridge
 
             fit_ridge(config, run.data("finetune").restrict(list(heads)), run_dir / "ridge")
-        summary = {"subject": target, "pretrain_subjects": pre_names, "stages": stages,
-                   "models": finals, "runs": summaries, "seconds": time.perf_counter() - t_start, "processes": acc.num_processes}
+        summary = {
+            "subject": target,
+            "pretrain_subjects": pre_names,
+            "stages": stages,
+            "models": finals,
+            "runs": summaries,
+            "seconds": time.perf_counter() - t_start,
+            "processes": acc.num_processes,
+        }
         if launch_warning:
             summary["launch_warning"] = launch_warning
         atomic_write_json(run_dir / "summary.json", summary)
@@ -231,7 +283,16 @@ def train_decoders(config: Config, run_dir: str | Path, targets: str | Path, acc
     return {"subject": target, "models": finals, "runs": summaries}
 
 
-def write_decoders(run_dir: Path, finals: dict, target: str, scaler: VoxelScaler, store: TargetStore, pool: Pool, heads: dict, config: Config) -> None:
+def write_decoders(
+    run_dir: Path,
+    finals: dict,
+    target: str,
+    scaler: VoxelScaler,
+    store: TargetStore,
+    pool: Pool,
+    heads: dict,
+    config: Config,
+) -> None:
     """RUN/decoders/: the final model of each group, the target's scaler, z training statistics, a manifest."""
     with atomic_dir(run_dir / "decoders") as tmp:
         for name, info in finals.items():
@@ -242,14 +303,21 @@ def write_decoders(run_dir: Path, finals: dict, target: str, scaler: VoxelScaler
 
             z = store.get_images("z", np.unique(pool.images))
             save_file({"mean": z.mean(0), "std": z.std(0)}, str(tmp / "z_stats.safetensors"))
-        atomic_write_json(tmp / "manifest.json", {
-            "method": "neuraldiffuser", "subject": target, "n_voxels": pool.subject.n_voxels, "layout": config.decoder.layout,
-            "models": {n: i["heads"] for n, i in finals.items()},
-            "heads": {h: [k, layer] for h, (k, layer) in heads.items()},
-            "targets_attrs": {k: v for k, v in store.attrs.items() if k != "created"},
-            "train_images": int(len(np.unique(pool.images))), "sessions": config.data.sessions,
-            "holdout_images": config.data.holdout_images,
-        })
+        atomic_write_json(
+            tmp / "manifest.json",
+            {
+                "method": "neuraldiffuser",
+                "subject": target,
+                "n_voxels": pool.subject.n_voxels,
+                "layout": config.decoder.layout,
+                "models": {n: i["heads"] for n, i in finals.items()},
+                "heads": {h: [k, layer] for h, (k, layer) in heads.items()},
+                "targets_attrs": {k: v for k, v in store.attrs.items() if k != "created"},
+                "train_images": int(len(np.unique(pool.images))),
+                "sessions": config.data.sessions,
+                "holdout_images": config.data.holdout_images,
+            },
+        )
 
 
 #: What a run writes before its first training step: a run that failed before it (a wrong targets path, say)
@@ -258,9 +326,17 @@ PRE_TRAINING_FILES = ("config.yaml", "logs")
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
-    started = [p for p in run_dir.iterdir() if not (p.name.startswith(".lock") or p.name in PRE_TRAINING_FILES)] if run_dir.exists() else []
+    started = (
+        [p for p in run_dir.iterdir() if not (p.name.startswith(".lock") or p.name in PRE_TRAINING_FILES)]
+        if run_dir.exists()
+        else []
+    )
     if started and not resume:
-        raise DataError("run folder is not empty", where=str(run_dir), fix="pass --resume to continue it, or choose a new --out")
+        raise DataError(
+            "run folder is not empty",
+            where=str(run_dir),
+            fix="pass --resume to continue it, or choose a new --out",
+        )
 
 
 def check_resume_config(config: Config, run_dir: Path) -> None:
@@ -274,8 +350,14 @@ def check_resume_config(config: Config, run_dir: Path) -> None:
     for section in ("seed", "data", "decoder", "train"):
         a, b = saved[section], now[section]
         if a != b:
-            key = section if not isinstance(a, dict) else next(f"{section}.{k}" for k in a if a[k] != b.get(k))
-            raise ConfigError(f"--resume with a different setting: {key} was {_get(saved, key)!r}, now {_get(now, key)!r}", where=str(run_dir / "config.yaml"), fix="resume with the command the run started with")
+            key = (
+                section if not isinstance(a, dict) else next(f"{section}.{k}" for k in a if a[k] != b.get(k))
+            )
+            raise ConfigError(
+                f"--resume with a different setting: {key} was {_get(saved, key)!r}, now {_get(now, key)!r}",
+                where=str(run_dir / "config.yaml"),
+                fix="resume with the command the run started with",
+            )
 
 
 def _get(d: dict, dotted: str):

@@ -14,12 +14,25 @@ def check_device(device: str | None, where: str) -> None:
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"'{device}' is not a device ({str(exc).splitlines()[0]})", where=where, fix="use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(
+            f"'{device}' is not a device ({str(exc).splitlines()[0]})",
+            where=where,
+            fix="use auto, cpu, cuda or cuda:N",
+        ) from None
     if dev.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ConfigError(f"'{device}' asked for, but this machine has no CUDA GPU", where=where, fix="use cpu (or auto)")
+            raise ConfigError(
+                f"'{device}' asked for, but this machine has no CUDA GPU",
+                where=where,
+                fix="use cpu (or auto)",
+            )
         if dev.index is not None and dev.index >= count:
-            raise ConfigError(f"'{device}' asked for, but this machine has {count} CUDA GPU(s): cuda:0…cuda:{count - 1}", where=where)
+            raise ConfigError(
+                f"'{device}' asked for, but this machine has {count} CUDA GPU(s): cuda:0…cuda:{count - 1}",
+                where=where,
+            )
     elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"'{device}' asked for, but MPS is not available here", where=where, fix="use cpu (or auto)")
+        raise ConfigError(
+            f"'{device}' asked for, but MPS is not available here", where=where, fix="use cpu (or auto)"
+        )

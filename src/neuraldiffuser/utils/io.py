@@ -28,11 +28,19 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise RunError("is a folder, not a file", where=str(path), fix="give a file name inside it")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent
+        )
     except (FileExistsError, NotADirectoryError):
-        raise RunError("cannot write here: part of the path is a file, not a folder", where=str(path), fix="choose another location") from None
+        raise RunError(
+            "cannot write here: part of the path is a file, not a folder",
+            where=str(path),
+            fix="choose another location",
+        ) from None
     except PermissionError:
-        raise RunError("cannot write here: permission denied", where=str(path), fix="choose a writable location") from None
+        raise RunError(
+            "cannot write here: permission denied", where=str(path), fix="choose a writable location"
+        ) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -20,7 +20,8 @@ def parse_num_processes(argv: list[str]) -> int | None:
     """``--num_processes N`` (or ``--num-processes``, ``=N``) of an ``accelerate launch`` command line."""
     head = argv[:3]
     is_launch = any(a.endswith(("accelerate.commands.launch", "commands/launch.py")) for a in head) or (
-        any(os.path.basename(a) == "accelerate" for a in head) and "launch" in argv[:4])
+        any(os.path.basename(a) == "accelerate" for a in head) and "launch" in argv[:4]
+    )
     if not is_launch:
         return None
     for i, arg in enumerate(argv):
@@ -51,9 +52,11 @@ def launch_warning(running: int) -> str | None:
     asked, source = requested_processes()
     if asked is None or asked <= running:
         return None
-    return (f"the launch asked for {asked} processes ({source}) but {running} is running: "
-            "on a machine without GPUs `accelerate launch` needs --multi_gpu (or use `torchrun --nproc_per_node N`) "
-            "to start several CPU processes")
+    return (
+        f"the launch asked for {asked} processes ({source}) but {running} is running: "
+        "on a machine without GPUs `accelerate launch` needs --multi_gpu (or use `torchrun --nproc_per_node N`) "
+        "to start several CPU processes"
+    )
 
 
 def warn_launch(running: int, is_main: bool = True) -> str | None:

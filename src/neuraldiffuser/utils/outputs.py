@@ -28,22 +28,37 @@ def check_output(path: str | Path, *, folder: bool, what: str = "output") -> Pat
     kind = "folder" if folder else "file"
     if path.exists() and path.is_dir() != folder:
         other = "file" if folder else "folder"
-        raise OutputError(f"the {what} {kind} is an existing {other}", where=str(path), fix=f"give a {kind} path, or move the {other} away")
+        raise OutputError(
+            f"the {what} {kind} is an existing {other}",
+            where=str(path),
+            fix=f"give a {kind} path, or move the {other} away",
+        )
     base = _existing_ancestor(path if folder else path.parent)
     if not base.is_dir():
-        raise OutputError(f"cannot create the {what} {kind}: {base} is a file", where=str(path), fix="choose a path under a folder")
+        raise OutputError(
+            f"cannot create the {what} {kind}: {base} is a file",
+            where=str(path),
+            fix="choose a path under a folder",
+        )
     try:
         with tempfile.TemporaryFile(dir=base, prefix=".nd-write-probe-"):
             pass
     except OSError as exc:
-        raise OutputError(f"cannot write the {what} {kind} under {base} ({exc.strerror or exc})", where=str(path),
-                          fix="choose a writable location") from None
+        raise OutputError(
+            f"cannot write the {what} {kind} under {base} ({exc.strerror or exc})",
+            where=str(path),
+            fix="choose a writable location",
+        ) from None
     if not folder and path.is_file():
         try:
             with open(path, "ab"):
                 pass
         except OSError as exc:
-            raise OutputError(f"the {what} file cannot be written ({exc.strerror or exc})", where=str(path), fix="choose a writable location") from None
+            raise OutputError(
+                f"the {what} file cannot be written ({exc.strerror or exc})",
+                where=str(path),
+                fix="choose a writable location",
+            ) from None
     return path
 
 
@@ -66,8 +81,11 @@ def exclusive_output(path: str | Path, *, folder: bool, what: str = "output"):
     try:
         lock.acquire()
     except Timeout:
-        raise OutputError(f"another process is writing this {what} (it holds {lock_path.name})", where=str(path),
-                          fix="wait for it to finish, or choose another output") from None
+        raise OutputError(
+            f"another process is writing this {what} (it holds {lock_path.name})",
+            where=str(path),
+            fix="wait for it to finish, or choose another output",
+        ) from None
     try:
         yield path
     finally:

@@ -29,7 +29,9 @@ def _existing_parent(path: Path) -> Path:
     return path
 
 
-def require_free_space(path: str | os.PathLike, need: int, what: str, name: str | os.PathLike | None = None) -> None:
+def require_free_space(
+    path: str | os.PathLike, need: int, what: str, name: str | os.PathLike | None = None
+) -> None:
     """Refuse to start writing ``what`` to ``path`` when its file system has less than ``need`` bytes free
     (``name``: the path the error names)."""
     if need <= 0:
@@ -39,8 +41,11 @@ def require_free_space(path: str | os.PathLike, need: int, what: str, name: str 
         a, b = human(need + MARGIN), human(free)
         if a == b:
             a, b = f"{need + MARGIN} B", f"{free} B"
-        raise RunError(f"not enough free space for {what}: needs {a}, {b} free", where=str(name or path),
-                       fix="free space on that disk or write to another folder (--out)")
+        raise RunError(
+            f"not enough free space for {what}: needs {a}, {b} free",
+            where=str(name or path),
+            fix="free space on that disk or write to another folder (--out)",
+        )
 
 
 def allocated_bytes(path: str | os.PathLike) -> int:
@@ -68,7 +73,19 @@ def is_space_error(exc: BaseException) -> bool:
     wrap it (HDF5, safetensors), its message."""
     text = str(exc)
     return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
-        s in text for s in ("No space left", "Disk quota", "File too large", "errno = 28", "errno = 27", "errno = 122", "os error 28", "os error 27", "os error 122"))
+        s in text
+        for s in (
+            "No space left",
+            "Disk quota",
+            "File too large",
+            "errno = 28",
+            "errno = 27",
+            "errno = 122",
+            "os error 28",
+            "os error 27",
+            "os error 122",
+        )
+    )
 
 
 def write_error(path: str | os.PathLike, exc: BaseException, rows: str = "") -> RunError:
@@ -79,5 +96,9 @@ def write_error(path: str | os.PathLike, exc: BaseException, rows: str = "") -> 
     what = "disk full while writing" if is_space_error(exc) else f"write failed ({first})"
     if rows:
         what += f"; {rows}"
-    fix = "free space on that disk (or write elsewhere with --out) and run the same command again" if is_space_error(exc) else "check that the location is writable and the disk healthy, then run the same command again"
+    fix = (
+        "free space on that disk (or write elsewhere with --out) and run the same command again"
+        if is_space_error(exc)
+        else "check that the location is writable and the disk healthy, then run the same command again"
+    )
     return RunError(what, where=str(path), fix=fix)

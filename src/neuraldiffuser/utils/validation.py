@@ -44,7 +44,7 @@ def check_array(
         want = " or ".join(f"{d}-D" for d in dims)
         raise DataError(f"'{name}' must be {want}, got shape {arr.shape}")
     if shape is not None:
-        tail = arr.shape[arr.ndim - len(shape):] if arr.ndim >= len(shape) else None
+        tail = arr.shape[arr.ndim - len(shape) :] if arr.ndim >= len(shape) else None
         if tail is None or any(s is not None and s != t for s, t in zip(shape, tail, strict=True)):
             want = "(…, " + ", ".join("*" if s is None else str(s) for s in shape) + ")"
             raise DataError(f"'{name}' has shape {arr.shape}, expected trailing shape {want}")
@@ -69,7 +69,10 @@ def check_consistent_rows(**arrays: Any) -> int:
     rows = {name: len(a) for name, a in arrays.items() if a is not None}
     if len(set(rows.values())) > 1:
         listing = ", ".join(f"'{n}' {r}" for n, r in rows.items())
-        raise DataError(f"inputs have different numbers of rows: {listing}", fix="give one row per trial or image in every input")
+        raise DataError(
+            f"inputs have different numbers of rows: {listing}",
+            fix="give one row per trial or image in every input",
+        )
     return next(iter(rows.values()), 0)
 
 
@@ -85,7 +88,9 @@ def check_is_fitted(estimator: Any, attribute: str) -> None:
     """``estimator.attribute`` is set (by ``fit`` or ``load``)."""
     if getattr(estimator, attribute, None) is None:
         name = type(estimator).__name__
-        raise ModelLoadError(f"this {name} is not fitted yet", fix=f"call {name}.fit(X, Y) (or load a fitted one) first")
+        raise ModelLoadError(
+            f"this {name} is not fitted yet", fix=f"call {name}.fit(X, Y) (or load a fitted one) first"
+        )
 
 
 def pydantic_message(exc: Exception) -> str:

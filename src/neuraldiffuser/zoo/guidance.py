@@ -39,7 +39,9 @@ class GuidanceEncoder(nn.Module):
         if bad:
             from ..errors import ModelLoadError
 
-            raise ModelLoadError(f"guidance layers {bad} out of range: the tower has {len(blocks)} blocks (0-based)")
+            raise ModelLoadError(
+                f"guidance layers {bad} out of range: the tower has {len(blocks)} blocks (0-based)"
+            )
         self.layers = list(layers)
         self.image_size = int(image_size or vision_model.config.image_size)
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalization == "imagenet" else (CLIP_MEAN, CLIP_STD)

@@ -31,7 +31,9 @@ def resolve_path(spec: str) -> str:
         name = spec.split(":", 1)[1]
         path = BUILTIN_DIR / name
         if not path.is_dir():
-            available = sorted(p.name for p in BUILTIN_DIR.iterdir() if p.is_dir()) if BUILTIN_DIR.is_dir() else []
+            available = (
+                sorted(p.name for p in BUILTIN_DIR.iterdir() if p.is_dir()) if BUILTIN_DIR.is_dir() else []
+            )
             raise ModelLoadError(
                 f"no built-in zoo '{name}'",
                 where=str(BUILTIN_DIR),
@@ -47,7 +49,10 @@ def is_local(spec: str) -> bool:
 
 def looks_like_hub_id(spec: str) -> bool:
     """'owner/name' with the hub's characters; './x', '/abs/path', 'a/b/c' and '~/x' are folders, never hub ids."""
-    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*", spec) is not None and ".." not in spec
+    return (
+        re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*", spec) is not None
+        and ".." not in spec
+    )
 
 
 def hf_cache_dir() -> Path:
@@ -76,8 +81,11 @@ def check_findable(spec: str, subfolder: str | None = None, download: bool = Fal
     folder = Path(spec).expanduser().absolute()
     sub = f" ({subfolder})" if subfolder else ""
     if not looks_like_hub_id(spec):
-        raise ModelLoadError(f"the folder '{spec}'{sub} does not exist", where=str(folder),
-                             fix="point zoo.path at a stack folder in diffusers' Stable Diffusion layout (--set zoo.path=/path/to/stack) or use builtin:insilico-64")
+        raise ModelLoadError(
+            f"the folder '{spec}'{sub} does not exist",
+            where=str(folder),
+            fix="point zoo.path at a stack folder in diffusers' Stable Diffusion layout (--set zoo.path=/path/to/stack) or use builtin:insilico-64",
+        )
     raise ModelLoadError(
         f"could not load '{spec}'{sub}: there is no folder {folder} and it is not in the local Hugging Face cache ({hf_cache_dir()})",
         fix=f"point at a local copy (--set zoo.path=/path/to/{spec.split('/')[-1]}), or download it once (`huggingface-cli download {spec}`) "
@@ -92,7 +100,10 @@ def quiet_loading():
     import transformers
 
     t_level, d_level = transformers.logging.get_verbosity(), diffusers.logging.get_verbosity()
-    t_bars, d_bars = transformers.utils.logging.is_progress_bar_enabled(), diffusers.utils.logging.is_progress_bar_enabled()
+    t_bars, d_bars = (
+        transformers.utils.logging.is_progress_bar_enabled(),
+        diffusers.utils.logging.is_progress_bar_enabled(),
+    )
     transformers.logging.set_verbosity_error()
     diffusers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -108,15 +119,26 @@ def quiet_loading():
             diffusers.utils.logging.enable_progress_bar()
 
 
-def load_pretrained(cls: Any, spec: str, subfolder: str | None = None, what: str = "", download: bool = False,
-                    method: str = "from_pretrained", **kwargs: Any) -> Any:
+def load_pretrained(
+    cls: Any,
+    spec: str,
+    subfolder: str | None = None,
+    what: str = "",
+    download: bool = False,
+    method: str = "from_pretrained",
+    **kwargs: Any,
+) -> Any:
     """``cls.from_pretrained`` (or ``method``, e.g. ``load_config``) with a message that names the model and how to
     give a local folder.
 
     Only a folder or a cached hub model is read unless ``download``; nothing reaches the network otherwise."""
     local = is_local(spec)
     if local and subfolder and not (Path(spec) / subfolder).is_dir():
-        raise ModelLoadError(f"no '{subfolder}/' folder for the {what or cls.__name__}", where=spec, fix="the folder must follow diffusers' Stable Diffusion layout")
+        raise ModelLoadError(
+            f"no '{subfolder}/' folder for the {what or cls.__name__}",
+            where=spec,
+            fix="the folder must follow diffusers' Stable Diffusion layout",
+        )
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     check_findable(spec, subfolder, download=download and not offline)
     try:
@@ -126,7 +148,10 @@ def load_pretrained(cls: Any, spec: str, subfolder: str | None = None, what: str
             return getattr(cls, method)(spec, local_files_only=local or offline or not download, **kwargs)
     except (OSError, ValueError) as exc:
         if local:
-            raise ModelLoadError(f"could not load the {what or cls.__name__} ({exc.__class__.__name__}: {str(exc).splitlines()[0]})", where=f"{spec}/{subfolder or ''}") from None
+            raise ModelLoadError(
+                f"could not load the {what or cls.__name__} ({exc.__class__.__name__}: {str(exc).splitlines()[0]})",
+                where=f"{spec}/{subfolder or ''}",
+            ) from None
         raise ModelLoadError(
             f"could not load '{spec}'{f' ({subfolder})' if subfolder else ''}: it is not in the local Hugging Face cache"
             + (" and HF_HUB_OFFLINE is set" if offline else " and could not be downloaded"),
@@ -148,7 +173,15 @@ class Components:
 
     def _load(self, cls: Any, subfolder: str, what: str, is_model: bool = True) -> Any:
         kwargs = {"torch_dtype": self.dtype} if is_model else {}
-        model = load_pretrained(cls, self.path, subfolder, what, download=self.config.download, revision=self.config.revision, **kwargs)
+        model = load_pretrained(
+            cls,
+            self.path,
+            subfolder,
+            what,
+            download=self.config.download,
+            revision=self.config.revision,
+            **kwargs,
+        )
         if is_model:
             model = model.to(self.device).eval().requires_grad_(False)
         return model
@@ -202,9 +235,21 @@ class Components:
         from transformers import CLIPVisionModel
 
         spec, sub = self.guidance_spec()
-        tower = load_pretrained(CLIPVisionModel, spec, sub, "guidance encoder", download=self.config.download, revision=self.config.revision,
-                                torch_dtype=self.dtype)
-        enc = GuidanceEncoder(tower, self.config.guidance_layers, self.config.guidance_normalization, antialias=self.config.guidance_antialias)
+        tower = load_pretrained(
+            CLIPVisionModel,
+            spec,
+            sub,
+            "guidance encoder",
+            download=self.config.download,
+            revision=self.config.revision,
+            torch_dtype=self.dtype,
+        )
+        enc = GuidanceEncoder(
+            tower,
+            self.config.guidance_layers,
+            self.config.guidance_normalization,
+            antialias=self.config.guidance_antialias,
+        )
         return enc.to(self.device).eval().requires_grad_(False)
 
     # ------------------------------------------------------------ derived facts
@@ -223,7 +268,16 @@ class Components:
             return dict(self.__dict__[name].config)
         import diffusers
 
-        return dict(load_pretrained(getattr(diffusers, cls_name), self.path, name, f"{name} config", method="load_config", revision=self.config.revision))
+        return dict(
+            load_pretrained(
+                getattr(diffusers, cls_name),
+                self.path,
+                name,
+                f"{name} config",
+                method="load_config",
+                revision=self.config.revision,
+            )
+        )
 
     @cached_property
     def unet_config(self) -> dict:
@@ -251,7 +305,13 @@ class Components:
     @torch.no_grad()
     def encode_text(self, captions: list[str]) -> torch.Tensor:
         """Last hidden state of the text encoder (after its final LayerNorm), padded to max length."""
-        tok = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt")
+        tok = self.tokenizer(
+            captions,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        )
         out = self.text_encoder(tok.input_ids.to(self.device))
         return out[0] if isinstance(out, tuple) else out.last_hidden_state
 

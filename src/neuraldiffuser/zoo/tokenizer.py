@@ -20,7 +20,11 @@ N_MERGES = 49152 - 256 - 2
 
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP's reversible byte → printable unicode map."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    keep = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars = keep[:]
     n = 0
     for b in range(256):
@@ -41,22 +45,33 @@ def open_clip_vocab_path() -> Path:
         ) from None
     path = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
     if not path.is_file():
-        raise ModelLoadError("bpe_simple_vocab_16e6.txt.gz missing from the open_clip package", where=str(path.parent))
+        raise ModelLoadError(
+            "bpe_simple_vocab_16e6.txt.gz missing from the open_clip package", where=str(path.parent)
+        )
     return path
 
 
-def write_clip_tokenizer(out_dir: str | Path, bpe_path: str | Path | None = None, model_max_length: int = 77) -> Path:
+def write_clip_tokenizer(
+    out_dir: str | Path, bpe_path: str | Path | None = None, model_max_length: int = 77
+) -> Path:
     """Write vocab.json, merges.txt and tokenizer_config.json for the CLIP BPE into ``out_dir``."""
     bpe_path = Path(bpe_path) if bpe_path else open_clip_vocab_path()
     lines = gzip.open(bpe_path).read().decode("utf-8").split("\n")
     merges = [tuple(m.split()) for m in lines[1 : 1 + N_MERGES]]
     symbols = list(bytes_to_unicode().values())
-    vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    vocab = (
+        symbols
+        + [s + "</w>" for s in symbols]
+        + ["".join(m) for m in merges]
+        + ["<|startoftext|>", "<|endoftext|>"]
+    )
     assert len(vocab) == VOCAB_SIZE, len(vocab)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}, ensure_ascii=False))
-    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8")
+    (out / "merges.txt").write_text(
+        "#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8"
+    )
     config = {
         "tokenizer_class": "CLIPTokenizer",
         "model_max_length": model_max_length,

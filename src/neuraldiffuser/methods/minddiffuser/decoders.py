@@ -56,11 +56,16 @@ def encode_short(components, captions: list[list[str]], length: int, batch: int 
     """Text-encoder last hidden state at ``length`` tokens, averaged over each image's captions → (n, length, D)."""
     limit = int(components.text_encoder.config.max_position_embeddings)
     if length > limit:
-        raise DataError(f"text_max_length {length} exceeds the text encoder's {limit} positions", where="minddiffuser.text_max_length")
+        raise DataError(
+            f"text_max_length {length} exceeds the text encoder's {limit} positions",
+            where="minddiffuser.text_max_length",
+        )
     flat = [c for caps in captions for c in caps]
     parts = []
     for i in range(0, len(flat), batch):
-        tok = components.tokenizer(flat[i : i + batch], padding="max_length", max_length=length, truncation=True, return_tensors="pt")
+        tok = components.tokenizer(
+            flat[i : i + batch], padding="max_length", max_length=length, truncation=True, return_tensors="pt"
+        )
         out = components.text_encoder(tok.input_ids.to(components.device))
         parts.append((out[0] if isinstance(out, tuple) else out.last_hidden_state).float().cpu())
     hidden = torch.cat(parts)
@@ -80,7 +85,11 @@ def average_by_image(x: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.
 def training_data(config: Config, subject) -> tuple[np.ndarray, np.ndarray, VoxelScaler]:
     """Scaled training voxels (per image or per trial) with their image indices, and the scaler."""
     rows = training_rows(subject, config.data, config.seed)
-    scaler = VoxelScaler.fit(subject, rows) if config.data.zscore == "train" else VoxelScaler.identity(subject.n_voxels)
+    scaler = (
+        VoxelScaler.fit(subject, rows)
+        if config.data.zscore == "train"
+        else VoxelScaler.identity(subject.n_voxels)
+    )
     x, images = scaler.transform(subject.read(rows)), subject.image_of_rows(rows)
     if config.minddiffuser.average_train_repeats:
         x, images = average_by_image(x, images)
@@ -93,8 +102,14 @@ def _fit_part(folder: Path, n_feat: int, x, y, config: Config, name: str, log: d
         return
     md = config.minddiffuser
     t0 = time.perf_counter()
-    VoxelSelectionRidge(n_feat, md.alpha, md.solve_memory_mb, resolve_device(md.device)).fit(x, y, progress=f"minddiffuser fit {name}").save(folder)
-    log[name] = {"outputs": int(y.shape[1]), "n_feat": int(min(n_feat, x.shape[1])), "seconds": time.perf_counter() - t0}
+    VoxelSelectionRidge(n_feat, md.alpha, md.solve_memory_mb, resolve_device(md.device)).fit(
+        x, y, progress=f"minddiffuser fit {name}"
+    ).save(folder)
+    log[name] = {
+        "outputs": int(y.shape[1]),
+        "n_feat": int(min(n_feat, x.shape[1])),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def fit_masks(config: Config, x: np.ndarray, g: np.ndarray, path: Path, log: dict) -> dict[str, np.ndarray]:
@@ -108,17 +123,26 @@ def fit_masks(config: Config, x: np.ndarray, g: np.ndarray, path: Path, log: dic
     for layer in track(range(g.shape[1]), "minddiffuser g masks"):
         t0 = time.perf_counter()
         y = g[:, layer].reshape(len(g), -1)
-        scores = predictability(x, y, md.n_feat_g[layer], md.alpha, md.mask_folds, md.solve_memory_mb, resolve_device(md.device))
+        scores = predictability(
+            x, y, md.n_feat_g[layer], md.alpha, md.mask_folds, md.solve_memory_mb, resolve_device(md.device)
+        )
         out[f"score{layer}"] = scores.reshape(g.shape[2:]).astype(np.float32)
         out[f"mask{layer}"] = remain_mask(scores, md.remain_rate).reshape(g.shape[2:])
-        log[f"mask{layer}"] = {"kept": int(out[f"mask{layer}"].sum()), "of": int(scores.size), "mean_r_kept": float(scores[out[f"mask{layer}"].ravel()].mean()),
-                               "mean_r_all": float(scores.mean()), "seconds": time.perf_counter() - t0}
+        log[f"mask{layer}"] = {
+            "kept": int(out[f"mask{layer}"].sum()),
+            "of": int(scores.size),
+            "mean_r_kept": float(scores[out[f"mask{layer}"].ravel()].mean()),
+            "mean_r_all": float(scores.mean()),
+            "seconds": time.perf_counter() - t0,
+        }
     with atomic_path(path) as tmp:
         save_file({k: v.astype(np.uint8) if v.dtype == bool else v for k, v in out.items()}, str(tmp))
     return out
 
 
-def fit_minddiffuser(config: Config, run_dir: str | Path, targets: str | Path, components=None) -> dict[str, Any]:
+def fit_minddiffuser(
+    config: Config, run_dir: str | Path, targets: str | Path, components=None
+) -> dict[str, Any]:
     """Fit every MindDiffuser decoder of ``config.data.subject`` into RUN/decoders; returns the summary."""
     from safetensors.torch import save_file
 
@@ -131,9 +155,17 @@ def fit_minddiffuser(config: Config, run_dir: str | Path, targets: str | Path, c
     store.require_made_from(ds)
     missing = [k for k in ("z", "g") if k not in store.keys]
     if missing:
-        raise DataError(f"MindDiffuser decodes z and g from the target store, which lacks {missing}", where=str(store.path), fix="extract them first")
+        raise DataError(
+            f"MindDiffuser decodes z and g from the target store, which lacks {missing}",
+            where=str(store.path),
+            fix="extract them first",
+        )
     if len(md.n_feat_g) != store.shape("g")[0]:
-        raise DataError(f"minddiffuser.n_feat_g has {len(md.n_feat_g)} entries for {store.shape('g')[0]} guidance layers", where=str(store.path), fix="give one n_feat per layer")
+        raise DataError(
+            f"minddiffuser.n_feat_g has {len(md.n_feat_g)} entries for {store.shape('g')[0]} guidance layers",
+            where=str(store.path),
+            fix="give one n_feat per layer",
+        )
     dec = run_dir / "decoders"
     dec.mkdir(parents=True, exist_ok=True)
     x, images, scaler = training_data(config, subj)
@@ -152,11 +184,20 @@ def fit_minddiffuser(config: Config, run_dir: str | Path, targets: str | Path, c
     scaler.save(dec / "scaler.safetensors")
     with atomic_path(dec / "c_first.safetensors") as tmp:
         save_file({"first": first.contiguous()}, str(tmp))
-    manifest = {"method": METHOD, "subject": subj.name, "n_voxels": subj.n_voxels, "train_rows": int(len(x)),
-                "average_train_repeats": md.average_train_repeats, "text_max_length": md.text_max_length,
-                "remain_rate": md.remain_rate, "n_feat": {"c": md.n_feat_c, "z": md.n_feat_z, "g": list(md.n_feat_g)}, "alpha": md.alpha,
-                "shapes": {"c": list(c.shape[1:]), "z": list(z.shape[1:]), "g": list(g.shape[1:])},
-                "targets": str(Path(targets).resolve()), "targets_attrs": {k: v for k, v in store.attrs.items() if k != "created"}}
+    manifest = {
+        "method": METHOD,
+        "subject": subj.name,
+        "n_voxels": subj.n_voxels,
+        "train_rows": int(len(x)),
+        "average_train_repeats": md.average_train_repeats,
+        "text_max_length": md.text_max_length,
+        "remain_rate": md.remain_rate,
+        "n_feat": {"c": md.n_feat_c, "z": md.n_feat_z, "g": list(md.n_feat_g)},
+        "alpha": md.alpha,
+        "shapes": {"c": list(c.shape[1:]), "z": list(z.shape[1:]), "g": list(g.shape[1:])},
+        "targets": str(Path(targets).resolve()),
+        "targets_attrs": {k: v for k, v in store.attrs.items() if k != "created"},
+    }
     atomic_write_json(dec / "manifest.json", manifest)
     summary = {"method": METHOD, "subject": subj.name, "fits": log, "seconds": time.perf_counter() - t_start}
     atomic_write_json(run_dir / "summary.json", summary)
@@ -185,16 +226,28 @@ def decode_minddiffuser(config: Config, run_dir: str | Path, out: str | Path) ->
     subj = ds.subject(manifest["subject"])
     test = subj.test_set(config.data.test_repeats, config.data.test_order)
     raw = subj.test_betas(test, config.data.average)
-    if config.minddiffuser.test_zscore == "test":  # the released scripts' choice: statistics of the test rows themselves
+    if (
+        config.minddiffuser.test_zscore == "test"
+    ):  # the released scripts' choice: statistics of the test rows themselves
         flat = raw.reshape(-1, raw.shape[-1])
         scaler = VoxelScaler(flat.mean(0), flat.std(0) + 1e-6)
     else:
         scaler = VoxelScaler.load(dec / "scaler.safetensors")
     values = predict_minddiffuser(dec, manifest, scaler.transform(raw))
-    attrs = {**manifest.get("targets_attrs", {}), "subject": manifest["subject"], "average": config.data.average, "method": METHOD,
-             "source_run": str(run_dir.resolve()), "test_order": test.order, "padded": test.padded.sum(1).tolist(),
-             "text_max_length": manifest["shapes"]["c"][0], "remain_rate": manifest["remain_rate"], "g_dtype": "float32", "test_zscore": config.minddiffuser.test_zscore,
-             "created": _dt.datetime.now().isoformat(timespec="seconds")}
+    attrs = {
+        **manifest.get("targets_attrs", {}),
+        "subject": manifest["subject"],
+        "average": config.data.average,
+        "method": METHOD,
+        "source_run": str(run_dir.resolve()),
+        "test_order": test.order,
+        "padded": test.padded.sum(1).tolist(),
+        "text_max_length": manifest["shapes"]["c"][0],
+        "remain_rate": manifest["remain_rate"],
+        "g_dtype": "float32",
+        "test_zscore": config.minddiffuser.test_zscore,
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
     return write_store(out, test.images, values, attrs)
 
 
@@ -211,8 +264,14 @@ def predict_minddiffuser(dec: Path, manifest: dict[str, Any], x: np.ndarray) -> 
     shapes = manifest["shapes"]
     first = load_file(str(dec / "c_first.safetensors"))["first"]
     c_rest = predict("c").reshape(len(x), shapes["c"][0] - 1, shapes["c"][1])
-    c = np.concatenate([np.broadcast_to(first, (len(x), 1, shapes["c"][1])), c_rest], axis=1).astype(np.float32)
+    c = np.concatenate([np.broadcast_to(first, (len(x), 1, shapes["c"][1])), c_rest], axis=1).astype(
+        np.float32
+    )
     z = predict("z").reshape(len(x), *shapes["z"]).astype(np.float32)
-    masks = {k: v.astype(bool) for k, v in load_file(str(dec / "masks.safetensors")).items() if k.startswith("mask")}
+    masks = {
+        k: v.astype(bool)
+        for k, v in load_file(str(dec / "masks.safetensors")).items()
+        if k.startswith("mask")
+    }
     g = scatter_g({layer: predict(f"g{layer}") for layer in range(shapes["g"][0])}, masks, shapes["g"])
     return {"c": c, "z": z, "g": g}

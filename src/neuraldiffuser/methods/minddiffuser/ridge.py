@@ -50,14 +50,23 @@ def unit_columns(x: torch.Tensor, zero_below: float = 0.0) -> torch.Tensor:
     variance below ``zero_below`` (and constant ones) become 0."""
     xc = x - x.mean(0)
     var = xc.pow(2).mean(0)
-    scale = torch.where(var > max(zero_below, 0.0) + 1e-300, 1.0 / xc.norm(dim=0).clamp_min(1e-300), torch.zeros_like(var))
+    scale = torch.where(
+        var > max(zero_below, 0.0) + 1e-300, 1.0 / xc.norm(dim=0).clamp_min(1e-300), torch.zeros_like(var)
+    )
     return xc * scale
 
 
 class VoxelSelectionRidge:
     """``fit(X, Y)`` with X (n, voxels) and Y (n, outputs); ``predict(X)`` → (n, outputs)."""
 
-    def __init__(self, n_feat: int, alpha: float, memory_mb: int = 1024, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64):
+    def __init__(
+        self,
+        n_feat: int,
+        alpha: float,
+        memory_mb: int = 1024,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float64,
+    ):
         if n_feat < 1:
             raise ValueError(f"n_feat must be >= 1, got {n_feat}")
         self.n_feat, self.alpha = int(n_feat), float(alpha)
@@ -72,7 +81,9 @@ class VoxelSelectionRidge:
     # ------------------------------------------------------------------ fitting
 
     def _chunk(self, k: int) -> int:
-        per_output = 3 * (k + 1) ** 2 * torch.finfo(self.dtype).bits // 8  # gathered block, its factor, temporaries
+        per_output = (
+            3 * (k + 1) ** 2 * torch.finfo(self.dtype).bits // 8
+        )  # gathered block, its factor, temporaries
         return max(1, self.memory_mb * 2**20 // per_output)
 
     def fit(self, x, y, progress: str | None = None) -> VoxelSelectionRidge:
@@ -80,7 +91,9 @@ class VoxelSelectionRidge:
         x = torch.as_tensor(np.asarray(x), device=self.device).to(self.dtype)
         y = torch.as_tensor(np.asarray(y), device=self.device).to(self.dtype)
         if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
-            raise DataError(f"ridge needs X (n, voxels) and Y (n, outputs) with the same n, got {tuple(x.shape)} and {tuple(y.shape)}")
+            raise DataError(
+                f"ridge needs X (n, voxels) and Y (n, outputs) with the same n, got {tuple(x.shape)} and {tuple(y.shape)}"
+            )
         if len(x) < 2:
             raise DataError(f"ridge needs at least 2 training rows, got {len(x)}")
         n, v = x.shape
@@ -96,7 +109,11 @@ class VoxelSelectionRidge:
         chunks = range(0, y.shape[1], step)
         x_mean = x.mean(0)
         xc = x - x_mean
-        inv_norm = torch.where(xc.pow(2).mean(0) > CONSTANT_VAR, 1.0 / xc.norm(dim=0).clamp_min(1e-300), torch.zeros(v, dtype=self.dtype, device=self.device))
+        inv_norm = torch.where(
+            xc.pow(2).mean(0) > CONSTANT_VAR,
+            1.0 / xc.norm(dim=0).clamp_min(1e-300),
+            torch.zeros(v, dtype=self.dtype, device=self.device),
+        )
         index, coef, bias = [], [], []
         for p0 in track(chunks, progress) if progress else chunks:
             yc = ys[:, p0 : p0 + step]
@@ -104,8 +121,12 @@ class VoxelSelectionRidge:
                 # one product gives both the correlations and the right-hand sides: Xᵀy = X_cᵀy + x̄·Σy
                 m, total = xc.T @ yc, yc.sum(0)
                 corr = m.abs() * inv_norm[:, None] / yc.norm(dim=0).clamp_min(1e-300)
-                sel = torch.topk(corr, k, dim=0).indices.T.sort(dim=1).values  # ascending: a cache-friendlier gather
-                full = torch.cat([sel, torch.full((len(sel), 1), v, device=self.device, dtype=sel.dtype)], dim=1)
+                sel = (
+                    torch.topk(corr, k, dim=0).indices.T.sort(dim=1).values
+                )  # ascending: a cache-friendlier gather
+                full = torch.cat(
+                    [sel, torch.full((len(sel), 1), v, device=self.device, dtype=sel.dtype)], dim=1
+                )
                 block = gram[full[:, :, None], full[:, None, :]]
                 rhs = torch.cat([m.T.gather(1, sel) + x_mean[sel] * total[:, None], total[:, None]], dim=1)
                 with small_solves(self.device):
@@ -147,11 +168,24 @@ class VoxelSelectionRidge:
         if self.index is None:
             raise ModelLoadError("cannot save an unfitted voxel-selection ridge")
         with atomic_dir(path) as tmp:
-            tensors = {"index": self.index.to(torch.int32).contiguous(), "coef": self.coef.contiguous(), "bias": self.bias,
-                       "y_mean": self.y_mean, "y_std": self.y_std}
+            tensors = {
+                "index": self.index.to(torch.int32).contiguous(),
+                "coef": self.coef.contiguous(),
+                "bias": self.bias,
+                "y_mean": self.y_mean,
+                "y_std": self.y_std,
+            }
             save_file(tensors, str(tmp / "model.safetensors"))
-            atomic_write_json(tmp / "config.json", {"class": "VoxelSelectionRidge", "n_feat": self.n_feat, "alpha": self.alpha,
-                                                    "n_voxels": self.n_voxels, "n_outputs": int(self.index.shape[0])})
+            atomic_write_json(
+                tmp / "config.json",
+                {
+                    "class": "VoxelSelectionRidge",
+                    "n_feat": self.n_feat,
+                    "alpha": self.alpha,
+                    "n_voxels": self.n_voxels,
+                    "n_outputs": int(self.index.shape[0]),
+                },
+            )
         return Path(path)
 
     @classmethod
@@ -160,8 +194,11 @@ class VoxelSelectionRidge:
 
         path = Path(path)
         if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
-            raise ModelLoadError("not a voxel-selection ridge folder (config.json + model.safetensors)", where=str(path),
-                                 fix="fit the MindDiffuser decoders with `neuraldiffuser train --method minddiffuser`")
+            raise ModelLoadError(
+                "not a voxel-selection ridge folder (config.json + model.safetensors)",
+                where=str(path),
+                fix="fit the MindDiffuser decoders with `neuraldiffuser train --method minddiffuser`",
+            )
         cfg = json.loads((path / "config.json").read_text())
         t = load_file(str(path / "model.safetensors"))
         model = cls(cfg["n_feat"], cfg["alpha"])

@@ -52,7 +52,7 @@ class MindDiffuserSampler:
         self.saved: torch.Tensor | None = None
 
     def unconditional(self, tokens: int) -> torch.Tensor:
-        """"" encoded at ``tokens`` tokens (the reference's learned conditioning of [""] under its 15-token setting)."""
+        """ "" encoded at ``tokens`` tokens (the reference's learned conditioning of [""] under its 15-token setting)."""
         if tokens not in self._uncond:
             self._uncond[tokens] = encode_short(self.components, [[""]], tokens)[0].to(self.device)
         return self._uncond[tokens]
@@ -67,7 +67,11 @@ class MindDiffuserSampler:
         dtype = self.unet.dtype
         if self.config.cfg_scale > 1:
             ctx = torch.cat([self.unconditional(c.shape[1]).expand(len(x), -1, -1), c])
-            eps_u, eps_c = self.unet(torch.cat([x, x]).to(dtype), t, encoder_hidden_states=ctx.to(dtype)).sample.float().chunk(2)
+            eps_u, eps_c = (
+                self.unet(torch.cat([x, x]).to(dtype), t, encoder_hidden_states=ctx.to(dtype))
+                .sample.float()
+                .chunk(2)
+            )
             eps = eps_u + self.config.cfg_scale * (eps_c - eps_u)
         else:
             eps = self.unet(x.to(dtype), t, encoder_hidden_states=c.to(dtype)).sample.float()
@@ -92,9 +96,13 @@ class MindDiffuserSampler:
         dtype = next(enc.parameters()).dtype
         mask = (g != 0).to(torch.float32)
         resize = self.config.guidance_resize
-        return FeatureLoss(lambda im: enc(im.to(dtype), resize=resize).float() * mask, g, self.config.layer_boosts)
+        return FeatureLoss(
+            lambda im: enc(im.to(dtype), resize=resize).float() * mask, g, self.config.layer_boosts
+        )
 
-    def refine(self, z: torch.Tensor, c: torch.Tensor, g: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def refine(
+        self, z: torch.Tensor, c: torch.Tensor, g: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Adam on z (or c and z) through the whole sampler; returns the refined (z, c). ``saved`` keeps the image
         ([−1, 1]) generated in the last iteration whose index is a multiple of SAVE_EVERY (before that step's update)."""
         cfg = self.config
@@ -127,13 +135,20 @@ class MindDiffuserSampler:
     def _check(self, c: torch.Tensor, z: torch.Tensor, g: torch.Tensor | None) -> None:
         cross = self.unet.config.cross_attention_dim
         if tuple(z.shape) != tuple(self.components.latent_shape):
-            raise DataError(f"z has shape {tuple(z.shape)}, the stack's latents are {tuple(self.components.latent_shape)}")
+            raise DataError(
+                f"z has shape {tuple(z.shape)}, the stack's latents are {tuple(self.components.latent_shape)}"
+            )
         if c.ndim != 2 or c.shape[-1] != cross:
             raise DataError(f"c has shape {tuple(c.shape)}, the UNet expects (tokens, {cross})")
         if self.config.iterations and g is None:
-            raise DataError("stage 2 (minddiffuser.iterations > 0) needs decoded g", fix="decode g, or set minddiffuser.iterations=0 for stage 1 only")
+            raise DataError(
+                "stage 2 (minddiffuser.iterations > 0) needs decoded g",
+                fix="decode g, or set minddiffuser.iterations=0 for stage 1 only",
+            )
 
-    def __call__(self, c: torch.Tensor, z: torch.Tensor, g: torch.Tensor | None = None, seed: int = 42) -> torch.Tensor:
+    def __call__(
+        self, c: torch.Tensor, z: torch.Tensor, g: torch.Tensor | None = None, seed: int = 42
+    ) -> torch.Tensor:
         self._check(c, z, g)
         generator = torch.Generator().manual_seed(int(seed))
         z = z.float().to(self.device).expand(self.repeats, *z.shape).clone()

@@ -53,12 +53,24 @@ class NeuroPictor(nn.Module):
         path = Path(path)
         for sub in ("fmri", "controlnet"):
             if not (path / sub / "config.json").is_file():
-                raise ModelLoadError(f"no NeuroPictor model ({sub}/config.json missing)", where=str(path),
-                                     fix="train one with `neuraldiffuser train DATASET TARGETS --method neuropictor -o RUN`")
-        return cls(FMRIModel.from_pretrained(path / "fmri"), FMRIControlNet.from_pretrained(path / "controlnet"))
+                raise ModelLoadError(
+                    f"no NeuroPictor model ({sub}/config.json missing)",
+                    where=str(path),
+                    fix="train one with `neuraldiffuser train DATASET TARGETS --method neuropictor -o RUN`",
+                )
+        return cls(
+            FMRIModel.from_pretrained(path / "fmri"), FMRIControlNet.from_pretrained(path / "controlnet")
+        )
 
-    def forward(self, groups: list[tuple[str, torch.Tensor]], x: torch.Tensor, t: torch.Tensor, unet, uncond: torch.Tensor | None = None,
-                drop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        groups: list[tuple[str, torch.Tensor]],
+        x: torch.Tensor,
+        t: torch.Tensor,
+        unet,
+        uncond: torch.Tensor | None = None,
+        drop: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass: (ε̂, high-level main-branch output). Rows with ``drop`` get the "" context (control kept)."""
         context, main, cmap = self.fmri(groups)
         if drop is not None:
@@ -68,14 +80,33 @@ class NeuroPictor(nn.Module):
     def control(self, x: torch.Tensor, t, context: torch.Tensor, cmap: torch.Tensor, scale: float = 1.0):
         """The ControlNet's residuals for the UNet's down blocks and middle block."""
         dtype = self.controlnet.dtype
-        down, mid = self.controlnet(x.to(dtype), t, encoder_hidden_states=context.to(dtype), controlnet_cond=cmap.to(dtype),
-                                    conditioning_scale=scale, return_dict=False)
+        down, mid = self.controlnet(
+            x.to(dtype),
+            t,
+            encoder_hidden_states=context.to(dtype),
+            controlnet_cond=cmap.to(dtype),
+            conditioning_scale=scale,
+            return_dict=False,
+        )
         return down, mid
 
 
-def noise_prediction(unet, model: NeuroPictor, x: torch.Tensor, t, context: torch.Tensor, cmap: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+def noise_prediction(
+    unet,
+    model: NeuroPictor,
+    x: torch.Tensor,
+    t,
+    context: torch.Tensor,
+    cmap: torch.Tensor,
+    scale: float = 1.0,
+) -> torch.Tensor:
     """ε̂ of the frozen UNet with the fMRI context in its cross-attention and the ControlNet residuals in its skips."""
     down, mid = model.control(x, t, context, cmap, scale)
     dtype = unet.dtype
-    return unet(x.to(dtype), t, encoder_hidden_states=context.to(dtype), down_block_additional_residuals=[d.to(dtype) for d in down],
-                mid_block_additional_residual=mid.to(dtype)).sample.float()
+    return unet(
+        x.to(dtype),
+        t,
+        encoder_hidden_states=context.to(dtype),
+        down_block_additional_residuals=[d.to(dtype) for d in down],
+        mid_block_additional_residual=mid.to(dtype),
+    ).sample.float()

@@ -39,13 +39,25 @@ class TokenMixer(nn.Sequential):
     its two convolutions compose to one linear map), Conv1d(k=1). Identity in place of GELU keeps the weight names."""
 
     def __init__(self, n_in: int, mid: int, n_out: int, gelu: bool = True):
-        super().__init__(nn.Conv1d(n_in, mid, 1), nn.GELU() if gelu else nn.Identity(), nn.Conv1d(mid, n_out, 1))
+        super().__init__(
+            nn.Conv1d(n_in, mid, 1), nn.GELU() if gelu else nn.Identity(), nn.Conv1d(mid, n_out, 1)
+        )
 
 
 class FMRIEncoder(nn.Module):
     """[(subject, voxels)] → (B, tokens, width) fMRI tokens."""
 
-    def __init__(self, subjects: dict[str, int], adapter_width: int, tokens: int, seed_width: int, width: int, depth: int, heads: int, dropout: float):
+    def __init__(
+        self,
+        subjects: dict[str, int],
+        adapter_width: int,
+        tokens: int,
+        seed_width: int,
+        width: int,
+        depth: int,
+        heads: int,
+        dropout: float,
+    ):
         super().__init__()
         self.tokens, self.seed_width = tokens, seed_width
         self.adapters = VoxelAdapters(subjects, adapter_width, "token")
@@ -53,8 +65,12 @@ class FMRIEncoder(nn.Module):
         self.to_tokens = nn.Linear(adapter_width, tokens * seed_width)
         self.token_proj = nn.Linear(seed_width, width)
         self.pos = nn.Parameter(torch.randn(1, tokens, width) * 0.02)
-        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout, activation="gelu", batch_first=True, norm_first=True)
-        self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False) if depth else nn.Identity()
+        layer = nn.TransformerEncoderLayer(
+            width, heads, 4 * width, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.blocks = (
+            nn.TransformerEncoder(layer, depth, enable_nested_tensor=False) if depth else nn.Identity()
+        )
         self.norm = nn.LayerNorm(width)
 
     def forward(self, groups: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
@@ -66,14 +82,31 @@ class FMRIEncoder(nn.Module):
 class HighLevelNet(nn.Module):
     """fMRI tokens → (context, main-branch output); the sem loss supervises the main branch."""
 
-    def __init__(self, tokens: int, mid: int, context_tokens: int, width: int, context_width: int, extra_branch: bool, gelu: bool = True):
+    def __init__(
+        self,
+        tokens: int,
+        mid: int,
+        context_tokens: int,
+        width: int,
+        context_width: int,
+        extra_branch: bool,
+        gelu: bool = True,
+    ):
         super().__init__()
 
         def branch() -> nn.Sequential:
-            return nn.Sequential(TokenMixer(tokens, mid, context_tokens, gelu), nn.Linear(width, context_width), nn.LayerNorm(context_width))
+            return nn.Sequential(
+                TokenMixer(tokens, mid, context_tokens, gelu),
+                nn.Linear(width, context_width),
+                nn.LayerNorm(context_width),
+            )
 
         self.main = branch()
-        self.extra = nn.Sequential(branch(), zero_module(nn.Conv1d(context_tokens, context_tokens, 3, padding=1))) if extra_branch else None
+        self.extra = (
+            nn.Sequential(branch(), zero_module(nn.Conv1d(context_tokens, context_tokens, 3, padding=1)))
+            if extra_branch
+            else None
+        )
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         main = self.main(tokens)
@@ -100,38 +133,74 @@ class FMRIModel(ModelMixin, ConfigMixin):
     config_name = "config.json"
 
     @register_to_config
-    def __init__(self, subjects: dict[str, int], context_tokens: int, context_width: int, control_channels: int, latent_side: int,
-                 tokens: int = 257, width: int = 1024, adapter_width: int = 4096, seed_width: int = 64, depth: int = 4, heads: int = 16,
-                 high_mid: int = 128, low_mid: int = 514, extra_branch: bool = False, dropout: float = 0.0, mixer_gelu: bool = True):
+    def __init__(
+        self,
+        subjects: dict[str, int],
+        context_tokens: int,
+        context_width: int,
+        control_channels: int,
+        latent_side: int,
+        tokens: int = 257,
+        width: int = 1024,
+        adapter_width: int = 4096,
+        seed_width: int = 64,
+        depth: int = 4,
+        heads: int = 16,
+        high_mid: int = 128,
+        low_mid: int = 514,
+        extra_branch: bool = False,
+        dropout: float = 0.0,
+        mixer_gelu: bool = True,
+    ):
         super().__init__()
         self.encoder = FMRIEncoder(subjects, adapter_width, tokens, seed_width, width, depth, heads, dropout)
-        self.high = HighLevelNet(tokens, high_mid, context_tokens, width, context_width, extra_branch, mixer_gelu)
+        self.high = HighLevelNet(
+            tokens, high_mid, context_tokens, width, context_width, extra_branch, mixer_gelu
+        )
         self.low = LowLevelNet(tokens, low_mid, control_channels, width, latent_side, mixer_gelu)
 
-    def forward(self, groups: list[tuple[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, groups: list[tuple[str, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         unknown = [name for name, _ in groups if name not in self.encoder.adapters.layers]
         if unknown:
-            raise ModelLoadError(f"the NeuroPictor model has no adapter for {unknown} (it has {list(self.config.subjects)})",
-                                 fix="reconstruct the subject the model was fine-tuned on")
+            raise ModelLoadError(
+                f"the NeuroPictor model has no adapter for {unknown} (it has {list(self.config.subjects)})",
+                fix="reconstruct the subject the model was fine-tuned on",
+            )
         tokens = self.encoder(groups)
         context, main = self.high(tokens)
         return context, main, self.low(tokens)
 
     @classmethod
-    def for_stage(cls, previous: FMRIModel, subjects: dict[str, int], extra_branch: bool) -> tuple[FMRIModel, dict[str, list[str]]]:
+    def for_stage(
+        cls, previous: FMRIModel, subjects: dict[str, int], extra_branch: bool
+    ) -> tuple[FMRIModel, dict[str, list[str]]]:
         """A copy of ``previous`` with adapters for ``subjects`` (kept by name, new ones fresh, others dropped) and the
         extra high-level branch switched on or off (a new branch starts zero-initialised)."""
         cfg: dict[str, Any] = {k: v for k, v in dict(previous.config).items() if not k.startswith("_")}
         cfg.update(subjects=dict(subjects), extra_branch=bool(extra_branch))
         model = cls(**cfg)
         own = model.state_dict()
-        keep = {k: v for k, v in previous.state_dict().items() if k in own and not (k.startswith("encoder.adapters.layers.") and k.split(".")[3] not in subjects)}
+        keep = {
+            k: v
+            for k, v in previous.state_dict().items()
+            if k in own and not (k.startswith("encoder.adapters.layers.") and k.split(".")[3] not in subjects)
+        }
         bad = [k for k, v in keep.items() if own[k].shape != v.shape]
         if bad:
-            raise ModelLoadError(f"weights of the previous stage do not fit: {bad[:3]}", fix="keep the neuropictor architecture fixed between stages")
+            raise ModelLoadError(
+                f"weights of the previous stage do not fit: {bad[:3]}",
+                fix="keep the neuropictor architecture fixed between stages",
+            )
         result = model.load_state_dict(keep, strict=False)
-        fresh = [k for k in result.missing_keys if k.startswith("encoder.adapters.") or k.startswith("high.extra.")]
+        fresh = [
+            k for k in result.missing_keys if k.startswith("encoder.adapters.") or k.startswith("high.extra.")
+        ]
         other = sorted(set(result.missing_keys) - set(fresh))
         if other:
-            raise ModelLoadError(f"weights of the previous stage lack {other[:4]}", fix="keep the neuropictor architecture fixed between stages")
+            raise ModelLoadError(
+                f"weights of the previous stage lack {other[:4]}",
+                fix="keep the neuropictor architecture fixed between stages",
+            )
         return model, {"fresh": fresh, "dropped": sorted(set(previous.state_dict()) - set(keep))}

@@ -28,7 +28,12 @@ class NeuroPictorSampler:
     def __init__(self, components, model, config: NeuroPictorConfig | None = None, repeats: int = 1):
         from diffusers import DDIMScheduler
 
-        self.components, self.model, self.config, self.repeats = components, model, config or NeuroPictorConfig(), int(repeats)
+        self.components, self.model, self.config, self.repeats = (
+            components,
+            model,
+            config or NeuroPictorConfig(),
+            int(repeats),
+        )
         self.scheduler = DDIMScheduler.from_config(components.scheduler.config)
         self.device = components.device
         self._uncond: torch.Tensor | None = None
@@ -43,9 +48,14 @@ class NeuroPictorSampler:
     def __call__(self, context: torch.Tensor, cmap: torch.Tensor, seed: int = 42) -> torch.Tensor:
         cfg, R, unet = self.config, self.repeats, self.components.unet
         if context.ndim != 2 or context.shape != self.uncond.shape[1:]:
-            raise DataError(f"context has shape {tuple(context.shape)}, the stack's text context is {tuple(self.uncond.shape[1:])}")
+            raise DataError(
+                f"context has shape {tuple(context.shape)}, the stack's text context is {tuple(self.uncond.shape[1:])}"
+            )
         gen = torch.Generator().manual_seed(int(seed))
-        x = torch.randn((R, *self.components.latent_shape), generator=gen).to(self.device) * self.scheduler.init_noise_sigma
+        x = (
+            torch.randn((R, *self.components.latent_shape), generator=gen).to(self.device)
+            * self.scheduler.init_noise_sigma
+        )
         ctx = context.float().to(self.device).expand(R, -1, -1)
         cm = cmap.float().to(self.device).expand(R, -1, -1, -1)
         if cfg.cfg_scale > 1:
@@ -80,17 +90,30 @@ class NeuroPictorMethod:
 
     def fingerprint(self, config: Config) -> dict[str, Any]:
         np_ = config.neuropictor.model_dump()
-        return {"seed": config.seed, "zoo": config.zoo.model_dump(), "neuropictor": {k: np_[k] for k in ("steps", "cfg_scale", "control_scale", "run")},
-                "repeats": config.sampler.repeats, "image_seed": config.sampler.image_seed, "data": config.data.model_dump()}
+        return {
+            "seed": config.seed,
+            "zoo": config.zoo.model_dump(),
+            "neuropictor": {k: np_[k] for k in ("steps", "cfg_scale", "control_scale", "run")},
+            "repeats": config.sampler.repeats,
+            "image_seed": config.sampler.image_seed,
+            "data": config.data.model_dump(),
+        }
 
     def build(self, components, setting: Setting, shapes: Mapping[str, tuple[int, ...]]) -> Reconstructor:
         from .runner import TestVoxels, fmri_outputs, load_run
 
         cfg = setting.config
         if cfg.neuropictor.run is None:
-            raise ConfigError("no trained NeuroPictor run", where="neuropictor.run", fix="reconstruct the run folder itself (its config.yaml names it), or --set neuropictor.run=RUN")
+            raise ConfigError(
+                "no trained NeuroPictor run",
+                where="neuropictor.run",
+                fix="reconstruct the run folder itself (its config.yaml names it), or --set neuropictor.run=RUN",
+            )
         if "c" not in shapes:
-            raise DataError("the targets hold no 'c'", fix="decode the NeuroPictor run first (`neuraldiffuser decode RUN`)")
+            raise DataError(
+                "the targets hold no 'c'",
+                fix="decode the NeuroPictor run first (`neuraldiffuser decode RUN`)",
+            )
         manifest, model = load_run(cfg.neuropictor.run, components.device)
         voxels = TestVoxels(cfg, cfg.neuropictor.run, manifest["subject"])
         pipe = NeuroPictorSampler(components, model, cfg.neuropictor, cfg.sampler.repeats)

@@ -28,7 +28,9 @@ from ...utils.io import atomic_dir, atomic_write_json
 METHOD = "neuropictor"
 
 
-def train_neuropictor(config: Config, run_dir: str | Path, targets: str | Path, accelerator=None) -> dict[str, Any]:
+def train_neuropictor(
+    config: Config, run_dir: str | Path, targets: str | Path, accelerator=None
+) -> dict[str, Any]:
     """Run every configured stage for ``config.data.subject``; returns the summary (also RUN/summary.json)."""
     from ...training.batches import TrainingData
     from ...training.runner import fit_scalers, make_accelerator, make_pool
@@ -66,16 +68,34 @@ def train_neuropictor(config: Config, run_dir: str | Path, targets: str | Path, 
                 model = NeuroPictor(fmri, previous.controlnet)
             pools = [make_pool(ds, n, scalers[n], config) for n in spec.subjects]
             data = TrainingData(pools, store, HEADS, config.train.preload_gb)
-            summaries.append(StageTrainer(acc, model.to(acc.device), unet, scheduler, data, spec, config, out_dir, uncond).run())
+            summaries.append(
+                StageTrainer(
+                    acc, model.to(acc.device), unet, scheduler, data, spec, config, out_dir, uncond
+                ).run()
+            )
         previous, last = NeuroPictor.from_pretrained(out_dir / "model"), spec.name
-    summary = {"method": METHOD, "subject": target, "pretrain_subjects": pre_names if "pretrain" in config.neuropictor.stages else [],
-               "stages": [s.name for s in specs], "runs": summaries, "seconds": time.perf_counter() - t0}
+    summary = {
+        "method": METHOD,
+        "subject": target,
+        "pretrain_subjects": pre_names if "pretrain" in config.neuropictor.stages else [],
+        "stages": [s.name for s in specs],
+        "runs": summaries,
+        "seconds": time.perf_counter() - t0,
+    }
     if acc.is_main_process:
         with atomic_dir(run_dir / "decoders") as tmp:
             scalers[target].save(tmp / "scaler.safetensors")
-            atomic_write_json(tmp / "manifest.json", {"method": METHOD, "subject": target, "n_voxels": ds.subject(target).n_voxels,
-                                                      "model": f"{last}/model", "targets": str(Path(targets).resolve()),
-                                                      "targets_attrs": {k: v for k, v in store.attrs.items() if k != "created"}})
+            atomic_write_json(
+                tmp / "manifest.json",
+                {
+                    "method": METHOD,
+                    "subject": target,
+                    "n_voxels": ds.subject(target).n_voxels,
+                    "model": f"{last}/model",
+                    "targets": str(Path(targets).resolve()),
+                    "targets_attrs": {k: v for k, v in store.attrs.items() if k != "created"},
+                },
+            )
         atomic_write_json(run_dir / "summary.json", summary)
     acc.wait_for_everyone()
     if config.train.tensorboard:
@@ -91,13 +111,18 @@ class TestVoxels:
         ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
         subj = ds.subject(subject)
         self.test = subj.test_set(config.data.test_repeats, config.data.test_order)
-        x = VoxelScaler.load(Path(run_dir) / "decoders" / "scaler.safetensors").transform(subj.test_betas(self.test, config.data.average))
+        x = VoxelScaler.load(Path(run_dir) / "decoders" / "scaler.safetensors").transform(
+            subj.test_betas(self.test, config.data.average)
+        )
         self.x = x
         self.row = {int(im): i for i, im in enumerate(self.test.images)}
 
     def __call__(self, image: int) -> np.ndarray:
         if int(image) not in self.row:
-            raise ModelLoadError(f"image {image} is not a test image of this subject", fix="reconstruct the decoded file of this NeuroPictor run")
+            raise ModelLoadError(
+                f"image {image} is not a test image of this subject",
+                fix="reconstruct the decoded file of this NeuroPictor run",
+            )
         return self.x[self.row[int(image)]]
 
 
@@ -106,7 +131,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     from .controlnet import NeuroPictor
 
     manifest = read_manifest(run_dir, METHOD)
-    model = NeuroPictor.from_pretrained(Path(run_dir) / manifest["model"]).to(device).eval().requires_grad_(False)
+    model = (
+        NeuroPictor.from_pretrained(Path(run_dir) / manifest["model"]).to(device).eval().requires_grad_(False)
+    )
     return manifest, model
 
 
@@ -123,8 +150,20 @@ def decode_neuropictor(config: Config, run_dir: str | Path, out: str | Path) -> 
     run_dir = Path(run_dir)
     manifest, model = load_run(run_dir)
     voxels = TestVoxels(config, run_dir, manifest["subject"])
-    c = np.stack([fmri_outputs(model, manifest["subject"], voxels(int(im)), "cpu")[0].numpy() for im in voxels.test.images]).astype(np.float32)
-    attrs = {**manifest.get("targets_attrs", {}), "subject": manifest["subject"], "average": config.data.average, "method": METHOD,
-             "source_run": str(run_dir.resolve()), "test_order": voxels.test.order, "padded": voxels.test.padded.sum(1).tolist(),
-             "created": _dt.datetime.now().isoformat(timespec="seconds")}
+    c = np.stack(
+        [
+            fmri_outputs(model, manifest["subject"], voxels(int(im)), "cpu")[0].numpy()
+            for im in voxels.test.images
+        ]
+    ).astype(np.float32)
+    attrs = {
+        **manifest.get("targets_attrs", {}),
+        "subject": manifest["subject"],
+        "average": config.data.average,
+        "method": METHOD,
+        "source_run": str(run_dir.resolve()),
+        "test_order": voxels.test.order,
+        "padded": voxels.test.padded.sum(1).tolist(),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
     return write_store(out, voxels.test.images, {"c": c}, attrs)

@@ -51,11 +51,20 @@ def training_stimuli(path: str | Path, side: int) -> tuple[ImageCaptionData, dic
         test |= set(np.unique(s.trials.image[s.trials.split == "test"]).tolist())
     keep = np.array([i for i in range(len(ds.images)) if i not in test], dtype=np.int64)
     if len(keep) < 2:
-        raise DataError(f"{len(keep)} training images to adapt the stack to", where=str(path), fix="the dataset needs training stimuli")
+        raise DataError(
+            f"{len(keep)} training images to adapt the stack to",
+            where=str(path),
+            fix="the dataset needs training stimuli",
+        )
     images = to_stack(ds.images.get(keep), side)
-    info = {"dataset": str(path), "n_images": int(len(keep)), "test_images_left_out": len(test),
-            "stimulus_size": list(ds.meta.get("stimulus_size") or ds.images.size), "stimulus_mode": ds.meta.get("stimulus_mode", "RGB"),
-            "policy": f"pad to square (edge pixels), Lanczos to {side} px (data.fit.to_stack)"}
+    info = {
+        "dataset": str(path),
+        "n_images": int(len(keep)),
+        "test_images_left_out": len(test),
+        "stimulus_size": list(ds.meta.get("stimulus_size") or ds.images.size),
+        "stimulus_mode": ds.meta.get("stimulus_mode", "RGB"),
+        "policy": f"pad to square (edge pixels), Lanczos to {side} px (data.fit.to_stack)",
+    }
     return ImageCaptionData(images, [ds.captions_of(int(i)) for i in keep], source=str(path)), info
 
 
@@ -68,7 +77,9 @@ def timed_loop(name: str, params: list, step_fn, seconds: float, lr: float, gen_
     with progress_bar(f"adapt {name}", total) as bar:
         done = 0
         while (elapsed := time.perf_counter() - t0) < seconds:
-            factor = min(1.0, (step + 1) / gen_warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / seconds))))
+            factor = min(1.0, (step + 1) / gen_warmup) * (
+                0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / seconds)))
+            )
             for g in opt.param_groups:
                 g["lr"] = lr * factor
             loss = step_fn()
@@ -82,12 +93,21 @@ def timed_loop(name: str, params: list, step_fn, seconds: float, lr: float, gen_
             bar.advance(now - done, info=f"step {step} loss {np.mean(losses[-10:]):.4g}")
             done = now
     k = max(1, len(losses) // 10)
-    return {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "loss_first": float(np.mean(losses[:k])), "loss_last": float(np.mean(losses[-k:]))}
+    return {
+        "steps": step,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "loss_first": float(np.mean(losses[:k])),
+        "loss_last": float(np.mean(losses[-k:])),
+    }
 
 
 def to_side(x: torch.Tensor, side: int) -> torch.Tensor:
     """Images (B, 3, H, W) at the CLIP tower's input side (bilinear, antialiased), as the guidance encoder resizes."""
-    return x if x.shape[-1] == side else F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+    return (
+        x
+        if x.shape[-1] == side
+        else F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+    )
 
 
 def multi_positive_loss(clip, pixel_values: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
@@ -99,7 +119,9 @@ def multi_positive_loss(clip, pixel_values: torch.Tensor, input_ids: torch.Tenso
 
 
 @torch.no_grad()
-def measure(vae, clip, unet, text_encoder, data: ImageCaptionData, scale: float, seed: int = 0, n: int = 64) -> dict:
+def measure(
+    vae, clip, unet, text_encoder, data: ImageCaptionData, scale: float, seed: int = 0, n: int = 64
+) -> dict:
     """Autoencoder SSIM (posterior mean), CLIP caption top-1 among the distinct captions, UNet loss on a fixed batch."""
     from diffusers import DDIMScheduler
 
@@ -118,27 +140,39 @@ def measure(vae, clip, unet, text_encoder, data: ImageCaptionData, scale: float,
     uniq, label = torch.unique(first, dim=0, return_inverse=True)
     if len(uniq) > 1:
         pixels = to_side(data.pixels(idx), int(clip.config.vision_config.image_size))
-        img = F.normalize(clip.visual_projection(clip.vision_model(pixel_values=normalize(pixels)).pooler_output), dim=-1)
+        img = F.normalize(
+            clip.visual_projection(clip.vision_model(pixel_values=normalize(pixels)).pooler_output), dim=-1
+        )
         txt = F.normalize(clip.text_projection(clip.text_model(input_ids=uniq).pooler_output), dim=-1)
         out["clip_caption_top1"] = float(((img @ txt.T).argmax(1) == label).float().mean())
         out["clip_chance"] = round(1 / len(uniq), 4)
     sched = DDIMScheduler(**SD_SCHEDULER)
     noise = torch.randn(z.shape, generator=gen)
     t = torch.randint(0, 1000, (len(z),), generator=gen)
-    out["unet_loss"] = float(diffusion_loss(unet, sched, z * scale, text_encoder(first).last_hidden_state, noise, t, 5.0))
+    out["unet_loss"] = float(
+        diffusion_loss(unet, sched, z * scale, text_encoder(first).last_hidden_state, noise, t, 5.0)
+    )
     return out
 
 
 def quality_line(before: dict, after: dict) -> str:
     parts = [f"autoencoder SSIM {before['autoencoder_ssim']:.3f} → {after['autoencoder_ssim']:.3f}"]
     if "clip_caption_top1" in after:
-        parts.append(f"CLIP caption top-1 {before['clip_caption_top1']:.2f} → {after['clip_caption_top1']:.2f} (chance {after['clip_chance']:.2f})")
+        parts.append(
+            f"CLIP caption top-1 {before['clip_caption_top1']:.2f} → {after['clip_caption_top1']:.2f} (chance {after['clip_chance']:.2f})"
+        )
     parts.append(f"UNet loss {before['unet_loss']:.4f} → {after['unet_loss']:.4f}")
     return "quality (training stimuli): " + ", ".join(parts)
 
 
-def adapt_zoo(images: str | Path, out: str | Path, init_from: str = "builtin:insilico-64", minutes: float = 5.0, seed: int = 0,
-              shares: dict[str, float] | None = None) -> dict:
+def adapt_zoo(
+    images: str | Path,
+    out: str | Path,
+    init_from: str = "builtin:insilico-64",
+    minutes: float = 5.0,
+    seed: int = 0,
+    shares: dict[str, float] | None = None,
+) -> dict:
     """Copy the stack ``init_from`` to ``out`` and fine-tune every part on ``images`` within ``minutes``; returns the log."""
     from ...config.sections.zoo import ZooConfig
     from ..loader import Components, resolve_path
@@ -146,18 +180,32 @@ def adapt_zoo(images: str | Path, out: str | Path, init_from: str = "builtin:ins
 
     src, out = Path(resolve_path(init_from)), Path(out)
     if out.exists() and any(out.iterdir()):
-        raise DataError("output folder is not empty", where=str(out), fix="choose a new --out (adaptation starts from the stack each time)")
+        raise DataError(
+            "output folder is not empty",
+            where=str(out),
+            fix="choose a new --out (adaptation starts from the stack each time)",
+        )
     if not (src / "unet" / "config.json").is_file():
-        raise DataError("not a stack folder (no unet/config.json)", where=str(src), fix="give builtin:insilico-64 or a folder written by `zoo train`")
+        raise DataError(
+            "not a stack folder (no unet/config.json)",
+            where=str(src),
+            fix="give builtin:insilico-64 or a folder written by `zoo train`",
+        )
     torch.manual_seed(seed)
     comp = Components(ZooConfig(path=str(src)))
-    vae, unet, text_encoder = comp.vae.float().requires_grad_(True), comp.unet.float().requires_grad_(True), comp.text_encoder.float()
+    vae, unet, text_encoder = (
+        comp.vae.float().requires_grad_(True),
+        comp.unet.float().requires_grad_(True),
+        comp.text_encoder.float(),
+    )
     from transformers import CLIPModel, CLIPTokenizer
 
     clip = CLIPModel.from_pretrained(src / "clip", torch_dtype=torch.float32)
     data, info = training_stimuli(images, comp.resolution)
     clip_side = int(clip.config.vision_config.image_size)
-    data.tokenize(CLIPTokenizer.from_pretrained(src / "tokenizer"), text_encoder.config.max_position_embeddings)
+    data.tokenize(
+        CLIPTokenizer.from_pretrained(src / "tokenizer"), text_encoder.config.max_position_embeddings
+    )
     scale = float(vae.config.scaling_factor)
     before = measure(vae.eval(), clip.eval(), unet.eval(), text_encoder.eval(), data, scale, seed)
     shares = shares or SHARES
@@ -169,8 +217,13 @@ def adapt_zoo(images: str | Path, out: str | Path, init_from: str = "builtin:ins
         return data.sample(gen, min(BATCH[part], len(data)))
 
     vae.train()
-    log["parts"]["autoencoder"] = timed_loop("autoencoder", list(vae.parameters()), lambda: _vae_loss(vae, data.pixels(sample("autoencoder")) * 2 - 1, gen),
-                                             budget["autoencoder"], LR["autoencoder"])
+    log["parts"]["autoencoder"] = timed_loop(
+        "autoencoder",
+        list(vae.parameters()),
+        lambda: _vae_loss(vae, data.pixels(sample("autoencoder")) * 2 - 1, gen),
+        budget["autoencoder"],
+        LR["autoencoder"],
+    )
     vae.eval().requires_grad_(False)
     distinct = len({c for caps in data.captions for c in caps})
     if distinct > 1:
@@ -178,24 +231,47 @@ def adapt_zoo(images: str | Path, out: str | Path, init_from: str = "builtin:ins
 
         def clip_step():
             idx = sample("clip")
-            return multi_positive_loss(clip, normalize(to_side(data.pixels(idx), clip_side)), data.random_tokens(idx, gen))
+            return multi_positive_loss(
+                clip, normalize(to_side(data.pixels(idx), clip_side)), data.random_tokens(idx, gen)
+            )
 
-        log["parts"]["clip"] = timed_loop("CLIP", list(clip.parameters()), clip_step, budget["clip"], LR["clip"])
+        log["parts"]["clip"] = timed_loop(
+            "CLIP", list(clip.parameters()), clip_step, budget["clip"], LR["clip"]
+        )
         clip.eval()
         text_encoder = text_encoder_of(clip)
     else:
-        log["parts"]["clip"] = {"steps": 0, "skipped": "every image has the same caption: nothing to contrast; CLIP and the text encoder kept"}
+        log["parts"]["clip"] = {
+            "steps": 0,
+            "skipped": "every image has the same caption: nothing to contrast; CLIP and the text encoder kept",
+        }
         budget["unet"] += budget["clip"]
     text_encoder.eval().requires_grad_(False)
-    uncond = data.tokens.new_tensor(CLIPTokenizer.from_pretrained(src / "tokenizer")([""], padding="max_length", max_length=data.tokens.shape[1]).input_ids)
+    uncond = data.tokens.new_tensor(
+        CLIPTokenizer.from_pretrained(src / "tokenizer")(
+            [""], padding="max_length", max_length=data.tokens.shape[1]
+        ).input_ids
+    )
     log["parts"]["unet"] = adapt_unet(unet, vae, text_encoder, data, uncond, scale, gen, budget["unet"])
-    log["quality_before"], log["quality_after"] = before, measure(vae, clip, unet, text_encoder, data, scale, seed)
+    log["quality_before"], log["quality_after"] = (
+        before,
+        measure(vae, clip, unet, text_encoder, data, scale, seed),
+    )
     log["quality_line"] = quality_line(before, log["quality_after"])
     _save(src, out, vae, clip, text_encoder, unet, log)
     return log
 
 
-def adapt_unet(unet, vae, text_encoder, data: ImageCaptionData, uncond: torch.Tensor, scale: float, gen: torch.Generator, seconds: float) -> dict:
+def adapt_unet(
+    unet,
+    vae,
+    text_encoder,
+    data: ImageCaptionData,
+    uncond: torch.Tensor,
+    scale: float,
+    gen: torch.Generator,
+    seconds: float,
+) -> dict:
     """The UNet on the adapted latents and text contexts: ε-MSE (Min-SNR γ 5), captions dropped 10 % of the time."""
     from diffusers import DDIMScheduler
 

@@ -36,7 +36,9 @@ def build_autoencoder(s: AutoencoderSettings, resolution: int):
     )
 
 
-def autoencoder_loss(vae, x: torch.Tensor, s: AutoencoderSettings, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+def autoencoder_loss(
+    vae, x: torch.Tensor, s: AutoencoderSettings, gen: torch.Generator
+) -> tuple[torch.Tensor, dict[str, float]]:
     """``x`` in [−1, 1]. Returns the total loss and its parts."""
     posterior = vae.encode(x).latent_dist
     z = posterior.sample(generator=gen)
@@ -67,7 +69,15 @@ def latent_std(vae, data: ImageCaptionData, gen: torch.Generator, n: int = 2048,
     return float(torch.cat(zs).std())
 
 
-def train_autoencoder(data: ImageCaptionData, s: AutoencoderSettings, seed: int, out: Path, checkpoint: Path, every: int, save_dtype: torch.dtype) -> dict:
+def train_autoencoder(
+    data: ImageCaptionData,
+    s: AutoencoderSettings,
+    seed: int,
+    out: Path,
+    checkpoint: Path,
+    every: int,
+    save_dtype: torch.dtype,
+) -> dict:
     """Train, set ``scaling_factor``, save ``out`` (a diffusers folder). Resumes from ``checkpoint``."""
     torch.manual_seed(seed)
     vae = build_autoencoder(s, data.resolution)
@@ -84,10 +94,18 @@ def train_autoencoder(data: ImageCaptionData, s: AutoencoderSettings, seed: int,
     std = latent_std(vae, data, torch.Generator().manual_seed(seed))
     vae.register_to_config(scaling_factor=round(1.0 / std, 5))
     save_folder(vae, out, save_dtype)
-    return {"steps": state.step, "seconds": round(state.elapsed, 1), "latent_std": std, "scaling_factor": vae.config.scaling_factor, "history": state.history}
+    return {
+        "steps": state.step,
+        "seconds": round(state.elapsed, 1),
+        "latent_std": std,
+        "scaling_factor": vae.config.scaling_factor,
+        "history": state.history,
+    }
 
 
-def decoder_loss(vae, x: torch.Tensor, ssim_weight: float, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+def decoder_loss(
+    vae, x: torch.Tensor, ssim_weight: float, gen: torch.Generator
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Reconstruction loss with the encoder frozen (no KL: the latent space no longer moves)."""
     with torch.no_grad():
         z = vae.encode(x).latent_dist.sample(generator=gen)
@@ -97,7 +115,15 @@ def decoder_loss(vae, x: torch.Tensor, ssim_weight: float, gen: torch.Generator)
     return l1 + ssim_weight * (1 - s_val), {"l1": l1.item(), "ssim": s_val.item()}
 
 
-def finetune_decoder(data: ImageCaptionData, s: DecoderSettings, seed: int, folder: Path, checkpoint: Path, every: int, save_dtype: torch.dtype) -> dict:
+def finetune_decoder(
+    data: ImageCaptionData,
+    s: DecoderSettings,
+    seed: int,
+    folder: Path,
+    checkpoint: Path,
+    every: int,
+    save_dtype: torch.dtype,
+) -> dict:
     """Fine-tune the decoder of the VAE saved in ``folder`` on whole images, encoder frozen; save it back.
 
     The latent space is fixed by the frozen encoder, so a UNet trained on it stays valid (like SD's

@@ -25,14 +25,28 @@ def build_clip(s: ClipSettings, resolution: int):
     from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig
 
     text = CLIPTextConfig(
-        vocab_size=49408, hidden_size=s.text_width, intermediate_size=4 * s.text_width, num_hidden_layers=s.text_layers,
-        num_attention_heads=s.text_heads, max_position_embeddings=s.max_length, projection_dim=s.projection_dim,
+        vocab_size=49408,
+        hidden_size=s.text_width,
+        intermediate_size=4 * s.text_width,
+        num_hidden_layers=s.text_layers,
+        num_attention_heads=s.text_heads,
+        max_position_embeddings=s.max_length,
+        projection_dim=s.projection_dim,
     )
     vision = CLIPVisionConfig(
-        hidden_size=s.vision_width, intermediate_size=4 * s.vision_width, num_hidden_layers=s.vision_layers,
-        num_attention_heads=s.vision_heads, image_size=resolution, patch_size=s.patch_size, projection_dim=s.projection_dim,
+        hidden_size=s.vision_width,
+        intermediate_size=4 * s.vision_width,
+        num_hidden_layers=s.vision_layers,
+        num_attention_heads=s.vision_heads,
+        image_size=resolution,
+        patch_size=s.patch_size,
+        projection_dim=s.projection_dim,
     )
-    return CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=s.projection_dim))
+    return CLIPModel(
+        CLIPConfig(
+            text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=s.projection_dim
+        )
+    )
 
 
 def normalize(images01: torch.Tensor) -> torch.Tensor:
@@ -42,7 +56,9 @@ def normalize(images01: torch.Tensor) -> torch.Tensor:
     return (images01 - mean) / std
 
 
-def contrastive_loss(clip, pixel_values: torch.Tensor, input_ids: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+def contrastive_loss(
+    clip, pixel_values: torch.Tensor, input_ids: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Symmetric InfoNCE over the batch, and the in-batch image→text top-1 accuracy."""
     out = clip(input_ids=input_ids, pixel_values=pixel_values)
     logits = out.logits_per_image
@@ -61,7 +77,16 @@ def text_encoder_of(clip):
     return text.eval()
 
 
-def train_clip(data: ImageCaptionData, s: ClipSettings, seed: int, out_clip: Path, out_text: Path, checkpoint: Path, every: int, save_dtype: torch.dtype) -> dict:
+def train_clip(
+    data: ImageCaptionData,
+    s: ClipSettings,
+    seed: int,
+    out_clip: Path,
+    out_text: Path,
+    checkpoint: Path,
+    every: int,
+    save_dtype: torch.dtype,
+) -> dict:
     """Train; save ``out_clip`` (CLIPModel) and ``out_text`` (its CLIPTextModel). ``data`` must be tokenised."""
     torch.manual_seed(seed)
     clip = build_clip(s, data.resolution)

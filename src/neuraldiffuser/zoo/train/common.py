@@ -38,7 +38,9 @@ def cosine_schedule(opt: OptimSettings) -> Callable[[int], float]:
     return factor
 
 
-def make_optimizer(model: nn.Module, opt: OptimSettings) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+def make_optimizer(
+    model: nn.Module, opt: OptimSettings
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW (weight decay on matrices only, not on biases, norms or CLIP's temperature) and its schedule."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
@@ -82,7 +84,11 @@ class RunState:
         self.generator.set_state(state["generator"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
-        self.step, self.elapsed, self.history = int(state["step"]), float(state["elapsed"]), list(state["history"])
+        self.step, self.elapsed, self.history = (
+            int(state["step"]),
+            float(state["elapsed"]),
+            list(state["history"]),
+        )
 
     def save(self, path: Path) -> None:
         atomic_save(path, lambda tmp: torch.save(self.state_dict(), tmp))
@@ -90,7 +96,9 @@ class RunState:
     def try_resume(self, path: Path) -> bool:
         if not path.is_file():
             return False
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))  # tensors and plain values only: safe
+        self.load_state_dict(
+            torch.load(path, map_location="cpu", weights_only=True)
+        )  # tensors and plain values only: safe
         return True
 
 
@@ -155,7 +163,13 @@ def replica_bar(replicas: Replicas, description: str, total: int):
 
 
 def run(
-    state: RunState, step_fn: StepFn, opt: OptimSettings, checkpoint: Path, every: int, description: str, replicas: Replicas = Replicas()
+    state: RunState,
+    step_fn: StepFn,
+    opt: OptimSettings,
+    checkpoint: Path,
+    every: int,
+    description: str,
+    replicas: Replicas = Replicas(),
 ) -> RunState:
     """Optimise until ``opt.steps``: backward, clip, AdamW, schedule, EMA; checkpoint every ``every`` steps.
 

@@ -31,13 +31,24 @@ class ImageCaptionData:
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
             raise DataError(f"images must be uint8 (N, H, W, 3), got {x.dtype} {x.shape}", where=self.source)
         if x.shape[1] != x.shape[2] or x.shape[1] % 8:
-            raise DataError(f"images must be square with a side divisible by 8, got {x.shape[1]}×{x.shape[2]}", where=self.source,
-                            fix="adapt a trained stack instead (`zoo train --init-from builtin:insilico-64`: any size is padded and resized to it)")
+            raise DataError(
+                f"images must be square with a side divisible by 8, got {x.shape[1]}×{x.shape[2]}",
+                where=self.source,
+                fix="adapt a trained stack instead (`zoo train --init-from builtin:insilico-64`: any size is padded and resized to it)",
+            )
         if len(self.captions) != len(x):
             raise DataError(f"{len(self.captions)} caption lists for {len(x)} images", where=self.source)
-        empty = [i for i, c in enumerate(self.captions) if not c or not all(isinstance(s, str) and s.strip() for s in c)]
+        empty = [
+            i
+            for i, c in enumerate(self.captions)
+            if not c or not all(isinstance(s, str) and s.strip() for s in c)
+        ]
         if empty:
-            raise DataError(f"images {empty[:5]} have no (or an empty) caption", where=self.source, fix="every image needs at least one non-empty caption")
+            raise DataError(
+                f"images {empty[:5]} have no (or an empty) caption",
+                where=self.source,
+                fix="every image needs at least one non-empty caption",
+            )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -68,7 +79,9 @@ class ImageCaptionData:
     def tokenize(self, tokenizer, max_length: int) -> None:
         """Tokenise every caption once (padded with the end token to ``max_length``, truncated)."""
         flat = [c for caps in self.captions for c in caps]
-        ids = tokenizer(flat, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt").input_ids
+        ids = tokenizer(
+            flat, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt"
+        ).input_ids
         self.tokens = ids.long()
         self.offsets = np.concatenate([[0], np.cumsum([len(c) for c in self.captions])])
 

@@ -120,30 +120,59 @@ def train_zoo(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)
-    data = images if isinstance(images, ImageCaptionData) else ImageCaptionData.from_dataset(images, limit=limit)
+    data = (
+        images if isinstance(images, ImageCaptionData) else ImageCaptionData.from_dataset(images, limit=limit)
+    )
     write_static_parts(out, settings.clip.max_length)
     data.tokenize(CLIPTokenizer.from_pretrained(out / "tokenizer"), settings.clip.max_length)
     log = _log(out)
     log.update(
-        dataset=data.source, n_images=len(data), resolution=data.resolution, command=command or log.get("command"),
-        torch_threads=torch.get_num_threads(), cpu=platform.processor() or platform.machine(), torch=torch.__version__,
+        dataset=data.source,
+        n_images=len(data),
+        resolution=data.resolution,
+        command=command or log.get("command"),
+        torch_threads=torch.get_num_threads(),
+        cpu=platform.processor() or platform.machine(),
+        torch=torch.__version__,
     )
     ckpt = out / "checkpoints"
     dtype = DTYPES[settings.save_dtype]
     every = settings.checkpoint_every
     jobs = {
-        "autoencoder": lambda: train_autoencoder(data, settings.autoencoder, settings.seed, out / "vae", ckpt / "autoencoder.pt", every, dtype),
-        "decoder": lambda: finetune_decoder(data, settings.decoder, settings.seed, out / "vae", ckpt / "decoder.pt", every, dtype),
-        "clip": lambda: train_clip(data, settings.clip, settings.seed, out / "clip", out / "text_encoder", ckpt / "clip.pt", every, dtype),
-        "unet": lambda: train_unet(data, settings.unet, settings.seed, out, out / "unet", ckpt, every, dtype, processes),
+        "autoencoder": lambda: train_autoencoder(
+            data, settings.autoencoder, settings.seed, out / "vae", ckpt / "autoencoder.pt", every, dtype
+        ),
+        "decoder": lambda: finetune_decoder(
+            data, settings.decoder, settings.seed, out / "vae", ckpt / "decoder.pt", every, dtype
+        ),
+        "clip": lambda: train_clip(
+            data,
+            settings.clip,
+            settings.seed,
+            out / "clip",
+            out / "text_encoder",
+            ckpt / "clip.pt",
+            every,
+            dtype,
+        ),
+        "unet": lambda: train_unet(
+            data, settings.unet, settings.seed, out, out / "unet", ckpt, every, dtype, processes
+        ),
     }
-    needs = {"decoder": ("vae",), "unet": ("vae", "text_encoder")}  # the UNet needs only the encoder: it may run beside "decoder"
+    needs = {
+        "decoder": ("vae",),
+        "unet": ("vae", "text_encoder"),
+    }  # the UNet needs only the encoder: it may run beside "decoder"
     for part in PARTS:
         if part not in parts or _done(out, part, settings):
             continue
         missing = [f for f in needs.get(part, ()) if not (out / f).is_dir()]
         if missing:
-            raise ConfigError(f"the {part} part needs the trained {', '.join(missing)} first", where=str(out), fix="train the parts in order: " + ", ".join(PARTS))
+            raise ConfigError(
+                f"the {part} part needs the trained {', '.join(missing)} first",
+                where=str(out),
+                fix="train the parts in order: " + ", ".join(PARTS),
+            )
         init_from = settings.unet.init_from if part == "unet" else None
         if init_from:
             require_unet_folder(init_from)
@@ -152,10 +181,17 @@ def train_zoo(
         result["wall_seconds_last_session"] = round(time.perf_counter() - t0, 1)
         if init_from:  # keep the record of the stage it extends
             result = {**result, "init_from": init_from, "previous": _log(out)["parts"].get(part)}
-        log["parts"] = {**_log(out)["parts"], **log["parts"], part: result}  # parts may run in parallel processes
+        log["parts"] = {
+            **_log(out)["parts"],
+            **log["parts"],
+            part: result,
+        }  # parts may run in parallel processes
         atomic_write_json(out / "train_log.json", log)
     if all(_done(out, p, settings) for p in PARTS):
-        log["sizes_mb"] = {f: round(folder_mb(out / f), 2) for f in ("vae", "unet", "clip", "text_encoder", "tokenizer", "scheduler")}
+        log["sizes_mb"] = {
+            f: round(folder_mb(out / f), 2)
+            for f in ("vae", "unet", "clip", "text_encoder", "tokenizer", "scheduler")
+        }
         log["total_mb"] = round(sum(log["sizes_mb"].values()), 2)
         shutil.rmtree(ckpt, ignore_errors=True)
     atomic_write_json(out / "train_log.json", log)

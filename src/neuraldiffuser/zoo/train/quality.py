@@ -37,7 +37,9 @@ def to_uint8(images01: torch.Tensor) -> np.ndarray:
 def ssim_rgb(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     from skimage.metrics import structural_similarity
 
-    return np.array([structural_similarity(x, y, channel_axis=-1, data_range=255) for x, y in zip(a, b, strict=True)])
+    return np.array(
+        [structural_similarity(x, y, channel_axis=-1, data_range=255) for x, y in zip(a, b, strict=True)]
+    )
 
 
 def retrieval(image_emb: torch.Tensor, text_emb: torch.Tensor) -> dict[str, float]:
@@ -48,7 +50,12 @@ def retrieval(image_emb: torch.Tensor, text_emb: torch.Tensor) -> dict[str, floa
     def topk(s: torch.Tensor, k: int) -> float:
         return float((s.topk(min(k, s.shape[1]), dim=1).indices == target[:, None]).any(dim=1).float().mean())
 
-    return {"image_to_text_top1": topk(sim, 1), "image_to_text_top5": topk(sim, 5), "text_to_image_top1": topk(sim.t(), 1), "chance_top1": 1 / len(sim)}
+    return {
+        "image_to_text_top1": topk(sim, 1),
+        "image_to_text_top5": topk(sim, 5),
+        "text_to_image_top1": topk(sim.t(), 1),
+        "chance_top1": 1 / len(sim),
+    }
 
 
 @torch.no_grad()
@@ -61,7 +68,9 @@ def reconstruct(comp, images01: torch.Tensor, batch: int = 50) -> torch.Tensor:
 
 
 @torch.no_grad()
-def text_to_image(comp, captions: list[str], cfg_scale: float, steps: int, seed: int, batch: int = 50) -> torch.Tensor:
+def text_to_image(
+    comp, captions: list[str], cfg_scale: float, steps: int, seed: int, batch: int = 50
+) -> torch.Tensor:
     """Plain DDIM (η = 0) from N(0, I) latents with classifier-free guidance: SD's text-to-image loop."""
     from diffusers import DDIMScheduler
 
@@ -81,14 +90,25 @@ def text_to_image(comp, captions: list[str], cfg_scale: float, steps: int, seed:
 
 
 @torch.no_grad()
-def true_targets(comp, data: ImageCaptionData, images01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def true_targets(
+    comp, data: ImageCaptionData, images01: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """z (mode × scale), c (mean over captions) and g of each image, as ``extract`` defines them."""
     z = comp.vae.encode(images01 * 2 - 1).latent_dist.mode() * comp.latent_scale
     c = torch.stack([comp.encode_text(caps).mean(0) for caps in data.captions])
     return z, c, comp.guidance(images01)
 
 
-def img2img(comp, config: SamplerConfig, z: torch.Tensor, c: torch.Tensor, g: torch.Tensor, seed: int, label: str, make_sampler) -> torch.Tensor:
+def img2img(
+    comp,
+    config: SamplerConfig,
+    z: torch.Tensor,
+    c: torch.Tensor,
+    g: torch.Tensor,
+    seed: int,
+    label: str,
+    make_sampler,
+) -> torch.Tensor:
     """The NeuralDiffuser sampler, one image at a time (R repeats batched); returns all repeats (N·R, 3, H, W).
     ``make_sampler(components, config)`` builds it (``sampling.sampler.NeuralDiffuserSampler``, passed in by the
     caller: the zoo package sits below ``sampling`` and does not import it)."""
@@ -123,13 +143,30 @@ def measure_quality(
     x, originals = ae_x[:n], data.images
     clip = load_pretrained(CLIPModel, comp.path, "clip", "mini CLIP").float().eval()  # stored in fp16
     first = [caps[0] for caps in data.captions]
-    ids = comp.tokenizer(first, padding="max_length", max_length=comp.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
-    result: dict = {"zoo": zoo.path, "held_out": str(images), "n": len(data), "ssim_settings": SSIM_SETTINGS, "seed": seed}
+    ids = comp.tokenizer(
+        first,
+        padding="max_length",
+        max_length=comp.tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
+    result: dict = {
+        "zoo": zoo.path,
+        "held_out": str(images),
+        "n": len(data),
+        "ssim_settings": SSIM_SETTINGS,
+        "seed": seed,
+    }
     timings = {}
 
     t0 = time.perf_counter()
     ae = ssim_rgb(ae_originals, to_uint8(reconstruct(comp, ae_x)))
-    result["autoencoder"] = {"ssim": float(ae.mean()), "n": len(ae), "sem": float(ae.std() / np.sqrt(len(ae))), f"ssim_first_{n}": float(ae[:n].mean())}
+    result["autoencoder"] = {
+        "ssim": float(ae.mean()),
+        "n": len(ae),
+        "sem": float(ae.std() / np.sqrt(len(ae))),
+        f"ssim_first_{n}": float(ae[:n].mean()),
+    }
     with torch.no_grad():
         text_emb = embed_texts(clip, ids)
         result["clip"] = retrieval(embed_images(clip, x), text_emb)
@@ -138,7 +175,11 @@ def measure_quality(
     t0 = time.perf_counter()
     gen_images = text_to_image(comp, first, t2i_cfg_scale, t2i_steps, seed)
     with torch.no_grad():
-        result["text_to_image"] = {"cfg_scale": t2i_cfg_scale, "steps": t2i_steps, **retrieval(embed_images(clip, gen_images), text_emb)}
+        result["text_to_image"] = {
+            "cfg_scale": t2i_cfg_scale,
+            "steps": t2i_steps,
+            **retrieval(embed_images(clip, gen_images), text_emb),
+        }
     timings["text_to_image"] = time.perf_counter() - t0
 
     base = (sampler or SamplerConfig()).model_copy(update={"repeats": 1})
@@ -149,8 +190,15 @@ def measure_quality(
         t0 = time.perf_counter()
         recon = img2img(comp, cfg, z, c, g, seed, f"img2img {name}", make_sampler)
         timings[f"img2img_{name}"] = time.perf_counter() - t0
-        img2img_result[name] = {"ssim": float(ssim_rgb(originals, to_uint8(recon)).mean()), "kappa": cfg.kappa, "eta": cfg.eta}
-    img2img_result["sampler"] = base.model_dump(mode="json", include={"steps", "strength", "cfg_scale", "sag_scale", "eta", "x0_formula", "noise_timestep"})
+        img2img_result[name] = {
+            "ssim": float(ssim_rgb(originals, to_uint8(recon)).mean()),
+            "kappa": cfg.kappa,
+            "eta": cfg.eta,
+        }
+    img2img_result["sampler"] = base.model_dump(
+        mode="json",
+        include={"steps", "strength", "cfg_scale", "sag_scale", "eta", "x0_formula", "noise_timestep"},
+    )
     img2img_result["guided_improves"] = img2img_result["guided"]["ssim"] > img2img_result["unguided"]["ssim"]
     result["img2img"] = img2img_result
     result["seconds"] = {k: round(v, 1) for k, v in timings.items()}
@@ -179,5 +227,7 @@ def summarize(result: dict) -> dict:
     }
     summary = {k: round(v, 4) for k, v in got.items()}
     summary["targets"] = TARGETS
-    summary["met"] = {k: got[k] >= v for k, v in TARGETS.items()} | {"guided_improves_ssim": result["img2img"]["guided_improves"]}
+    summary["met"] = {k: got[k] >= v for k, v in TARGETS.items()} | {
+        "guided_improves_ssim": result["img2img"]["guided_improves"]
+    }
     return summary

@@ -37,9 +37,15 @@ class OptimSettings(Section):
     @model_validator(mode="after")
     def _ranges(self) -> OptimSettings:
         # checked here rather than with Field(ge=...) because every part redefines these defaults
-        rules = [("steps", self.steps >= 1, "≥ 1"), ("batch_size", self.batch_size >= 1, "≥ 1"), ("lr", self.lr >= 0, "≥ 0"),
-                 ("warmup", self.warmup >= 0, "≥ 0"), ("final_lr_fraction", 0 <= self.final_lr_fraction <= 1, "in [0, 1]"),
-                 ("weight_decay", self.weight_decay >= 0, "≥ 0"), ("grad_clip", self.grad_clip >= 0, "≥ 0")]
+        rules = [
+            ("steps", self.steps >= 1, "≥ 1"),
+            ("batch_size", self.batch_size >= 1, "≥ 1"),
+            ("lr", self.lr >= 0, "≥ 0"),
+            ("warmup", self.warmup >= 0, "≥ 0"),
+            ("final_lr_fraction", 0 <= self.final_lr_fraction <= 1, "in [0, 1]"),
+            ("weight_decay", self.weight_decay >= 0, "≥ 0"),
+            ("grad_clip", self.grad_clip >= 0, "≥ 0"),
+        ]
         for name, ok, want in rules:
             if not ok:
                 raise ValueError(f"{name} must be {want}, got {getattr(self, name)}")
@@ -154,15 +160,23 @@ class ZooTrainSettings(Section):
         ae = self.autoencoder
         bad = [c for c in ae.block_out_channels if c % ae.norm_num_groups]
         if bad:
-            raise ValueError(f"autoencoder.norm_num_groups={ae.norm_num_groups} does not divide channels {bad}")
+            raise ValueError(
+                f"autoencoder.norm_num_groups={ae.norm_num_groups} does not divide channels {bad}"
+            )
         if self.clip.vision_width % self.clip.vision_heads or self.clip.text_width % self.clip.text_heads:
             raise ValueError("clip widths must be divisible by their head counts")
-        if len(self.unet.down_block_types) != len(self.unet.block_out_channels) or len(self.unet.up_block_types) != len(self.unet.block_out_channels):
-            raise ValueError("unet.down_block_types and up_block_types need one entry per block_out_channels entry")
+        if len(self.unet.down_block_types) != len(self.unet.block_out_channels) or len(
+            self.unet.up_block_types
+        ) != len(self.unet.block_out_channels):
+            raise ValueError(
+                "unet.down_block_types and up_block_types need one entry per block_out_channels entry"
+            )
         return self
 
 
-def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ZooTrainSettings:
+def load_settings(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> ZooTrainSettings:
     """Defaults < YAML file < overrides (nested dict), with unknown keys named."""
     from ...config.load import _read_yaml, deep_merge
 
@@ -172,7 +186,11 @@ def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | No
     bad = unknown_keys(ZooTrainSettings, data)
     if bad:
         key, guess = bad[0]
-        raise ConfigError(f"unknown key '{key}'", where=source, fix=f"did you mean '{guess}'?" if guess else "see zoo/train/settings.py")
+        raise ConfigError(
+            f"unknown key '{key}'",
+            where=source,
+            fix=f"did you mean '{guess}'?" if guess else "see zoo/train/settings.py",
+        )
     try:
         return ZooTrainSettings.model_validate(data)
     except ValidationError as exc:

@@ -42,7 +42,9 @@ def build_unet(s: UNetSettings, latent_side: int, latent_channels: int, context_
 
 
 @torch.no_grad()
-def encode_posteriors(vae, data: ImageCaptionData, cache: Path, replicas: Replicas = Replicas(), batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_posteriors(
+    vae, data: ImageCaptionData, cache: Path, replicas: Replicas = Replicas(), batch: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior mean and std of every image's latent (unscaled), cached atomically in ``cache``.
 
     Replicas each encode a contiguous share of the images and exchange them (all_gather).
@@ -85,7 +87,11 @@ def require_unet_folder(folder: str | Path) -> None:
     from ...errors import ConfigError
 
     if not (Path(folder) / "config.json").is_file():
-        raise ConfigError("unet.init_from is not a saved UNet folder (no config.json)", where=str(folder), fix="point it at a trained stack's unet/ folder")
+        raise ConfigError(
+            "unet.init_from is not a saved UNet folder (no config.json)",
+            where=str(folder),
+            fix="point it at a trained stack's unet/ folder",
+        )
 
 
 def load_initial_weights(unet, folder: Path) -> None:
@@ -96,7 +102,16 @@ def load_initial_weights(unet, folder: Path) -> None:
 
     require_unet_folder(folder)
     saved = UNet2DConditionModel.from_pretrained(folder, torch_dtype=torch.float32)
-    keys = ("block_out_channels", "down_block_types", "up_block_types", "layers_per_block", "cross_attention_dim", "attention_head_dim", "in_channels", "sample_size")
+    keys = (
+        "block_out_channels",
+        "down_block_types",
+        "up_block_types",
+        "layers_per_block",
+        "cross_attention_dim",
+        "attention_head_dim",
+        "in_channels",
+        "sample_size",
+    )
     differ = [k for k in keys if tuple(_as_tuple(saved.config[k])) != tuple(_as_tuple(unet.config[k]))]
     if differ:
         raise ConfigError(
@@ -111,7 +126,15 @@ def _as_tuple(value) -> tuple:
     return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
-def diffusion_loss(unet, noise_scheduler, z0: torch.Tensor, context: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, snr_gamma: float | None = None) -> torch.Tensor:
+def diffusion_loss(
+    unet,
+    noise_scheduler,
+    z0: torch.Tensor,
+    context: torch.Tensor,
+    noise: torch.Tensor,
+    t: torch.Tensor,
+    snr_gamma: float | None = None,
+) -> torch.Tensor:
     """ε-prediction MSE (SD's objective) at timesteps ``t``, optionally Min-SNR-γ weighted.
 
     Min-SNR-γ (Hang et al. 2023) weights timestep t by min(SNR_t, γ)/SNR_t: the many nearly noise-free
@@ -126,7 +149,17 @@ def diffusion_loss(unet, noise_scheduler, z0: torch.Tensor, context: torch.Tenso
     return (err * snr.clamp(max=snr_gamma) / snr).mean()
 
 
-def train_unet(data: ImageCaptionData, s: UNetSettings, seed: int, stack: Path, out: Path, checkpoint_dir: Path, every: int, save_dtype: torch.dtype, processes: int = 1) -> dict:
+def train_unet(
+    data: ImageCaptionData,
+    s: UNetSettings,
+    seed: int,
+    stack: Path,
+    out: Path,
+    checkpoint_dir: Path,
+    every: int,
+    save_dtype: torch.dtype,
+    processes: int = 1,
+) -> dict:
     """Train on the VAE and text encoder already saved in ``stack``; save ``out`` (EMA weights).
 
     ``processes`` > 1 trains that many data-parallel replicas (forked, gloo), each on its slice of the batch.
@@ -145,12 +178,21 @@ def train_unet(data: ImageCaptionData, s: UNetSettings, seed: int, stack: Path, 
     import torch.multiprocessing as mp
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    rendezvous = (checkpoint_dir / "rendezvous").resolve()  # file:// needs an absolute path: a relative one hangs
+    rendezvous = (
+        checkpoint_dir / "rendezvous"
+    ).resolve()  # file:// needs an absolute path: a relative one hangs
     rendezvous.unlink(missing_ok=True)
     mp.start_processes(_replica, args=(processes, rendezvous, args), nprocs=processes, start_method="fork")
     rendezvous.unlink(missing_ok=True)
-    state = torch.load(checkpoint_dir / "unet.pt", map_location="cpu", weights_only=True)  # written by replica 0
-    return {"steps": state["step"], "seconds": round(state["elapsed"], 1), "history": state["history"], "processes": processes}
+    state = torch.load(
+        checkpoint_dir / "unet.pt", map_location="cpu", weights_only=True
+    )  # written by replica 0
+    return {
+        "steps": state["step"],
+        "seconds": round(state["elapsed"], 1),
+        "history": state["history"],
+        "processes": processes,
+    }
 
 
 def _replica(rank: int, world: int, rendezvous: Path, args: tuple) -> None:
@@ -158,14 +200,22 @@ def _replica(rank: int, world: int, rendezvous: Path, args: tuple) -> None:
 
     torch.set_num_threads(1)
     # a bounded wait: a replica that never arrives (or a collective that never completes) raises instead of hanging
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world, timeout=timedelta(seconds=REPLICA_TIMEOUT_S))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{rendezvous}",
+        rank=rank,
+        world_size=world,
+        timeout=timedelta(seconds=REPLICA_TIMEOUT_S),
+    )
     try:
         _train(Replicas(rank, world), *args)
     finally:
         dist.destroy_process_group()
 
 
-def _train(replicas: Replicas, data, s: UNetSettings, seed, comp, checkpoint_dir: Path, out: Path, every, save_dtype) -> dict:
+def _train(
+    replicas: Replicas, data, s: UNetSettings, seed, comp, checkpoint_dir: Path, out: Path, every, save_dtype
+) -> dict:
     from diffusers import DDIMScheduler
     from diffusers.training_utils import EMAModel
 
@@ -173,7 +223,9 @@ def _train(replicas: Replicas, data, s: UNetSettings, seed, comp, checkpoint_dir
     checkpoint = checkpoint_dir / "unet.pt"
     text_encoder, scale = comp.text_encoder, comp.latent_scale
     max_length = comp.tokenizer.model_max_length
-    uncond_ids = comp.tokenizer([""], padding="max_length", max_length=max_length, return_tensors="pt").input_ids
+    uncond_ids = comp.tokenizer(
+        [""], padding="max_length", max_length=max_length, return_tensors="pt"
+    ).input_ids
     noise_scheduler = DDIMScheduler(**SD_SCHEDULER)
 
     torch.manual_seed(seed)
