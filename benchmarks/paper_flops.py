@@ -108,10 +108,10 @@ def decoder_counts() -> dict[str, float]:
     for name, shape in (("c", (77, 768)), ("g", (50, 768)), ("z", (4, 64, 64))):
         stats = {} if name == "z" else {name: (np.zeros(shape, np.float32), np.ones(shape, np.float32))}
         model = meta(
-            lambda: build_model(
+            lambda name=name, shape=shape, stats=stats: build_model(
                 name, [name], {"subj01": voxels}, cfg, {name: shape}, stats, 768 if name == "z" else 0
             )
-        )  # noqa: B023
+        )
         total = sum(p.numel() for p in model.parameters())
         prior = sum(p.numel() for n, p in model.named_parameters() if ".prior." in n)
         tokens = shape[0] if name != "z" else 1
