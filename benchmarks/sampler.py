@@ -76,9 +76,12 @@ def targets(comp: Components):
     """c from a caption, z from a smooth image through the VAE, g from another image: realistic magnitudes."""
     gen = torch.Generator().manual_seed(0)
     side = comp.resolution
-    smooth = lambda: torch.nn.functional.interpolate(
-        torch.rand(1, 3, 8, 8, generator=gen), size=(side, side), mode="bicubic"
-    ).clamp(0, 1)  # noqa: E731
+
+    def smooth():
+        return torch.nn.functional.interpolate(
+            torch.rand(1, 3, 8, 8, generator=gen), size=(side, side), mode="bicubic"
+        ).clamp(0, 1)
+
     with torch.no_grad():
         c = comp.encode_text(["a red circle above a blue square on grass"])[0]
         z = comp.vae.encode(smooth() * 2 - 1).latent_dist.mode()[0] * comp.latent_scale

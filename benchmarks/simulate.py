@@ -62,13 +62,13 @@ def signal_report(root: Path) -> dict:
         x_tr, i_tr = s.read(rows), s.image_of_rows(rows)
         test = s.test_set(3)
         x_te, i_te = s.test_betas(test), test.images
-        small = lambda idx: (
+        small = lambda idx: (  # noqa: E731
             ds.images.get(idx)
             .astype(np.float32)
             .reshape(len(idx), 16, 4, 16, 4, 3)
             .mean((2, 4))
             .reshape(len(idx), -1)
-        )  # noqa: E731
+        )
         best = max(
             (two_way(p := ridge(x_tr, small(i_tr), x_te, lam), small(i_te)), lam, p)
             for lam in (3e2, 1e3, 3e3)

@@ -62,9 +62,9 @@ class ResidualMLP(nn.Module):
                 nn.Linear(hidden, hidden),
             )
         else:
-            make = lambda: nn.Sequential(
+            make = lambda: nn.Sequential(  # noqa: E731
                 nn.Linear(hidden, hidden, bias=False), nn.LayerNorm(hidden), nn.SiLU(), nn.Dropout(dropout)
-            )  # noqa: E731
+            )
         self.blocks = nn.ModuleList(make() for _ in range(blocks))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
