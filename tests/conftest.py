@@ -7,6 +7,11 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
+# One BLAS/OpenMP thread per process, inherited by the CLI subprocesses the tests start: the tests' models are
+# tiny, so an idle 2-core machine runs the suite as fast (154 s against 152 s), and a loaded one no longer
+# oversubscribes its cores (the zoo fixture took 188 s instead of 2 s beside other work).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
