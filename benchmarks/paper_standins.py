@@ -36,16 +36,6 @@ NSD_VOXELS = {
     "subj07": 12682,
     "subj08": 14386,
 }
-L14_TEXT = dict(
-    vocab_size=49408,
-    hidden_size=768,
-    intermediate_size=3072,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    max_position_embeddings=77,
-    hidden_act="quick_gelu",
-    projection_dim=768,
-)
 L14_VISION = dict(
     hidden_size=1024,
     intermediate_size=4096,
@@ -155,7 +145,8 @@ def build_models(
         snapshot(cache, CLIP_B32), b32_text, cfg["vision"], cfg["vision"]["projection_dim"], tok
     )
     if evaluation and not tiny:
-        counts["clip_l14"] = _clip_model(snapshot(cache, CLIP_L14), L14_TEXT, L14_VISION, 768, tok)
+        # ViT-L/14's text tower is SD v1.4's text encoder
+        counts["clip_l14"] = _clip_model(snapshot(cache, CLIP_L14), cfg["text_encoder"], L14_VISION, 768, tok)
     counts["unet_sample_size"] = unet_sample_size
     stamp.write_text(json.dumps(counts))
     return counts

@@ -66,17 +66,6 @@ def command(
     if truth is None:
         raise ConfigError("no dataset to compare against", fix="give --truth DATASET (or set data.path)")
     out = check_output(out or recon_dirs[0], folder=True, what="evaluation")
-    if subject is not None:
-        from ..data import open_dataset
-        from ..errors import DataError
-
-        names = list(open_dataset(truth, config.data.layout, config.data.captions).subjects)
-        if subject not in names:
-            raise DataError(
-                f"no subject '{subject}' in the dataset",
-                where=str(truth),
-                fix=f"choose one of {', '.join(names)}",
-            )
     if native:
         from .native import evaluate_native
 

@@ -387,6 +387,9 @@ def run_evaluation(
     rows, references, seen = [], [], {}
     for rec in folders:
         subj = subject or rec.subject or config.data.subject
+        ev.dataset.subject(
+            subj
+        )  # an unknown subject is refused here, not only when brain correlation needs it
         rows += [
             {**r, "recon_rel": os.path.relpath(r["recon_dir"], out.resolve())}
             for r in ev.evaluate_folder(rec, subj)
