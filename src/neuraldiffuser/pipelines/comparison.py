@@ -1,4 +1,5 @@
-"""The comparison methods behind the pipeline entry points: ``from_pretrained(run)``, ``decode``, ``__call__``.
+"""The comparison methods behind the pipeline entry points: ``from_pretrained(run)``,
+``decode``, ``__call__``.
 
 They wrap the methods' own runners (``methods.minddiffuser``, ``methods.neuropictor``), reading the run
 folders ``train --method minddiffuser|neuropictor`` writes. ``load_pipeline(folder)`` picks the class from the
@@ -67,12 +68,16 @@ class _RunPipeline(RunFacts):
         return read_manifest(folder)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(subject={self.subject!r}, voxels={self.n_voxels}, run={str(self.folder)!r})"
+        return (
+            f"{type(self).__name__}(subject={self.subject!r}, "
+            f"voxels={self.n_voxels}, run={str(self.folder)!r})"
+        )
 
     check_betas = NeuralDiffuserPipeline.check_betas
 
     def seeds(self, n: int, seed: int | None, images: Any) -> list[int]:
-        """Row i's seed: ``seed + images[i]`` (``sampler.image_seed: by_index``, as the reconstruct stage), else ``seed``."""
+        """Row i's seed: ``seed + images[i]`` (``sampler.image_seed: by_index``, as the reconstruct
+        stage), else ``seed``."""
         base = int(self.config.seed if seed is None else seed)
         ids = (
             np.arange(n)
@@ -83,8 +88,9 @@ class _RunPipeline(RunFacts):
         return [base + int(i) if self.config.sampler.image_seed == "by_index" else base for i in ids]
 
     def save_pretrained(self, folder: str | Path, bundle_zoo: bool = True) -> Path:
-        """A self-contained copy of the run: its decoders/ folder (and the model it names), its config with relative
-        paths, the zoo (unless a hub id or ``bundle_zoo`` is False), pipeline.json and a model card README.md."""
+        """A self-contained copy of the run: its decoders/ folder (and the model it names), its config with
+        relative paths, the zoo (unless a hub id or ``bundle_zoo`` is False), pipeline.json and a
+        model card README.md."""
         import shutil
 
         from .. import __version__
@@ -136,7 +142,8 @@ class _RunPipeline(RunFacts):
 
 
 class MindDiffuserPipeline(_RunPipeline):
-    """MindDiffuser: ridge decoders of c, z and masked g, then img2img and back-propagation through the sampler."""
+    """MindDiffuser: ridge decoders of c, z and masked g, then img2img and back-propagation
+    through the sampler."""
 
     method = "minddiffuser"
 
@@ -145,8 +152,9 @@ class MindDiffuserPipeline(_RunPipeline):
         return read_manifest(folder, "minddiffuser")
 
     def decode(self, betas: Any, subject: str | None = None) -> dict[str, np.ndarray]:
-        """Raw betas (n, n_voxels) or (n, R, n_voxels) → {'c', 'z', 'g'} float32 as MindDiffuser shapes them (g zero
-        outside its masks). With ``minddiffuser.test_zscore: test`` the rows are z-scored with their own statistics."""
+        """Raw betas (n, n_voxels) or (n, R, n_voxels) → {'c', 'z', 'g'} float32 as MindDiffuser shapes them
+        (g zero outside its masks). With ``minddiffuser.test_zscore: test`` the rows are z-scored with
+        their own statistics."""
         from ..data import VoxelScaler
         from ..methods.minddiffuser.decoders import predict_minddiffuser
 
@@ -167,7 +175,8 @@ class MindDiffuserPipeline(_RunPipeline):
         images: Any = None,
         output_type: str = "np",
     ):
-        """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats`` (default the run's)."""
+        """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats``
+        (default the run's)."""
         from ..methods.minddiffuser.sampler import MindDiffuserSampler
 
         self.check_output(output_type)
@@ -190,7 +199,8 @@ class MindDiffuserPipeline(_RunPipeline):
 
 
 class NeuroPictorPipeline(_RunPipeline):
-    """NeuroPictor-style: fMRI → text context and a control map that modulates the UNet; DDIM from pure noise."""
+    """NeuroPictor-style: fMRI → text context and a control map that modulates the UNet;
+    DDIM from pure noise."""
 
     method = "neuropictor"
 
@@ -205,7 +215,8 @@ class NeuroPictorPipeline(_RunPipeline):
         return read_manifest(folder, "neuropictor")
 
     def decode(self, betas: Any, subject: str | None = None) -> dict[str, np.ndarray]:
-        """Raw betas (n, n_voxels) or (n, R, n_voxels) → {'c': (n, tokens, width), 'cmap': (n, C, h, w)} float32."""
+        """Raw betas (n, n_voxels) or (n, R, n_voxels) → {'c': (n, tokens, width), 'cmap': (n,
+        C, h, w)} float32."""
         from ..methods.neuropictor.runner import fmri_outputs
 
         x = self.scaler.transform(self.check_betas(betas, subject))
@@ -225,7 +236,8 @@ class NeuroPictorPipeline(_RunPipeline):
         images: Any = None,
         output_type: str = "np",
     ):
-        """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats`` (default the run's)."""
+        """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats``
+        (default the run's)."""
         from ..methods.neuropictor.pipeline import NeuroPictorSampler
 
         self.check_output(output_type)

@@ -4,7 +4,8 @@
 ``DEMO/decoders``) or a folder written by ``save_pretrained``; both hold the same files::
 
     FOLDER/config.yaml            the run's resolved config (sampler settings included)
-    FOLDER/decoders/              manifest.json, one BrainDecoder folder per model, scaler.safetensors, z_stats.safetensors
+    FOLDER/decoders/              manifest.json, one BrainDecoder folder per model, scaler.safetensors,
+                                  z_stats.safetensors
     FOLDER/ridge/                 the ridge baseline (when the run fitted one)
     FOLDER/pipeline.json          (saved pipelines) class, version, relative paths, provenance, scores
     FOLDER/zoo/                   (saved pipelines) the diffusion stack, unless it is a hub id
@@ -38,7 +39,8 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def read_info(folder: Path, config) -> dict[str, Any]:
-    """pipeline.json of a saved folder ({} for a training run); points ``config.zoo`` at the bundled zoo copies."""
+    """pipeline.json of a saved folder ({} for a training run); points ``config.zoo`` at the
+    bundled zoo copies."""
     info = json.loads((folder / PIPELINE_FILE).read_text()) if (folder / PIPELINE_FILE).is_file() else {}
     for key, rel in info.get("bundled", {}).items():
         setattr(config.zoo, key, str((folder / rel).resolve()))
@@ -46,8 +48,8 @@ def read_info(folder: Path, config) -> dict[str, Any]:
 
 
 def copy_zoo(config, tmp: Path, bundle: bool = True) -> dict[str, str]:
-    """Copy the local zoo folders of ``config`` into ``tmp`` and point the config at them (relative); returns what was
-    bundled. Hub ids stay ids."""
+    """Copy the local zoo folders of ``config`` into ``tmp`` and point the config at them (relative); returns
+    what was bundled. Hub ids stay ids."""
     from ..zoo.loader import is_local, resolve_path
 
     bundled: dict[str, str] = {}
@@ -61,7 +63,8 @@ def copy_zoo(config, tmp: Path, bundle: bool = True) -> dict[str, str]:
 
 
 class RunFacts:
-    """What every pipeline of a trained run answers the same way (its manifest, voxel scaler, config and zoo)."""
+    """What every pipeline of a trained run answers the same way (its manifest, voxel
+    scaler, config and zoo)."""
 
     manifest: dict
     _components: Any
@@ -112,8 +115,9 @@ class NeuralDiffuserPipeline(RunFacts):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(subject={self.subject!r}, voxels={self.n_voxels}, models={list(self.decoders)}, "
-            f"zoo={self.config.zoo.path!r}, kappa={self.config.sampler.kappa}, eta={self.config.sampler.eta})"
+            f"{type(self).__name__}(subject={self.subject!r}, voxels={self.n_voxels}, "
+            f"models={list(self.decoders)}, zoo={self.config.zoo.path!r}, "
+            f"kappa={self.config.sampler.kappa}, eta={self.config.sampler.eta})"
         )
 
     # ------------------------------------------------------------------ loading and saving
@@ -172,9 +176,9 @@ class NeuralDiffuserPipeline(RunFacts):
         )
 
     def save_pretrained(self, folder: str | Path, bundle_zoo: bool = True) -> Path:
-        """Write a self-contained folder: config, decoders, scaler, z statistics, ridge, the zoo (a copy, unless it
-        is a hub id or ``bundle_zoo`` is False), pipeline.json and a model card README.md. Paths inside are relative,
-        so the folder can be moved or copied to another machine."""
+        """Write a self-contained folder: config, decoders, scaler, z statistics, ridge, the zoo (a copy,
+        unless it is a hub id or ``bundle_zoo`` is False), pipeline.json and a model card README.md. Paths
+        inside are relative, so the folder can be moved or copied to another machine."""
         from .card import model_card
 
         folder = Path(folder)
@@ -242,10 +246,11 @@ class NeuralDiffuserPipeline(RunFacts):
     def decode(self, betas: Any, subject: str | None = None, method: str = "neural") -> dict[str, np.ndarray]:
         """Raw betas → {'c': (n, tokens, width), 'z': (n, C, h, w), 'g': (n, L, tokens, width)} float32.
 
-        ``betas``: (n, n_voxels) float, one row per image (repeats already averaged, as ``data.average: voxels``),
-        or (n, R, n_voxels) to decode each repeat and average the outputs. They are z-scored with the run's
-        training statistics here. ``method='ridge'`` uses the run's ridge baseline. With ``decode.z_match`` the z of
-        the n rows are matched to the training z statistics together, so decode the whole test set in one call.
+        ``betas``: (n, n_voxels) float, one row per image (repeats already averaged, as ``data.average:
+        voxels``), or (n, R, n_voxels) to decode each repeat and average the outputs. They are z-scored with
+        the run's training statistics here. ``method='ridge'`` uses the run's ridge baseline. With
+        ``decode.z_match`` the z of the n rows are matched to the training z statistics together, so decode
+        the whole test set in one call.
         """
         from ..training.decode import predict_targets
 
@@ -258,8 +263,9 @@ class NeuralDiffuserPipeline(RunFacts):
             import warnings
 
             warnings.warn(
-                "decode.z_match matches z across the rows of one call: with a single row z becomes the training "
-                "mean; decode several images together, or set pipe.config.decode.z_match = False",
+                "decode.z_match matches z across the rows of one call: with "
+                "a single row z becomes the training mean; decode several "
+                "images together, or set pipe.config.decode.z_match = False",
                 stacklevel=2,
             )
         return predict_targets(
@@ -358,10 +364,11 @@ class NeuralDiffuserPipeline(RunFacts):
         method: str = "neural",
         **sampler: Any,
     ):
-        """Raw betas (n, n_voxels) float → images (n, R, H, W, 3) uint8 (see :meth:`decode` and :meth:`generate`).
+        """Raw betas (n, n_voxels) float → images (n, R, H, W, 3) uint8 (see :meth:`decode`
+        and :meth:`generate`).
 
-        ``kappa`` (≥ 0; 0 = unguided), ``eta`` (fraction of guided steps in [0, 1]), ``repeats`` (R) and any other
-        sampler setting default to the run's; ``seed`` to the run's seed.
+        ``kappa`` (≥ 0; 0 = unguided), ``eta`` (fraction of guided steps in [0, 1]), ``repeats`` (R) and any
+        other sampler setting default to the run's; ``seed`` to the run's seed.
         """
         targets = self.decode(betas, subject, method=method)
         return self.generate(

@@ -92,7 +92,8 @@ class NeuralDiffuserMethod:
 
 
 class SamplerReconstructor:
-    """The NeuralDiffuser sampler as a reconstructor: one image per call, or ``images_per_call`` via ``batch``."""
+    """The NeuralDiffuser sampler as a reconstructor: one image per call, or
+    ``images_per_call`` via ``batch``."""
 
     def __init__(self, sampler, config: Config):
         self.sampler, self.seed = sampler, config.seed
@@ -127,7 +128,8 @@ def check_shapes(
         expected["g"] = (len(enc.layers), enc.tokens, enc.width)
         if len(setting.config.sampler.layer_boosts) != len(enc.layers):
             raise ConfigError(
-                f"{len(setting.config.sampler.layer_boosts)} layer boosts for {len(enc.layers)} guidance layers",
+                f"{len(setting.config.sampler.layer_boosts)} layer "
+                f"boosts for {len(enc.layers)} guidance layers",
                 where="sampler.layer_boosts",
                 fix="give one boost per zoo.guidance_layers entry",
             )
@@ -139,6 +141,7 @@ def check_shapes(
             )
         if tuple(shapes[key]) != expected[key]:
             raise DataError(
-                f"'{key}' targets have shape {tuple(shapes[key])} but the stack ({components.path}) expects {expected[key]}",
+                f"'{key}' targets have shape {tuple(shapes[key])} but "
+                f"the stack ({components.path}) expects {expected[key]}",
                 fix="reconstruct with the zoo the targets were extracted with (zoo.path)",
             )

@@ -120,8 +120,9 @@ def reconstruct_images(
 
 
 def write_native(meta: dict, out: np.ndarray, folder: Path, image: int) -> dict:
-    """For an imported data set whose stimuli differ from the stack's canvas in size or mode: native/<idx>_r<k>.png at
-    the stimulus' own size and mode (``data.fit.to_stimulus``, the inverse of the stack's pad/resize policy)."""
+    """For an imported data set whose stimuli differ from the stack's canvas in size or mode:
+    native/<idx>_r<k>.png at the stimulus' own size and mode (``data.fit.to_stimulus``, the inverse of the
+    stack's pad/resize policy)."""
     size, mode = meta.get("stimulus_size"), meta.get("stimulus_mode", "RGB")
     if not size or (tuple(size) == out.shape[1:3] and mode == "RGB"):
         return {}
@@ -146,7 +147,8 @@ def prepare_folder(
         )
         if not same or old.get("targets", str(job.store.path)) != str(job.store.path):
             raise ConfigError(
-                "this folder holds reconstructions made from other targets or with a different sampler, zoo or seed",
+                "this folder holds reconstructions made from other "
+                "targets or with a different sampler, zoo or seed",
                 where=str(folder),
                 fix="use another --out, or --overwrite to start this setting again",
             )
@@ -189,7 +191,8 @@ def write_manifest(
 def run_setting(
     components, method: Method, setting: Setting, job: Job, out: Path, shard: Shard, overwrite: bool
 ) -> Path:
-    """One setting folder: validate, prepare (main process first), reconstruct this shard's unfinished images."""
+    """One setting folder: validate, prepare (main process first), reconstruct this shard's
+    unfinished images."""
     folder = setting_folder(out, method, setting)
     keys = method.needs(setting)
     reconstructor = method.build(components, setting, {k: job.store.shape(k) for k in job.store.keys})
@@ -217,7 +220,8 @@ def run_setting(
 def plan_settings(
     method: Method, config: Config, sweep: Mapping[str, Sequence[float]] | None, oracle: bool
 ) -> list[Setting]:
-    """The method's settings for a sweep; on true targets (the upper bound) their folders get an ``_oracle`` suffix."""
+    """The method's settings for a sweep; on true targets (the upper bound) their folders get an
+    ``_oracle`` suffix."""
     settings = method.settings(config, sweep or {})
     return [replace(s, name=f"{s.name}_oracle") for s in settings] if oracle else settings
 
@@ -308,8 +312,8 @@ def resolve_source(source: str | Path) -> Path:
 
 
 def run_config_for(source: str | Path | None) -> Path | None:
-    """The config.yaml of the run that made ``source`` (a decode folder, or decoded.hdf5 beside its run's config or
-    naming its run in ``source_run``), or None."""
+    """The config.yaml of the run that made ``source`` (a decode folder, or decoded.hdf5 beside its run's
+    config or naming its run in ``source_run``), or None."""
     if source is None:
         return None
     path = Path(source)
