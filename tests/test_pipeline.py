@@ -1,4 +1,5 @@
-"""NeuralDiffuserPipeline: the same numbers as the decode and reconstruct stages, a portable save, clear errors."""
+"""NeuralDiffuserPipeline: the same numbers as the decode and reconstruct stages, a portable
+save, clear errors."""
 
 from __future__ import annotations
 
@@ -165,7 +166,10 @@ def test_loading_a_folder_without_a_run_says_what_is_missing(tmp_path):
 
 
 def test_top_level_import_is_light_and_every_name_resolves():
-    code = "import sys, neuraldiffuser as nd; print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))"
+    code = (
+        "import sys, neuraldiffuser as nd; print(sorted(m for m in "
+        "('torch', 'diffusers', 'transformers') if m in sys.modules))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
