@@ -65,8 +65,8 @@ def run_neural(
     device: torch.device,
     models: dict | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every decoder of the manifest (loaded from ``dec_dir`` unless ``models`` are given) on scaled test voxels
-    (n, V) or (n, R, V); returns per-head arrays."""
+    """Every decoder of the manifest (loaded from ``dec_dir`` unless ``models`` are given) on scaled test
+    voxels (n, V) or (n, R, V); returns per-head arrays."""
     d = config.decode
     gen = torch.Generator(device="cpu").manual_seed(int(config.seed if d.seed is None else d.seed))
     per_head: dict[str, list[np.ndarray]] = {}
@@ -128,7 +128,8 @@ def predict_targets(
 
 
 def decode_test(config: Config, run_dir: str | Path, out: str | Path, method: str = "neuraldiffuser") -> Path:
-    """Decode the test set with the run's decoders (``method='neuraldiffuser'``) or its ridge baseline ('ridge')."""
+    """Decode the test set with the run's decoders (``method='neuraldiffuser'``) or its ridge
+    baseline ('ridge')."""
     manifest = read_manifest(Path(run_dir))
     ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
     subj = ds.subject(manifest["subject"])
@@ -142,7 +143,8 @@ def decode_test(config: Config, run_dir: str | Path, out: str | Path, method: st
 def decode_holdout(
     config: Config, run_dir: str | Path, out: str | Path, method: str = "neuraldiffuser"
 ) -> Path:
-    """Decode the images the run held out of training (``data.holdout_images``), repeats gathered as for the test set."""
+    """Decode the images the run held out of training (``data.holdout_images``), repeats gathered as
+    for the test set."""
     from ..data.splits import holdout_set
 
     manifest = read_manifest(Path(run_dir))
@@ -151,8 +153,8 @@ def decode_holdout(
     held = holdout_set(subj, config.data, config.seed)
     if held is None or manifest.get("holdout_images", 0) != config.data.holdout_images:
         raise ConfigError(
-            f"the run held out {manifest.get('holdout_images', 0)} images; the config says data.holdout_images "
-            f"= {config.data.holdout_images}",
+            f"the run held out {manifest.get('holdout_images', 0)} images; the "
+            f"config says data.holdout_images = {config.data.holdout_images}",
             where=str(Path(run_dir) / "decoders" / "manifest.json"),
             fix="train with --set data.holdout_images=N (N > 0) and decode with the run's own config",
         )
