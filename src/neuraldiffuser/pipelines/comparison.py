@@ -25,21 +25,9 @@ from .neuraldiffuser import (
     RunFacts,
     _resolve_device,
     copy_zoo,
+    images_out,
     read_info,
 )
-
-
-def _images_out(out: list[torch.Tensor], output_type: str):
-    from ..sampling.runner import to_uint8
-
-    if output_type == "pt":
-        return torch.stack([o.detach().float().cpu() for o in out])
-    arr = np.stack([to_uint8(o) for o in out])
-    if output_type == "pil":
-        from PIL import Image
-
-        return [[Image.fromarray(im) for im in reps] for reps in arr]
-    return arr
 
 
 class _RunPipeline(RunFacts):
@@ -195,7 +183,7 @@ class MindDiffuserPipeline(_RunPipeline):
             )
             for i, s in enumerate(seeds)
         ]
-        return _images_out(out, output_type)
+        return images_out(out, output_type)
 
 
 class NeuroPictorPipeline(_RunPipeline):
@@ -250,7 +238,7 @@ class NeuroPictorPipeline(_RunPipeline):
             sampler(torch.from_numpy(t["c"][i]), torch.from_numpy(t["cmap"][i]), seed=s)
             for i, s in enumerate(seeds)
         ]
-        return _images_out(out, output_type)
+        return images_out(out, output_type)
 
 
 PIPELINES = {

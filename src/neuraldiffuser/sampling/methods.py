@@ -117,6 +117,16 @@ class SamplerReconstructor:
         )
 
 
+def sample_rows(
+    reconstructor, targets: Sequence[Mapping[str, torch.Tensor]], images: Sequence[int]
+) -> list[torch.Tensor]:
+    """One call's images, (R, 3, H, W) in [0, 1] each: together through ``batch`` when there are several,
+    else one call. The ``reconstruct`` stage and ``NeuralDiffuserPipeline.generate`` both sample this way."""
+    if len(images) > 1:
+        return reconstructor.batch(targets, images)
+    return [reconstructor(targets[0], images[0])]
+
+
 def check_shapes(
     components, setting: Setting, shapes: Mapping[str, tuple[int, ...]], needs: Sequence[str]
 ) -> None:

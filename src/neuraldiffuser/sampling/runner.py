@@ -27,7 +27,7 @@ from ..errors import ConfigError, DataError
 from ..targets.store import TargetStore
 from ..utils.io import atomic_path, atomic_write_json
 from ..utils.progress import progress_bar
-from .methods import Method, Setting, get_method
+from .methods import Method, Setting, get_method, sample_rows
 
 
 @dataclass
@@ -103,10 +103,7 @@ def reconstruct_images(
     strip and record (the 'done' marker); the seconds of a shared call are split evenly between its images."""
     start = time.perf_counter()
     targets = [read_targets(job.store, keys, im, device) for im in images]
-    if len(images) > 1:
-        outs = reconstructor.batch(targets, images)
-    else:
-        outs = [reconstructor(targets[0], images[0])]
+    outs = sample_rows(reconstructor, targets, images)
     seconds = (time.perf_counter() - start) / len(images)
     for image, out in zip(images, outs, strict=True):
         out = to_uint8(out)
@@ -321,9 +318,8 @@ def run_config_for(source: str | Path | None) -> Path | None:
         return path / "config.yaml" if (path / "config.yaml").is_file() else None
     if not path.is_file():
         return None
-    stem = (
-        path.stem
-    )  # what `decode` saved beside its file (decoded.config.yaml also serves decoded_ridge.hdf5)
+    # what `decode` saved beside its file (decoded.config.yaml also serves decoded_ridge.hdf5)
+    stem = path.stem
     for beside in (
         path.with_name(f"{stem}.config.yaml"),
         path.with_name(f"{stem.removesuffix('_ridge')}.config.yaml"),
