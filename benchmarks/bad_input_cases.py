@@ -77,7 +77,8 @@ def absent(template: str) -> Check:
 
 
 def store_not_complete(template: str) -> Check:
-    """A target store left by a failed or refused extract must not say that every row is done (or have no rows)."""
+    """A target store left by a failed or refused extract must not say that every row is done
+    (or have no rows)."""
 
     def check(p):
         path = _path(p, template)

@@ -1,5 +1,5 @@
-"""Bad inputs across every command: does each end in a clean one-line error, never a traceback, an exit 0 or an
-output that looks complete?
+"""Bad inputs across every command: does each end in a clean one-line error, never a traceback, an exit 0 or
+an output that looks complete?
 
     python benchmarks/bad_inputs.py                 # every case, 2 at a time
     python benchmarks/bad_inputs.py --jobs 4 --only reconstruct --keep /tmp/bad
@@ -45,10 +45,11 @@ CLASSES = ["clean", "traceback", "exit 0", "misleading", "silent", "timeout"]
 TINY = """\
 seed: 3
 data: {subject: subj01}
-decoder: {hidden: 32, blocks: 1, proj_depth: 1, prior_depth: 1, prior_heads: 2, prior_timesteps: 20, target_norm: standardize,
-          z_hidden: 32, z_blocks: 1, z_map_channels: 8, z_up_channels: [8, 16], z_norm_groups: 4}
-train: {stages: [finetune], finetune_epochs: 2, batch_size: 8, epoch_samples: null, lr: 0.001, tensorboard: false,
-        ridge_alphas: [0.1, 10.0, 1000.0]}
+decoder: {hidden: 32, blocks: 1, proj_depth: 1, prior_depth: 1, prior_heads: 2, prior_timesteps: 20,
+          target_norm: standardize, z_hidden: 32, z_blocks: 1, z_map_channels: 8, z_up_channels: [8, 16],
+          z_norm_groups: 4}
+train: {stages: [finetune], finetune_epochs: 2, batch_size: 8, epoch_samples: null, lr: 0.001,
+        tensorboard: false, ridge_alphas: [0.1, 10.0, 1000.0]}
 decode: {prior_steps: 5}
 sampler: {steps: 4, strength: 0.5, repeats: 1, sag_scale: 0.0}
 evaluate: {metrics: [PixCorr, SSIM]}

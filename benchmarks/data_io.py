@@ -15,12 +15,12 @@ random trials:
 - preloading: time and peak traced memory of loading a c array before and after (the ratio to the array).
 
 The full-run estimate applies the measured per-batch costs to the ``paper`` preset: 8 models (c, g0…g5, z),
-pretraining on 7 subjects then fine-tuning on subj01, ``epoch_samples / batch_size`` steps × epochs each; which
-arrays are preloaded follows ``train.preload_gb`` with NSD's sizes (assumptions in the JSON). GPU time per step
-is a lower bound on one H100: the larger of (FLOPs of one training step, counted by torch's FlopCounterMode on
-the real architecture, at 50 % of 989 TFLOP/s dense fp16) and (34 bytes of HBM traffic per parameter for
-AdamW + the fp16 weight cast, at 3.35 TB/s). A lower bound on GPU time makes the data share an upper bound.
-Prints a table and writes benchmarks/results/data_io.json.
+pretraining on 7 subjects then fine-tuning on subj01, ``epoch_samples / batch_size`` steps × epochs each;
+which arrays are preloaded follows ``train.preload_gb`` with NSD's sizes (assumptions in the JSON). GPU time
+per step is a lower bound on one H100: the larger of (FLOPs of one training step, counted by torch's
+FlopCounterMode on the real architecture, at 50 % of 989 TFLOP/s dense fp16) and (34 bytes of HBM traffic per
+parameter for AdamW + the fp16 weight cast, at 3.35 TB/s). A lower bound on GPU time makes the data share an
+upper bound. Prints a table and writes benchmarks/results/data_io.json.
 """
 
 from __future__ import annotations
@@ -166,7 +166,8 @@ def make_pools(betas: Path, n_images: int, sizes: list[int], rng):
 
 
 def batches_in_ram(betas: Path, targets: Path, n_images: int, batches: int, rng) -> dict:
-    """``TrainingData.global_batch`` with everything preloaded: fine-tuning (1 pool) and pretraining (7 pools)."""
+    """``TrainingData.global_batch`` with everything preloaded: fine-tuning (1 pool) and
+    pretraining (7 pools)."""
     from neuraldiffuser.targets.store import TargetStore
     from neuraldiffuser.training.batches import TrainingData
 
@@ -199,7 +200,8 @@ def batches_in_ram(betas: Path, targets: Path, n_images: int, batches: int, rng)
 
 
 def preload_peak(targets: Path, n_images: int) -> dict:
-    """Loading the whole c array: the code before (one read, then copies) against ``TrainingData._load_head``."""
+    """Loading the whole c array: the code before (one read, then copies) against
+    ``TrainingData._load_head``."""
     from neuraldiffuser.targets.store import TargetStore
     from neuraldiffuser.training.batches import TrainingData
 
@@ -231,7 +233,8 @@ def preload_peak(targets: Path, n_images: int) -> dict:
 
 
 def gpu_step_seconds() -> dict:
-    """Counted FLOPs and parameters of one training step of each paper-preset model (meta device, no memory)."""
+    """Counted FLOPs and parameters of one training step of each paper-preset model (meta
+    device, no memory)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -285,7 +288,8 @@ def gpu_step_seconds() -> dict:
 
 
 def nsd_sizes() -> dict:
-    """Training trials and images per subject (sessions × 750, less its shared1000 trials: 3 × 1000 × sessions/40)."""
+    """Training trials and images per subject (sessions × 750, less its shared1000 trials: 3 ×
+    1000 × sessions/40)."""
     out = {}
     for s, (vox, sessions) in NSD.items():
         train = sessions * 750 - 3000 * sessions // 40
@@ -385,7 +389,8 @@ def main() -> None:
     budget = load_config(preset="paper").train.preload_gb
     run = paper_run(raw, ram, peak, gpu, budget)
     print(
-        f"\nms per batch of {BATCH} (fastest of {args.batches}: the CPU is shared); g = the one layer a g model uses"
+        f"\nms per batch of {BATCH} (fastest of {args.batches}: "
+        "the CPU is shared); g = the one layer a g model uses"
     )
     print(f"{'read':<22}{'before':>10}{'after disk':>12}{'speed-up':>10}")
     for k, v in raw.items():
@@ -396,14 +401,17 @@ def main() -> None:
         if isinstance(v, dict):
             print(f"  {k:<22}{v['cost_ms']:>8.2f} ms")
     print(
-        f"\npreloading c ({peak['array_mb']:.0f} MB): peak/array before {peak['before']['peak_over_array']:.2f}, "
-        f"after {peak['after']['peak_over_array']:.2f}; {peak['after']['gb_per_s']:.2f} GB/s"
+        f"\npreloading c ({peak['array_mb']:.0f} MB): peak/array before "
+        f"{peak['before']['peak_over_array']:.2f}, after "
+        f"{peak['after']['peak_over_array']:.2f}; {peak['after']['gb_per_s']:.2f} GB/s"
     )
     print(
-        f"\npaper run (train.preload_gb={budget:g}, {run['steps_per_model_stage']} steps per model and stage):"
+        f"\npaper run (train.preload_gb={budget:g}, "
+        f"{run['steps_per_model_stage']} steps per model and stage):"
     )
     print(
-        f"{'model':<6}{'stage':<10}{'GPU ms':>8}{'RAM GB':>8}{'before':>9}{'disk':>7}{'budget':>8}  (data ms/step)"
+        f"{'model':<6}{'stage':<10}{'GPU ms':>8}{'RAM GB':>8}{'before':>9}{'disk':>7}{'budget':>8} "
+        " (data ms/step)"
     )
     for r in run["rows"]:
         print(
@@ -412,9 +420,10 @@ def main() -> None:
         )
     t = run["totals"]
     print(
-        f"GPU {t['gpu_h']:.2f} h; data: before {t['before_h']:.1f} h ({100 * t['before_share_of_gpu']:.0f}%), "
-        f"after from disk {t['disk_h']:.2f} h ({100 * t['disk_share_of_gpu']:.0f}%), "
-        f"after with the budget {t['budget_h']:.3f} h ({100 * t['budget_share_of_gpu']:.1f}%)"
+        f"GPU {t['gpu_h']:.2f} h; data: before {t['before_h']:.1f} h "
+        f"({100 * t['before_share_of_gpu']:.0f}%), after from disk "
+        f"{t['disk_h']:.2f} h ({100 * t['disk_share_of_gpu']:.0f}%), after with "
+        f"the budget {t['budget_h']:.3f} h ({100 * t['budget_share_of_gpu']:.1f}%)"
     )
     result = {
         "machine": {
@@ -435,12 +444,17 @@ def main() -> None:
         "gpu_step": gpu,
         "paper_run": run,
         "assumptions": {
-            "steps": "epoch_samples // batch_size × epochs of the paper preset, per model and stage; 8 models (c, g0…g5, z)",
-            "gpu": f"one H100: max(counted FLOPs / ({MFU} × {H100_FP16_DENSE:.3g} FLOP/s), {BYTES_PER_PARAM} B/param / {H100_HBM:.3g} B/s) per step, a lower bound",
-            "nsd": "subj01 fine-tuned after pretraining on subj02…08; training trials = sessions × 750 − 3 × 1000 × sessions/40; images = trials / 3",
-            "data": "the fastest of the measured batches on this machine (cost_ms); pretraining betas are 7 reads of 6 rows from one file standing in for 7 files; "
-            "preloaded pretraining used 7 pools of 4000 trials (a gather costs the same from a larger array)",
-            "overlap": "not counted: the next batch is read in a thread while the step runs, so the GPU waits less than these hours say",
+            "steps": "epoch_samples // batch_size × epochs of the paper "
+            "preset, per model and stage; 8 models (c, g0…g5, z)",
+            "gpu": f"one H100: max(counted FLOPs / ({MFU} × {H100_FP16_DENSE:.3g} FLOP/s), "
+            f"{BYTES_PER_PARAM} B/param / {H100_HBM:.3g} B/s) per step, a lower bound",
+            "nsd": "subj01 fine-tuned after pretraining on subj02…08; training trials "
+            "= sessions × 750 − 3 × 1000 × sessions/40; images = trials / 3",
+            "data": "the fastest of the measured batches on this machine (cost_ms); pretraining betas "
+            "are 7 reads of 6 rows from one file standing in for 7 files; preloaded pretraining "
+            "used 7 pools of 4000 trials (a gather costs the same from a larger array)",
+            "overlap": "not counted: the next batch is read in a thread while "
+            "the step runs, so the GPU waits less than these hours say",
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -108,7 +108,8 @@ def run_variant(
         "sessions": cfg.data.sessions,
     }
     print(
-        f"{name}: train {timing['wall_seconds']:.1f}s wall / {timing['cpu_seconds']:.1f}s cpu, decode {dec_s:.1f}s",
+        f"{name}: train {timing['wall_seconds']:.1f}s wall / "
+        f"{timing['cpu_seconds']:.1f}s cpu, decode {dec_s:.1f}s",
         flush=True,
     )
     if ridge:

@@ -4,9 +4,10 @@ Each target runs what ``targets/extract.py`` runs for it, in a fresh child proce
   * z: SD v1.4's VAE encoder (``AutoencoderKL`` from the published config) on 512 px images, posterior sample;
   * c: CLIP ViT-L/14's text encoder on 5 captions per image (NSD has ~5 per COCO image), 77 tokens each;
   * g: CLIP ViT-B/32's vision tower through the guidance hooks (blocks 1–6) on 224 px images.
-The peak resident set size of the child (``ru_maxrss``) minus its size just before the batch, with the model built
-and one warm-up call at batch 1 done, is the batch's working memory; a least-squares line over the batch sizes gives
-MiB per image (slope) and a fixed part (intercept). Weights are counted separately (parameters × 4 bytes).
+The peak resident set size of the child (``ru_maxrss``) minus its size just before the batch, with the model
+built and one warm-up call at batch 1 done, is the batch's working memory; a least-squares line over the batch
+sizes gives MiB per image (slope) and a fixed part (intercept). Weights are counted separately
+(parameters × 4 bytes).
 
     python benchmarks/extract_memory.py                 # batches 1, 2, 4
     python benchmarks/extract_memory.py --batches 1 2 4 8
@@ -156,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             "params": rows[0]["params"],
         }
         print(
-            f"{target:6} per image {slope:.0f} MiB, fixed {intercept:.0f} MiB, weights {rows[0]['params'] * 4 / 2**20:.0f} MiB fp32",
+            f"{target:6} per image {slope:.0f} MiB, fixed {intercept:.0f} "
+            f"MiB, weights {rows[0]['params'] * 4 / 2**20:.0f} MiB fp32",
             flush=True,
         )
     atomic_write_json(args.out, results)

@@ -2,15 +2,16 @@
 
 On the stand-ins of ``paper_standins.py`` (SD v1.4 UNet/VAE/text encoder, CLIP ViT-B/32; the real
 architectures, random weights, read from a Hugging Face cache offline) and the `paper` preset:
-  1. extract: images/s for z + c + g at 512 px (64 images, the preset's batch of 32; the second of two passes);
+  1. extract: images/s for z + c + g at 512 px (64 images, the preset's batch of 32; the
+     second of two passes);
   2. reconstruct: s/image at 512 px with the preset's sampler (fp16 autocast, 5 repeats, CFG, SAG, 37 steps),
      κ = 3e5 (7 guided steps) and κ = 0, each after one warm-up image; peak GPU memory of each;
   3. train: steps/s of the H = 4096 c model on subject 1's 15,724 voxels (fp16 mixed precision, batch 42),
      timed per step after 3 warm-up steps, checkpoints written only at the end.
 Budget: ≤ 8 min on one H100 (most of it building and writing the 1.2 B parameters of stand-ins).
 
-    bash benchmarks/gpu_check.sh                       # cuda, the paper's sizes
-    python benchmarks/gpu_check.py --device cpu --tiny # smoke test: tiny stack, seconds, checks the script runs
+    bash benchmarks/gpu_check.sh                         # cuda, the paper's sizes
+    python benchmarks/gpu_check.py --device cpu --tiny   # smoke test: tiny stack, seconds
 
 Writes benchmarks/results/gpu_check.json (``--out`` elsewhere) and prints a table.
 """
@@ -232,12 +233,14 @@ def main(argv: list[str] | None = None) -> int:
         rec = check_reconstruct(Path(ext["store"]), args.tiny, device, args.repeats)
         for k, v in rec.items():
             print(
-                f"reconstruct {k}: {v['s_per_image']:.2f} s/image ({v['repeats']} repeats), peak {v['peak_gib']} GiB",
+                f"reconstruct {k}: {v['s_per_image']:.2f} s/image "
+                f"({v['repeats']} repeats), peak {v['peak_gib']} GiB",
                 flush=True,
             )
         tr = check_train(nsd, Path(ext["store"]), work, args.tiny, device, args.train_steps)
         print(
-            f"train c model: {tr['steps_per_s']:.2f} steps/s (batch {tr['batch_size']}, H {tr['hidden']}, {tr['params']} parameters)",
+            f"train c model: {tr['steps_per_s']:.2f} steps/s (batch "
+            f"{tr['batch_size']}, H {tr['hidden']}, {tr['params']} parameters)",
             flush=True,
         )
         doc = {

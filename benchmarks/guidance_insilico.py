@@ -7,7 +7,8 @@ image's R repeats (the repeat-consistency score). The paper's claim is that guid
 (SSIM, PixCorr) and consistency (Repeat SSIM); semantics are checked with the 2-way metrics of `evaluate`.
 
     python benchmarks/guidance_insilico.py --dataset DS --targets targets.hdf5 --decoded runs/decode \
-        --out /tmp/guidance [--kappa 3e5 --kappa 3e4] [--eta 0.2] [--limit 100] [--preset mini] [--set k=v ...]
+        --out /tmp/guidance [--kappa 3e5 --kappa 3e4] [--eta 0.2] [--limit 100] \
+        [--preset mini] [--set k=v ...]
 
 Writes OUT/recon/, OUT/eval/metrics.json and benchmarks/results/guidance_insilico.json; prints a table.
 Reconstruction resumes, so a stopped run can be started again with the same command.

@@ -118,7 +118,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(
-        f"κ {args.kappa:g}, η {args.eta:g}; c and z decoded; g = α·true + (1 − α)·decoded; {args.limit} test images"
+        f"κ {args.kappa:g}, η {args.eta:g}; c and z decoded; g "
+        f"= α·true + (1 − α)·decoded; {args.limit} test images"
     )
     print("| g | r(g, true g) | PixCorr | SSIM | SSIM, all repeats |\n|---|---|---|---|---|")
     for r in rows:

@@ -1,6 +1,7 @@
 """Choose the guidance scale κ and fraction η on held-out *training* images, never on the test set.
 
-    python benchmarks/kappa_validation.py --demo runs/demo --work WORK [--kappa 100 --kappa 300 ...] [--strength 0.6 ...] [--holdout 60]
+    python benchmarks/kappa_validation.py --demo runs/demo --work WORK \
+        [--kappa 100 --kappa 300 ...] [--strength 0.6 ...] [--holdout 60]
 
 Guidance pulls the image towards the decoded g features, which are noisy, so the κ that is best for true
 features (the zoo's own sweep) can be too strong for decoded ones. This picks κ and η the way a
@@ -221,20 +222,24 @@ def main() -> None:
         repeats=args.repeats,
     )
     print(
-        f"{len(images)} held-out training images of {config.data.subject} (3 trials each; decoders fine-tuned without them)"
+        f"{len(images)} held-out training images of {config.data.subject} "
+        "(3 trials each; decoders fine-tuned without them)"
     )
     print(
-        "| strength | κ | η | PixCorr | SSIM | mini-CLIP 2-way | EffNet-Lite0 2-way | PixCorr, all repeats | SSIM, all repeats |"
+        "| strength | κ | η | PixCorr | SSIM | mini-CLIP 2-way | "
+        "EffNet-Lite0 2-way | PixCorr, all repeats | SSIM, all repeats |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['strength']:g} | {r['kappa']:g} | {r['eta']:g} | {r['PixCorr']:.3f} | {r['SSIM']:.3f} | {r['mini-CLIP 2-way']:.3f} "
-            f"| {r['EffNet-Lite0 2-way']:.3f} | {r['PixCorr_all_repeats']:.3f} | {r['SSIM_all_repeats']:.3f} |"
+            f"| {r['strength']:g} | {r['kappa']:g} | {r['eta']:g} | {r['PixCorr']:.3f} | "
+            f"{r['SSIM']:.3f} | {r['mini-CLIP 2-way']:.3f} | {r['EffNet-Lite0 2-way']:.3f} "
+            f"| {r['PixCorr_all_repeats']:.3f} | {r['SSIM_all_repeats']:.3f} |"
         )
     if "vs_reference" in rows[0]:
         print(
-            f"\nminus strength {ref_key[0]:g}, κ {ref_key[1]:g}, η {ref_key[2]:g}, paired over images (all repeats; mean ± 95%):"
+            f"\nminus strength {ref_key[0]:g}, κ {ref_key[1]:g}, η "
+            f"{ref_key[2]:g}, paired over images (all repeats; mean ± 95%):"
         )
         for r in rows:
             cells = " | ".join(

@@ -1,4 +1,5 @@
-"""How many voxels per output MindDiffuser's decoders should keep at the mini scale (held-out training images only).
+"""How many voxels per output MindDiffuser's decoders should keep at the mini scale (held-out
+training images only).
 
 The reference's n_feat values (c 125, z 4000, g 250–350) are for ~11,700 voxels and ~8,900 training
 images. This script refits c, z and every g layer on 80% of one subject's training images for a grid of

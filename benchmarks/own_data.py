@@ -3,16 +3,18 @@
     python benchmarks/own_data.py [--work /tmp/own_data] [--trials 100] [--minutes 5] [--workers 2]
 
 Stands in for a small real fMRI set: real handwritten digits (scikit-learn's ``load_digits``, 8 × 8, upsampled
-to 28 × 28 greyscale with bicubic interpolation), one subject whose responses come from the simulator's encoding
-model (``simulate.responses``: V1–hV4 pRFs and filter-bank tuning plus higher areas, NSD-like noise ceilings;
-2,000 voxels), each image seen once, a 9:1 train/test split. Then the documented flow (docs/own-data.md) through
-the Python API: import → zoo adaptation (`zoo train --init-from builtin:insilico-64 --minutes N`) → extract →
-train (`small` preset, 10 training images held out) → decode the held-out images with and without z distribution
-matching → sampler settings (z matching × img2img strength × guidance) chosen on them → the decoders refit on every
-training trial → decode (+ ridge) → reconstruct → `evaluate --native` with the mean-image and pixel-ridge baselines.
+to 28 × 28 greyscale with bicubic interpolation), one subject whose responses come from the simulator's
+encoding model (``simulate.responses``: V1–hV4 pRFs and filter-bank tuning plus higher areas, NSD-like noise
+ceilings; 2,000 voxels), each image seen once, a 9:1 train/test split. Then the documented flow
+(docs/own-data.md) through the Python API: import → zoo adaptation
+(`zoo train --init-from builtin:insilico-64 --minutes N`) → extract → train (`small` preset, 10 training
+images held out) → decode the held-out images with and without z distribution matching → sampler settings (z
+matching × img2img strength × guidance) chosen on them → the decoders refit on every training trial → decode
+(+ ridge) → reconstruct → `evaluate --native` with the mean-image and pixel-ridge baselines.
 
 Writes benchmarks/results/own_data.json (per-image values kept) and prints the table.
-Goal: NeuralDiffuser beats the mean image and pixel ridge on PCC, MSE and whole-map SSIM; whole run ≤ 20 min on 2 cores.
+Goal: NeuralDiffuser beats the mean image and pixel ridge on PCC, MSE and whole-map SSIM; whole run
+≤ 20 min on 2 cores.
 """
 
 from __future__ import annotations
@@ -281,7 +283,8 @@ def main() -> None:
             f"{r['method']:<16}{v['pcc']['mean']:>8.4f}{v['mse']['mean']:>9.4f}{v['ssim_wang']['mean']:>12.4f}{v['ssim_skimage']['mean']:>15.4f}"
         )
     print(
-        f"goal met: {result['goal']['met']} ({result['goal']['beats']}); total {result['seconds']['total']} s → {args.out}"
+        f"goal met: {result['goal']['met']} ({result['goal']['beats']}); "
+        f"total {result['seconds']['total']} s → {args.out}"
     )
 
 

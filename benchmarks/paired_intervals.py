@@ -21,7 +21,8 @@ TABLES = [
     {
         "doc": "README.md, 'guided − unguided' (the demo)",
         "file": "demo_per_image.json",
-        "made_by": "neuraldiffuser demo -o runs/demo && python benchmarks/per_image.py runs/demo/recon/metrics.json benchmarks/results/demo_per_image.json",
+        "made_by": "neuraldiffuser demo -o runs/demo && python benchmarks/per_image.py "
+        "runs/demo/recon/metrics.json benchmarks/results/demo_per_image.json",
         "row": PRESET,
         "minus": [UNGUIDED],
         "policies": ["repeat0", "mean"],
@@ -37,7 +38,8 @@ TABLES = [
     {
         "doc": "docs/methods.md, 'preset (κ 300, η 0.4) minus' (the in-silico benchmark)",
         "file": "insilico_per_image.json",
-        "made_by": "python benchmarks/insilico.py --work WORK --demo runs/demo --repeats 2 --kappa 30 --kappa 100 --kappa 300 --kappa 1000 --kappa 3e5",
+        "made_by": "python benchmarks/insilico.py --work WORK --demo runs/demo "
+        "--repeats 2 --kappa 30 --kappa 100 --kappa 300 --kappa 1000 --kappa 3e5",
         "row": PRESET,
         "minus": [UNGUIDED, {"method": "ridge", "setting": "kappa=300_eta=0.4"}, {"method": "minddiffuser"}],
         "policies": ["repeat0"],
@@ -54,7 +56,8 @@ TABLES = [
     {
         "doc": "docs/sampler.md, validation grid minus strength 0.75, κ 30, η 0.4 (held-out training images)",
         "file": "kappa_validation_per_image.json",
-        "made_by": "python benchmarks/kappa_validation.py --demo runs/demo --work WORK --strength 0.5 --strength 0.6 --strength 0.75 --strength 0.85",
+        "made_by": "python benchmarks/kappa_validation.py --demo runs/demo --work "
+        "WORK --strength 0.5 --strength 0.6 --strength 0.75 --strength 0.85",
         "row": None,
         "minus": [{"strength": 0.75, "kappa": 30.0, "eta": 0.4}],
         "policies": ["mean"],

@@ -92,7 +92,8 @@ class CheckpointSweeper:
     """Deletes the checkpoints of finished training stages while the dry run goes on, recording their sizes.
 
     At the paper's sizes one checkpoint of the c model is ~6 GB (weights + AdamW state) and a run has 16 model
-    stages: kept, they would fill this machine's disk. A stage is finished when its ``model/config.json`` exists.
+    stages: kept, they would fill this machine's disk. A stage is finished when its
+    ``model/config.json`` exists.
     """
 
     def __init__(self, root: Path, every: float = 2.0):
@@ -158,7 +159,8 @@ def run_stage(name: str, argv: list[str], outputs: list[Path]) -> dict:
         row["error"] = error[:2000]
     row["outputs"] = {str(p.name): shapes_of(p) for p in outputs}
     print(
-        f"=== {name}: {'ok' if rc == 0 else 'FAILED ' + str(error)} in {wall:.0f} s, peak RSS {row['peak_rss_mib']} MiB",
+        f"=== {name}: {'ok' if rc == 0 else 'FAILED ' + str(error)} "
+        f"in {wall:.0f} s, peak RSS {row['peak_rss_mib']} MiB",
         flush=True,
     )
     return row
@@ -351,7 +353,8 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         result = "ok" if r["ok"] else f"**{r.get('status', 'failed')}**: {r.get('error', '')[:160]}"
         lines.append(
-            f"| {r['stage']} | {result} | {r['wall_s']:.0f} | {r['peak_rss_mib']:,} | {brief_outputs(r.get('outputs', {}))} |"
+            f"| {r['stage']} | {result} | {r['wall_s']:.0f} | "
+            f"{r['peak_rss_mib']:,} | {brief_outputs(r.get('outputs', {}))} |"
         )
     return "\n".join(lines)
 

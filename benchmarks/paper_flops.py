@@ -1,4 +1,5 @@
-"""Counted FLOPs of the paper-scale models and the GPU time per stage they imply (an estimate, not a measurement).
+"""Counted FLOPs of the paper-scale models and the GPU time per stage they imply (an
+estimate, not a measurement).
 
 Every model is built on PyTorch's ``meta`` device from the published configs (SD v1.4 UNet/VAE, CLIP ViT-L/14
 text, ViT-B/32 and ViT-L/14 vision, the `paper` preset's H = 4096 decoders with subject 1's 15,724 voxels) and
@@ -6,10 +7,10 @@ run under ``torch.utils.flop_counter.FlopCounterMode``: the FLOPs are counted fr
 512 px without computing anything. Backward passes through frozen models (the guidance path) count input
 gradients only, as the sampler runs them. Stage totals multiply these by the preset's counts; GPU hours
 divide by an assumed sustained throughput (``--tflops``, default 989 TFLOP/s dense fp16/bf16 of an H100 SXM
-times ``--utilisation``, default 0.35 for the diffusion models and 0.25 for the decoders' small-batch matmuls).
-The decoders' training steps are memory-bound at batch 42, so their time is the larger of the FLOP time and
-44 bytes per parameter per step (fp16 copies, gradients, AdamW) over ``--bandwidth`` (default 2 TB/s, ~60 % of
-an H100 SXM's 3.35 TB/s).
+times ``--utilisation``, default 0.35 for the diffusion models and 0.25 for the decoders' small-batch
+matmuls). The decoders' training steps are memory-bound at batch 42, so their time is the larger of the FLOP
+time and 44 bytes per parameter per step (fp16 copies, gradients, AdamW) over ``--bandwidth`` (default 2 TB/s,
+~60 % of an H100 SXM's 3.35 TB/s).
 
     python benchmarks/paper_flops.py
 
@@ -96,7 +97,8 @@ def diffusion_counts() -> dict[str, float]:
 
 
 def decoder_counts() -> dict[str, float]:
-    """Forward FLOPs per sample of the c, one g and the z model (parameters touched per sample; the prior runs per token)."""
+    """Forward FLOPs per sample of the c, one g and the z model (parameters touched per sample; the
+    prior runs per token)."""
     import numpy as np
 
     from neuraldiffuser.config import load_config
@@ -122,7 +124,8 @@ def decoder_counts() -> dict[str, float]:
     return out
 
 
-BYTES_PER_PARAM_STEP = 44  # fp16 autocast copies of fp32 weights (6), their reads in the backward (2), fp32 grads (8), AdamW (28)
+# fp16 autocast copies of fp32 weights (6), their reads in the backward (2), fp32 grads (8), AdamW (28)
+BYTES_PER_PARAM_STEP = 44
 
 
 def stages(

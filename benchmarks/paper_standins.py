@@ -6,10 +6,10 @@
   (``openai/clip-vit-large-patch14``) as full ``CLIPModel`` repositories. All are laid out as a Hugging Face
   cache (``models--org--name/refs/main`` + ``snapshots/<commit>/``), so the ``paper`` preset's hub ids resolve
   with ``HF_HUB_OFFLINE=1`` and ``HF_HUB_CACHE`` pointing at it, exactly as on a compute node with a
-  pre-filled cache. The tokenizers are the real CLIP BPE (``zoo.tokenizer.write_clip_tokenizer``, built from the
-  vocabulary that ships in open_clip_torch).
-* ``unet_sample_size`` is the only departure: SD v1.4 says 64 (512 px); a CPU run passes 8 or 16 (64 or 128 px).
-  The weights do not depend on it.
+  pre-filled cache. The tokenizers are the real CLIP BPE (``zoo.tokenizer.write_clip_tokenizer``, built from
+  the vocabulary that ships in open_clip_torch).
+* ``unet_sample_size`` is the only departure: SD v1.4 says 64 (512 px); a CPU run passes 8 or 16 (64 or 128
+  px). The weights do not depend on it.
 * Data: NSD in MindEye2's layout with the real voxel counts of each subject, 224 px images and few trials.
 """
 
@@ -91,7 +91,8 @@ def _clip_model(out: Path, text: dict, vision: dict, projection_dim: int, tokeni
 def build_models(
     cache: str | Path, unet_sample_size: int, seed: int = 0, evaluation: bool = True, tiny: bool = False
 ) -> dict:
-    """Write the stand-ins into the cache (skipped when already there for this sample size); returns parameter counts.
+    """Write the stand-ins into the cache (skipped when already there for this sample size);
+    returns parameter counts.
 
     ``tiny`` writes the test suite's tiny stack under the same hub ids instead (a smoke test of the callers).
     """
@@ -172,8 +173,9 @@ def build_nsd(
     seed: int = 0,
     voxels: dict[str, int] | None = None,
 ) -> Path:
-    """MindEye2's layout with real voxel counts: each subject sees its own ``train_images`` twice and the shared
-    ``test_images`` three times over ``sessions`` sessions; betas are standard normal (already z-scored, as MindEye2's)."""
+    """MindEye2's layout with real voxel counts: each subject sees its own ``train_images`` twice and the
+    shared ``test_images`` three times over ``sessions`` sessions; betas are standard normal (already
+    z-scored, as MindEye2's)."""
     from neuraldiffuser.data.layout import SubjectArrays
     from neuraldiffuser.data.nsd import write_mindeye2
 

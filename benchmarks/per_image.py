@@ -1,4 +1,5 @@
-"""Per-image metric values of benchmark rows, committed beside the means (compact JSON in benchmarks/results/).
+"""Per-image metric values of benchmark rows, committed beside the means (compact JSON in
+benchmarks/results/).
 
 A mean in the docs says little without its spread, and a paired interval cannot be checked without the
 values it pairs. Every benchmark that quotes evaluated rows writes them here with ``write_per_image``;

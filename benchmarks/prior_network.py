@@ -2,7 +2,8 @@
 
     neuraldiffuser simulate --preset mini --out WORK/ds
     neuraldiffuser extract WORK/ds --preset mini --out WORK/targets.hdf5
-    python benchmarks/prior_network.py --dataset WORK/ds --targets WORK/targets.hdf5 --work WORK/prior [--recon 30]
+    python benchmarks/prior_network.py --dataset WORK/ds --targets WORK/targets.hdf5 --work WORK/prior \
+        [--recon 30]
 
 Both variants are the `mini` preset's multi-head decoder with a prior on c and every g layer (the preset
 itself has none, docs/training.md says why), trained with the same seed, data and schedule; only the
@@ -200,7 +201,8 @@ def table(result: dict) -> str:
             a, b = np.array(ours[name][m]), np.array(me2[name][m])
             lo, hi = paired_difference(b, a)["ci95"]
             lines.append(
-                f"| {name} | {m} | {a.mean():.3f} | {b.mean():.3f} | {b.mean() - a.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] |"
+                f"| {name} | {m} | {a.mean():.3f} | {b.mean():.3f} | "
+                f"{b.mean() - a.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] |"
             )
     if all("recon" in result["variants"][k] for k in ("ours", "mindeye2")):
         a, b = (result["variants"][k]["recon"]["per_image"] for k in ("ours", "mindeye2"))
@@ -209,7 +211,8 @@ def table(result: dict) -> str:
             if m in a and m in b:
                 d = paired_difference(b[m], a[m])
                 lines.append(
-                    f"| recon ({n} images) | {m} | {np.mean(a[m]):.3f} | {np.mean(b[m]):.3f} | {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |"
+                    f"| recon ({n} images) | {m} | {np.mean(a[m]):.3f} | {np.mean(b[m]):.3f} "
+                    f"| {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |"
                 )
     for k in ("ours", "mindeye2"):
         v = result["variants"][k]

@@ -1,4 +1,5 @@
-"""The authors' released NSD reconstructions, scored: does guidance raise detail fidelity and repeat consistency?
+"""The authors' released NSD reconstructions, scored: does guidance raise detail fidelity
+and repeat consistency?
 
 HaoyyLi/NeuralDiffuser, commit 9948378, holds subject 1's 982 NSD test images as strips of 768 × 128 px
 (6 tiles of 128²: the stimulus, then 5 repeats), unguided (``recon/0.0``) and guided with κ = 5e5, η = 0.2
@@ -37,7 +38,8 @@ SOURCE = {
     "subject": "subj01",
     "strip": "768x128 px: stimulus tile then 5 repeats, 128x128 each",
 }
-# the paper's networks whose weights this machine may lack are still requested; mini-CLIP (in-silico domain) is left out
+# the paper's networks whose weights this machine may lack are still requested; mini-CLIP
+# (in-silico domain) is left out
 METRICS = [
     "PixCorr",
     "SSIM",
@@ -58,7 +60,8 @@ def find_folder(root: Path, parts: tuple[str, ...]) -> Path:
         if base.joinpath(*parts).is_dir():
             return base.joinpath(*parts)
     sys.exit(
-        f"error: {root}: no {'/'.join(parts)} (or recon/{'/'.join(parts)}) folder — extract the strips as the docstring shows"
+        f"error: {root}: no {'/'.join(parts)} (or recon/{'/'.join(parts)}) "
+        "folder — extract the strips as the docstring shows"
     )
 
 
@@ -74,7 +77,8 @@ def limited(folder: Path, limit: int | None, work: Path) -> Path | None:
 
 
 def stimulus_agreement(folders: list[Path], images: list[int]) -> dict:
-    """How far the two folders' stimulus tiles differ (they were rendered per run): per-image PixCorr and max |Δ|."""
+    """How far the two folders' stimulus tiles differ (they were rendered per run): per-image
+    PixCorr and max |Δ|."""
     import numpy as np
 
     from neuraldiffuser.evaluation import metrics
@@ -122,7 +126,8 @@ def summarize(doc: dict, seconds: float, limit: int | None) -> dict:
 def print_table(res: dict) -> None:
     names = [m for m in METRICS if m not in res["unavailable"]]
     print(
-        f"\nreleased NeuralDiffuser reconstructions, subj01, {res['n_images']} images ({res['seconds']:.0f} s)"
+        "\nreleased NeuralDiffuser reconstructions, subj01, "
+        f"{res['n_images']} images ({res['seconds']:.0f} s)"
     )
     print(f"{'setting':<22}" + "".join(f"{n:>20}" for n in names))
     for key, vals in res["values"].items():

@@ -11,7 +11,7 @@ Each measurement runs in a fresh child process (so neither inherits the other's 
 time is wall-clock and CPU time of that process, peak memory its maximum resident set size, also given as the
 increase over the size just before sampling (the models already loaded).
 
-    python benchmarks/sampler.py                      # 64 and 128 px SD architecture + the mini zoo if present
+    python benchmarks/sampler.py                     # 64 and 128 px SD architecture + the mini zoo if present
     python benchmarks/sampler.py --resolutions 64 --threads 2
 
 Writes benchmarks/results/sampler.json and prints a table. Exits non-zero if the outputs differ.
@@ -168,11 +168,13 @@ def bench(stack: str, side: int, cfg: SamplerConfig, threads: int, tol: float) -
 
 def print_row(r: dict) -> None:
     print(
-        f"{r['stack']:<20} {r['resolution']:>4}px | ours {r['ours_s_per_image']:7.1f} s wall {r['ours_cpu_s_per_image']:7.1f} s cpu "
-        f"{r['ours_peak_rss_mib']:6.0f} MiB peak (+{r['ours_peak_extra_mib']:.0f}) | reference {r['reference_s_per_image']:7.1f} s wall "
-        f"{r['reference_cpu_s_per_image']:7.1f} s cpu {r['reference_peak_rss_mib']:6.0f} MiB peak (+{r['reference_peak_extra_mib']:.0f}) | "
-        f"ratio wall {r['time_ratio']:.2f} cpu {r['cpu_time_ratio']:.2f} | max|Δ| {r['max_abs_diff']:.1e} "
-        f"({'equal' if r['equal'] else 'DIFFERENT'})",
+        f"{r['stack']:<20} {r['resolution']:>4}px | ours {r['ours_s_per_image']:7.1f} s wall "
+        f"{r['ours_cpu_s_per_image']:7.1f} s cpu {r['ours_peak_rss_mib']:6.0f} MiB peak "
+        f"(+{r['ours_peak_extra_mib']:.0f}) | reference {r['reference_s_per_image']:7.1f} s "
+        f"wall {r['reference_cpu_s_per_image']:7.1f} s cpu "
+        f"{r['reference_peak_rss_mib']:6.0f} MiB peak (+{r['reference_peak_extra_mib']:.0f}) "
+        f"| ratio wall {r['time_ratio']:.2f} cpu {r['cpu_time_ratio']:.2f} | max|Δ| "
+        f"{r['max_abs_diff']:.1e} ({'equal' if r['equal'] else 'DIFFERENT'})",
         flush=True,
     )
 

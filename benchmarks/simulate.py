@@ -125,7 +125,8 @@ def main() -> None:
         "signal": signal_report(root),
     }
     print(
-        f"{args.preset}: {wall:.1f} s wall, {cpu:.1f} s CPU, peak {result['peak_rss_mib']} MiB, {result['disk_total_mib']} MiB on disk"
+        f"{args.preset}: {wall:.1f} s wall, {cpu:.1f} s CPU, peak "
+        f"{result['peak_rss_mib']} MiB, {result['disk_total_mib']} MiB on disk"
     )
     print(
         f"{'subject':8} {'voxels':>6} {'trials':>6} {'2-way':>6} {'pixr':>5} "
@@ -134,7 +135,8 @@ def main() -> None:
     for name, r in result["signal"].items():
         a = r["higher_visual_attribute_auc"]
         print(
-            f"{name:8} {r['voxels']:6d} {r['trials']:6d} {r['pixel16_two_way']:6.3f} {r['pixel16_corr']:5.2f} "
+            f"{name:8} {r['voxels']:6d} {r['trials']:6d} "
+            f"{r['pixel16_two_way']:6.3f} {r['pixel16_corr']:5.2f} "
             + " ".join(f"{v:6.3f}" for v in a.values())
         )
     out = Path(__file__).parent / "results" / f"simulate_{args.preset}.json"

@@ -82,8 +82,9 @@ def image_scores(evaluator, images: np.ndarray, recon: np.ndarray) -> dict[str, 
 
 
 def ridge_latents(dataset, subj, root: Path, z_of, test_set) -> dict[str, tuple[np.ndarray, dict]]:
-    """True z and ridge-decoded z of the test images: from noiseless responses (own images, every non-test image)
-    and from the measured betas (z-scored with the training trials' statistics, repeats averaged per image)."""
+    """True z and ridge-decoded z of the test images: from noiseless responses (own images, every non-test
+    image) and from the measured betas (z-scored with the training trials' statistics, repeats
+    averaged per image)."""
     from neuraldiffuser.models.ridge import average_by_image
     from neuraldiffuser.simulate.encoding import EncodingModel
 

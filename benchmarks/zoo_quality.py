@@ -24,7 +24,8 @@ import torch
 
 
 def sampler_speed(comp, sampler_cfg, n_images: int, repeats: int) -> float:
-    """Seconds per image of the full NeuralDiffuser sampler (CFG + SAG + g guidance) at ``repeats`` repeats."""
+    """Seconds per image of the full NeuralDiffuser sampler (CFG + SAG + g guidance) at
+    ``repeats`` repeats."""
     from neuraldiffuser.sampling.sampler import NeuralDiffuserSampler
     from neuraldiffuser.simulate.scenes import generate_scenes
 
@@ -102,7 +103,8 @@ def main() -> None:
     for res in runs:
         g = res["img2img"]["guided"]
         print(
-            f"{'img2img guided ssim (κ=' + format(g['kappa'], 'g') + ')':34s} {g['ssim']:8.3f} {'> unguided':>8s}"
+            f"{'img2img guided ssim (κ=' + format(g['kappa'], 'g') + ')':34s} "
+            f"{g['ssim']:8.3f} {'> unguided':>8s}"
         )
     print(f"{'sampler s/image (R=' + str(args.repeats) + ')':34s} {speed:8.2f}")
     result = {

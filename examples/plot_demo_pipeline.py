@@ -3,9 +3,10 @@ From a demo run to images with a pipeline
 =========================================
 
 The demo (``neuraldiffuser demo``) trains decoders on the in-silico NSD. Its run folder loads as a
-:class:`neuraldiffuser.NeuralDiffuserPipeline`, which decodes betas into the diffusion targets (``pipe.decode``)
-and samples images (``pipe(...)``). ``save_pretrained`` writes a self-contained folder (decoders, voxel scaler,
-z statistics, a copy of the zoo, sampler settings and a model card) that loads on another machine.
+:class:`neuraldiffuser.NeuralDiffuserPipeline`, which decodes betas into the diffusion targets
+(``pipe.decode``) and samples images (``pipe(...)``). ``save_pretrained`` writes a self-contained folder
+(decoders, voxel scaler, z statistics, a copy of the zoo, sampler settings and a model card) that
+loads on another machine.
 
 ``NEURALDIFFUSER_EXAMPLE_SIZE=small`` trains a tiny demo in seconds (the test suite runs it so).
 """

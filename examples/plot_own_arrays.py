@@ -7,7 +7,8 @@ reconstructions without writing a dataset by hand:
 
 1. compute the diffusion targets of the stimuli (:func:`neuraldiffuser.extract_from_arrays`);
 2. fit the ridge baseline scikit-learn style (``RidgeDecoder().fit(X, Y)``);
-3. train the neural decoders on the arrays (:func:`neuraldiffuser.train_from_arrays`, the ``train`` code path);
+3. train the neural decoders on the arrays (:func:`neuraldiffuser.train_from_arrays`, the
+   ``train`` code path);
 4. load the run as a pipeline and reconstruct the test images;
 5. score the reconstructions (:func:`neuraldiffuser.score_images`).
 

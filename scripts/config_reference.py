@@ -32,9 +32,10 @@ from neuraldiffuser.config.base import Section  # noqa: E402
 
 #: Descriptions for the two top-level keys, which are declared in schema.py without a docstring.
 TOP_LEVEL_NOTES = {
-    "preset": "Name of the preset the config was resolved from (set by `--preset`; 'default' when none was given).",
-    "seed": "Seed of every random draw that has no seed of its own: training batches, mixup and dropout, prior "
-    "samples, the sampler's noise (seed + image index by default), retrieval subsets.",
+    "preset": "Name of the preset the config was resolved from "
+    "(set by `--preset`; 'default' when none was given).",
+    "seed": "Seed of every random draw that has no seed of its own: training batches, mixup and dropout, "
+    "prior samples, the sampler's noise (seed + image index by default), retrieval subsets.",
 }
 
 HEADER = """\

@@ -27,7 +27,8 @@ def make_arrays(seed: int = 0):
     captions = {i: [f"image {i} caption a", f"image {i} caption b"] for i in range(10)}
     subjects = {}
     for s, n_vox in (("subj01", 6), ("subj02", 5)):
-        # session 1: train 0,1,2 + test 7 ; session 2: train 3,0 + test 8,7 ; session 3: train 4,1 + test 9,7,8
+        # session 1: train 0,1,2 + test 7 ; session 2: train 3,0 + test 8,7 ; session 3:
+        # train 4,1 + test 9,7,8
         image = np.array([0, 1, 7, 2, 3, 8, 0, 7, 4, 9, 7, 1, 8])
         session = np.array([1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3])
         split = np.where(np.isin(image, [7, 8, 9]), "test", "train")
@@ -74,7 +75,8 @@ def tiny_stack(tmp_path_factory, clip_tokenizer_dir):
 
 @pytest.fixture(scope="module")
 def single_thread():
-    """One intra-op thread for a whole module of tiny-model tests (``pytestmark = pytest.mark.usefixtures(...)``)."""
+    """One intra-op thread for a whole module of tiny-model tests (``pytestmark =
+    pytest.mark.usefixtures(...)``)."""
     from decoder_fixtures import one_thread
 
     with one_thread():
@@ -83,8 +85,8 @@ def single_thread():
 
 @pytest.fixture(scope="session")
 def small_demo(tmp_path_factory):
-    """A tiny demo run (``demo.SMALL_DEMO``: simulate, extract, train) under ROOT/demo, shared by the examples and
-    the notebook test; returns ROOT. Read-only: copy it before changing anything."""
+    """A tiny demo run (``demo.SMALL_DEMO``: simulate, extract, train) under ROOT/demo, shared by the examples
+    and the notebook test; returns ROOT. Read-only: copy it before changing anything."""
     from decoder_fixtures import one_thread
     from neuraldiffuser.demo import SMALL_DEMO, train_demo_decoders
 

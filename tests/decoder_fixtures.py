@@ -32,7 +32,8 @@ def make_decoder_data(
     seed: int = 0,
     layout: str = "generic",
 ):
-    """Write DATASET (``layout``: generic or mindeye2) and targets.hdf5 under ``root``; returns (dataset dir, targets path, factors)."""
+    """Write DATASET (``layout``: generic or mindeye2) and targets.hdf5 under ``root``; returns (dataset dir,
+    targets path, factors)."""
     rng = np.random.default_rng(seed)
     n_images = n_test + n_train * len(subjects)
     f = rng.standard_normal((n_images, factors)).astype(np.float32)
@@ -81,7 +82,8 @@ def one_thread():
 
 
 def tiny_config(dataset: Path, **sections):
-    """A config with tiny decoders that train in about a second on a CPU; ``sections`` override per section."""
+    """A config with tiny decoders that train in about a second on a CPU; ``sections``
+    override per section."""
     base = {
         "seed": 3,
         "data": {"path": str(dataset), "subject": "subj01"},

@@ -32,7 +32,8 @@ TINY_SAMPLER = {"steps": 6, "repeats": 2, "kappa": 50.0, "eta": 0.5, "image_batc
 def linear_problem(
     n_images: int = 40, n_voxels: int = 30, factors: int = 6, noise: float = 0.3, seed: int = 0
 ):
-    """(betas (n, V) float32, targets {c, z, g} float32): one trial per image, all linear in shared factors."""
+    """(betas (n, V) float32, targets {c, z, g} float32): one trial per image, all linear
+    in shared factors."""
     rng = np.random.default_rng(seed)
     f = rng.standard_normal((n_images, factors)).astype(np.float32)
     targets = {
@@ -46,7 +47,8 @@ def linear_problem(
 
 
 def tiny_run(root: Path, stack: Path, n_train: int = 32):
-    """Train into root/run with a private copy of the stack (so a test may delete it); returns (run, betas, targets)."""
+    """Train into root/run with a private copy of the stack (so a test may delete it); returns
+    (run, betas, targets)."""
     from neuraldiffuser import load_config, train_from_arrays
 
     private = shutil.copytree(stack, root / "stack")

@@ -1,5 +1,5 @@
-"""Estimators on arrays, scikit-learn style: RidgeDecoder.fit(X, Y)/predict(X), train_from_arrays, score_images,
-and the one-line errors at the array boundary (utils/validation.py)."""
+"""Estimators on arrays, scikit-learn style: RidgeDecoder.fit(X, Y)/predict(X), train_from_arrays,
+score_images, and the one-line errors at the array boundary (utils/validation.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""One subject trains without extra settings; train.auto_scale fits the schedule to the data with no trial dropped."""
+"""One subject trains without extra settings; train.auto_scale fits the schedule to the data with
+no trial dropped."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Checkpoints: only the newest N stay while a stage trains, resume from them is exact, a finished stage keeps only
-its final model, and a run that cannot fit on the disk is refused before it starts."""
+"""Checkpoints: only the newest N stay while a stage trains, resume from them is exact, a finished stage keeps
+only its final model, and a run that cannot fit on the disk is refused before it starts."""
 
 from __future__ import annotations
 

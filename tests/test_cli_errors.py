@@ -1,5 +1,6 @@
-"""Bad input at the command line: usage text and exit 2, Ctrl-C exits 130, config ranges, output paths, zoo paths,
-one writer per folder, absolute paths in saved configs, reports of deleted folders. Each error is one line."""
+"""Bad input at the command line: usage text and exit 2, Ctrl-C exits 130, config ranges, output paths, zoo
+paths, one writer per folder, absolute paths in saved configs, reports of deleted folders. Each
+error is one line."""
 
 from __future__ import annotations
 
@@ -189,7 +190,8 @@ def test_presets_satisfy_the_ranges():
 
 
 def unwritable_dir(tmp_path: Path) -> Path:
-    """A folder no file can be created in: read-only by mode, or (root ignores modes) a read-only kernel folder."""
+    """A folder no file can be created in: read-only by mode, or (root ignores modes) a
+    read-only kernel folder."""
     if os.geteuid() == 0:
         return Path("/sys")
     ro = tmp_path / "ro"

@@ -1,4 +1,5 @@
-"""The training data path: row reads equal numpy's fancy indexing, preloading is budgeted and changes no value."""
+"""The training data path: row reads equal numpy's fancy indexing, preloading is budgeted and
+changes no value."""
 
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def test_budget_takes_smallest_first_and_a_model_view_drops_other_heads(stage_da
     note = data.restrict(["g0", "c", "z"]).preload()
     assert set(data._targets) == {"g0"} and [p.voxels is not None for p in pools] == [True, True]
     assert note.startswith(
-        f"data in RAM (train.preload_gb={data.preload_gb:g}): betas subj02 7 kB, betas subj03 8 kB, target g0 11 kB;"
+        f"data in RAM (train.preload_gb={data.preload_gb:g}): "
+        "betas subj02 7 kB, betas subj03 8 kB, target g0 11 kB;"
     )
     assert "; read from disk per batch (over the budget): target c" in note and note.endswith(
         f"target z {sizes['z'] / 2**10:.0f} kB"

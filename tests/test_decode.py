@@ -99,7 +99,8 @@ def test_z_distribution_matching(run, tmp_path):
 
 
 def test_any_trials_decode_like_the_test_set(run, tmp_path):
-    """decode_betas on training trials of chosen images: same decoders, scaler and attributes as the test path."""
+    """decode_betas on training trials of chosen images: same decoders, scaler and attributes
+    as the test path."""
     cfg, run_dir, ds, _ = run
     cfg = cfg.model_copy(deep=True)
     cfg.decode.use_prior = False

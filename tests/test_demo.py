@@ -1,4 +1,5 @@
-"""The demo's orchestration: stage order, reuse of finished stages, config, summary (the stages have their own tests)."""
+"""The demo's orchestration: stage order, reuse of finished stages, config, summary (the stages have
+their own tests)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""On NSD's MindEye2 layout, two CPU processes (gloo, torchrun) reconstruct what one process does (training: test_train_distributed)."""
+"""On NSD's MindEye2 layout, two CPU processes (gloo, torchrun) reconstruct what one process does (training:
+test_train_distributed)."""
 
 from __future__ import annotations
 

@@ -86,7 +86,8 @@ def test_every_section_and_field_has_exactly_one_row(doc):
 
 
 def test_value_cells_load_back_to_the_resolved_values(doc):
-    """Each default/preset cell is YAML for the value load_config gives; bold exactly where it differs from the default."""
+    """Each default/preset cell is YAML for the value load_config gives; bold exactly where it differs
+    from the default."""
     dumps = {"default": Config().model_dump(mode="json")} | {
         p: load_config(p).model_dump(mode="json") for p in PRESETS
     }

@@ -88,7 +88,8 @@ def test_fused_channels_last_efficientnet_lite0_gives_the_same_features():
 
 
 def test_efficientnet_lite0_padding_and_normalisation_are_the_ones_the_weights_expect(class_probs):
-    """TF 'same' padding with [-1, 1] inputs explains the photos better than symmetric padding or ImageNet statistics."""
+    """TF 'same' padding with [-1, 1] inputs explains the photos better than symmetric padding or
+    ImageNet statistics."""
     probs, classes = class_probs
     nll = {
         k: np.mean([-float(torch.log(p[c].sum())) for p, c in zip(v, classes, strict=True)])
@@ -172,7 +173,8 @@ def test_present_weights_load_and_compute_loading_path_only(tmp_path, name, node
 
 
 def test_clip_from_a_local_folder_and_the_mini_clip(tmp_path, tiny_stack):
-    """The CLIP loading path (random tiny CLIPModel: loading, not weights) and the zoo's clip/ for mini-CLIP."""
+    """The CLIP loading path (random tiny CLIPModel: loading, not weights) and the zoo's
+    clip/ for mini-CLIP."""
     cfg = Settings(clip_model=str(tiny_stack / "clip"), zoo_path=str(tiny_stack))
     images = to_protocol(np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
     for name in ("clip_l14", "mini_clip"):

@@ -1,4 +1,5 @@
-"""Paired comparisons of settings (guided against κ = 0): known answers, alignment on images, pairing rules."""
+"""Paired comparisons of settings (guided against κ = 0): known answers, alignment on
+images, pairing rules."""
 
 from __future__ import annotations
 

@@ -87,7 +87,8 @@ def write_recon(
     stimuli: np.ndarray,
     params: dict | None = None,
 ) -> Path:
-    """One RECON/<method>/<setting>/ folder; ``recons`` is uint8 (R, n, H, W, 3) in the order of ``images``."""
+    """One RECON/<method>/<setting>/ folder; ``recons`` is uint8 (R, n, H, W, 3) in the
+    order of ``images``."""
     folder = Path(root) / method / setting
     (folder / "images").mkdir(parents=True, exist_ok=True)
     (folder / "strips").mkdir(exist_ok=True)

@@ -102,7 +102,8 @@ def test_two_way_matches_brute_force_loop_on_photo_features(photos):
 
 
 def test_two_way_on_a_shuffled_set_is_chance():
-    """Crops of real photos vs the crops of *other* images: about 50% (exactly (N-2)/(2(N-1)) in expectation)."""
+    """Crops of real photos vs the crops of *other* images: about 50% (exactly
+    (N-2)/(2(N-1)) in expectation)."""
     rng = np.random.default_rng(1)
     imgs = [data.chelsea(), data.coffee(), data.astronaut(), data.rocket()]
     crops = []

@@ -1,4 +1,5 @@
-"""Small-data scoring at the stimulus' own size: formulas against independent implementations, baselines, the CLI."""
+"""Small-data scoring at the stimulus' own size: formulas against independent implementations,
+baselines, the CLI."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from neuraldiffuser.evaluation.recon import find_recon_folders
 
 
 def wang_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Wang et al. 2004 ssim_index.m: 11 × 11 Gaussian (σ 1.5) window, 'valid' filtering, K = (0.01, 0.03), L = 1."""
+    """Wang et al. 2004 ssim_index.m: 11 × 11 Gaussian (σ 1.5) window, 'valid' filtering, K =
+    (0.01, 0.03), L = 1."""
     r = np.arange(-5, 6)
     g = np.exp(-(r[:, None] ** 2 + r[None] ** 2) / (2 * 1.5**2))
     w = g / g.sum()
@@ -95,7 +97,8 @@ def test_fit_policy_round_trips_size_and_mode():
 
 @pytest.fixture
 def native_set(tmp_path):
-    """24 greyscale 16 × 16 images, betas linear in the pixels (+ noise), 6 test images; a perfect recon folder."""
+    """24 greyscale 16 × 16 images, betas linear in the pixels (+ noise), 6 test images; a
+    perfect recon folder."""
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, (24, 16, 16), dtype=np.uint8)
     betas = images.reshape(24, -1).astype(np.float32) / 255 @ rng.standard_normal((256, 300)).astype(

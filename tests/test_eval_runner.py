@@ -209,8 +209,9 @@ def test_cli_evaluate(tmp_path, stimuli, capsys):
 
 @pytest.mark.parametrize("zscore", ["train", "none"])
 def test_brain_correlation_uses_betas_in_the_decoders_units(tmp_path, stimuli, monkeypatch, zscore):
-    """Raw betas carry per-voxel baselines; z-scoring with training statistics (data.zscore=train) keeps them from
-    making any image look right. Without it a shuffled reconstruction scores almost as high as a perfect one."""
+    """Raw betas carry per-voxel baselines; z-scoring with training statistics (data.zscore=train) keeps them
+    from making any image look right. Without it a shuffled reconstruction scores almost as high
+    as a perfect one."""
     encoder = FakeEncoder(baseline=20.0)
     truth = write_truth(tmp_path / "truth", stimuli, encoder, n_test=4)
     gt = stimuli[[0, 1, 2, 3]]
@@ -235,7 +236,8 @@ def test_brain_correlation_uses_betas_in_the_decoders_units(tmp_path, stimuli, m
 
 
 def test_brain_correlation_of_training_images_uses_their_own_trials(tmp_path, stimuli, monkeypatch):
-    """Held-out training images (data.holdout_images) are scored against their training trials, not refused."""
+    """Held-out training images (data.holdout_images) are scored against their training
+    trials, not refused."""
     from neuraldiffuser.data import VoxelScaler, open_dataset
 
     encoder = FakeEncoder(baseline=20.0)

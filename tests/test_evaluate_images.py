@@ -1,4 +1,5 @@
-"""`evaluate-images`: anyone's folders and strips, scored like `evaluate`, checked against an independent computation.
+"""`evaluate-images`: anyone's folders and strips, scored like `evaluate`, checked against an
+independent computation.
 
 The independent PixCorr and SSIM follow MindEye2's protocol as docs/evaluation.md writes it, calling
 torchvision, numpy and scikit-image directly (not the package's metric code): Resize((256, 256)) of

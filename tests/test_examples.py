@@ -16,7 +16,8 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 @pytest.fixture(scope="module")
 def out(small_demo, tmp_path_factory):
-    """The examples' output folder, holding a copy of the session's tiny demo run (OUT/demo), which they reuse."""
+    """The examples' output folder, holding a copy of the session's tiny demo run (OUT/demo),
+    which they reuse."""
     import shutil
 
     root = tmp_path_factory.mktemp("examples")

@@ -1,5 +1,6 @@
 """Each departure from the authors' code is a named flag: train.z_target, train.mixco_partner_offset,
-minddiffuser.captions / guidance_resize / returned_image, neuropictor.mixer_gelu. Known answers for both values."""
+minddiffuser.captions / guidance_resize / returned_image, neuropictor.mixer_gelu. Known
+answers for both values."""
 
 from __future__ import annotations
 
@@ -93,8 +94,8 @@ def test_partner_indices_per_subject_or_as_the_reference():
 
 
 def test_partner_offset_changes_the_soft_labels_of_later_subjects_only():
-    """Sample 3 (subject 2's first, mixed with λ = 0.25 with its partner at global row 5): its row of the loss puts
-    0.75 on column 5 with the offset and on column 2 (subject 1's row) without it."""
+    """Sample 3 (subject 2's first, mixed with λ = 0.25 with its partner at global row 5): its row of the loss
+    puts 0.75 on column 5 with the offset and on column 2 (subject 1's row) without it."""
     torch.manual_seed(0)
     preds, targs = F.normalize(torch.randn(6, 5), dim=-1), F.normalize(torch.randn(6, 5), dim=-1)
     perms = [torch.tensor([0, 1, 2]), torch.tensor([2, 1, 0])]
@@ -164,7 +165,8 @@ def test_stage_two_resize_filter(comp):
 
 
 def test_returned_image_last_saved_or_fresh(comp):
-    """last_saved with 2 iterations is iteration 0's image: stage 1 from the unrefined z with the first noise draw."""
+    """last_saved with 2 iterations is iteration 0's image: stage 1 from the unrefined z with the
+    first noise draw."""
     c, z, g = _inputs(comp)
     cfg = MindDiffuserConfig(
         **SMALL, iterations=2, lr=0.05, refine_noise="fixed", returned_image="last_saved"

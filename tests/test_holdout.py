@@ -21,7 +21,8 @@ from neuraldiffuser.training.runner import train_decoders
 
 @pytest.fixture
 def repeated(tmp_path):
-    """One subject: training images 10…19 shown 1, 2, 3, 3, 3, 1, 3, 2, 3, 4 times; test images 0, 1 three times."""
+    """One subject: training images 10…19 shown 1, 2, 3, 3, 3, 1, 3, 2, 3, 4 times; test images
+    0, 1 three times."""
     counts = [1, 2, 3, 3, 3, 1, 3, 2, 3, 4]
     image = np.concatenate([np.repeat(np.arange(10, 20), counts), np.repeat([0, 1], 3)])
     split = np.array(["train"] * sum(counts) + ["test"] * 6)

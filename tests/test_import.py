@@ -1,4 +1,5 @@
-"""`import`: users' arrays and image folders become the generic layout, read back exactly; bad inputs give one-line errors."""
+"""`import`: users' arrays and image folders become the generic layout, read back exactly; bad inputs
+give one-line errors."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_npy_round_trip_greyscale(tmp_path, digits_like):
 
 
 def test_mat_h5_npz_folder_and_csv_split(tmp_path, digits_like):
-    """Two subjects from .mat and HDF5 (keys named), RGB image folder, split and image order from a CSV column."""
+    """Two subjects from .mat and HDF5 (keys named), RGB image folder, split and image order
+    from a CSV column."""
     images, betas = digits_like
     folder = tmp_path / "img"
     folder.mkdir()

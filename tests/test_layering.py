@@ -9,7 +9,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "neuraldiffuser"
 
 
 def imported_packages(folder: Path) -> set[str]:
-    """Top-level neuraldiffuser sub-packages imported anywhere under ``folder`` (relative or absolute imports)."""
+    """Top-level neuraldiffuser sub-packages imported anywhere under ``folder`` (relative or
+    absolute imports)."""
     out = set()
     for path in folder.rglob("*.py"):
         depth = len(path.relative_to(SRC).parts) - 1  # how many packages deep the module sits

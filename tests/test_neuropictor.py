@@ -85,7 +85,8 @@ def test_zero_initialised_branch_leaves_the_unet_unchanged(problem):
             assert torch.equal(noise_prediction(comp.unet, model, x, t, ctx, cmap), plain)
         down, mid = model.control(x, t, ctx, torch.randn(3, 8, 8, 8))
     assert len(down) == 4 and all(d.abs().max() == 0 for d in down) and mid.abs().max() == 0
-    # the ControlNet is a copy of the UNet encoder; the map is added to its conv_in output (identity embedding)
+    # the ControlNet is a copy of the UNet encoder; the map is added to its conv_in output
+    # (identity embedding)
     cn = model.controlnet
     assert torch.equal(cn.conv_in.weight, comp.unet.conv_in.weight) and isinstance(
         cn.controlnet_cond_embedding, torch.nn.Identity
@@ -227,7 +228,8 @@ def test_whole_run_decode_and_reconstruct(problem, tmp_path):
     assert [r["stage"] for r in summary["runs"]] == ["pretrain", "finetune", "cfg"] and summary["runs"][0][
         "subjects"
     ] == ["subj01", "subj02"]
-    # each stage's checkpoint holds its own model and optimiser only (earlier stages' prepared objects are dropped)
+    # each stage's checkpoint holds its own model and optimiser only (earlier stages' prepared
+    # objects are dropped)
     for stage in ("pretrain", "finetune", "cfg"):
         (ckpt,) = sorted((tmp_path / "run" / stage / "checkpoints").glob("step-*"))[-1:]
         assert not list(ckpt.glob("model_1*")) and not list(ckpt.glob("optimizer_1*")), sorted(

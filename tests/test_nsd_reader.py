@@ -1,4 +1,5 @@
-"""The MindEye2 shard reader: works under any launch environment, and names broken shards without misattributing other errors."""
+"""The MindEye2 shard reader: works under any launch environment, and names broken shards without
+misattributing other errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""NeuralDiffuserPipeline: the same numbers as the decode and reconstruct stages, a portable save, clear errors."""
+"""NeuralDiffuserPipeline: the same numbers as the decode and reconstruct stages, a portable
+save, clear errors."""
 
 from __future__ import annotations
 
@@ -165,7 +166,10 @@ def test_loading_a_folder_without_a_run_says_what_is_missing(tmp_path):
 
 
 def test_top_level_import_is_light_and_every_name_resolves():
-    code = "import sys, neuraldiffuser as nd; print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))"
+    code = (
+        "import sys, neuraldiffuser as nd; print(sorted(m for m in "
+        "('torch', 'diffusers', 'transformers') if m in sys.modules))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -249,3 +253,39 @@ def test_decoding_one_row_with_z_matching_warns(pipe, trained):
     with pytest.warns(UserWarning, match="z becomes the training mean"):
         one = pipe.decode(trained[1][:1])
     np.testing.assert_allclose(one["z"][0], pipe.z_stats["mean"], atol=1e-5)  # what the warning says
+
+
+def test_generate_checks_target_shapes_against_the_stack_as_the_reconstruct_stage_does(pipe):
+    """generate builds the reconstruct stage's reconstructor, so a z of another stack's latent shape is
+    refused in one line naming the shapes (not a broadcasting error inside the UNet)."""
+    bad = {"c": np.zeros((2, 77, 16)), "z": np.zeros((2, 4, 4, 4))}
+    with pytest.raises(
+        DataError, match=r"'z' targets have shape \(4, 4, 4\) but the stack .* expects \(4, 8, 8\)"
+    ):
+        pipe.generate(bad, kappa=0)
+    ok = pipe.generate({"c": bad["c"], "z": np.zeros((2, 4, 8, 8))}, kappa=0, repeats=1, steps=2)
+    assert ok.shape == (2, 1, 16, 16, 3)
+
+
+def test_the_decode_stage_and_the_pipeline_load_a_run_through_one_function(trained, monkeypatch, tmp_path):
+    """training.decode.load_trained is the one loader: the decode stage calls it (without the neural
+    decoders for the ridge baseline) and so does from_pretrained."""
+    from neuraldiffuser.config.load import load_run_config
+    from neuraldiffuser.training import decode
+
+    run, test, _, _ = trained
+    calls = []
+    real = decode.load_trained
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append((kwargs.get("neural", True), sorted(out.decoders), out.ridge is not None))
+        return out
+
+    monkeypatch.setattr(decode, "load_trained", spy)
+    NeuralDiffuserPipeline.from_pretrained(run, device="cpu")
+    decode.decode_betas(
+        load_run_config(run), run, test[:2], np.arange(2), tmp_path / "r.hdf5", method="ridge"
+    )
+    assert calls[0][0] and calls[0][1] and calls[0][2]  # the pipeline: decoders and the ridge baseline
+    assert calls[1] == (False, [], True)  # the ridge stage: no neural decoder loaded

@@ -1,5 +1,5 @@
-"""MindEye2's prior network (``decoder.prior_network: mindeye2``): shapes, condition dropout, and a forward pass
-checked against an independent loop-by-loop NumPy implementation of its description."""
+"""MindEye2's prior network (``decoder.prior_network: mindeye2``): shapes, condition dropout, and a forward
+pass checked against an independent loop-by-loop NumPy implementation of its description."""
 
 from __future__ import annotations
 
@@ -90,7 +90,8 @@ def test_condition_dropout_rate_and_null_tokens():
 
 def test_relative_buckets_and_rotary_known_values():
     rel = torch.tensor([3, 0, -1, -15, -16, -64, -127, -500])
-    # past offsets 0..15 exact; 16 + floor(log(n/16)/log(8)·16) beyond; future keys share bucket 0; capped at 31
+    # past offsets 0..15 exact; 16 + floor(log(n/16)/log(8)·16) beyond; future keys share
+    # bucket 0; capped at 31
     expect = [
         0,
         0,
@@ -196,7 +197,8 @@ def test_forward_matches_an_independent_implementation():
     x, cond = torch.randn(2, 3, 8, dtype=torch.float64), torch.randn(2, 3, 8, dtype=torch.float64)
     t = torch.tensor([2, 7])
     got = net(x, t, cond).detach().numpy()
-    # the timestep embedding is computed in float32 (≈ 2e-7 here); a structural slip (e.g. the LayerNorm ε) moves it by 5e-2
+    # the timestep embedding is computed in float32 (≈ 2e-7 here); a structural slip (e.g. the
+    # LayerNorm ε) moves it by 5e-2
     np.testing.assert_allclose(got, _np_reference(net, x.numpy(), t.numpy(), cond.numpy()), rtol=0, atol=2e-6)
 
 
@@ -229,8 +231,9 @@ def test_one_training_step_known_answer():
 
 
 def test_guided_sampling_uses_both_null_sequences():
-    """With cond_scale ≠ 1 the null prediction drops the brain and the image tokens (DALLE2's forward_with_cond_scale):
-    one deterministic DDIM step (η = 0) from the same noise equals null + s·(cond − null) by hand."""
+    """With cond_scale ≠ 1 the null prediction drops the brain and the image tokens (DALLE2's
+    forward_with_cond_scale): one deterministic DDIM step (η = 0) from the same noise equals null +
+    s·(cond − null) by hand."""
     prior = _prior().eval()
     cond = torch.randn(2, 3, 8)
     got = prior.sample(cond, steps=1, eta=0.0, cond_scale=3.0, generator=torch.Generator().manual_seed(5))

@@ -109,7 +109,8 @@ def test_interrupted_run_resumes_to_identical_files(setup, tmp_path, monkeypatch
 
 
 def test_images_sampled_together_match_one_at_a_time(setup, tmp_path):
-    """sampler.image_batch > 1: same files, records and images (up to float rounding) as one image per call."""
+    """sampler.image_batch > 1: same files, records and images (up to float rounding) as
+    one image per call."""
     decoded, _, config = setup
     job = make_job(decoded, config)
     (single,) = reconstruct(job, tmp_path / "one", config, shard=Shard())
@@ -238,7 +239,8 @@ def test_worker_processes_write_what_one_process_writes(setup, tmp_path):
 
 
 def test_ridge_file_reads_the_runs_config(setup, tmp_path, generic_dir, capsys):
-    """`reconstruct RUN/decoded_ridge.hdf5 --method ridge` takes dataset, steps and repeats from the run (issue 17)."""
+    """`reconstruct RUN/decoded_ridge.hdf5 --method ridge` takes dataset, steps and repeats from
+    the run (issue 17)."""
     from neuraldiffuser.config import save_config
 
     decoded, _, config = setup

@@ -1,4 +1,5 @@
-"""The one method registry: the docs/sampler.md example works, bad targets fail clearly, trained methods derive from it."""
+"""The one method registry: the docs/sampler.md example works, bad targets fail clearly, trained
+methods derive from it."""
 
 from __future__ import annotations
 

@@ -150,7 +150,8 @@ def test_report_compares_every_guided_setting_with_kappa_zero_paired_over_images
     assert "guidance" in res.ids
     section = html[html.index('id="guidance"') : html.index("</section>", html.index('id="guidance"'))]
     rows = re.findall(
-        r"<tr><td class=\"l\"><b>(\w+)</b> <span class=\"sub\">([^<]+)</span></td><td>(\w+)</td><td>(\d+)</td>(.*?)</tr>",
+        r"<tr><td class=\"l\"><b>(\w+)</b> <span "
+        r"class=\"sub\">([^<]+)</span></td><td>(\w+)</td><td>(\d+)</td>(.*?)</tr>",
         section,
     )
     # 4 guided settings × (repeat0, mean); minddiffuser has no κ 0 setting and is not compared
@@ -189,9 +190,9 @@ def test_headline_and_brain_figure_show_the_presets_guided_setting_not_kappa_zer
             if preset
             else {k: v for k, v in doc.items() if k != "preset_setting"}
         )
-        if (
-            preset is None
-        ):  # a metrics file from before preset_setting, without the paper's κ 3e5: the first guided setting, not κ 0
+        # a metrics file from before preset_setting, without the paper's κ 3e5: the first guided setting,
+        # not κ 0
+        if preset is None:
             d["rows"] = [r for r in d["rows"] if not r["setting"].startswith("kappa=3e+05")]
         (tmp_path / name).mkdir()
         (tmp_path / name / "metrics.json").write_text(json.dumps(d))

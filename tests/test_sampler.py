@@ -1,4 +1,5 @@
-"""The sampler against independent computations: diffusers' own pipelines, finite differences, the released loop."""
+"""The sampler against independent computations: diffusers' own pipelines, finite differences,
+the released loop."""
 
 from __future__ import annotations
 

@@ -242,7 +242,8 @@ def test_colour_and_shape_are_decodable_from_higher_visual_voxels(small):
 
 
 def test_v1_carries_more_position_information_than_higher_visual_cortex(small):
-    """A pRF-mapping experiment on the encoding models: where is a small disc? (single trials, noise included)."""
+    """A pRF-mapping experiment on the encoding models: where is a small disc? (single
+    trials, noise included)."""
     from neuraldiffuser.simulate.scenes import render
 
     rng = np.random.default_rng(0)

@@ -1,5 +1,6 @@
 """Target stores never pass as complete when they are not: write failures (disk full) surface as one clear
-error with the unwritten rows left not done, space is checked first, incomplete or foreign stores are refused."""
+error with the unwritten rows left not done, space is checked first, incomplete or foreign
+stores are refused."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def test_disk_full_mid_extraction_is_one_error_and_rows_stay_not_done(
         assert st.done.tolist() == [True] * 6 + [False] * 4
     with pytest.raises(
         DataError,
-        match=r"incomplete store: 4 of 10 rows .*`neuraldiffuser extract .*generic --out .*t\.hdf5 --config .*t\.config\.yaml`",
+        match=r"incomplete store: 4 of 10 rows .*`neuraldiffuser extract "
+        r".*generic --out .*t\.hdf5 --config .*t\.config\.yaml`",
     ):
         TargetStore(out)
     # the command the error names completes exactly what is missing, equal to an extraction that never failed
@@ -80,13 +82,14 @@ def test_disk_full_mid_extraction_is_one_error_and_rows_stay_not_done(
             "c",
             "g",
         ):  # same batches in both runs: the same numbers up to the float rounding of the
-            # killed run's one thread against the reference's default thread count (1.2e-7 measured; a wrong or
-            # zero row is off by ~0.1)
+            # killed run's one thread against the reference's default thread count (1.2e-7 measured; a wrong
+            # or zero row is off by ~0.1)
             np.testing.assert_allclose(st.get(key, np.arange(10)), reference[key], rtol=0, atol=1e-5)
 
 
 def test_a_full_file_system_inside_hdf5_raises_instead_of_crashing(tmp_path):
-    """The real HDF5 write path: a file-size limit makes write(2) fail (EFBIG), as a full disk does (ENOSPC)."""
+    """The real HDF5 write path: a file-size limit makes write(2) fail (EFBIG), as a full
+    disk does (ENOSPC)."""
     script = textwrap.dedent(f"""
         import resource, signal, numpy as np
         from neuraldiffuser.errors import RunError
@@ -127,7 +130,8 @@ def test_a_full_file_system_inside_hdf5_raises_instead_of_crashing(tmp_path):
 
 
 def test_free_space_is_checked_before_extraction(tmp_path, tiny_stack, generic_dir, monkeypatch, capsys):
-    # 10 images × (z 4·8·8 + c 77·16 float32, g 6·17·16 float16 values + 9 bytes of index and flag) + 1 MiB margin
+    # 10 images × (z 4·8·8 + c 77·16 float32, g 6·17·16 float16 values + 9 bytes of index and
+    # flag) + 1 MiB margin
     need = 10 * (4 * 8 * 8 * 4 + 77 * 16 * 4 + 6 * 17 * 16 * 2 + 9) + (1 << 20)
     usage = namedtuple("usage", "total used free")
     out = tmp_path / "t.hdf5"
@@ -175,7 +179,8 @@ def test_incomplete_or_empty_stores_are_refused(tmp_path):
     path = _partial_store(tmp_path / "t.hdf5", dataset="/data/ds", zoo_path="zoo")
     with pytest.raises(
         DataError,
-        match=r"incomplete store: 4 of 10 rows were never written.*`neuraldiffuser extract /data/ds --out .*t\.hdf5`",
+        match=r"incomplete store: 4 of 10 rows were never "
+        r"written.*`neuraldiffuser extract /data/ds --out .*t\.hdf5`",
     ):
         TargetStore(path)
     assert TargetStore(path, complete=False).done.sum() == 6
@@ -237,7 +242,8 @@ def test_disk_full_during_simulate_is_one_error_and_nothing_looks_complete(tmp_p
     assert run.returncode == 1, run.stdout + run.stderr
     assert (
         run.stderr.strip()
-        == f"error: {out / 'subjects' / 'subj01' / 'betas.hdf5'}: disk full while writing — free space on that disk (or write elsewhere with --out) and run the same command again"
+        == f"error: {out / 'subjects' / 'subj01' / 'betas.hdf5'}: disk full while writing — free "
+        "space on that disk (or write elsewhere with --out) and run the same command again"
     )
     assert (out / "images.hdf5").is_file() and not (out / "subjects" / "subj01" / "betas.hdf5").exists()
     assert not (out / "dataset.json").exists() and not list(
@@ -283,8 +289,8 @@ def test_mindeye2_subject_without_betas_is_an_error_not_dropped(mindeye2_dir, ca
     captured = capsys.readouterr()
     assert captured.out == ""  # no summary of the remaining subject that could pass for the dataset
     assert (
-        f"{mindeye2_dir}: 1 subject(s) with trials in wds/ have no betas file: subj02 (missing betas_all_subj02_fp32_renorm.hdf5)"
-        in captured.err
+        f"{mindeye2_dir}: 1 subject(s) with trials in wds/ have no "
+        "betas file: subj02 (missing betas_all_subj02_fp32_renorm.hdf5)" in captured.err
     )
     assert "move wds/subj02 out of the folder" in captured.err
     (mindeye2_dir / "wds" / "subj02").rename(
@@ -321,21 +327,25 @@ def test_write_errors_read_as_one_line():
     from neuraldiffuser.utils.storage import write_error
 
     hdf5 = RuntimeError(
-        "Can't synchronously write data (file write failed: time = Mon Dec  7 07:37:39 2026\n, filename = 'x', errno = 5, error message = 'Input/output error', buf = 0x1)"
+        "Can't synchronously write data (file write failed: time = Mon Dec  7 07:37:39 "
+        "2026\n, filename = 'x', errno = 5, error message = 'Input/output error', buf = 0x1)"
     )
     assert (
         write_error("/d/t.hdf5", hdf5).format()
-        == "/d/t.hdf5: write failed (Input/output error) — check that the location is writable and the disk healthy, then run the same command again"
+        == "/d/t.hdf5: write failed (Input/output error) — check that the location "
+        "is writable and the disk healthy, then run the same command again"
     )
     full = RuntimeError(
-        "Unable to synchronously flush file (file write failed: time = x\n, errno = 28, error message = 'No space left on device')"
+        "Unable to synchronously flush file (file write failed: time "
+        "= x\n, errno = 28, error message = 'No space left on device')"
     )
     assert write_error("/d/t.hdf5", full).what == "disk full while writing"
     assert (
         write_error(
             "/d/m.safetensors",
             Exception(
-                'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+                "Error while serializing: IoError(Os { code: 28, kind: "
+                'StorageFull, message: "No space left on device" })'
             ),
         ).what
         == "disk full while writing"
@@ -359,7 +369,8 @@ def test_sigkill_between_a_batch_and_its_done_flags_then_rerun_is_exact(
                     os.kill(os.getpid(), signal.SIGKILL)
             real(ds, key, value)
         h5py.Dataset.__setitem__ = kill_at_third_flags
-        main(["extract", {str(generic_dir)!r}, "--out", {str(out)!r}, "--set", "zoo.path={tiny_stack}", "--set", "extract.batch_size=3"])
+        main(["extract", {str(generic_dir)!r}, "--out", {str(out)!r},
+              "--set", "zoo.path={tiny_stack}", "--set", "extract.batch_size=3"])
     """)
     env = {
         **os.environ,
@@ -383,8 +394,8 @@ def test_sigkill_between_a_batch_and_its_done_flags_then_rerun_is_exact(
             "c",
             "g",
         ):  # same batches in both runs: the same numbers up to the float rounding of the
-            # killed run's one thread against the reference's default thread count (1.2e-7 measured; a wrong or
-            # zero row is off by ~0.1)
+            # killed run's one thread against the reference's default thread count (1.2e-7 measured; a wrong
+            # or zero row is off by ~0.1)
             np.testing.assert_allclose(st.get(key, np.arange(10)), reference[key], rtol=0, atol=1e-5)
 
 
@@ -417,7 +428,8 @@ def test_simulate_checks_free_space_first_with_an_estimate_near_the_truth(tmp_pa
     from neuraldiffuser.simulate.presets import resolve_preset
     from neuraldiffuser.simulate.run import estimated_bytes
 
-    # measured on `simulate --subjects 2 --n-images 20 --layout both` (140 images, 2283 and 2512 voxels): 33.3 MB written
+    # measured on `simulate --subjects 2 --n-images 20 --layout both` (140 images, 2283 and 2512
+    # voxels): 33.3 MB written
     preset = resolve_preset(load_config(overrides={"simulate": {"subjects": 2, "n_images": 20}}).simulate)
     assert 0.85 < estimated_bytes(preset, "both", 2) / 33_323_302 < 1.15
     assert estimated_bytes(preset, "both", 1) < estimated_bytes(preset, "both", 2) and estimated_bytes(

@@ -1,4 +1,5 @@
-"""Two CPU processes (gloo, launched with torchrun) train the same weights as one process with the same global batch."""
+"""Two CPU processes (gloo, launched with torchrun) train the same weights as one process with the
+same global batch."""
 
 from __future__ import annotations
 

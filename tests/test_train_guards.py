@@ -1,5 +1,6 @@
 """Training refuses inputs that would train to nonsense without a word: an incomplete target store, targets of
-another dataset, NaN/Inf targets or betas, prior heads that do not fit the targets; and stops at a non-finite loss."""
+another dataset, NaN/Inf targets or betas, prior heads that do not fit the targets; and stops at
+a non-finite loss."""
 
 from __future__ import annotations
 

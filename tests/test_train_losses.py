@@ -102,7 +102,8 @@ def test_onecycle_values():
     assert lrs[0] == pytest.approx(max_lr / 25)
     assert lrs[round(peak)] == pytest.approx(max_lr, rel=1e-3)
     assert lrs[-1] == pytest.approx(max_lr / 25 / 1000, rel=1e-6)
-    # cosine warm-up and cosine decay in between: lr(s) = end + (start - end) / 2 · (1 + cos(π · fraction of phase))
+    # cosine warm-up and cosine decay in between: lr(s) = end + (start - end) / 2 · (1 + cos(π
+    # · fraction of phase))
     lo, final = max_lr / 25, max_lr / 25 / 1000
     for s in (4, 30, 55, 90):
         if s <= peak:

@@ -1,4 +1,5 @@
-"""A training run killed hard (SIGKILL) and resumed ends with weights bitwise equal to an uninterrupted run."""
+"""A training run killed hard (SIGKILL) and resumed ends with weights bitwise equal to an
+uninterrupted run."""
 
 from __future__ import annotations
 

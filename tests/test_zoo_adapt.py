@@ -1,4 +1,5 @@
-"""`zoo train --init-from`: every part of a trained stack is fine-tuned on the training stimuli only, within the budget."""
+"""`zoo train --init-from`: every part of a trained stack is fine-tuned on the training stimuli only,
+within the budget."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def digit_set(tmp_path):
 
 
 def moved(a, b) -> float:
-    """Total absolute change of the weights (one small step at warm-up lr moves some of them past fp16 rounding)."""
+    """Total absolute change of the weights (one small step at warm-up lr moves some of them
+    past fp16 rounding)."""
     return float(
         sum(
             (p.detach().float() - q.detach().float()).abs().sum()

@@ -1,4 +1,5 @@
-"""The shipped mini zoo: loads offline through the one loader, runs an img2img step, and its quality file is complete."""
+"""The shipped mini zoo: loads offline through the one loader, runs an img2img step, and its quality
+file is complete."""
 
 from __future__ import annotations
 

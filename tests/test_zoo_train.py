@@ -1,4 +1,5 @@
-"""The zoo trainers on tiny data: losses fall, interrupted runs resume exactly, outputs load as the right classes."""
+"""The zoo trainers on tiny data: losses fall, interrupted runs resume exactly, outputs load as
+the right classes."""
 
 from __future__ import annotations
 

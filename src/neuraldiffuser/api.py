@@ -12,7 +12,8 @@ def simulate_dataset(
     """Simulate an in-silico NSD dataset into ``out`` (docs/simulator.md) and return the dataset folder.
 
     ``preset``: the simulator preset ('mini', 'nsd-like', …); ``layout``: 'generic', 'mindeye2' or 'both';
-    ``settings``: any other ``simulate`` config key (e.g. ``noise_scale=0.5``). Open it with ``open_dataset(out)``.
+    ``settings``: any other ``simulate`` config key (e.g. ``noise_scale=0.5``). Open it with
+    ``open_dataset(out)``.
     """
     from .config.sections.simulate import SimulateConfig
     from .errors import ConfigError

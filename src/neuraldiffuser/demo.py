@@ -24,14 +24,15 @@ from .utils.progress import console
 #: Reconstruction processes (one thread each: faster than threads for the mini zoo's small UNet calls).
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 
-#: The demo's sampler against the mini preset's (25 steps, 3 repeats): 20 steps and 2 repeats keep the whole demo
-#: within 5 minutes on 2 cores (2 repeats still give the repeat-consistency metric; benchmarks/insilico.py runs the
-#: preset's own settings).
+#: The demo's sampler against the mini preset's (25 steps, 3 repeats): 20 steps and 2 repeats keep the whole
+#: demo within 5 minutes on 2 cores (2 repeats still give the repeat-consistency metric;
+#: benchmarks/insilico.py runs the preset's own settings).
 DEMO_REPEATS = 2
 DEMO_STEPS = 20
 
 #: A demo small enough for a test or a first look (seconds, not minutes): 2 subjects of ~100 voxels, 46 images
-#: each, tiny decoders, 4 sampler steps, 1 repeat. ``train_demo_decoders(out, SMALL_DEMO)``; the examples use it.
+#: each, tiny decoders, 4 sampler steps, 1 repeat. ``train_demo_decoders(out, SMALL_DEMO)``;
+#: the examples use it.
 SMALL_DEMO: dict[str, Any] = {
     "simulate": {"subjects": 2, "n_images": 40, "test_images": 6, "sessions": 1, "voxels": [80, 120]},
     "decoder": {"hidden": 32, "blocks": 1},
@@ -81,7 +82,8 @@ class DemoResult:
 
 
 def demo_config(paths: DemoPaths, overrides: dict[str, Any] | None = None) -> Config:
-    """The ``mini`` preset pointed at the demo's dataset, target subject subj01, with the demo's sampler steps and repeats."""
+    """The ``mini`` preset pointed at the demo's dataset, target subject subj01, with the demo's sampler
+    steps and repeats."""
     base = {
         "data": {"path": str(paths.data.resolve()), "subject": "subj01"},
         "sampler": {"repeats": DEMO_REPEATS, "steps": DEMO_STEPS},
@@ -152,7 +154,8 @@ def stage_report(config: Config, paths: DemoPaths) -> str:
 
 
 def write_figure(paths: DemoPaths, out: Path, n: int = 8) -> None:
-    """The first ``n`` test images: stimulus, guided and unguided reconstruction (repeat 0), one column each."""
+    """The first ``n`` test images: stimulus, guided and unguided reconstruction (repeat
+    0), one column each."""
     import json
 
     from PIL import Image
@@ -189,8 +192,9 @@ STAGES: list[tuple[str, Callable[[Config, DemoPaths], str]]] = [
 
 
 def train_demo_decoders(out: str | Path, overrides: dict[str, Any] | None = None) -> Path:
-    """The demo's first stages (simulate, extract, train) into ``out``; returns the run folder ``out/decoders``,
-    which ``NeuralDiffuserPipeline.from_pretrained`` loads. Finished stages are reused, as in :func:`run_demo`."""
+    """The demo's first stages (simulate, extract, train) into ``out``; returns the run folder
+    ``out/decoders``, which ``NeuralDiffuserPipeline.from_pretrained`` loads. Finished stages are reused, as
+    in :func:`run_demo`."""
     paths = DemoPaths(Path(out))
     paths.root.mkdir(parents=True, exist_ok=True)
     config = demo_config(paths, overrides)
@@ -251,7 +255,8 @@ def summary_rows(metrics_json: Path) -> list[dict[str, Any]]:
 
 
 def guidance_rows(metrics_json: Path) -> list[dict[str, Any]]:
-    """Guided − unguided per summary metric, paired over the test images (one row per guided setting and policy)."""
+    """Guided − unguided per summary metric, paired over the test images (one row per guided
+    setting and policy)."""
     import json
 
     from .evaluation.compare import against_unguided
@@ -292,15 +297,18 @@ def print_summary(result: DemoResult) -> None:
     console.print(table)
     for g in result.guidance:
         parts = [
-            f"{name} {'+' if g[name]['mean'] >= 0 else '−'}{fmt.format(abs(g[name]['mean']))} ±{fmt.format(g[name]['ci95'][1] - g[name]['mean'])}"
+            f"{name} {'+' if g[name]['mean'] >= 0 else '−'}{fmt.format(abs(g[name]['mean']))} "
+            f"±{fmt.format(g[name]['ci95'][1] - g[name]['mean'])}"
             for name, _, fmt in SUMMARY_METRICS
             if name in g
         ]
         what = "one reconstruction per image" if g["policy"].startswith("repeat") else "averaged over repeats"
         console.print(
-            f"[bold]{g['setting']} − unguided[/] ({what}; mean ± 95% interval, paired over images): {', '.join(parts)}"
+            f"[bold]{g['setting']} − unguided[/] ({what}; mean ± "
+            f"95% interval, paired over images): {', '.join(parts)}"
         )
     console.print(f"[bold]report:[/] {result.paths.report}")
     console.print(
-        f"[bold]time:[/] {result.seconds['total']:.0f} s  ({', '.join(f'{k} {v:.0f}s' for k, v in result.seconds.items() if k != 'total')})"
+        f"[bold]time:[/] {result.seconds['total']:.0f} s "
+        f" ({', '.join(f'{k} {v:.0f}s' for k, v in result.seconds.items() if k != 'total')})"
     )

@@ -27,7 +27,8 @@ class DataError(NeuralDiffuserError):
 
 
 class RunError(NeuralDiffuserError):
-    """A stage failed while running on valid input: a write failed (disk full), training diverged (not a usage error)."""
+    """A stage failed while running on valid input: a write failed (disk full), training diverged
+    (not a usage error)."""
 
     exit_code = 1
 
@@ -41,4 +42,5 @@ class ModelLoadError(NeuralDiffuserError):
 
 
 class OutputError(NeuralDiffuserError):
-    """An output path cannot be written: a file where a folder belongs, a read-only place, or another run's lock."""
+    """An output path cannot be written: a file where a folder belongs, a read-only place, or
+    another run's lock."""

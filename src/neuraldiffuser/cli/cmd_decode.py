@@ -1,9 +1,10 @@
 """Decode c, g and z for the target subject's test images (or, with --holdout, the images the run held out).
 
 Reads: RUN_DIR (trained decoders and its config.yaml), DATASET test betas.
-Writes: decoded.hdf5 with the test-image order (and decoded_ridge.hdf5 with --ridge), plus the resolved config;
-with --holdout, decoded_holdout.hdf5 (and decoded_holdout_ridge.hdf5): validation targets for choosing κ, η.
-A run of a comparison method (`train --method minddiffuser|neuropictor`) is decoded by that method's code.
+Writes: decoded.hdf5 with the test-image order (and decoded_ridge.hdf5 with --ridge), plus the resolved
+config; with --holdout, decoded_holdout.hdf5 (and decoded_holdout_ridge.hdf5): validation targets for choosing
+κ, η. A run of a comparison method (`train --method minddiffuser|neuropictor`) is decoded
+by that method's code.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def command(
         )
     cfg = absolute_paths(load_config(files=[base, *config], overrides=parse_overrides(overrides)))
     typer.echo(
-        f"settings: {base} (the run's own){' + ' + ', '.join(map(str, config)) if config else ''}{' + --set' if overrides else ''}",
+        f"settings: {base} (the run's own)"
+        f"{' + ' + ', '.join(map(str, config)) if config else ''}{' + --set' if overrides else ''}",
         err=True,
     )
     if dataset is not None:
@@ -80,7 +82,8 @@ def command(
 
 
 def _check_subject(cfg, run_dir: Path) -> None:
-    """The decoders decode the subject they were fine-tuned on; a different data.subject is refused, not ignored."""
+    """The decoders decode the subject they were fine-tuned on; a different data.subject is
+    refused, not ignored."""
     from ..errors import ConfigError
     from ..training.decode import read_manifest
 

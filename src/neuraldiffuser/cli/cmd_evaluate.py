@@ -1,12 +1,13 @@
-"""Score reconstructions with MindEye2's protocol (PixCorr, SSIM, AlexNet(2/5), InceptionV3, CLIP, EffNet-B, SwAV),
-embedded-scale metrics (mini-CLIP, EffNet-Lite0), repeat consistency and brain correlation per ROI.
+"""Score reconstructions with MindEye2's protocol (PixCorr, SSIM, AlexNet(2/5), InceptionV3, CLIP, EffNet-B,
+SwAV), embedded-scale metrics (mini-CLIP, EffNet-Lite0), repeat consistency and brain correlation per ROI.
 
 Reads: RECON_DIR(s) (every <method>/<setting>/manifest.json below them), the DATASET given by --truth
 (stimulus images, test betas, simulator/ encoding model), backbone weights from local caches only.
-Writes: OUT/metrics.json (per-image values kept), OUT/metrics.csv, OUT/evaluate_config.yaml, OUT/.cache/ (resumable).
-A metric whose weights are absent is written as unavailable with the reason.
-With --native (small data sets): PCC, MSE and whole-map SSIM (Wang/MATLAB σ 1.5 and scikit-image's default) at the
-stimulus' own size and mode, beside the mean training image and a voxels → pixels ridge; writes OUT/native.json.
+Writes: OUT/metrics.json (per-image values kept), OUT/metrics.csv, OUT/evaluate_config.yaml, OUT/.cache/
+(resumable). A metric whose weights are absent is written as unavailable with the reason.
+With --native (small data sets): PCC, MSE and whole-map SSIM (Wang/MATLAB σ 1.5 and scikit-image's default) at
+the stimulus' own size and mode, beside the mean training image and a voxels → pixels ridge;
+writes OUT/native.json.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Score anyone's reconstructions with MindEye2's protocol: folders of images or side-by-side strips, any resolution.
+"""Score anyone's reconstructions with MindEye2's protocol: folders of images or side-by-side
+strips, any resolution.
 
 Reads: RECON_DIR(s) named <index>.png or <index>_r<repeat>.png (or, with --strips K, one strip per image:
 K equal tiles, tile --truth-tile the stimulus, the rest repeats); the stimuli from --truth (an image folder
@@ -52,7 +53,8 @@ def command(
     blurry: list[Path] = typer.Option(
         [],
         "--blurry",
-        help="Blurry reconstructions, one folder per RECON_DIR: score blend×refined + (1−blend)×blurry (MindEye2).",
+        help="Blurry reconstructions, one folder per RECON_DIR: "
+        "score blend×refined + (1−blend)×blurry (MindEye2).",
     ),
     blend: float = typer.Option(
         0.75, "--blend", help="Weight of the refined image when --blurry is given (MindEye2: 0.75)."

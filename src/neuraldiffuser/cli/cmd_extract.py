@@ -1,7 +1,8 @@
 """Extract target features (z, c, g) for every stimulus image.
 
 Reads: DATASET images and captions, the component models (zoo or SD v1.4 + CLIP).
-Writes: a chunked target store (targets.hdf5) that resumes where it stopped, and the resolved config beside it.
+Writes: a chunked target store (targets.hdf5) that resumes where it stopped, and the
+resolved config beside it.
 """
 
 from __future__ import annotations

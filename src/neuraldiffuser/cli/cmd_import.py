@@ -1,9 +1,9 @@
 """Import your own data set: betas arrays and stimuli into the generic layout that every stage reads.
 
-Reads: betas as .npy/.npz/.mat/HDF5 (trials × voxels; FILE:KEY picks an array), stimuli as an image folder or an
-array of any size (greyscale or RGB), a split (--test-images, or a column of --trials-csv), optional --captions or
---labels. Writes: OUT (dataset.json, images.hdf5, captions.json, subjects/<name>/). Without --betas it writes a
-stimuli-only set ("kind": "stimuli") for `zoo train`. See docs/own-data.md.
+Reads: betas as .npy/.npz/.mat/HDF5 (trials × voxels; FILE:KEY picks an array), stimuli as an image folder or
+an array of any size (greyscale or RGB), a split (--test-images, or a column of --trials-csv), optional
+--captions or --labels. Writes: OUT (dataset.json, images.hdf5, captions.json, subjects/<name>/). Without
+--betas it writes a stimuli-only set ("kind": "stimuli") for `zoo train`. See docs/own-data.md.
 """
 
 from __future__ import annotations

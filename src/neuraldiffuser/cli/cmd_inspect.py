@@ -1,8 +1,8 @@
 """Summarise a dataset folder (generic or MindEye2 layout).
 
-Reads: DATASET (dataset.json + images.hdf5 + subjects/, or MindEye2's betas_all_*.hdf5 + wds/ + coco_images_*.hdf5).
-Writes: nothing; prints subjects, voxel counts, trials, images, splits, test repeats and NaN/Inf counts
-(``--json`` prints the same as JSON).
+Reads: DATASET (dataset.json + images.hdf5 + subjects/, or MindEye2's betas_all_*.hdf5 + wds/ +
+coco_images_*.hdf5). Writes: nothing; prints subjects, voxel counts, trials, images, splits, test repeats and
+NaN/Inf counts (``--json`` prints the same as JSON).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def command(
         return
     console = Console()
     console.print(
-        f"[bold]{info['root']}[/]  layout={info['layout']}  images={info['images']} ({info['image_size'][0]}×{info['image_size'][1]})  captioned={info['captioned_images']}"
+        f"[bold]{info['root']}[/]  layout={info['layout']}  images={info['images']} "
+        f"({info['image_size'][0]}×{info['image_size'][1]})  captioned={info['captioned_images']}"
     )
     table = Table(
         "subject",

@@ -1,9 +1,9 @@
 """Reconstruct test images from decoded (or, with --oracle, true) targets.
 
-Reads: DECODED_OR_RUN (decoded.hdf5 or the decode run folder holding it; the config.yaml of the run that made it
-is the starting config when no --preset/--config is given, and a line on stderr says so), or --oracle targets.hdf5 (true targets: the upper bound; images are then
-the decoded file's, or the subject's test set), the component models (zoo.path), and the DATASET's stimulus
-images for the strips.
+Reads: DECODED_OR_RUN (decoded.hdf5 or the decode run folder holding it; the config.yaml of the run that made
+it is the starting config when no --preset/--config is given, and a line on stderr says so), or --oracle
+targets.hdf5 (true targets: the upper bound; images are then the decoded file's, or the subject's test set),
+the component models (zoo.path), and the DATASET's stimulus images for the strips.
 Writes: OUT/<method>/<setting>/ with images/<idx>_r<k>.png (one per repeat), strips/<idx>.png (stimulus |
 repeats), records/<idx>.json, manifest.json and config.yaml; one <setting> folder per --kappa × --eta pair
 (`kappa=3e+05_eta=0.2`, `_oracle` appended for true targets). Finished images are skipped, so running the same
@@ -72,8 +72,8 @@ def command(
     if run_cfg is not None:
         config_files = [run_cfg]
         typer.echo(
-            f"settings: {run_cfg} (the run that made {source}): settings from the run's config (dataset, sampler "
-            "steps, strength, repeats); --preset or --config choose others",
+            f"settings: {run_cfg} (the run that made {source}): settings from the run's config "
+            "(dataset, sampler steps, strength, repeats); --preset or --config choose others",
             err=True,
         )
     if repeats is not None:

@@ -65,8 +65,9 @@ def train(
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
 ) -> None:
-    """Train the autoencoder, the mini CLIP and the text-conditioned UNet (each resumable); or, with --init-from,
-    adapt a trained stack to a new image domain in --minutes (training stimuli only; docs/own-data.md)."""
+    """Train the autoencoder, the mini CLIP and the text-conditioned UNet (each resumable); or, with
+    --init-from, adapt a trained stack to a new image domain in --minutes (training stimuli only;
+    docs/own-data.md)."""
     from ..utils.outputs import check_output
 
     check_output(out, folder=True, what="stack")
@@ -140,7 +141,8 @@ def evaluate(
     config_files: list[Path] = ConfigOpt,
     overrides: list[str] = SetOpt,
 ) -> None:
-    """Measure a stack on held-out scenes: reconstruction SSIM, retrieval, text-to-image, img2img (guided and not)."""
+    """Measure a stack on held-out scenes: reconstruction SSIM, retrieval, text-to-image, img2img
+    (guided and not)."""
     from ..sampling.sampler import NeuralDiffuserSampler
     from ..utils.outputs import check_output
     from ..zoo.loader import resolve_path

@@ -19,7 +19,8 @@ SetOpt = typer.Option([], "--set", "-s", help="Override one key, e.g. --set samp
 
 
 def resolve(preset: str | None, config_files: list[Path], overrides: list[str]) -> Config:
-    """The config of a command, its relative paths made absolute (a saved run config then works from anywhere)."""
+    """The config of a command, its relative paths made absolute (a saved run config then
+    works from anywhere)."""
     from ..config.paths import absolute_paths
     from ..utils.devices import check_device
 

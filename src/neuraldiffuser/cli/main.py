@@ -14,8 +14,9 @@ from . import stages
 app = typer.Typer(
     name="neuraldiffuser",
     help=(
-        "Reconstruct seen images from fMRI with guided diffusion (NeuralDiffuser, MindDiffuser, NeuroPictor-style).\n\n"
-        "Stages: simulate → inspect → extract → train → decode → reconstruct → evaluate → report; `demo` runs them all "
+        "Reconstruct seen images from fMRI with guided diffusion (NeuralDiffuser, "
+        "MindDiffuser, NeuroPictor-style).\n\nStages: simulate → inspect → extract "
+        "→ train → decode → reconstruct → evaluate → report; `demo` runs them all "
         "on simulated data. Add --debug before any command for full tracebacks."
     ),
     no_args_is_help=True,
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_error(message: str) -> None:
-    """One red line; the message is escaped so that text such as ``[finetune]`` is printed, not eaten as markup."""
+    """One red line; the message is escaped so that text such as ``[finetune]`` is printed,
+    not eaten as markup."""
     from rich.console import Console
     from rich.markup import escape
 
@@ -95,7 +97,8 @@ def _click_exit(exc: Exception) -> int | None:
 
 
 def _os_error(exc: Exception) -> int | None:
-    """A file-system refusal not caught earlier (permission, a file where a folder belongs, disk full): one line."""
+    """A file-system refusal not caught earlier (permission, a file where a folder belongs,
+    disk full): one line."""
     if not isinstance(exc, OSError) or exc.errno is None:
         return None
     where = exc.filename if exc.filename is not None else None

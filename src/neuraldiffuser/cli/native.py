@@ -29,7 +29,8 @@ def evaluate_native(recon_dirs: list[Path], truth: Path, subject: str | None, ou
         "setting",
         "folder",
         *NATIVE_METRICS,
-        title=f"native protocol: {p['size'][1]}×{p['size'][0]} {p['mode']}, {len(doc['images'])} {'test' if p['ridge_alpha'] is not None else 'held-out'} images",
+        title=f"native protocol: {p['size'][1]}×{p['size'][0]} {p['mode']}, {len(doc['images'])} "
+        f"{'test' if p['ridge_alpha'] is not None else 'held-out'} images",
     )
     for r in doc["rows"]:
         folder = os.path.relpath(r["recon_dir"]) if "recon_dir" in r else "—"

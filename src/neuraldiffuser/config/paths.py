@@ -13,7 +13,8 @@ FOLDER_OR_ID_KEYS = ("zoo.path", "zoo.guidance_encoder", "evaluate.mini_clip", "
 
 
 def absolute_paths(config: Config) -> Config:
-    """Rewrite (in place) every relative path of ``config`` against the working directory; returns ``config``."""
+    """Rewrite (in place) every relative path of ``config`` against the working directory;
+    returns ``config``."""
     for key in (*PATH_KEYS, *FOLDER_OR_ID_KEYS):
         section, name = key.split(".")
         node = getattr(config, section)

@@ -1,4 +1,5 @@
-"""Sampler settings recommended by a zoo folder (``<zoo>/sampler_defaults.json``), used for the keys a user left unset.
+"""Sampler settings recommended by a zoo folder (``<zoo>/sampler_defaults.json``), used for the
+keys a user left unset.
 
 The sampler's class defaults are the paper's (SD v1.4: strength 0.75, κ 3e5, η 0.2). A small stack such as the
 shipped mini zoo needs others (κ 3e5 ruins its images), so the zoo folder carries them, and ``Config()`` with

@@ -1,7 +1,7 @@
 """Read a user's arrays and image folders: .npy, .npz, .mat (scipy.io), HDF5, and folders of image files.
 
-A source is a path with an optional key after a colon (``betas.mat:resp``, ``data.h5:/fmri/betas``); without a key a
-file must hold exactly one array. Every error names the file, the key and what to do.
+A source is a path with an optional key after a colon (``betas.mat:resp``, ``data.h5:/fmri/betas``); without a
+key a file must hold exactly one array. Every error names the file, the key and what to do.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def split_source(source: str | Path) -> tuple[Path, str | None]:
-    """``"file.mat:key"`` → (Path("file.mat"), "key"); a plain path (or an existing one with a colon) has no key."""
+    """``"file.mat:key"`` → (Path("file.mat"), "key"); a plain path (or an existing one with a
+    colon) has no key."""
     text = str(source)
     if Path(text).exists() or ":" not in text:
         return Path(text), None
@@ -42,7 +43,8 @@ def load_array(source: str | Path | np.ndarray, what: str = "array") -> np.ndarr
         raise DataError(
             f"NIfTI {what} are not read directly",
             where=str(path),
-            fix="mask them into a (trials, voxels) array first, e.g. nilearn.maskers.NiftiMasker(mask).fit_transform(img), and save it with numpy.save",
+            fix="mask them into a (trials, voxels) array first, e.g. "
+            "nilearn.maskers.NiftiMasker(mask).fit_transform(img), and save it with numpy.save",
         )
     if suffix == ".npy":
         return _no_key(np.load(path, allow_pickle=False), key, path)
@@ -164,9 +166,11 @@ def load_stimuli(source: str | Path | np.ndarray | list) -> tuple[np.ndarray, st
     sizes = {a.shape[:2] for a in arrays}
     if len(sizes) > 1:
         raise DataError(
-            f"images have {len(sizes)} different sizes ({', '.join(f'{w}×{h}' for h, w in sorted(sizes)[:4])})",
+            f"images have {len(sizes)} different sizes "
+            f"({', '.join(f'{w}×{h}' for h, w in sorted(sizes)[:4])})",
             where=str(files[0].parent),
-            fix="resize them to one size first (the stack's own resize/pad policy then applies, docs/own-data.md)",
+            fix="resize them to one size first (the stack's own "
+            "resize/pad policy then applies, docs/own-data.md)",
         )
     images = np.stack(arrays)
     mode = "L" if modes == {"L"} or _is_grey(images) else "RGB"

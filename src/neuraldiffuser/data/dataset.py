@@ -168,13 +168,15 @@ class SubjectData:
         return np.sort(self.trials.row[mask])[:n]
 
     def holdout_set(self, n: int, seed: int, repeats: int = 3) -> TestSet:
-        """``n`` training images drawn at random (``seed``) among those shown at least ``repeats`` times, each with its
-        first ``repeats`` trials: a validation set at the test set's signal-to-noise ratio (``data.holdout_images``)."""
+        """``n`` training images drawn at random (``seed``) among those shown at least ``repeats`` times, each
+        with its first ``repeats`` trials: a validation set at the test set's signal-to-noise ratio
+        (``data.holdout_images``)."""
         uniq, counts = np.unique(self.trials.image[self.trials.split == "train"], return_counts=True)
         candidates = uniq[counts >= repeats]
         if n > len(candidates):
             raise DataError(
-                f"{n} held-out images asked for, but only {len(candidates)} training images were shown {repeats}+ times",
+                f"{n} held-out images asked for, but only {len(candidates)} "
+                f"training images were shown {repeats}+ times",
                 where=f"{self.source} ({self.name})",
                 fix="lower data.holdout_images",
             )
@@ -220,7 +222,10 @@ class Dataset:
         self.meta = meta or {}
 
     def __repr__(self) -> str:
-        return f"Dataset({self.root}, layout={self.layout}, subjects={list(self.subjects)}, images={len(self.images)})"
+        return (
+            f"Dataset({self.root}, layout={self.layout}, "
+            f"subjects={list(self.subjects)}, images={len(self.images)})"
+        )
 
     def subject(self, name: str) -> SubjectData:
         if name not in self.subjects:
@@ -249,9 +254,11 @@ def detect_layout(root: Path) -> str:
     if (root / "wds").is_dir() or any(root.glob("betas_all_subj*_fp32_renorm.hdf5")):
         return "mindeye2"
     raise DataError(
-        "not a dataset folder: no dataset.json (generic layout) and no wds/ folder or betas_all_subj*_fp32_renorm.hdf5 (MindEye2 layout)",
+        "not a dataset folder: no dataset.json (generic layout) and no "
+        "wds/ folder or betas_all_subj*_fp32_renorm.hdf5 (MindEye2 layout)",
         where=str(root),
-        fix="point at the folder that holds them (see docs/dataset-layout.md), or create one with `neuraldiffuser simulate`",
+        fix="point at the folder that holds them (see docs/dataset-layout.md), "
+        "or create one with `neuraldiffuser simulate`",
     )
 
 
@@ -259,9 +266,9 @@ def open_dataset(path: str | Path, layout: str = "auto", captions: str | Path | 
     """Open a dataset folder in either layout; nothing but small tables is read eagerly.
 
     ``layout``: 'auto' (detected), 'generic' or 'mindeye2'. The result gives ``subjects`` (names),
-    ``subject(name)`` → betas by row (``read(rows)``: (n, n_voxels) float32, NSD's z-scored units or as written),
-    trial tables, ``test_set`` / ``test_betas``; ``images.get(indices)`` → (n, H, W, 3) uint8 stimuli; and
-    ``captions_of(index)`` → list of str.
+    ``subject(name)`` → betas by row (``read(rows)``: (n, n_voxels) float32, NSD's z-scored units or as
+    written), trial tables, ``test_set`` / ``test_betas``; ``images.get(indices)`` → (n, H, W, 3) uint8
+    stimuli; and ``captions_of(index)`` → list of str.
     """
     root = Path(path)
     if not root.is_dir():

@@ -14,7 +14,8 @@ SAMPLE = 16  # images hashed, evenly spaced: enough to tell datasets apart, chea
 
 
 def dataset_fingerprint(ds: Dataset) -> str:
-    """``"<n> images <h>x<w> <hash>"``: the image count and size, and a hash of evenly spaced images and all captions.
+    """``"<n> images <h>x<w> <hash>"``: the image count and size, and a hash of evenly spaced
+    images and all captions.
 
     Images are hashed as the uint8 arrays the readers return, so both layouts of one dataset agree.
     """

@@ -1,10 +1,10 @@
 """Between the stimulus' own size and mode and the diffusion stack's square RGB canvas (docs/own-data.md).
 
 Policy, both ways exact inverses up to resampling:
-- **to the stack**: a non-square stimulus is padded to a square (its own edge pixels repeated, centred), then resized
-  with Lanczos to the stack's side; greyscale is carried as three equal channels.
-- **to the stimulus**: the stack's image is resized (Lanczos) back to the padded square, the padding is cropped away,
-  and greyscale stimuli get the luminance (ITU-R 601, PIL's "L") of the result.
+- **to the stack**: a non-square stimulus is padded to a square (its own edge pixels repeated, centred), then
+  resized with Lanczos to the stack's side; greyscale is carried as three equal channels.
+- **to the stimulus**: the stack's image is resized (Lanczos) back to the padded square, the padding is
+  cropped away, and greyscale stimuli get the luminance (ITU-R 601, PIL's "L") of the result.
 """
 
 from __future__ import annotations

@@ -148,9 +148,11 @@ def _check_betas(betas: np.ndarray, where: str) -> np.ndarray:
     if bad.any():
         rows, cols = np.nonzero(bad)
         raise DataError(
-            f"betas hold {int(bad.sum())} NaN/infinite values (first at trial {rows[0]}, voxel {cols[0]}; {len(np.unique(cols))} voxels affected)",
+            f"betas hold {int(bad.sum())} NaN/infinite values (first at trial "
+            f"{rows[0]}, voxel {cols[0]}; {len(np.unique(cols))} voxels affected)",
             where=where,
-            fix="drop those voxels (e.g. betas[:, np.isfinite(betas).all(0)]) or impute them before importing",
+            fix="drop those voxels (e.g. betas[:, "
+            "np.isfinite(betas).all(0)]) or impute them before importing",
         )
     return betas
 
@@ -233,12 +235,14 @@ def build_subject(
         raise DataError(
             f"betas have {n} trials but there are {n_images} stimuli, and no trial → image mapping was given",
             where=where,
-            fix="give --image-index (one stimulus index per trial) or an image column in --trials-csv; or check that the betas are (trials, voxels), not transposed",
+            fix="give --image-index (one stimulus index per trial) or an image column in "
+            "--trials-csv; or check that the betas are (trials, voxels), not transposed",
         )
     bad = image[(image < 0) | (image >= n_images)]
     if len(bad):
         raise DataError(
-            f"trial shows image {int(bad[0])}, but there are only {n_images} stimuli (indices 0..{n_images - 1})",
+            f"trial shows image {int(bad[0])}, but there are "
+            f"only {n_images} stimuli (indices 0..{n_images - 1})",
             where=f"image indices of {name}",
             fix="an image is missing from the stimuli, or the indices are 1-based (subtract 1)",
         )
@@ -282,10 +286,11 @@ def import_dataset(
 ) -> Path:
     """Write ``out`` in the generic layout and return it.
 
-    ``betas``: one source (subject ``subj01``), a list (subj01, subj02, …) or a mapping name → source; a source is an
-    array or ``path[:key]``. ``image_index``, ``test``, ``trials_csv``: one value for all subjects or a mapping per
-    subject. Trials default to showing stimulus i on betas row i. ``test``: test image indices. ``labels``: one per image,
-    captioned by ``caption_template``; ``captions``: a JSON or text file; neither: ``default_caption``.
+    ``betas``: one source (subject ``subj01``), a list (subj01, subj02, …) or a mapping name → source; a
+    source is an array or ``path[:key]``. ``image_index``, ``test``, ``trials_csv``: one value for all
+    subjects or a mapping per subject. Trials default to showing stimulus i on betas row i. ``test``: test
+    image indices. ``labels``: one per image, captioned by ``caption_template``; ``captions``: a JSON or text
+    file; neither: ``default_caption``.
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()):

@@ -107,7 +107,8 @@ def read_generic(root: Path) -> Dataset:
             np.sort(trials.row), np.arange(betas.shape[0])
         ):
             raise DataError(
-                f"trial table has {len(trials)} rows but betas.hdf5 has {betas.shape[0]}; 'trial' must list each betas row once",
+                f"trial table has {len(trials)} rows but betas.hdf5 has "
+                f"{betas.shape[0]}; 'trial' must list each betas row once",
                 where=where,
                 fix="regenerate trials.csv for this betas file",
             )

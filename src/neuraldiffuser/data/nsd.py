@@ -117,7 +117,8 @@ def read_behav_tar(path: Path) -> np.ndarray:
 
 
 def subject_names(root: Path) -> list[str]:
-    """Subjects with a betas file; a subject with trials (wds/<subject>/) but no betas file is an error, not skipped."""
+    """Subjects with a betas file; a subject with trials (wds/<subject>/) but no betas file is an
+    error, not skipped."""
     names = sorted(
         {
             m.group(1)
@@ -132,9 +133,11 @@ def subject_names(root: Path) -> list[str]:
     if missing:
         files = ", ".join(BETAS_PATTERN.format(subject=s) for s in missing)
         raise DataError(
-            f"{len(missing)} subject(s) with trials in wds/ have no betas file: {', '.join(missing)} (missing {files})",
+            f"{len(missing)} subject(s) with trials in wds/ have "
+            f"no betas file: {', '.join(missing)} (missing {files})",
             where=str(root),
-            fix=f"download {files} from MindEye2's dataset, or move wds/{missing[0]} out of the folder to use the other subjects without it",
+            fix=f"download {files} from MindEye2's dataset, or move wds/{missing[0]} "
+            "out of the folder to use the other subjects without it",
         )
     if not names:
         raise DataError(
@@ -197,7 +200,8 @@ def read_mindeye2(root: Path, captions: str | Path | None = None) -> Dataset:
 
 
 def convert_nsd_captions(nsd_captions: str | Path, stim_info_csv: str | Path, out: str | Path) -> Path:
-    """Re-key NSD's ``nsd_captions.json`` (COCO id → captions) by 73k index using ``nsd_stim_info_merged.csv``."""
+    """Re-key NSD's ``nsd_captions.json`` (COCO id → captions) by 73k index using
+    ``nsd_stim_info_merged.csv``."""
     by_coco = json.loads(Path(nsd_captions).read_text())
     out_map: dict[str, list[str]] = {}
     with open(stim_info_csv, newline="") as f:

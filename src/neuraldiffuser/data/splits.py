@@ -20,8 +20,8 @@ def holdout_set(subject: SubjectData, data, seed: int) -> TestSet | None:
 
 
 def training_rows(subject: SubjectData, data, seed: int) -> np.ndarray:
-    """Betas rows a method trains on: every training trial of a pretraining subject; for the target subject, its
-    first ``data.sessions`` sessions without the trials of its held-out images."""
+    """Betas rows a method trains on: every training trial of a pretraining subject; for the target subject,
+    its first ``data.sessions`` sessions without the trials of its held-out images."""
     if subject.name != data.subject:
         return subject.train_rows()
     held = holdout_set(subject, data, seed)

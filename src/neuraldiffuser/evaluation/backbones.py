@@ -178,7 +178,8 @@ def clip_l14_source(spec: str = CLIP_L14) -> str:
         return str(Path(spec).expanduser())
     if spec.startswith((".", "~", "/")) or spec.count("/") != 1:
         raise Unavailable(
-            f"CLIP ViT-L/14 folder not found: {spec}; to enable, set evaluate.clip_model to a folder with config.json + weights (or a cached hub id such as {CLIP_L14})"
+            f"CLIP ViT-L/14 folder not found: {spec}; to enable, set evaluate.clip_model to "
+            f"a folder with config.json + weights (or a cached hub id such as {CLIP_L14})"
         )
     from huggingface_hub import try_to_load_from_cache
 
@@ -187,8 +188,9 @@ def clip_l14_source(spec: str = CLIP_L14) -> str:
         from huggingface_hub.constants import HF_HUB_CACHE
 
         raise Unavailable(
-            f"CLIP ViT-L/14 ('{spec}') is not in the local Hugging Face cache (looked in {HF_HUB_CACHE}); to enable, "
-            f"run `huggingface-cli download {spec}` once, or set evaluate.clip_model to a local folder with config.json + weights"
+            f"CLIP ViT-L/14 ('{spec}') is not in the local Hugging Face cache (looked in "
+            f"{HF_HUB_CACHE}); to enable, run `huggingface-cli download {spec}` once, or "
+            "set evaluate.clip_model to a local folder with config.json + weights"
         )
     return spec
 
@@ -211,7 +213,8 @@ def _load_clip(spec: str, what: str, device: torch.device):
             model = CLIPModel.from_pretrained(spec, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise Unavailable(
-            f"{what} at '{spec}' could not be loaded from local files ({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
+            f"{what} at '{spec}' could not be loaded from local files "
+            f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
         ) from None
     return (
         model.float().to(device).eval().requires_grad_(False)
@@ -228,8 +231,9 @@ def mini_clip_source(zoo_path: str, override: str | None = None) -> Path:
         raise Unavailable(f"mini CLIP not found ({exc})") from None
     if not (path / "config.json").is_file():
         raise Unavailable(
-            f"mini CLIP not found: looked for {path}/config.json; to enable, point zoo.path at a stack with a clip/ folder "
-            f"(the shipped mini zoo has one) or set evaluate.mini_clip to a transformers CLIPModel folder"
+            f"mini CLIP not found: looked for {path}/config.json; to enable, point "
+            "zoo.path at a stack with a clip/ folder (the shipped mini zoo has "
+            "one) or set evaluate.mini_clip to a transformers CLIPModel folder"
         )
     return path
 

@@ -28,8 +28,9 @@ def load_encoder(spec: str, dataset_root: Path, subject: str):
     if spec == "auto":
         if not (Path(dataset_root) / "simulator").is_dir():
             raise Unavailable(
-                f"no encoding model: {dataset_root} has no simulator/ folder (it is not a simulated dataset); "
-                "for NSD pass a GNet-style encoder with --set evaluate.brain_encoder=package.module:factory (docs/evaluation.md)"
+                f"no encoding model: {dataset_root} has no simulator/ folder (it is not "
+                "a simulated dataset); for NSD pass a GNet-style encoder with --set "
+                "evaluate.brain_encoder=package.module:factory (docs/evaluation.md)"
             )
         try:
             from ..simulate.encoding import EncodingModel

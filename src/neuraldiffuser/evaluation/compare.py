@@ -34,7 +34,8 @@ def paired_difference(a, b) -> dict:
 
 
 def compared_metrics(row: dict) -> list[str]:
-    """The per-image metrics worth comparing: all but the per-ROI brain correlations (the table shows 'all')."""
+    """The per-image metrics worth comparing: all but the per-ROI brain correlations (the
+    table shows 'all')."""
     return [k for k in row.get("per_image", {}) if not k.startswith(BRAIN_PREFIX) or k.endswith(" all")]
 
 

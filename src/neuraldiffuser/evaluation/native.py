@@ -1,7 +1,7 @@
 """Small-data scoring at the stimulus' own size and mode, with the trivial baselines computed here (issue 17).
 
-The small-data fMRI papers score whole images at their own resolution: Pearson r and MSE over all pixels, and SSIM
-as the mean of the whole SSIM map. Two SSIM conventions are reported, because both are in use:
+The small-data fMRI papers score whole images at their own resolution: Pearson r and MSE over all pixels, and
+SSIM as the mean of the whole SSIM map. Two SSIM conventions are reported, because both are in use:
 
 - ``ssim_wang``: Gaussian window σ 1.5, population covariance (MATLAB's ``ssim`` and Wang et al. 2004):
   ``structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)``;
@@ -10,9 +10,9 @@ as the mean of the whole SSIM map. Two SSIM conventions are reported, because bo
 Pixels are in [0, 1]; greyscale stimuli ("stimulus_mode": "L") are scored in grey, RGB ones over all channels
 (SSIM per channel, averaged). Reconstructions are brought to the stimulus by ``data.fit.to_stimulus``.
 
-Baselines: **mean image** (every prediction is the mean training stimulus) and **pixel ridge** (voxels z-scored on
-training trials, repeats averaged, then a ridge to the pixels with its penalty chosen by exact leave-one-image-out
-error on the training images).
+Baselines: **mean image** (every prediction is the mean training stimulus) and **pixel ridge** (voxels
+z-scored on training trials, repeats averaged, then a ridge to the pixels with its penalty chosen by exact
+leave-one-image-out error on the training images).
 """
 
 from __future__ import annotations
@@ -72,8 +72,9 @@ def score_pairs(real: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def ridge_loo(x: np.ndarray, y: np.ndarray, alphas=RIDGE_ALPHAS) -> tuple[float, np.ndarray]:
-    """Kernel-form ridge (x: n × V, y: n × P, both centred by the caller); the α with the least exact leave-one-out
-    squared error, and the dual coefficients (n × P) for that α. LOO residual i = (y_i − ŷ_i) / (1 − H_ii)."""
+    """Kernel-form ridge (x: n × V, y: n × P, both centred by the caller); the α with the least exact
+    leave-one-out squared error, and the dual coefficients (n × P) for that α. LOO residual i = (y_i −
+    ŷ_i) / (1 − H_ii)."""
     lam, u = np.linalg.eigh(x @ x.T)
     lam = np.clip(lam, 0, None)
     uty = u.T @ y
@@ -100,7 +101,8 @@ def pixel_ridge(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) ->
 
 
 def subject_arrays(ds, subject: str, repeats: int, order: str):
-    """z-scored, repeat-averaged voxels of the training images and the test images, with their image indices."""
+    """z-scored, repeat-averaged voxels of the training images and the test images, with
+    their image indices."""
     from ..data import VoxelScaler
     from ..data.dataset import TestSet
 
@@ -134,8 +136,8 @@ def summarize(values: dict[str, np.ndarray]) -> dict:
 
 
 def score_folder(rec, ds, images=None) -> dict[str, np.ndarray]:
-    """Per-image metrics of one reconstruction folder against its stimuli at their own size and mode (every repeat
-    scored, then averaged per image)."""
+    """Per-image metrics of one reconstruction folder against its stimuli at their own size and mode (every
+    repeat scored, then averaged per image)."""
     images = [int(i) for i in (rec.images if images is None else images)]
     mode = ds.meta.get("stimulus_mode", "RGB")
     size = tuple(ds.meta.get("stimulus_size") or ds.images.size)
@@ -150,8 +152,9 @@ def score_folder(rec, ds, images=None) -> dict[str, np.ndarray]:
 def native_evaluation(
     recon_folders, ds, subject: str | None = None, repeats: int = 1, order: str = "first_seen"
 ) -> dict:
-    """Score each reconstruction folder (every repeat, averaged per image) and, on the test set, both baselines on the
-    same images. Folders of held-out training images (`decode --holdout`) are scored without baselines."""
+    """Score each reconstruction folder (every repeat, averaged per image) and, on the test set, both
+    baselines on the same images. Folders of held-out training images (`decode --holdout`) are scored
+    without baselines."""
     meta = ds.meta
     mode = meta.get("stimulus_mode", "RGB")
     size = tuple(meta.get("stimulus_size") or ds.images.size)

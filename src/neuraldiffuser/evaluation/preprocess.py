@@ -45,7 +45,8 @@ def resize(
 
 
 def to_protocol(images: np.ndarray | torch.Tensor, antialias: bool = False) -> torch.Tensor:
-    """The first step for both sets: (n, 3, 256, 256) floats (skipped when already 256², as the reference does)."""
+    """The first step for both sets: (n, 3, 256, 256) floats (skipped when already 256², as
+    the reference does)."""
     x = to_tensor(images) if isinstance(images, np.ndarray) else images
     if x.shape[-1] != PROTOCOL_SIZE or x.shape[-2] != PROTOCOL_SIZE:
         x = resize(x, (PROTOCOL_SIZE, PROTOCOL_SIZE), antialias=antialias)

@@ -83,7 +83,8 @@ def read_png(path: Path) -> np.ndarray:
 
 
 def read_recon_manifest(folder: Path) -> ReconFolder:
-    """A reconstruction folder's manifest.json (not a training run's: that is ``training.manifest.read_manifest``)."""
+    """A reconstruction folder's manifest.json (not a training run's: that is
+    ``training.manifest.read_manifest``)."""
     path = folder / "manifest.json"
     try:
         doc = json.loads(path.read_text())
@@ -136,6 +137,7 @@ def find_recon_folders(paths) -> list[ReconFolder]:
         raise DataError(
             "no reconstruction folders (manifest.json) found",
             where=", ".join(map(str, paths)),
-            fix="run `neuraldiffuser reconstruct` first; each RECON/<method>/<setting>/ holds a manifest.json",
+            fix="run `neuraldiffuser reconstruct` first; each "
+            "RECON/<method>/<setting>/ holds a manifest.json",
         )
     return sorted(found.values(), key=lambda r: (r.method, r.setting, str(r.path)))

@@ -144,7 +144,8 @@ METRICS: dict[str, MetricSpec] = {
         ),
     )
 }
-# Repeat SSIM is our own addition (the paper's consistency score is unconfirmed): listed with the embedded set.
+# Repeat SSIM is our own addition (the paper's consistency score is unconfirmed): listed
+# with the embedded set.
 PAPER_TABLE = ["PixCorr", "SSIM", "AlexNet(2)", "AlexNet(5)", "InceptionV3", "CLIP", "EffNet-B", "SwAV"]
 EMBEDDED_TABLE = [
     "mini-CLIP 2-way",

@@ -1,9 +1,9 @@
 """The ``evaluate`` stage: score reconstruction folders against the stimuli they came from.
 
-Repeats (the released code does not say which repeat the paper scores, method notes §6.2): every metric is computed for each repeat
-separately over all N images, as the protocol defines it for one reconstruction per image. Two rows
-are written per folder: ``repeat0`` (the table's number: one reconstruction per image, like every
-published row) and ``mean`` (the average of the R per-repeat scores, with their spread).
+Repeats (the released code does not say which repeat the paper scores, method notes §6.2): every metric is
+computed for each repeat separately over all N images, as the protocol defines it for one reconstruction per
+image. Two rows are written per folder: ``repeat0`` (the table's number: one reconstruction per image, like
+every published row) and ``mean`` (the average of the R per-repeat scores, with their spread).
 Repeat consistency (mean pairwise SSIM of the repeats) does not depend on the policy.
 """
 
@@ -122,7 +122,8 @@ class Evaluator:
         return out
 
     def brain_context(self, subject: str) -> BrainContext | str:
-        """The subject's encoder and repeat-averaged test betas, or the reason brain correlation is unavailable."""
+        """The subject's encoder and repeat-averaged test betas, or the reason brain
+        correlation is unavailable."""
         if BRAIN not in self.names:
             return "not requested"
         if subject not in self._brain:
@@ -139,7 +140,8 @@ class Evaluator:
         if getattr(encoder, "roi", None) is None and subj.roi is not None:
             roi = np.asarray(subj.roi).astype(str)
         test = subj.test_set(repeats=self.config.data.test_repeats, order=self.config.data.test_order)
-        # betas as the decoders see them (data.zscore): per-voxel baselines would otherwise dominate r across voxels
+        # betas as the decoders see them (data.zscore): per-voxel baselines would otherwise
+        # dominate r across voxels
         from ..data import VoxelScaler
 
         scaler = (
@@ -160,7 +162,8 @@ class Evaluator:
 
     def measured(self, ctx: BrainContext, images: np.ndarray, where: str) -> np.ndarray:
         for i in {int(i) for i in images} - ctx.measured.keys():
-            # a training image (e.g. of data.holdout_images): its first test_repeats trials, read when first asked for
+            # a training image (e.g. of data.holdout_images): its first test_repeats trials, read
+            # when first asked for
             rows = ctx.subject.train_trials(i, self.config.data.test_repeats)
             if len(rows):
                 ctx.measured[i] = ctx.scaler.transform(ctx.subject.read(rows).mean(0, keepdims=True))[0]
@@ -270,7 +273,8 @@ class Evaluator:
         if len(rec.images) < 2:
             for name in self.available("two_way"):
                 out[name] = {
-                    "unavailable": f"two-way identification needs at least 2 images; the folder has {len(rec.images)}"
+                    "unavailable": "two-way identification needs at least 2 "
+                    f"images; the folder has {len(rec.images)}"
                 }
         if isinstance(ctx, str) and BRAIN in self.names:
             out[BRAIN] = {"unavailable": ctx}

@@ -1,4 +1,5 @@
-"""Where the stimuli come from when scoring image folders: strips, an image folder, an HDF5 or .npy array, a dataset.
+"""Where the stimuli come from when scoring image folders: strips, an image folder, an HDF5 or
+.npy array, a dataset.
 
 Each source serves ``get(indices)`` (uint8 (n, H, W, 3) or float (n, 3, H, W) in [0, 1], any size) and
 has a ``root`` (what feature caches are keyed on). Arrays are indexed by the image index: row i is
@@ -156,7 +157,8 @@ def _is_dataset(path: Path) -> bool:
 
 
 def open_truth(spec: str | Path | None, key: str | None = None, layout: str = "auto"):
-    """A truth source from ``--truth``: 'strips' (or None) → per folder; a dataset, image folder, .h5/.hdf5 or .npy."""
+    """A truth source from ``--truth``: 'strips' (or None) → per folder; a dataset, image folder,
+    .h5/.hdf5 or .npy."""
     if spec is None or str(spec) == STRIPS:
         return STRIPS
     path = Path(spec)

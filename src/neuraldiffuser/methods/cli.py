@@ -39,7 +39,10 @@ def train_method(method: str, config: Config, dataset: Path, targets: Path, out:
 
         save_config(config, out)
         summary = fit_minddiffuser(config, out, targets)
-        return f"{out}: MindDiffuser decoders ({', '.join(summary['fits']) or 'all present'}) for {summary['subject']} in {summary['seconds']:.0f} s"
+        return (
+            f"{out}: MindDiffuser decoders ({', '.join(summary['fits']) or 'all present'}) "
+            f"for {summary['subject']} in {summary['seconds']:.0f} s"
+        )
     from ..training.runner import make_accelerator
     from .neuropictor.runner import train_neuropictor
 
@@ -49,7 +52,10 @@ def train_method(method: str, config: Config, dataset: Path, targets: Path, out:
         save_config(config, out)
     acc.wait_for_everyone()
     summary = train_neuropictor(config, out, targets, accelerator=acc)
-    return f"{out}: NeuroPictor model ({' → '.join(summary['stages'])}) for {summary['subject']} in {summary['seconds']:.0f} s"
+    return (
+        f"{out}: NeuroPictor model ({' → '.join(summary['stages'])}) "
+        f"for {summary['subject']} in {summary['seconds']:.0f} s"
+    )
 
 
 def check_same_section(config: Config, out: Path, method: str) -> None:
@@ -63,7 +69,8 @@ def check_same_section(config: Config, out: Path, method: str) -> None:
     diff = [k for k in saved if k != "run" and saved[k] != now.get(k)]
     if diff:
         raise ConfigError(
-            f"--resume with a different setting: {method}.{diff[0]} was {saved[diff[0]]!r}, now {now.get(diff[0])!r}",
+            f"--resume with a different setting: {method}.{diff[0]} "
+            f"was {saved[diff[0]]!r}, now {now.get(diff[0])!r}",
             where=str(Path(out) / "config.yaml"),
             fix="resume with the command the run started with",
         )

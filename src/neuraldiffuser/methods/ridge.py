@@ -1,4 +1,5 @@
-"""``reconstruct --method ridge``: the closed-form ridge baseline's decoded targets through NeuralDiffuser's sampler.
+"""``reconstruct --method ridge``: the closed-form ridge baseline's decoded targets through
+NeuralDiffuser's sampler.
 
 The ridge baseline (``train.ridge``, ``decode --ridge`` → decoded_ridge.hdf5) swaps NeuralDiffuser's
 decoders for one linear map per target and keeps everything downstream identical: the same guided

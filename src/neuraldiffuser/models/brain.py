@@ -159,8 +159,8 @@ class BrainDecoder(ModelMixin, ConfigMixin):
         generator: torch.Generator | None = None,
         samples: int = 1,
     ) -> dict[str, torch.Tensor]:
-        """Predicted targets for one subject's (already scaled) voxels: prior samples (the mean of ``samples`` of
-        them) for token heads, z for latent ones."""
+        """Predicted targets for one subject's (already scaled) voxels: prior samples (the mean of ``samples``
+        of them) for token heads, z for latent ones."""
         h = self.embed([(subject, voxels)])
         out = {}
         for name, mod in self.targets.items():

@@ -90,8 +90,9 @@ class TokenDenoiser(nn.Module):
         if drop is not None:
             cond = torch.where(drop.view(-1, 1, 1), self.null_cond.to(cond.dtype).expand_as(cond), cond)
         temb = self.time_mlp(timestep_embedding(t, self.width).to(x_t.dtype))[:, None]
-        # brain tokens enter twice: as their own sequence (as the reference) and added to the noisy token at the
-        # same position, which lets a small prior start from the decoder's estimate instead of learning to route it
+        # brain tokens enter twice: as their own sequence (as the reference) and added to the noisy token at
+        # the same position, which lets a small prior start from the decoder's estimate instead of
+        # learning to route it
         seq = torch.cat([cond + self.pos_cond, temb, x_t + self.pos_x + self.cond_in(cond)], dim=1)
         for block in self.blocks:
             seq = block(seq)
@@ -100,7 +101,8 @@ class TokenDenoiser(nn.Module):
 
 
 def make_schedule(timesteps: int):
-    """DDIM over a cosine β schedule, x0 prediction; 'trailing' spacing starts sampling at the noisiest step."""
+    """DDIM over a cosine β schedule, x0 prediction; 'trailing' spacing starts sampling at
+    the noisiest step."""
     from diffusers import DDIMScheduler
 
     return DDIMScheduler(
@@ -189,7 +191,8 @@ class DiffusionPrior(nn.Module):
             pred = self.net(x, tt, cond)
             if cond_scale != 1.0:
                 ones = torch.ones(cond.shape[0], dtype=torch.bool, device=cond.device)
-                # MindEye2's null branch drops the brain and the image tokens, as DALLE2's forward_with_cond_scale
+                # MindEye2's null branch drops the brain and the image tokens, as DALLE2's
+                # forward_with_cond_scale
                 null = (
                     self.net(x, tt, cond, ones, ones)
                     if self.network == "mindeye2"

@@ -9,10 +9,11 @@ learned_query_mode="pos_emb")`` on DALLE2-pytorch's transformer (MedARC-AI/MindE
   outputs being the x0 prediction;
 - dropped brain tokens are replaced by a learned null sequence, and — independently, at the same rate —
   the noisy target tokens by a learned null image sequence;
-- non-causal (the reference passes ``causal=False`` to DALLE2's "causal" transformer) layers of [cosine-similarity attention with one shared key/value head (multi-query), a learned null
-  key/value, rotary embedding of the first min(32, dim_head) channels and a T5-style relative position
-  bias] + [SwiGLU feed-forward], each pre-normed with a bias-free LayerNorm; a final "stable" LayerNorm
-  and a bias-free projection.
+- non-causal (the reference passes ``causal=False`` to DALLE2's "causal" transformer) layers of
+  [cosine-similarity attention with one shared key/value head (multi-query), a learned null key/value, rotary
+  embedding of the first min(32, dim_head) channels and a T5-style relative position bias] + [SwiGLU
+  feed-forward], each pre-normed with a bias-free LayerNorm; a final "stable" LayerNorm and a
+  bias-free projection.
 
 ``DiffusionPrior`` (models/prior.py) wraps it exactly as it wraps our own ``TokenDenoiser``: same schedule,
 same training pair, same sampler.
@@ -55,8 +56,8 @@ def sinusoid(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def rotate_pairs(x: torch.Tensor, rot_dim: int) -> torch.Tensor:
-    """Rotary embedding over the sequence axis (−2): channel pairs (2i, 2i+1) of the first ``rot_dim`` channels
-    are rotated by position · 10000^(−2i/rot_dim); the other channels pass through."""
+    """Rotary embedding over the sequence axis (−2): channel pairs (2i, 2i+1) of the first ``rot_dim``
+    channels are rotated by position · 10000^(−2i/rot_dim); the other channels pass through."""
     n = x.shape[-2]
     inv = 1.0 / (10000.0 ** (torch.arange(0, rot_dim, 2, device=x.device, dtype=torch.float32) / rot_dim))
     ang = torch.arange(n, device=x.device, dtype=torch.float32)[:, None] * inv[None]  # (n, rot_dim/2)

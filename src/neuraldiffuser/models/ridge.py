@@ -27,7 +27,8 @@ SINGLE = "y"  # the key an array target (rather than a dict of them) is kept und
 
 
 def thin_svd(x: torch.Tensor, rtol: float = 1e-10) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(U, s, V) of a centred matrix via the eigendecomposition of its smaller Gram; tiny singular values dropped."""
+    """(U, s, V) of a centred matrix via the eigendecomposition of its smaller Gram; tiny
+    singular values dropped."""
     n, v = x.shape
     if n <= v:
         lam, u = torch.linalg.eigh(x @ x.T)
@@ -104,7 +105,8 @@ class RidgeDecoder:
         return torch.as_tensor(np.asarray(a), device=self.device).to(dtype)
 
     def _svd(self, x: np.ndarray):
-        """Centre, decompose in float64, continue in float32 (the products dominate; their rounding does not matter)."""
+        """Centre, decompose in float64, continue in float32 (the products dominate; their rounding
+        does not matter)."""
         xt = self._t(x, torch.float64)
         mu = xt.mean(0)
         u, s, v = thin_svd(xt - mu)
@@ -130,7 +132,8 @@ class RidgeDecoder:
     def fit(
         self, x: np.ndarray, ys: np.ndarray | dict[str, np.ndarray], images: np.ndarray | None = None
     ) -> RidgeDecoder:
-        """Choose α on held-out images (several alphas and none chosen yet), then refit on all rows; returns self."""
+        """Choose α on held-out images (several alphas and none chosen yet), then refit on all
+        rows; returns self."""
         x, ys, images = self._check_fit(x, ys, images)
         if len(self.alphas) > 1 and not self.chosen:
             self.select(x, ys, np.arange(len(x)) if images is None else images)

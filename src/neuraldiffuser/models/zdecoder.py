@@ -1,7 +1,7 @@
 """The low-level z decoder head: H → a small feature map → diffusers' convolutional ``Decoder`` → z.
 
-As the released MindEye1-style model (method notes §4.2; ND:src/models.py): a bias-free linear to a (channels, s, s) map,
-GroupNorm(1), then up-decoder blocks that double the side ``len(up_channels) - 1`` times to reach
+As the released MindEye1-style model (method notes §4.2; ND:src/models.py): a bias-free linear to a (channels,
+s, s) map, GroupNorm(1), then up-decoder blocks that double the side ``len(up_channels) - 1`` times to reach
 the latent's side (16 → 64 for SD v1.4; 4 → 16 for the mini zoo). A 1×1-convolution projector on
 the same map gives one token per position for the optional soft-contrastive loss.
 """
@@ -29,7 +29,8 @@ class LatentHead(nn.Module):
         factor = 2 ** (len(up_channels) - 1)
         if height % factor or width % factor:
             raise ValueError(
-                f"latent side {height}×{width} is not divisible by the upsampling factor {factor} of {len(up_channels)} up blocks"
+                f"latent side {height}×{width} is not divisible by the "
+                f"upsampling factor {factor} of {len(up_channels)} up blocks"
             )
         self.shape = (channels, height, width)
         self.map_shape = (map_channels, height // factor, width // factor)

@@ -41,9 +41,9 @@ def model_card(info: dict[str, Any]) -> str:
         "",
         f"# {info['class']} — subject {d.get('subject')}",
         "",
-        "Reconstructs seen images from fMRI betas of one subject: its decoders predict Stable Diffusion's "
-        "text conditioning c, initial latent z and low-level CLIP features g, then a g-guided img2img sampler "
-        "draws the images (docs/method-notes.md).",
+        "Reconstructs seen images from fMRI betas of one subject: its decoders predict "
+        "Stable Diffusion's text conditioning c, initial latent z and low-level CLIP "
+        "features g, then a g-guided img2img sampler draws the images (docs/method-notes.md).",
         "",
         "```python",
         "from neuraldiffuser import NeuralDiffuserPipeline",
@@ -54,9 +54,11 @@ def model_card(info: dict[str, Any]) -> str:
         "## Data",
         "",
         f"- dataset: `{d.get('dataset')}` ({d.get('layout')} layout)",
-        f"- subject: {d.get('subject')}, {d.get('n_voxels')} voxels, {d.get('train_images')} training images, "
-        f"sessions: {d.get('sessions') or 'all'}, held-out images: {d.get('holdout_images', 0)}",
-        f"- preset: {info.get('preset')}; decoder layout: {info.get('decoder_layout')}; models: {', '.join(info.get('models', []))}",
+        f"- subject: {d.get('subject')}, {d.get('n_voxels')} voxels, "
+        f"{d.get('train_images')} training images, sessions: "
+        f"{d.get('sessions') or 'all'}, held-out images: {d.get('holdout_images', 0)}",
+        f"- preset: {info.get('preset')}; decoder layout: "
+        f"{info.get('decoder_layout')}; models: {', '.join(info.get('models', []))}",
         f"- ridge baseline included: {'yes' if info.get('ridge') else 'no'}",
         "",
         "## Sampler",

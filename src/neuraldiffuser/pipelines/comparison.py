@@ -1,4 +1,5 @@
-"""The comparison methods behind the pipeline entry points: ``from_pretrained(run)``, ``decode``, ``__call__``.
+"""The comparison methods behind the pipeline entry points: ``from_pretrained(run)``,
+``decode``, ``__call__``.
 
 They wrap the methods' own runners (``methods.minddiffuser``, ``methods.neuropictor``), reading the run
 folders ``train --method minddiffuser|neuropictor`` writes. ``load_pipeline(folder)`` picks the class from the
@@ -24,21 +25,9 @@ from .neuraldiffuser import (
     RunFacts,
     _resolve_device,
     copy_zoo,
+    images_out,
     read_info,
 )
-
-
-def _images_out(out: list[torch.Tensor], output_type: str):
-    from ..sampling.runner import to_uint8
-
-    if output_type == "pt":
-        return torch.stack([o.detach().float().cpu() for o in out])
-    arr = np.stack([to_uint8(o) for o in out])
-    if output_type == "pil":
-        from PIL import Image
-
-        return [[Image.fromarray(im) for im in reps] for reps in arr]
-    return arr
 
 
 class _RunPipeline(RunFacts):
@@ -67,12 +56,16 @@ class _RunPipeline(RunFacts):
         return read_manifest(folder)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(subject={self.subject!r}, voxels={self.n_voxels}, run={str(self.folder)!r})"
+        return (
+            f"{type(self).__name__}(subject={self.subject!r}, "
+            f"voxels={self.n_voxels}, run={str(self.folder)!r})"
+        )
 
     check_betas = NeuralDiffuserPipeline.check_betas
 
     def seeds(self, n: int, seed: int | None, images: Any) -> list[int]:
-        """Row i's seed: ``seed + images[i]`` (``sampler.image_seed: by_index``, as the reconstruct stage), else ``seed``."""
+        """Row i's seed: ``seed + images[i]`` (``sampler.image_seed: by_index``, as the reconstruct
+        stage), else ``seed``."""
         base = int(self.config.seed if seed is None else seed)
         ids = (
             np.arange(n)
@@ -83,8 +76,9 @@ class _RunPipeline(RunFacts):
         return [base + int(i) if self.config.sampler.image_seed == "by_index" else base for i in ids]
 
     def save_pretrained(self, folder: str | Path, bundle_zoo: bool = True) -> Path:
-        """A self-contained copy of the run: its decoders/ folder (and the model it names), its config with relative
-        paths, the zoo (unless a hub id or ``bundle_zoo`` is False), pipeline.json and a model card README.md."""
+        """A self-contained copy of the run: its decoders/ folder (and the model it names), its config with
+        relative paths, the zoo (unless a hub id or ``bundle_zoo`` is False), pipeline.json and a
+        model card README.md."""
         import shutil
 
         from .. import __version__
@@ -136,7 +130,8 @@ class _RunPipeline(RunFacts):
 
 
 class MindDiffuserPipeline(_RunPipeline):
-    """MindDiffuser: ridge decoders of c, z and masked g, then img2img and back-propagation through the sampler."""
+    """MindDiffuser: ridge decoders of c, z and masked g, then img2img and back-propagation
+    through the sampler."""
 
     method = "minddiffuser"
 
@@ -145,8 +140,9 @@ class MindDiffuserPipeline(_RunPipeline):
         return read_manifest(folder, "minddiffuser")
 
     def decode(self, betas: Any, subject: str | None = None) -> dict[str, np.ndarray]:
-        """Raw betas (n, n_voxels) or (n, R, n_voxels) → {'c', 'z', 'g'} float32 as MindDiffuser shapes them (g zero
-        outside its masks). With ``minddiffuser.test_zscore: test`` the rows are z-scored with their own statistics."""
+        """Raw betas (n, n_voxels) or (n, R, n_voxels) → {'c', 'z', 'g'} float32 as MindDiffuser shapes them
+        (g zero outside its masks). With ``minddiffuser.test_zscore: test`` the rows are z-scored with
+        their own statistics."""
         from ..data import VoxelScaler
         from ..methods.minddiffuser.decoders import predict_minddiffuser
 
@@ -167,7 +163,8 @@ class MindDiffuserPipeline(_RunPipeline):
         images: Any = None,
         output_type: str = "np",
     ):
-        """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats`` (default the run's)."""
+        """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats``
+        (default the run's)."""
         from ..methods.minddiffuser.sampler import MindDiffuserSampler
 
         self.check_output(output_type)
@@ -186,11 +183,12 @@ class MindDiffuserPipeline(_RunPipeline):
             )
             for i, s in enumerate(seeds)
         ]
-        return _images_out(out, output_type)
+        return images_out(out, output_type)
 
 
 class NeuroPictorPipeline(_RunPipeline):
-    """NeuroPictor-style: fMRI → text context and a control map that modulates the UNet; DDIM from pure noise."""
+    """NeuroPictor-style: fMRI → text context and a control map that modulates the UNet;
+    DDIM from pure noise."""
 
     method = "neuropictor"
 
@@ -205,7 +203,8 @@ class NeuroPictorPipeline(_RunPipeline):
         return read_manifest(folder, "neuropictor")
 
     def decode(self, betas: Any, subject: str | None = None) -> dict[str, np.ndarray]:
-        """Raw betas (n, n_voxels) or (n, R, n_voxels) → {'c': (n, tokens, width), 'cmap': (n, C, h, w)} float32."""
+        """Raw betas (n, n_voxels) or (n, R, n_voxels) → {'c': (n, tokens, width), 'cmap': (n,
+        C, h, w)} float32."""
         from ..methods.neuropictor.runner import fmri_outputs
 
         x = self.scaler.transform(self.check_betas(betas, subject))
@@ -225,7 +224,8 @@ class NeuroPictorPipeline(_RunPipeline):
         images: Any = None,
         output_type: str = "np",
     ):
-        """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats`` (default the run's)."""
+        """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats``
+        (default the run's)."""
         from ..methods.neuropictor.pipeline import NeuroPictorSampler
 
         self.check_output(output_type)
@@ -238,7 +238,7 @@ class NeuroPictorPipeline(_RunPipeline):
             sampler(torch.from_numpy(t["c"][i]), torch.from_numpy(t["cmap"][i]), seed=s)
             for i, s in enumerate(seeds)
         ]
-        return _images_out(out, output_type)
+        return images_out(out, output_type)
 
 
 PIPELINES = {

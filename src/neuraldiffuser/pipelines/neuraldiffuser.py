@@ -4,14 +4,16 @@
 ``DEMO/decoders``) or a folder written by ``save_pretrained``; both hold the same files::
 
     FOLDER/config.yaml            the run's resolved config (sampler settings included)
-    FOLDER/decoders/              manifest.json, one BrainDecoder folder per model, scaler.safetensors, z_stats.safetensors
+    FOLDER/decoders/              manifest.json, one BrainDecoder folder per model, scaler.safetensors,
+                                  z_stats.safetensors
     FOLDER/ridge/                 the ridge baseline (when the run fitted one)
     FOLDER/pipeline.json          (saved pipelines) class, version, relative paths, provenance, scores
     FOLDER/zoo/                   (saved pipelines) the diffusion stack, unless it is a hub id
     FOLDER/README.md              (saved pipelines) the model card
 
-Decoding and sampling are the stages' own functions (``training.decode.predict_targets``,
-``sampling.sampler.NeuralDiffuserSampler``), so a pipeline gives what ``decode`` + ``reconstruct`` give.
+Loading, decoding and sampling are the stages' own code (``training.decode.load_trained`` and
+``TrainedDecoders.decode``; the ``neuraldiffuser`` method's reconstructor and
+``sampling.methods.sample_rows``), so a pipeline gives what ``decode`` + ``reconstruct`` give.
 """
 
 from __future__ import annotations
@@ -37,8 +39,24 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+def images_out(out: list[torch.Tensor], output_type: str):
+    """Per-row (R, 3, H, W) images in [0, 1] → (n, R, H, W, 3) uint8 ('np'), n lists of R PIL images
+    ('pil') or (n, R, 3, H, W) float ('pt')."""
+    from ..sampling.runner import to_uint8
+
+    if output_type == "pt":
+        return torch.stack([o.detach().float().cpu() for o in out])
+    arr = np.stack([to_uint8(o) for o in out])
+    if output_type == "pil":
+        from PIL import Image
+
+        return [[Image.fromarray(im) for im in reps] for reps in arr]
+    return arr
+
+
 def read_info(folder: Path, config) -> dict[str, Any]:
-    """pipeline.json of a saved folder ({} for a training run); points ``config.zoo`` at the bundled zoo copies."""
+    """pipeline.json of a saved folder ({} for a training run); points ``config.zoo`` at the
+    bundled zoo copies."""
     info = json.loads((folder / PIPELINE_FILE).read_text()) if (folder / PIPELINE_FILE).is_file() else {}
     for key, rel in info.get("bundled", {}).items():
         setattr(config.zoo, key, str((folder / rel).resolve()))
@@ -46,8 +64,8 @@ def read_info(folder: Path, config) -> dict[str, Any]:
 
 
 def copy_zoo(config, tmp: Path, bundle: bool = True) -> dict[str, str]:
-    """Copy the local zoo folders of ``config`` into ``tmp`` and point the config at them (relative); returns what was
-    bundled. Hub ids stay ids."""
+    """Copy the local zoo folders of ``config`` into ``tmp`` and point the config at them (relative); returns
+    what was bundled. Hub ids stay ids."""
     from ..zoo.loader import is_local, resolve_path
 
     bundled: dict[str, str] = {}
@@ -61,7 +79,8 @@ def copy_zoo(config, tmp: Path, bundle: bool = True) -> dict[str, str]:
 
 
 class RunFacts:
-    """What every pipeline of a trained run answers the same way (its manifest, voxel scaler, config and zoo)."""
+    """What every pipeline of a trained run answers the same way (its manifest, voxel
+    scaler, config and zoo)."""
 
     manifest: dict
     _components: Any
@@ -112,8 +131,9 @@ class NeuralDiffuserPipeline(RunFacts):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(subject={self.subject!r}, voxels={self.n_voxels}, models={list(self.decoders)}, "
-            f"zoo={self.config.zoo.path!r}, kappa={self.config.sampler.kappa}, eta={self.config.sampler.eta})"
+            f"{type(self).__name__}(subject={self.subject!r}, voxels={self.n_voxels}, "
+            f"models={list(self.decoders)}, zoo={self.config.zoo.path!r}, "
+            f"kappa={self.config.sampler.kappa}, eta={self.config.sampler.eta})"
         )
 
     # ------------------------------------------------------------------ loading and saving
@@ -123,8 +143,7 @@ class NeuralDiffuserPipeline(RunFacts):
         cls, folder: str | Path, device: str | torch.device | None = None
     ) -> NeuralDiffuserPipeline:
         """Load a training run folder or a saved pipeline folder (see the module docstring)."""
-        from ..data import VoxelScaler
-        from ..training.decode import load_decoders
+        from ..training.decode import load_trained
         from ..training.manifest import read_manifest
 
         folder = Path(folder)
@@ -144,37 +163,17 @@ class NeuralDiffuserPipeline(RunFacts):
         config = load_run_config(folder)
         info = read_info(folder, config)
         dev = _resolve_device(device)
-        dec_dir = folder / "decoders"
-        z_stats = None
-        if (dec_dir / "z_stats.safetensors").is_file():
-            from safetensors.numpy import load_file
-
-            z_stats = load_file(str(dec_dir / "z_stats.safetensors"))
-        ridge = None
-        if (folder / "ridge" / "ridge.json").is_file():
-            from ..models.ridge import RidgeDecoder
-
-            ridge = RidgeDecoder.load(folder / "ridge")
         if not info:
             from .card import find_scores
 
             info = {"source": str(folder.resolve()), "scores": find_scores(folder)}
-        decoders = load_decoders(dec_dir, manifest, dev)
-        return cls(
-            config,
-            manifest,
-            decoders,
-            VoxelScaler.load(dec_dir / "scaler.safetensors"),
-            z_stats,
-            ridge,
-            dev,
-            info,
-        )
+        t = load_trained(folder, dev, manifest=manifest)
+        return cls(config, t.manifest, t.decoders, t.scaler, t.z_stats, t.ridge, dev, info)
 
     def save_pretrained(self, folder: str | Path, bundle_zoo: bool = True) -> Path:
-        """Write a self-contained folder: config, decoders, scaler, z statistics, ridge, the zoo (a copy, unless it
-        is a hub id or ``bundle_zoo`` is False), pipeline.json and a model card README.md. Paths inside are relative,
-        so the folder can be moved or copied to another machine."""
+        """Write a self-contained folder: config, decoders, scaler, z statistics, ridge, the zoo (a copy,
+        unless it is a hub id or ``bundle_zoo`` is False), pipeline.json and a model card README.md. Paths
+        inside are relative, so the folder can be moved or copied to another machine."""
         from .card import model_card
 
         folder = Path(folder)
@@ -242,14 +241,15 @@ class NeuralDiffuserPipeline(RunFacts):
     def decode(self, betas: Any, subject: str | None = None, method: str = "neural") -> dict[str, np.ndarray]:
         """Raw betas → {'c': (n, tokens, width), 'z': (n, C, h, w), 'g': (n, L, tokens, width)} float32.
 
-        ``betas``: (n, n_voxels) float, one row per image (repeats already averaged, as ``data.average: voxels``),
-        or (n, R, n_voxels) to decode each repeat and average the outputs. They are z-scored with the run's
-        training statistics here. ``method='ridge'`` uses the run's ridge baseline. With ``decode.z_match`` the z of
-        the n rows are matched to the training z statistics together, so decode the whole test set in one call.
+        ``betas``: (n, n_voxels) float, one row per image (repeats already averaged, as ``data.average:
+        voxels``), or (n, R, n_voxels) to decode each repeat and average the outputs. They are z-scored with
+        the run's training statistics here. ``method='ridge'`` uses the run's ridge baseline. With
+        ``decode.z_match`` the z of the n rows are matched to the training z statistics together, so decode
+        the whole test set in one call.
         """
-        from ..training.decode import predict_targets
+        from ..training.decode import TrainedDecoders
 
-        x = self.scaler.transform(self.check_betas(betas, subject))
+        x = self.check_betas(betas, subject)
         if method not in ("neural", "ridge"):
             raise ConfigError(f"'method' must be 'neural' or 'ridge', got {method!r}")
         if method == "ridge" and self.ridge is None:
@@ -258,19 +258,13 @@ class NeuralDiffuserPipeline(RunFacts):
             import warnings
 
             warnings.warn(
-                "decode.z_match matches z across the rows of one call: with a single row z becomes the training "
-                "mean; decode several images together, or set pipe.config.decode.z_match = False",
+                "decode.z_match matches z across the rows of one call: with "
+                "a single row z becomes the training mean; decode several "
+                "images together, or set pipe.config.decode.z_match = False",
                 stacklevel=2,
             )
-        return predict_targets(
-            self.config,
-            self.manifest,
-            x,
-            models=self.decoders,
-            ridge=self.ridge if method == "ridge" else None,
-            z_stats=self.z_stats,
-            device=self.device,
-        )
+        trained = TrainedDecoders(self.manifest, self.scaler, self.decoders, self.z_stats, self.ridge)
+        return trained.decode(self.config, x, ridge=method == "ridge", device=self.device)
 
     # ------------------------------------------------------------------ sampling
 
@@ -301,9 +295,7 @@ class NeuralDiffuserPipeline(RunFacts):
         Returns (n, R, H, W, 3) uint8 (``output_type='np'``), a list of n lists of R PIL images ('pil'), or
         (n, R, 3, H, W) float in [0, 1] ('pt').
         """
-        from ..sampling.methods import SamplerReconstructor
-        from ..sampling.runner import to_uint8
-        from ..sampling.sampler import NeuralDiffuserSampler
+        from ..sampling.methods import Setting, get_method, sample_rows
 
         if output_type not in ("np", "pil", "pt"):
             raise ConfigError(f"'output_type' must be 'np', 'pil' or 'pt', got {output_type!r}")
@@ -324,25 +316,17 @@ class NeuralDiffuserPipeline(RunFacts):
             else check_array(images, "images", ndim=1, dtype=np.int64, integer=True)
         )
         check_consistent_rows(targets=arrays["c"], images=ids)
-        recon = SamplerReconstructor(NeuralDiffuserSampler(self.components, cfg.sampler), cfg)
+        # the reconstruct stage's reconstructor (its shape checks included) and its per-call sampling
+        setting = Setting("pipeline", {"kappa": cfg.sampler.kappa, "eta": cfg.sampler.eta}, cfg)
+        shapes = {k: tuple(v.shape[1:]) for k, v in arrays.items()}
+        recon = get_method(self.method).build(self.components, setting, shapes)
         out: list[torch.Tensor] = []
-        per_call = cfg.sampler.image_batch
+        per_call = getattr(recon, "images_per_call", 1)
         for i in range(0, n, per_call):
             rows = range(i, min(n, i + per_call))
             ts = [{k: torch.from_numpy(arrays[k][r]).to(self.device) for k in keys} for r in rows]
-            out += (
-                recon.batch(ts, [int(ids[r]) for r in rows])
-                if len(ts) > 1
-                else [recon(ts[0], int(ids[rows[0]]))]
-            )
-        if output_type == "pt":
-            return torch.stack([o.detach().float().cpu() for o in out])
-        arr = np.stack([to_uint8(o) for o in out])
-        if output_type == "pil":
-            from PIL import Image
-
-            return [[Image.fromarray(im) for im in reps] for reps in arr]
-        return arr
+            out += sample_rows(recon, ts, [int(ids[r]) for r in rows])
+        return images_out(out, output_type)
 
     def __call__(
         self,
@@ -358,10 +342,11 @@ class NeuralDiffuserPipeline(RunFacts):
         method: str = "neural",
         **sampler: Any,
     ):
-        """Raw betas (n, n_voxels) float → images (n, R, H, W, 3) uint8 (see :meth:`decode` and :meth:`generate`).
+        """Raw betas (n, n_voxels) float → images (n, R, H, W, 3) uint8 (see :meth:`decode`
+        and :meth:`generate`).
 
-        ``kappa`` (≥ 0; 0 = unguided), ``eta`` (fraction of guided steps in [0, 1]), ``repeats`` (R) and any other
-        sampler setting default to the run's; ``seed`` to the run's seed.
+        ``kappa`` (≥ 0; 0 = unguided), ``eta`` (fraction of guided steps in [0, 1]), ``repeats`` (R) and any
+        other sampler setting default to the run's; ``seed`` to the run's seed.
         """
         targets = self.decode(betas, subject, method=method)
         return self.generate(

@@ -52,7 +52,8 @@ class ReportData:
         return [e for e in self.entries if e.method == method]
 
     def main_entry(self, method: str) -> Entry:
-        """The setting the run's preset samples with (its ``sampler.kappa``/``eta``, recorded in metrics.json).
+        """The setting the run's preset samples with (its ``sampler.kappa``/``eta``,
+        recorded in metrics.json).
 
         Failing that, the paper's default κ=3e5, η=0.2, then the first guided (κ > 0) setting, then the
         first: κ = 0 is the ablation, never the headline when a guided setting was scored.
@@ -66,7 +67,8 @@ class ReportData:
         return next((e for e in entries if e.sweep == PAPER_DEFAULT), guided[0] if guided else entries[0])
 
     def headline_entries(self) -> list[Entry]:
-        """One entry per method (its main setting); every folder of an ``evaluate-images`` run, which has no sweep."""
+        """One entry per method (its main setting); every folder of an ``evaluate-images`` run,
+        which has no sweep."""
         out: list[Entry] = []
         for m in self.methods():
             entries = self.of(m)
@@ -192,7 +194,8 @@ def collect(run_dirs) -> ReportData:
 
 
 def _check_something_to_show(docs: list[dict], entries: list[Entry]) -> None:
-    """A report needs rows and at least one reconstruction folder still on disk; an empty one must not be written."""
+    """A report needs rows and at least one reconstruction folder still on disk; an empty one
+    must not be written."""
     where = str(docs[0]["_path"]) if docs else None
     if not entries:
         raise DataError(

@@ -54,13 +54,18 @@ def hero(data: ReportData, title: str) -> str:
     truths = sorted({d.get("truth", "?") for d in data.docs})
     subjects = sorted({s for d in data.docs for s in d.get("subjects", [])})
     n_set = len(data.entries)
-    meta = f"dataset <code>{escape(', '.join(truths))}</code> · subject {escape(', '.join(subjects) or '—')} · {len(data.methods())} method(s), {n_set} setting(s)"
+    meta = (
+        f"dataset <code>{escape(', '.join(truths))}</code> · subject "
+        f"{escape(', '.join(subjects) or '—')} · {len(data.methods())} method(s), {n_set} setting(s)"
+    )
     cards = []
     for e in data.headline_entries():
         m = e.method
         kpis = [k for k in HEADLINE if number(e.row["values"].get(k))][:3]
         kp = "".join(
-            f'<div class="kpi"><div class="v">{figures.format_value(k, e.row["values"][k])}</div><div class="k">{escape(KPI_LABEL.get(k, k))}</div></div>'
+            '<div class="kpi"><div '
+            f'class="v">{figures.format_value(k, e.row["values"][k])}</div><div '
+            f'class="k">{escape(KPI_LABEL.get(k, k))}</div></div>'
             for k in kpis
         )
         shows = (
@@ -69,12 +74,14 @@ def hero(data: ReportData, title: str) -> str:
             else escape(e.setting)
         )
         cards.append(
-            f'<div class="card"><div class="name">{escape(m)}</div><div class="setting">{shows} · {e.row["n_images"]} images × {e.row["repeats"]} repeats'
-            f' · {escape(e.row["policy"])}</div><div class="kpis">{kp}</div></div>'
+            f'<div class="card"><div class="name">{escape(m)}</div><div '
+            f'class="setting">{shows} · {e.row["n_images"]} images × {e.row["repeats"]} '
+            f'repeats · {escape(e.row["policy"])}</div><div class="kpis">{kp}</div></div>'
         )
     return (
-        f'<header class="hero"><div class="wrap"><div class="eyebrow">neuraldiffuser · evaluation report</div><h1>{escape(title)}</h1>'
-        f'<p class="meta">{meta}</p><div class="cards">{"".join(cards)}</div></div></header>'
+        '<header class="hero"><div class="wrap"><div class="eyebrow">neuraldiffuser · '
+        f'evaluation report</div><h1>{escape(title)}</h1><p class="meta">{meta}</p><div '
+        f'class="cards">{"".join(cards)}</div></div></header>'
     )
 
 
@@ -84,37 +91,46 @@ def hero(data: ReportData, title: str) -> str:
 def metrics_section(data: ReportData, notes: tables.Footnotes) -> str:
     policy = data.entries[0].row["policy"] if data.entries else "repeat0"
     lead = (
-        f"MindEye2's evaluation protocol (both image sets resized to 256², PixCorr/SSIM at 425², 2-way identification and "
-        f"correlation distance on the named networks). One reconstruction per image (<code>{escape(policy)}</code>), as published tables "
-        "score; the best value of each column is highlighted. Hover a header for its definition."
+        "MindEye2's evaluation protocol (both image sets resized to 256², PixCorr/SSIM at "
+        "425², 2-way identification and correlation distance on the named networks). One "
+        f"reconstruction per image (<code>{escape(policy)}</code>), as published tables score; "
+        "the best value of each column is highlighted. Hover a header for its definition."
     )
     insilico = any(Path(d.get("truth", "")).joinpath("simulator").is_dir() for d in data.docs)
     call = (
         (
-            '<div class="callout">These numbers come from the <b>in-silico</b> dataset and the mini zoo. The published rows are NSD results, '
-            "shown for context only: they are not comparable. Embedded-scale metrics use small networks and are labelled as such.</div>"
+            '<div class="callout">These numbers come from the <b>in-silico</b> '
+            "dataset and the mini zoo. The published rows are NSD results, "
+            "shown for context only: they are not comparable. Embedded-scale "
+            "metrics use small networks and are labelled as such.</div>"
         )
         if insilico
-        else '<div class="callout">Published rows are shown for context, from the sources listed below; cells marked * are unconfirmed against a primary source.</div>'
+        else '<div class="callout">Published rows are shown for context, from the sources '
+        "listed below; cells marked * are unconfirmed against a primary source.</div>"
     )
     paper = f"<h3>MindEye2 protocol</h3>{tables.paper_table(data.entries, notes)}"
     emb = tables.embedded_table(data.entries, notes)
     emb_html = (
         (
-            '<h3>Embedded scale and brain correlation</h3><p class="lead">Two-way identification and correlation distance on networks '
-            "that ship with the package (the mini zoo's CLIP, EfficientNet-Lite0 with real ImageNet weights): not the paper's metrics.</p>"
-            + emb
+            '<h3>Embedded scale and brain correlation</h3><p class="lead">Two-way '
+            "identification and correlation distance on networks "
+            "that ship with the package (the mini zoo's CLIP, EfficientNet-Lite0 "
+            "with real ImageNet weights): not the paper's metrics.</p>" + emb
         )
         if emb
         else ""
     )
     mean = tables.mean_table(data.entries, notes)
     mean_html = (
-        f'<h3>Mean over repeats</h3><p class="lead">Each metric computed per repeat over all images, then averaged (± SD across repeats).</p>{mean}'
+        '<h3>Mean over repeats</h3><p class="lead">Each metric computed per '
+        f"repeat over all images, then averaged (± SD across repeats).</p>{mean}"
         if mean
         else ""
     )
-    return f'<section id="metrics"><h2>Metrics</h2><p class="lead">{lead}</p>{call}{paper}{emb_html}{mean_html}</section>'
+    return (
+        '<section id="metrics"><h2>Metrics</h2><p '
+        f'class="lead">{lead}</p>{call}{paper}{emb_html}{mean_html}</section>'
+    )
 
 
 def guidance_section(data: ReportData) -> str:
@@ -130,18 +146,26 @@ def guidance_section(data: ReportData) -> str:
     ]
     if given and not comparisons:  # evaluate-images: the given folders against the first (or --baseline)
         lead = (
-            "Each folder minus the baseline folder, image by image: the mean difference ± the half-width of its 95% interval "
-            "(normal, sample SD of the differences / √N). Green: better beyond that interval; red: worse."
+            "Each folder minus the baseline folder, image by image: the mean "
+            "difference ± the half-width of its 95% interval (normal, sample SD of "
+            "the differences / √N). Green: better beyond that interval; red: worse."
         )
-        return f'<section id="guidance"><h2>Paired comparisons</h2><p class="lead">{lead}</p>{tables.comparison_table(given, against="baseline")}</section>'
+        return (
+            '<section id="guidance"><h2>Paired comparisons</h2><p '
+            f'class="lead">{lead}</p>{tables.comparison_table(given, against="baseline")}</section>'
+        )
     if not comparisons:
         return ""
     lead = (
-        "Each guided setting minus the same method's κ = 0 setting, image by image: the mean difference ± the half-width of its "
-        "95% interval (normal, sample SD of the differences / √N). Green: better beyond that interval; red: worse. "
-        "<code>repeat0</code> compares one reconstruction per image, <code>mean</code> the per-image values averaged over repeats."
+        "Each guided setting minus the same method's κ = 0 setting, image by image: the mean "
+        "difference ± the half-width of its 95% interval (normal, sample SD of the differences / "
+        "√N). Green: better beyond that interval; red: worse. <code>repeat0</code> compares one "
+        "reconstruction per image, <code>mean</code> the per-image values averaged over repeats."
     )
-    return f'<section id="guidance"><h2>Guidance against κ = 0</h2><p class="lead">{lead}</p>{tables.comparison_table(comparisons)}</section>'
+    return (
+        '<section id="guidance"><h2>Guidance against κ = 0</h2><p '
+        f'class="lead">{lead}</p>{tables.comparison_table(comparisons)}</section>'
+    )
 
 
 def shown_images(entries: list[Entry], k: int) -> list[int]:
@@ -155,7 +179,10 @@ def shown_images(entries: list[Entry], k: int) -> list[int]:
 def reconstructions_section(data: ReportData, k: int) -> str:
     mains = [e for e in data.headline_entries() if e.recon is not None]
     if not mains:
-        return '<section id="reconstructions"><h2>Reconstructions</h2><p class="lead">The reconstruction folders were not found next to the metric files.</p></section>'
+        return (
+            '<section id="reconstructions"><h2>Reconstructions</h2><p class="lead">The '
+            "reconstruction folders were not found next to the metric files.</p></section>"
+        )
     images = shown_images(mains, k)
     parts = []
     if images:
@@ -169,7 +196,8 @@ def reconstructions_section(data: ReportData, k: int) -> str:
             figure(
                 png,
                 "stimulus and reconstructions",
-                f"Top row: stimuli. Below: the first reconstruction (repeat 0) of each method's main setting ({shown}).",
+                "Top row: stimuli. Below: the first reconstruction "
+                f"(repeat 0) of each method's main setting ({shown}).",
             )
         )
     grids = []
@@ -190,11 +218,15 @@ def reconstructions_section(data: ReportData, k: int) -> str:
             figure(
                 png,
                 f"{e.method} repeats",
-                f"<b>{escape(e.method)}</b> · {escape(data.setting_words(e))}: every repeat from the same decoded targets.{cons}",
+                f"<b>{escape(e.method)}</b> · {escape(data.setting_words(e))}: "
+                f"every repeat from the same decoded targets.{cons}",
             )
         )
     parts.append(f'<h3>Repeats</h3><div class="grid2">{"".join(grids)}</div>')
-    return f'<section id="reconstructions"><h2>Reconstructions</h2><p class="lead">Stimulus | reconstructions | repeats.</p>{"".join(parts)}</section>'
+    return (
+        '<section id="reconstructions"><h2>Reconstructions</h2><p class="lead">Stimulus '
+        f"| reconstructions | repeats.</p>{''.join(parts)}</section>"
+    )
 
 
 def heatmap_metrics(entries: list[Entry]) -> list[str]:
@@ -227,7 +259,8 @@ def ablation_section(data: ReportData, k: int) -> str:
                 figure(
                     figures.sweep_heatmaps(kappas, etas, values, higher),
                     "kappa eta heatmaps",
-                    f"<b>{escape(m)}</b>: metrics over the guidance scale κ and the guided fraction η (repeat 0).",
+                    f"<b>{escape(m)}</b>: metrics over the guidance "
+                    "scale κ and the guided fraction η (repeat 0).",
                 )
             )
         with_images = [e for e in guided if e.recon is not None]
@@ -253,14 +286,21 @@ def ablation_section(data: ReportData, k: int) -> str:
                     figure(
                         png,
                         f"ablation image {i}",
-                        f"Test image #{i}: rows κ, columns η (as in the paper's Fig. 5); left, the stimulus and the unguided sample (κ = 0).",
+                        f"Test image #{i}: rows κ, columns η (as in the paper's Fig. "
+                        "5); left, the stimulus and the unguided sample (κ = 0).",
                     )
                 )
             blocks.append(f'<div class="grid2">{"".join(figs)}</div>')
     if not blocks:
         return ""
-    lead = "Primary-visual-feature guidance swept over κ (scale) and η (fraction of steps guided). Large κ adds colour and texture artefacts; small κ barely changes the sample."
-    return f'<section id="ablation"><h2>Guidance ablation (κ × η)</h2><p class="lead">{lead}</p>{"".join(blocks)}</section>'
+    lead = (
+        "Primary-visual-feature guidance swept over κ (scale) and η (fraction of steps "
+        "guided). Large κ adds colour and texture artefacts; small κ barely changes the sample."
+    )
+    return (
+        '<section id="ablation"><h2>Guidance ablation (κ × η)</h2><p '
+        f'class="lead">{lead}</p>{"".join(blocks)}</section>'
+    )
 
 
 def brain_section(data: ReportData) -> str:
@@ -278,7 +318,10 @@ def brain_section(data: ReportData) -> str:
         }
         if not reasons:
             return ""
-        return f'<section id="brain"><h2>Brain correlation</h2><p class="lead">Unavailable: {escape("; ".join(sorted(r for r in reasons if r)))}</p></section>'
+        return (
+            '<section id="brain"><h2>Brain correlation</h2><p class="lead">Unavailable: '
+            f"{escape('; '.join(sorted(r for r in reasons if r)))}</p></section>"
+        )
     rois = [k[len(BRAIN_PREFIX) :] for k in keys]
     series = {
         f"{e.method} ({data.setting_words(e)})": {
@@ -290,9 +333,10 @@ def brain_section(data: ReportData) -> str:
     ceiling = {k[len(BRAIN_PREFIX) :]: v for k, v in ref.items()} if ref else None
     png = figures.roi_bars(series, rois, ceiling)
     lead = (
-        "Each reconstruction goes through the encoding model; its predicted betas are correlated (Pearson r across the ROI's voxels) "
-        "with the subject's measured betas for that image, averaged over its test repeats, then averaged over images. "
-        "The marker shows the same score for the stimulus itself: what a perfect reconstruction would reach."
+        "Each reconstruction goes through the encoding model; its predicted betas are correlated "
+        "(Pearson r across the ROI's voxels) with the subject's measured betas for that image, "
+        "averaged over its test repeats, then averaged over images. The marker shows the same "
+        "score for the stimulus itself: what a perfect reconstruction would reach."
     )
     head = "".join(f"<th>{escape(label)}</th>" for label in series) + (
         "<th>stimulus (ceiling)</th>" if ceiling else ""
@@ -306,14 +350,21 @@ def brain_section(data: ReportData) -> str:
         + "</tr>"
         for r in rois
     )
-    table = f'<div class="table-wrap"><table class="metrics"><thead><tr><th class="l">ROI</th>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    table = (
+        '<div class="table-wrap"><table class="metrics"><thead><tr><th '
+        f'class="l">ROI</th>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    )
     shown = "; ".join(f"{escape(e.method)}: {escape(data.setting_words(e))}" for e in mains)
     fig = figure(
         png,
         "brain correlation per ROI",
-        f"Brain correlation per ROI, main setting of each method ({shown}); 'all' uses every voxel (MindEye2's nsd_general).",
+        "Brain correlation per ROI, main setting of each method "
+        f"({shown}); 'all' uses every voxel (MindEye2's nsd_general).",
     )
-    return f'<section id="brain"><h2>Brain correlation per ROI</h2><p class="lead">{lead}</p>{fig}{table}</section>'
+    return (
+        '<section id="brain"><h2>Brain correlation per '
+        f'ROI</h2><p class="lead">{lead}</p>{fig}{table}</section>'
+    )
 
 
 def retrieval_section(data: ReportData) -> str:
@@ -323,12 +374,27 @@ def retrieval_section(data: ReportData) -> str:
     for r in data.retrieval:
         f_ci, b_ci = r["forward_ci95"], r["backward_ci95"]
         rows.append(
-            f'<tr><td class="l"><code>{escape(Path(r["decoded"]).name)}</code> · {escape(r["key"])}</td><td>{100 * r["forward"]:.1f}% <span class="sub">[{100 * f_ci[0]:.1f}, {100 * f_ci[1]:.1f}]</span></td>'
-            f'<td>{100 * r["backward"]:.1f}% <span class="sub">[{100 * b_ci[0]:.1f}, {100 * b_ci[1]:.1f}]</span></td><td>{100 / r["subset"]:.2f}%</td><td>{r["draws"]} × {r["subset"]}</td></tr>'
+            f'<tr><td class="l"><code>{escape(Path(r["decoded"]).name)}</code> '
+            f"· {escape(r['key'])}</td><td>{100 * r['forward']:.1f}% <span "
+            f'class="sub">[{100 * f_ci[0]:.1f}, '
+            f"{100 * f_ci[1]:.1f}]</span></td><td>{100 * r['backward']:.1f}% "
+            f'<span class="sub">[{100 * b_ci[0]:.1f}, '
+            f"{100 * b_ci[1]:.1f}]</span></td><td>{100 / r['subset']:.2f}%</td><td>{r['draws']} "
+            f"× {r['subset']}</td></tr>"
         )
-    head = '<thead><tr><th class="l">embeddings</th><th>forward (brain → image)</th><th>backward (image → brain)</th><th>chance</th><th>draws × subset</th></tr></thead>'
-    lead = "Top-1 retrieval on cosine similarity of flattened, L2-normalised embeddings, over random subsets; mean and 95% CI."
-    return f'<section id="retrieval"><h2>Retrieval</h2><p class="lead">{lead}</p><div class="table-wrap"><table class="metrics">{head}<tbody>{"".join(rows)}</tbody></table></div></section>'
+    head = (
+        '<thead><tr><th class="l">embeddings</th><th>forward (brain → image)</th><th>backward '
+        "(image → brain)</th><th>chance</th><th>draws × subset</th></tr></thead>"
+    )
+    lead = (
+        "Top-1 retrieval on cosine similarity of flattened, "
+        "L2-normalised embeddings, over random subsets; mean and 95% CI."
+    )
+    return (
+        '<section id="retrieval"><h2>Retrieval</h2><p '
+        f'class="lead">{lead}</p><div class="table-wrap"><table '
+        f'class="metrics">{head}<tbody>{"".join(rows)}</tbody></table></div></section>'
+    )
 
 
 def about_section(data: ReportData, notes: tables.Footnotes) -> str:
@@ -336,10 +402,13 @@ def about_section(data: ReportData, notes: tables.Footnotes) -> str:
     proto = data.docs[0].get("protocol", {}) if data.docs else {}
     aa = "on" if proto.get("antialias") else "off (torchvision 0.16 tensor default, as MindEye2 ran)"
     return (
-        f'<section id="unavailable"><h2>Unavailable metrics</h2><p class="lead">Metrics whose weights are not on this machine are reported, '
-        f"never computed on random weights. What was looked for, where, and how to enable each:</p>{tables.footnotes_list(notes)}</section>"
-        f'<section id="about"><h2>About the metrics</h2><p class="lead">Resize antialiasing {escape(aa)}; table repeat '
-        f"{escape(str(proto.get('table_repeat', 0)))}; details in <code>docs/evaluation.md</code>.</p>{tables.definitions([n for n in names if n in METRICS])}"
+        '<section id="unavailable"><h2>Unavailable metrics</h2><p class="lead">'
+        "Metrics whose weights are not on this machine are reported, never computed on random weights. "
+        f"What was looked for, where, and how to enable each:</p>{tables.footnotes_list(notes)}</section>"
+        '<section id="about"><h2>About the metrics</h2><p class="lead">'
+        f"Resize antialiasing {escape(aa)}; table repeat {escape(str(proto.get('table_repeat', 0)))}; "
+        "details in <code>docs/evaluation.md</code>.</p>"
+        f"{tables.definitions([n for n in names if n in METRICS])}"
         f"<h3>Sources of published rows</h3>{tables.sources_list()}</section>"
     )
 
@@ -375,9 +444,12 @@ def build_html(data: ReportData, title: str = "Reconstruction report", images: i
     nav = "".join(f'<a href="#{s}">{t}</a>' for s, t in toc)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<title>{escape(title)}</title><style>{CSS}</style></head><body>{hero(data, title)}<nav class="toc wrap">{nav}</nav>'
-        f'<main class="wrap">{"".join(body)}</main><footer class="wrap">Generated by neuraldiffuser on {stamp} from '
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta '
+        'name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{hero(data, title)}<nav "
+        f'class="toc wrap">{nav}</nav>'
+        f'<main class="wrap">{"".join(body)}</main><footer '
+        f'class="wrap">Generated by neuraldiffuser on {stamp} from '
         f"{escape(', '.join(d['_path'] for d in data.docs))}.</footer></body></html>"
     )
 

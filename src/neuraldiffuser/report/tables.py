@@ -52,7 +52,10 @@ def columns(entries) -> tuple[list[str], list[str], list[str]]:
 def header(name: str, short: bool = True) -> str:
     spec = spec_of(name)
     arrow = "↑" if spec.higher_is_better else "↓"
-    return f'<th title="{escape(spec.description)}">{escape(SHORT.get(name, name) if short else name)} {arrow}</th>'
+    return (
+        f'<th title="{escape(spec.description)}">{escape(SHORT.get(name, name) if short else name)} '
+        f"{arrow}</th>"
+    )
 
 
 def best_values(entries, cols: list[str]) -> dict[str, float]:
@@ -83,19 +86,29 @@ def label_cell(entry) -> str:
         if entry.row.get("complete", True)
         else '<span class="badge warn" title="the reconstruct run had not finished">incomplete</span>'
     )
-    return f'<td class="l"><b>{escape(entry.method)}</b> <span class="sub">{escape(entry.setting)}</span>{flags}</td><td>{entry.row["n_images"]}×{entry.row["repeats"]}</td>'
+    return (
+        f'<td class="l"><b>{escape(entry.method)}</b> <span '
+        f'class="sub">{escape(entry.setting)}</span>{flags}</td><td>{entry.row["n_images"]}×{entry.row["repeats"]}</td>'
+    )
 
 
 def _table(
     entries, cols: list[str], notes: Footnotes, groups: str = "", extra_rows: list[str] | None = None
 ) -> str:
-    head = f'<thead>{groups}<tr><th class="l">method · setting</th><th>N×R</th>{"".join(header(c) for c in cols)}</tr></thead>'
+    head = (
+        f'<thead>{groups}<tr><th class="l">method · setting</th><th>N×R</th>'
+        f"{''.join(header(c) for c in cols)}</tr></thead>"
+    )
     best = best_values(entries, cols)
-    body = [
-        f"<tr>{label_cell(e)}{''.join(value_cell(c, e.row['values'].get(c), notes, best.get(c)) for c in cols)}</tr>"
-        for e in entries
-    ]
-    return f'<div class="table-wrap"><table class="metrics">{head}<tbody>{"".join(body + (extra_rows or []))}</tbody></table></div>'
+
+    def cells(e) -> str:
+        return "".join(value_cell(c, e.row["values"].get(c), notes, best.get(c)) for c in cols)
+
+    body = [f"<tr>{label_cell(e)}{cells(e)}</tr>" for e in entries]
+    return (
+        f'<div class="table-wrap"><table class="metrics">{head}'
+        f"<tbody>{''.join(body + (extra_rows or []))}</tbody></table></div>"
+    )
 
 
 def paper_table(entries, notes: Footnotes) -> str:
@@ -121,7 +134,8 @@ def embedded_table(entries, notes: Footnotes) -> str:
 
 
 def mean_table(entries, notes: Footnotes) -> str:
-    """The 'mean' policy: every metric averaged over repeats, with the SD across repeats (computed columns only)."""
+    """The 'mean' policy: every metric averaged over repeats, with the SD across repeats (computed columns
+    only)."""
     rows = [e for e in entries if e.mean is not None]
     if not rows:
         return ""
@@ -131,7 +145,10 @@ def mean_table(entries, notes: Footnotes) -> str:
         for c in paper + embedded + brain
         if any(isinstance(e.mean["values"].get(c), (int, float)) for e in rows)
     ]
-    head = f'<thead><tr><th class="l">method · setting</th><th>N×R</th>{"".join(header(c) for c in cols)}</tr></thead>'
+    head = (
+        '<thead><tr><th class="l">method · '
+        f"setting</th><th>N×R</th>{''.join(header(c) for c in cols)}</tr></thead>"
+    )
     body = []
     for e in rows:
         sd = e.mean.get("per_repeat_std", {})
@@ -164,7 +181,8 @@ def difference_cell(name: str, diff: dict | None) -> str:
 
 
 def comparison_table(comparisons: list[dict], against: str = "κ 0") -> str:
-    """One row per guided setting: the paired difference to κ = 0 (or ``against``) of every metric both have."""
+    """One row per guided setting: the paired difference to κ = 0 (or ``against``) of every metric both
+    have."""
     cols = list(
         dict.fromkeys(
             k for c in comparisons for k in c["differences"] if k in METRICS or k.startswith(BRAIN_PREFIX)
@@ -173,13 +191,17 @@ def comparison_table(comparisons: list[dict], against: str = "κ 0") -> str:
     order = [k for k in PAPER_TABLE + EMBEDDED_TABLE if k in cols] + [
         k for k in cols if k not in PAPER_TABLE + EMBEDDED_TABLE
     ]
-    head = f'<thead><tr><th class="l">method · setting − {escape(against)}</th><th>policy</th><th>N</th>{"".join(header(c, short=False) for c in order)}</tr></thead>'
+    head = (
+        f'<thead><tr><th class="l">method · setting − {escape(against)}</th><th>policy</th><th>N</th>'
+        f"{''.join(header(c, short=False) for c in order)}</tr></thead>"
+    )
     body = []
     for c in comparisons:
         n = max((d["n"] for d in c["differences"].values()), default=0)
         cells = "".join(difference_cell(k, c["differences"].get(k)) for k in order)
         body.append(
-            f'<tr><td class="l"><b>{escape(c["method"])}</b> <span class="sub">{escape(c["setting"])}</span></td><td>{escape(c["policy"])}</td><td>{n}</td>{cells}</tr>'
+            f'<tr><td class="l"><b>{escape(c["method"])}</b> <span '
+            f'class="sub">{escape(c["setting"])}</span></td><td>{escape(c["policy"])}</td><td>{n}</td>{cells}</tr>'
         )
     return (
         f'<div class="table-wrap"><table class="metrics">{head}<tbody>{"".join(body)}</tbody></table></div>'
@@ -190,7 +212,8 @@ def published_rows(cols: list[str]) -> list[str]:
     out = []
     for n, table in enumerate(load_published(), start=1):
         out.append(
-            f'<tr class="divider"><td colspan="{len(cols) + 2}">published · {escape(table["title"])} <sup><a href="#src-{n}">[{n}]</a></sup></td></tr>'
+            f'<tr class="divider"><td colspan="{len(cols) + 2}">published · '
+            f'{escape(table["title"])} <sup><a href="#src-{n}">[{n}]</a></sup></td></tr>'
         )
         for row in table["rows"]:
             unconf = set(row.get("unconfirmed", []))
@@ -209,12 +232,15 @@ def published_rows(cols: list[str]) -> list[str]:
             )
             note = f' title="{escape(tip)}"' if tip else ""
             second = (
-                '<span class="badge sec" title="quoted by another paper or a note, not read from the authors\' own table">secondary</span>'
+                '<span class="badge sec" title="quoted by another paper or a note, not read from '
+                "the authors' own table\">secondary</span>"
                 if row.get("secondary")
                 else ""
             )
             out.append(
-                f'<tr class="published"><td class="l"{note}>{escape(row["method"])}<span class="badge pub">published</span>{second}</td><td class="sub">{escape(table["subjects"])}</td>{"".join(cells)}</tr>'
+                f'<tr class="published"><td class="l"{note}>{escape(row["method"])}<span '
+                f'class="badge pub">published</span>{second}</td><td '
+                f'class="sub">{escape(table["subjects"])}</td>{"".join(cells)}</tr>'
             )
     return out
 
@@ -224,11 +250,13 @@ def sources_list() -> str:
     for n, table in enumerate(load_published(), start=1):
         rows = [r for r in table["rows"] if r.get("source") and r["source"] != table["source"]]
         per_row = "".join(
-            f"<li>{escape(r['method'])}: {escape(r['source'])}{' (secondary)' if r.get('secondary') else ''}</li>"
+            f"<li>{escape(r['method'])}: "
+            f"{escape(r['source'])}{' (secondary)' if r.get('secondary') else ''}</li>"
             for r in rows
         )
         items.append(
-            f'<li id="src-{n}"><b>{escape(table["title"])}</b>. {escape(table["source"])}. <span class="sub">{escape(table.get("protocol", ""))}</span>'
+            f'<li id="src-{n}"><b>{escape(table["title"])}</b>. {escape(table["source"])}. <span '
+            f'class="sub">{escape(table.get("protocol", ""))}</span>'
             + (f"<ul>{per_row}</ul>" if per_row else "")
             + "</li>"
         )
@@ -250,6 +278,7 @@ def definitions(names: list[str]) -> str:
             continue
         scale = '<span class="badge embedded">embedded scale</span>' if spec.scale == "embedded" else ""
         rows.append(
-            f"<dt>{escape(n)} {'↑' if spec.higher_is_better else '↓'}{scale}</dt><dd>{escape(spec.description)}</dd>"
+            f"<dt>{escape(n)} "
+            f"{'↑' if spec.higher_is_better else '↓'}{scale}</dt><dd>{escape(spec.description)}</dd>"
         )
     return f'<dl class="defs">{"".join(rows)}</dl>'

@@ -1,4 +1,5 @@
-"""Primary-visual-feature guidance: the gradient of the g-feature loss with respect to the latent (method notes §5.3–§5.4).
+"""Primary-visual-feature guidance: the gradient of the g-feature loss with respect to the latent
+(method notes §5.3–§5.4).
 
 At a guided step the conditional UNet re-predicts x̂0 from x_t, the prediction is blended back
 towards x_t, decoded by the VAE *with* gradient, encoded by the guidance tower, and compared with the
@@ -18,7 +19,8 @@ from ..errors import DataError
 
 
 def layer_weights(g: torch.Tensor, boosts: Sequence[float]) -> torch.Tensor:
-    """w_L = a_L · (1/‖g_L‖) / Σ_L' (1/‖g_L'‖), computed from one image's target g of shape (L, tokens, width)."""
+    """w_L = a_L · (1/‖g_L‖) / Σ_L' (1/‖g_L'‖), computed from one image's target g of shape
+    (L, tokens, width)."""
     if g.ndim != 3:
         raise DataError(f"g target must be (layers, tokens, width), got shape {tuple(g.shape)}")
     if len(boosts) != g.shape[0]:
@@ -68,7 +70,8 @@ class FeatureLoss:
                 raise DataError(f"{len(feats)} images for {len(target)} per-row g targets")
         if feats.shape[1:] != target.shape[-3:]:
             raise DataError(
-                f"guidance tower gives features {tuple(feats.shape[1:])} but the g target is {tuple(target.shape[-3:])}",
+                f"guidance tower gives features {tuple(feats.shape[1:])} "
+                f"but the g target is {tuple(target.shape[-3:])}",
                 fix="decode g with the same zoo (guidance encoder and layers) as the sampler uses",
             )
         mse = (feats - target).pow(2).mean(dim=(-2, -1))  # (B, L)
@@ -120,7 +123,8 @@ class GuidanceStep:
         context: torch.Tensor,
         rows: slice | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(−κ·Σ_batch loss, ε_c) as differentiable functions of x (``rows``: which rows of the batch x is)."""
+        """(−κ·Σ_batch loss, ε_c) as differentiable functions of x (``rows``: which rows
+        of the batch x is)."""
         dtype = self.unet.dtype
         eps = self.unet(x.to(dtype), t, encoder_hidden_states=context.to(dtype)).sample.to(x.dtype)
         x0 = predict_x0(x, eps, alpha_bar, self.x0_formula)
@@ -137,7 +141,8 @@ class GuidanceStep:
         context: torch.Tensor,
         chunk: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ε_c detached, gradient) for every row of x; rows are independent, so chunking gives the same gradient."""
+        """(ε_c detached, gradient) for every row of x; rows are independent, so chunking gives
+        the same gradient."""
         eps_out, grads = [], []
         step = chunk or x.shape[0]
         with torch.enable_grad(), checkpointing(self.unet, self.vae, enabled=self.checkpoint):

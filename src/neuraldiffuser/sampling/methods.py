@@ -92,7 +92,8 @@ class NeuralDiffuserMethod:
 
 
 class SamplerReconstructor:
-    """The NeuralDiffuser sampler as a reconstructor: one image per call, or ``images_per_call`` via ``batch``."""
+    """The NeuralDiffuser sampler as a reconstructor: one image per call, or
+    ``images_per_call`` via ``batch``."""
 
     def __init__(self, sampler, config: Config):
         self.sampler, self.seed = sampler, config.seed
@@ -116,6 +117,16 @@ class SamplerReconstructor:
         )
 
 
+def sample_rows(
+    reconstructor, targets: Sequence[Mapping[str, torch.Tensor]], images: Sequence[int]
+) -> list[torch.Tensor]:
+    """One call's images, (R, 3, H, W) in [0, 1] each: together through ``batch`` when there are several,
+    else one call. The ``reconstruct`` stage and ``NeuralDiffuserPipeline.generate`` both sample this way."""
+    if len(images) > 1:
+        return reconstructor.batch(targets, images)
+    return [reconstructor(targets[0], images[0])]
+
+
 def check_shapes(
     components, setting: Setting, shapes: Mapping[str, tuple[int, ...]], needs: Sequence[str]
 ) -> None:
@@ -127,7 +138,8 @@ def check_shapes(
         expected["g"] = (len(enc.layers), enc.tokens, enc.width)
         if len(setting.config.sampler.layer_boosts) != len(enc.layers):
             raise ConfigError(
-                f"{len(setting.config.sampler.layer_boosts)} layer boosts for {len(enc.layers)} guidance layers",
+                f"{len(setting.config.sampler.layer_boosts)} layer "
+                f"boosts for {len(enc.layers)} guidance layers",
                 where="sampler.layer_boosts",
                 fix="give one boost per zoo.guidance_layers entry",
             )
@@ -139,6 +151,7 @@ def check_shapes(
             )
         if tuple(shapes[key]) != expected[key]:
             raise DataError(
-                f"'{key}' targets have shape {tuple(shapes[key])} but the stack ({components.path}) expects {expected[key]}",
+                f"'{key}' targets have shape {tuple(shapes[key])} but "
+                f"the stack ({components.path}) expects {expected[key]}",
                 fix="reconstruct with the zoo the targets were extracted with (zoo.path)",
             )

@@ -105,7 +105,8 @@ def reconstruct_in_processes(
         raise NeuralDiffuserError(
             f"reconstruction worker(s) {', '.join(failed)} failed (traceback above)",
             where=str(out),
-            fix="rerun: finished images are kept; or run `neuraldiffuser reconstruct` in one process to see the error alone",
+            fix="rerun: finished images are kept; or run `neuraldiffuser "
+            "reconstruct` in one process to see the error alone",
         )
     chosen = get_method(method)
     return [

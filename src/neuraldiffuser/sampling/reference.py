@@ -1,8 +1,8 @@
 """A straightforward loop with the released code's structure: slow on purpose, for comparison only.
 
-It follows the structure of the released reconstruction loop (method notes §5.2–§5.6; ND:src/recon.py), not our sampler's code:
-one repeat at a time; a CFG batch of two plus a SAG call on every step; on each guided step a
-*separate* conditional UNet call with autograd through models whose weights still require gradients
+It follows the structure of the released reconstruction loop (method notes §5.2–§5.6; ND:src/recon.py), not
+our sampler's code: one repeat at a time; a CFG batch of two plus a SAG call on every step; on each guided
+step a *separate* conditional UNet call with autograd through models whose weights still require gradients
 (the released script never freezes them); the loss computed layer by layer with weights from NumPy
 norms; every intermediate latent decoded. The benchmark times it against
 :class:`~neuraldiffuser.sampling.sampler.NeuralDiffuserSampler`, and the tests use it as an
@@ -35,7 +35,8 @@ def trainable(*models) -> Iterator[None]:
 
 
 def mse_clip(encoder, image: torch.Tensor, g: np.ndarray, boosts) -> torch.Tensor:
-    """The released cal_loss: clamp((I+1)/2), features, per-layer MSE weighted by normalised inverse norms × boosts."""
+    """The released cal_loss: clamp((I+1)/2), features, per-layer MSE weighted by normalised
+    inverse norms × boosts."""
     feats = encoder(torch.clamp((image + 1.0) / 2.0, 0.0, 1.0))[0]
     norms = np.array([np.linalg.norm(g[k]) for k in range(len(g))])
     weights = (1.0 / norms) / (1.0 / norms).sum() * np.asarray(boosts)
@@ -50,7 +51,8 @@ def mse_clip(encoder, image: torch.Tensor, g: np.ndarray, boosts) -> torch.Tenso
 def reference_sample(
     components, config: SamplerConfig, c, z, g=None, seed: int = 42, decode_all: bool = True
 ) -> torch.Tensor:
-    """R reconstructions, one after the other, as the released loop makes them; returns (R, 3, H, W) in [0, 1]."""
+    """R reconstructions, one after the other, as the released loop makes them; returns (R,
+    3, H, W) in [0, 1]."""
     from diffusers import DDIMScheduler
 
     unet, vae, dev = components.unet, components.vae, components.device
@@ -104,7 +106,8 @@ def cfg_sag_step(unet, sched, store, x, t, uncond, cond, config: SamplerConfig) 
 
 
 def cond_fn(components, sched, x, t, cond, eps, g_np, config: SamplerConfig) -> torch.Tensor:
-    """The released cond_fn: re-predict with the conditional context, x̂0, blend, decode, loss, ε − √(1−ᾱ)·∇."""
+    """The released cond_fn: re-predict with the conditional context, x̂0, blend, decode,
+    loss, ε − √(1−ᾱ)·∇."""
     with torch.enable_grad():
         x = x.detach().requires_grad_()
         eps_c = components.unet(x, t, encoder_hidden_states=cond).sample

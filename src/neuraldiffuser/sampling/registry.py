@@ -19,7 +19,8 @@ METHODS: dict[str, str] = {
     "neuropictor": "neuraldiffuser.methods.neuropictor.pipeline:NeuroPictorMethod",
 }
 
-#: Methods that train their own run folder (``train --method NAME``; ``decode`` dispatches on the run's manifest).
+#: Methods that train their own run folder (``train --method NAME``; ``decode`` dispatches on
+#: the run's manifest).
 TRAINED: set[str] = {"minddiffuser", "neuropictor"}
 
 

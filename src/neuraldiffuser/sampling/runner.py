@@ -27,7 +27,7 @@ from ..errors import ConfigError, DataError
 from ..targets.store import TargetStore
 from ..utils.io import atomic_path, atomic_write_json
 from ..utils.progress import progress_bar
-from .methods import Method, Setting, get_method
+from .methods import Method, Setting, get_method, sample_rows
 
 
 @dataclass
@@ -103,10 +103,7 @@ def reconstruct_images(
     strip and record (the 'done' marker); the seconds of a shared call are split evenly between its images."""
     start = time.perf_counter()
     targets = [read_targets(job.store, keys, im, device) for im in images]
-    if len(images) > 1:
-        outs = reconstructor.batch(targets, images)
-    else:
-        outs = [reconstructor(targets[0], images[0])]
+    outs = sample_rows(reconstructor, targets, images)
     seconds = (time.perf_counter() - start) / len(images)
     for image, out in zip(images, outs, strict=True):
         out = to_uint8(out)
@@ -120,8 +117,9 @@ def reconstruct_images(
 
 
 def write_native(meta: dict, out: np.ndarray, folder: Path, image: int) -> dict:
-    """For an imported data set whose stimuli differ from the stack's canvas in size or mode: native/<idx>_r<k>.png at
-    the stimulus' own size and mode (``data.fit.to_stimulus``, the inverse of the stack's pad/resize policy)."""
+    """For an imported data set whose stimuli differ from the stack's canvas in size or mode:
+    native/<idx>_r<k>.png at the stimulus' own size and mode (``data.fit.to_stimulus``, the inverse of the
+    stack's pad/resize policy)."""
     size, mode = meta.get("stimulus_size"), meta.get("stimulus_mode", "RGB")
     if not size or (tuple(size) == out.shape[1:3] and mode == "RGB"):
         return {}
@@ -146,7 +144,8 @@ def prepare_folder(
         )
         if not same or old.get("targets", str(job.store.path)) != str(job.store.path):
             raise ConfigError(
-                "this folder holds reconstructions made from other targets or with a different sampler, zoo or seed",
+                "this folder holds reconstructions made from other "
+                "targets or with a different sampler, zoo or seed",
                 where=str(folder),
                 fix="use another --out, or --overwrite to start this setting again",
             )
@@ -189,7 +188,8 @@ def write_manifest(
 def run_setting(
     components, method: Method, setting: Setting, job: Job, out: Path, shard: Shard, overwrite: bool
 ) -> Path:
-    """One setting folder: validate, prepare (main process first), reconstruct this shard's unfinished images."""
+    """One setting folder: validate, prepare (main process first), reconstruct this shard's
+    unfinished images."""
     folder = setting_folder(out, method, setting)
     keys = method.needs(setting)
     reconstructor = method.build(components, setting, {k: job.store.shape(k) for k in job.store.keys})
@@ -217,7 +217,8 @@ def run_setting(
 def plan_settings(
     method: Method, config: Config, sweep: Mapping[str, Sequence[float]] | None, oracle: bool
 ) -> list[Setting]:
-    """The method's settings for a sweep; on true targets (the upper bound) their folders get an ``_oracle`` suffix."""
+    """The method's settings for a sweep; on true targets (the upper bound) their folders get an
+    ``_oracle`` suffix."""
     settings = method.settings(config, sweep or {})
     return [replace(s, name=f"{s.name}_oracle") for s in settings] if oracle else settings
 
@@ -308,8 +309,8 @@ def resolve_source(source: str | Path) -> Path:
 
 
 def run_config_for(source: str | Path | None) -> Path | None:
-    """The config.yaml of the run that made ``source`` (a decode folder, or decoded.hdf5 beside its run's config or
-    naming its run in ``source_run``), or None."""
+    """The config.yaml of the run that made ``source`` (a decode folder, or decoded.hdf5 beside its run's
+    config or naming its run in ``source_run``), or None."""
     if source is None:
         return None
     path = Path(source)
@@ -317,9 +318,8 @@ def run_config_for(source: str | Path | None) -> Path | None:
         return path / "config.yaml" if (path / "config.yaml").is_file() else None
     if not path.is_file():
         return None
-    stem = (
-        path.stem
-    )  # what `decode` saved beside its file (decoded.config.yaml also serves decoded_ridge.hdf5)
+    # what `decode` saved beside its file (decoded.config.yaml also serves decoded_ridge.hdf5)
+    stem = path.stem
     for beside in (
         path.with_name(f"{stem}.config.yaml"),
         path.with_name(f"{stem.removesuffix('_ridge')}.config.yaml"),

@@ -63,7 +63,8 @@ def _mid_attention(unet) -> tuple[Any, Any]:
         attn = block.transformer_blocks[0].attn1
     except (AttributeError, IndexError, TypeError):
         raise ModelLoadError(
-            "self-attention guidance needs a UNet whose mid block has a transformer (mid_block.attentions[0])",
+            "self-attention guidance needs a UNet whose mid "
+            "block has a transformer (mid_block.attentions[0])",
             fix="use a UNet2DConditionModel with a UNetMidBlock2DCrossAttn, or set sampler.sag_scale=0",
         ) from None
     plain = (

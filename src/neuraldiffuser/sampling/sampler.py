@@ -79,7 +79,8 @@ class NeuralDiffuserSampler:
         return torch.Generator(device=device).manual_seed(int(seed))
 
     def initial_latents(self, z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """R noised copies of z: one draw per repeat, then ``burn_draws`` discarded draws (as the released loop)."""
+        """R noised copies of z: one draw per repeat, then ``burn_draws`` discarded draws (as
+        the released loop)."""
         noise = []
         for _ in range(self.config.repeats):
             noise.append(torch.randn(z.shape, generator=generator, device=generator.device))
@@ -191,7 +192,8 @@ class NeuralDiffuserSampler:
         return eps
 
     def sag_term(self, x, t, alpha_bar, eps_u, context, store) -> torch.Tensor:
-        """ε_u − ε(degraded x): blur x̂0 where the unconditional self-attention concentrates, re-noise, re-predict."""
+        """ε_u − ε(degraded x): blur x̂0 where the unconditional self-attention concentrates,
+        re-noise, re-predict."""
         x0 = (x - (1 - alpha_bar).sqrt() * eps_u) / alpha_bar.sqrt()
         R = x.shape[0]
         mask = attention_mask(

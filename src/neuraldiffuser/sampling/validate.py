@@ -2,8 +2,9 @@
 
 The run holds out ``data.holdout_images`` training images (`train`), decodes them as the test set is decoded
 (`decode --holdout`), and every setting of the grid reconstructs them; the setting with the best
-PCC + whole-map SSIM (Wang σ 1.5) at the stimulus' own size (evaluation/native.py) wins. The small data sets this
-serves leave too few images for a finer criterion; benchmarks/kappa_validation.py is the larger-scale version.
+PCC + whole-map SSIM (Wang σ 1.5) at the stimulus' own size (evaluation/native.py) wins. The small data sets
+this serves leave too few images for a finer criterion; benchmarks/kappa_validation.py is the
+larger-scale version.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ def choose_sampler_settings(
     grid: Sequence[dict],
     workers: int = 1,
 ) -> tuple[dict, list[dict]]:
-    """Reconstruct the held-out images with each ``{"strength", "kappa", "eta"}`` of ``grid``; returns the best
-    setting and every setting's mean scores (best first). With ``decoded_holdout`` a mapping {z_match: file} (the
-    held-out images decoded with and without ``decode.z_match``), a point's ``"z_match"`` picks the file."""
+    """Reconstruct the held-out images with each ``{"strength", "kappa", "eta"}`` of ``grid``; returns the
+    best setting and every setting's mean scores (best first). With ``decoded_holdout`` a mapping {z_match:
+    file} (the held-out images decoded with and without ``decode.z_match``), a point's
+    ``"z_match"`` picks the file."""
     from ..data import open_dataset
     from ..evaluation.native import score_folder
     from ..evaluation.recon import read_recon_manifest

@@ -188,7 +188,8 @@ class EncodingModel:
 
     @classmethod
     def load(cls, dataset_root: str | Path, subject: str) -> EncodingModel:
-        """Rebuild ``subject``'s model from ``DATASET/simulator/`` (written by ``neuraldiffuser simulate``)."""
+        """Rebuild ``subject``'s model from ``DATASET/simulator/`` (written by
+        ``neuraldiffuser simulate``)."""
         from safetensors.numpy import load_file
 
         from .ventral import Ventral
@@ -205,7 +206,8 @@ class EncodingModel:
                 f"no encoding model for subject '{subject}'"
                 + (f" (have: {', '.join(have)})" if have else ""),
                 where=str(sim),
-                fix="only datasets written by `neuraldiffuser simulate` carry encoding models; check the subject name",
+                fix="only datasets written by `neuraldiffuser simulate` "
+                "carry encoding models; check the subject name",
             )
         arrays = load_file(str(path))
         missing = [k for k in SUBJECT_ARRAYS if k not in arrays]

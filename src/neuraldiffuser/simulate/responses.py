@@ -1,4 +1,5 @@
-"""Simulated fMRI responses to *any* images (not only the procedural scenes): one subject of the in-silico NSD.
+"""Simulated fMRI responses to *any* images (not only the procedural scenes): one subject
+of the in-silico NSD.
 
 ``simulate_responses(images, n_voxels, seed)`` draws a subject (V1–hV4 pRFs with filter-bank tuning, higher
 areas tuned to the ventral network's attributes), calibrates its standardisation on these images, and measures
@@ -30,8 +31,8 @@ def simulate_responses(
     noise_factor: float = 1.0,
     sessions: int = 1,
 ) -> tuple[np.ndarray, EncodingModel]:
-    """Betas (len(order), n_voxels) float32 for the trials showing ``images[order]`` (uint8 (N, H, W, 3), any size),
-    in ``sessions`` equal sessions, and the subject's noiseless encoding model."""
+    """Betas (len(order), n_voxels) float32 for the trials showing ``images[order]`` (uint8 (N, H, W, 3), any
+    size), in ``sessions`` equal sessions, and the subject's noiseless encoding model."""
     from skimage.transform import resize
 
     from .design import measure

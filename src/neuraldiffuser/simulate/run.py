@@ -188,9 +188,9 @@ def _write_subject(output: _Output, index: int, model: EncodingModel, arrays) ->
 
 
 def estimated_bytes(preset: Preset, layout: str, subjects: int, betas_itemsize: int = 4) -> int:
-    """What writing the dataset takes on disk: images (uint8, and float16 for MindEye2), and per subject its betas
-    (generic: ``betas_itemsize`` bytes, MindEye2: float32), encoding model (~400 B a voxel) and, for MindEye2, its
-    WebDataset trials (~13 kB each with their context rows)."""
+    """What writing the dataset takes on disk: images (uint8, and float16 for MindEye2), and per subject its
+    betas (generic: ``betas_itemsize`` bytes, MindEye2: float32), encoding model (~400 B a voxel) and, for
+    MindEye2, its WebDataset trials (~13 kB each with their context rows)."""
     generic, me2 = int(layout in ("generic", "both")), int(layout in ("mindeye2", "both"))
     n_images = preset.test_images + preset.subjects * preset.train_images
     images = n_images * preset.image_size**2 * 3 * (generic + 2 * me2)
@@ -208,7 +208,8 @@ def estimated_bytes(preset: Preset, layout: str, subjects: int, betas_itemsize: 
 
 
 def simulate_dataset(out: str | Path, cfg) -> str:
-    """Simulate and write a dataset as configured by ``cfg`` (a ``SimulateConfig``); returns a summary line."""
+    """Simulate and write a dataset as configured by ``cfg`` (a ``SimulateConfig``);
+    returns a summary line."""
     from ..data.layout import LAYOUT_NAME
     from .ventral import Ventral
 
@@ -301,4 +302,7 @@ def simulate_dataset(out: str | Path, cfg) -> str:
         atomic_write_json(output.generic / "dataset.json", doc)
     output.progress.unlink()
     where = " and ".join(str(r) for r in output.roots)
-    return f"simulated {preset.name}: {len(names)} subjects ({', '.join(voxels) or 'resumed'} voxels), {n_images} images, {trials} new trials in {time.perf_counter() - t0:.1f}s → {where}"
+    return (
+        f"simulated {preset.name}: {len(names)} subjects ({', '.join(voxels) or 'resumed'} voxels), "
+        f"{n_images} images, {trials} new trials in {time.perf_counter() - t0:.1f}s → {where}"
+    )

@@ -35,7 +35,8 @@ def roi_counts(rng: np.random.Generator, n_voxels: int) -> dict[str, int]:
 
 
 def _positions(rng: np.random.Generator, n: int, max_ecc: float, e0: float = 0.8):
-    """pRF centres with a foveal bias (density ∝ 1/(ecc + e0), like cortical magnification), inside the image."""
+    """pRF centres with a foveal bias (density ∝ 1/(ecc + e0), like cortical magnification),
+    inside the image."""
     half = FIELD_DEG / 2
     xs, ys = [], []
     while sum(len(x) for x in xs) < n:

@@ -23,7 +23,8 @@ DEFAULT = {"widths": [16, 32, 64, 64], "spatial": 16, "resolution": 64, "attribu
 
 
 def build(config: dict):
-    """The network: 4 strided convolutions, then global mean/max and a 3×3 spatial pool, then a linear head."""
+    """The network: 4 strided convolutions, then global mean/max and a 3×3 spatial pool,
+    then a linear head."""
     import torch
     from torch import nn
 

@@ -146,7 +146,8 @@ def _open_or_create(
 
 
 def _resume(out: Path, images: np.ndarray, shapes: dict, attrs: dict, dtypes: dict) -> np.ndarray:
-    """Rows an existing store still lacks, after checking it was made from this dataset with these settings."""
+    """Rows an existing store still lacks, after checking it was made from this dataset
+    with these settings."""
     again = "pass --overwrite to start it again, or choose another --out"
     try:
         st = TargetStore(out, complete=False)
@@ -156,21 +157,23 @@ def _resume(out: Path, images: np.ndarray, shapes: dict, attrs: dict, dtypes: di
         made_from = st.attrs.get("dataset_fingerprint")
         if made_from is not None and made_from != attrs["dataset_fingerprint"]:
             raise DataError(
-                f"existing store was extracted from another dataset ({st.attrs.get('dataset')}: {made_from}); "
-                f"this one is {attrs['dataset']}: {attrs['dataset_fingerprint']}",
+                f"existing store was extracted from another dataset ({st.attrs.get('dataset')}: "
+                f"{made_from}); this one is {attrs['dataset']}: {attrs['dataset_fingerprint']}",
                 where=str(out),
                 fix="pass --overwrite to extract this dataset into it, or choose another --out",
             )
         if not np.array_equal(st.image, images) or set(st.keys) != set(shapes):
             raise DataError(
-                f"existing store holds {len(st)} images with {st.keys}, not the {len(images)} images with {sorted(shapes)} asked for",
+                f"existing store holds {len(st)} images with {st.keys}, not "
+                f"the {len(images)} images with {sorted(shapes)} asked for",
                 where=str(out),
                 fix=again,
             )
         diff = [k for k in CHECKED_ATTRS if k in attrs and st.attrs.get(k) != attrs[k]]
         if diff:
             raise DataError(
-                f"existing store was made with other settings ({', '.join(f'{k}={st.attrs.get(k)!r}' for k in diff)})",
+                "existing store was made with other settings "
+                f"({', '.join(f'{k}={st.attrs.get(k)!r}' for k in diff)})",
                 where=str(out),
                 fix=again,
             )
@@ -187,12 +190,14 @@ def _resume(out: Path, images: np.ndarray, shapes: dict, attrs: dict, dtypes: di
 def _require_finite(
     values: dict[str, np.ndarray], images: np.ndarray, out: Path, dtypes: dict[str, str]
 ) -> None:
-    """Refuse to store a batch whose targets are NaN/Inf (in their storage dtype: float16 overflows past 65504)."""
+    """Refuse to store a batch whose targets are NaN/Inf (in their storage dtype: float16
+    overflows past 65504)."""
     for key, val in values.items():
         bad = ~np.isfinite(val.astype(dtypes.get(key, "float32")).reshape(len(val), -1)).all(axis=1)
         if bad.any():
             raise RunError(
-                f"the computed '{key}' is NaN/Inf for images {images[bad].tolist()[:8]}; that batch was not stored",
+                f"the computed '{key}' is NaN/Inf for images "
+                f"{images[bad].tolist()[:8]}; that batch was not stored",
                 where=str(out),
                 fix="check the model weights (zoo.path) and those images"
                 + ("; or store g as float32 (extract.g_dtype)" if key == "g" else ""),
@@ -202,7 +207,8 @@ def _require_finite(
 def extract_targets(
     config: Config, dataset: Dataset, out: str | Path, components: Any = None, overwrite: bool = False
 ) -> Path:
-    """Extract ``config.extract.targets`` for every image of ``dataset`` into ``out``; resumes unfinished stores."""
+    """Extract ``config.extract.targets`` for every image of ``dataset`` into ``out``; resumes
+    unfinished stores."""
     from ..zoo.loader import Components
 
     e = config.extract
@@ -254,11 +260,13 @@ def extract_from_arrays(
     components: Any = None,
     keys: tuple[str, ...] = ("z", "c", "g"),
 ) -> dict[str, np.ndarray]:
-    """The targets of images held in memory, computed as ``extract`` computes them (same functions, same seeds).
+    """The targets of images held in memory, computed as ``extract`` computes them (same
+    functions, same seeds).
 
-    ``stimuli``: (N, H, W, 3) uint8; ``captions``: one caption or a list per image (needed for 'c'); ``config``:
-    zoo and extract settings (default ``Config()``: the shipped mini zoo). Returns {'z': (N, C, h, w) (× the VAE
-    scaling factor), 'c': (N, tokens, width), 'g': (N, L, tokens, width)} float32, for the ``keys`` asked for.
+    ``stimuli``: (N, H, W, 3) uint8; ``captions``: one caption or a list per image (needed for 'c');
+    ``config``: zoo and extract settings (default ``Config()``: the shipped mini zoo). Returns {'z': (N, C, h,
+    w) (× the VAE scaling factor), 'c': (N, tokens, width), 'g': (N, L, tokens, width)} float32, for
+    the ``keys`` asked for.
     """
     from ..utils.validation import check_array
     from ..zoo.loader import Components
@@ -271,7 +279,8 @@ def extract_from_arrays(
     if "c" in keys:
         if captions is None or len(captions) != len(stimuli):
             raise DataError(
-                f"'captions' must give one caption (or list of captions) for each of the {len(stimuli)} images"
+                "'captions' must give one caption (or list of "
+                f"captions) for each of the {len(stimuli)} images"
             )
         captions = [[c] if isinstance(c, str) else list(c) for c in captions]
     comp = components or Components(config.zoo, device="cpu")

@@ -26,7 +26,8 @@ class TargetStore:
     """Read-only, lazy access to a target store."""
 
     def __init__(self, path: str | Path, complete: bool = True):
-        """``complete``: refuse a store whose rows are not all written (every stage but ``extract``'s resume)."""
+        """``complete``: refuse a store whose rows are not all written (every stage but
+        ``extract``'s resume)."""
         self.path = Path(path)
         self._f = open_h5(self.path, chunk_cache=False)  # rows are read at random (training batches)
         self.image = require_dataset(self._f, "image", ndim=1)[()].astype(np.int64)
@@ -79,13 +80,15 @@ class TargetStore:
         if missing:
             self.close()
             raise DataError(
-                f"incomplete store: {missing} of {len(self)} rows were never written (an interrupted or failed run)",
+                f"incomplete store: {missing} of {len(self)} rows "
+                "were never written (an interrupted or failed run)",
                 where=str(self.path),
                 fix=f"complete it with `{cmd}`" if cmd else "run the command that wrote it again",
             )
 
     def require_made_from(self, dataset) -> None:
-        """Refuse to pair this store with a dataset other than the one it was extracted from (when it recorded one)."""
+        """Refuse to pair this store with a dataset other than the one it was extracted from (when
+        it recorded one)."""
         from ..data.fingerprint import dataset_fingerprint
 
         made_from = self.attrs.get("dataset_fingerprint")
@@ -94,9 +97,11 @@ class TargetStore:
         now = dataset_fingerprint(dataset)
         if now != made_from:
             raise DataError(
-                f"targets were extracted from another dataset ({self.attrs.get('dataset')}: {made_from}), not {dataset.root} ({now})",
+                "targets were extracted from another dataset "
+                f"({self.attrs.get('dataset')}: {made_from}), not {dataset.root} ({now})",
                 where=str(self.path),
-                fix=f"extract targets for this dataset: `neuraldiffuser extract {dataset.root} --out NEW.hdf5`",
+                fix="extract targets for this dataset: `neuraldiffuser "
+                f"extract {dataset.root} --out NEW.hdf5`",
             )
 
     def completing_command(self) -> str | None:
@@ -216,7 +221,8 @@ def create_store(
 
 
 def _preallocated() -> h5py.h5p.PropDCID:
-    """Blocks allocated at creation; their zeros written by HDF5 only where the OS cannot reserve space (no fallocate)."""
+    """Blocks allocated at creation; their zeros written by HDF5 only where the OS cannot reserve
+    space (no fallocate)."""
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
     if hasattr(os, "posix_fallocate"):

@@ -29,7 +29,8 @@ def _per_subject(betas, images, subject: str) -> tuple[dict[str, np.ndarray], di
 
 
 def check_training_arrays(betas, targets: Mapping[str, Any], images=None, subject: str = "subj01"):
-    """Validated (betas per subject float32 (n, V), images per subject int64 (n,), targets float32 (N, ...))."""
+    """Validated (betas per subject float32 (n, V), images per subject int64 (n,), targets
+    float32 (N, ...))."""
     bad = sorted(set(targets) - set(TARGET_KEYS))
     if bad or not targets:
         raise DataError(f"'targets' keys must be among {', '.join(TARGET_KEYS)}, got {sorted(targets)}")
@@ -84,7 +85,8 @@ def train_from_arrays(
     - ``images``: (n_trials,) int, the stimulus index in [0, N) of each betas row (default: row i is image i).
     - ``config``: default the ``mini`` preset; ``data.path`` and ``data.subject`` are set here.
     - ``stimuli``: optional (N, H, W, 3) uint8 images, kept in ``out/data`` for the record.
-    - ``target_attrs``: attributes of the target store, e.g. ``{'latent_scale': 0.18215}`` when ``z`` is scaled.
+    - ``target_attrs``: attributes of the target store, e.g. ``{'latent_scale': 0.18215}``
+      when ``z`` is scaled.
     - ``overwrite``: replace a non-empty ``out`` (otherwise that is an error).
     """
     from ..data.layout import SubjectArrays, write_generic

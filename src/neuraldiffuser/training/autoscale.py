@@ -1,15 +1,18 @@
-"""Fit the training schedule to the data: one subject and tens to thousands of trials (issue 17, the ``small`` preset).
+"""Fit the training schedule to the data: one subject and tens to thousands of trials (issue 17,
+the ``small`` preset).
 
 Two rules:
 
-- **One subject** (``data.pretrain_subjects: others`` and nobody else in the dataset): there is nothing to pretrain
-  on, so the run fine-tunes from scratch (``train.stages: [finetune]``), said in a log line. Always on.
+- **One subject** (``data.pretrain_subjects: others`` and nobody else in the dataset): there is nothing to
+  pretrain on, so the run fine-tunes from scratch (``train.stages: [finetune]``), said in a
+  log line. Always on.
 - **``train.auto_scale``**: the batch is at most the target's training trials, every epoch draws whole passes
   (``epoch_samples`` = batches × batch ≥ trials, so no trial is dropped), and the epoch count gives about
   ``auto_steps`` optimiser steps (within [auto_min_epochs, auto_max_epochs]); test repeats are capped at what
   the test images were shown, and ``data.holdout_images`` at a fifth of the training images.
 
-Both rules are idempotent: applied to their own result they change nothing, so ``--resume`` compares equal configs.
+Both rules are idempotent: applied to their own result they change nothing, so ``--resume``
+compares equal configs.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ def adapt_to_data(config: Config, ds: Dataset, verbose: bool = True) -> Config:
     if "pretrain" in cfg.train.stages and cfg.data.pretrain_subjects == "others" and not others:
         cfg.train.stages = ["finetune"]
         notes.append(
-            f"only one subject ({target.name}): no pretraining, fine-tuning from scratch (train.stages=[finetune])"
+            f"only one subject ({target.name}): no pretraining, "
+            "fine-tuning from scratch (train.stages=[finetune])"
         )
     if getattr(cfg.train, "auto_scale", False):
         notes += _scale(cfg, target)
@@ -65,8 +69,9 @@ def _scale(cfg: Config, subject) -> list[str]:
     holdout = min(cfg.data.holdout_images, len(train_images) // 5, eligible)
     if holdout != cfg.data.holdout_images:
         notes.append(
-            f"data.holdout_images {cfg.data.holdout_images} → {holdout} (at most a fifth of {len(train_images)} training images, "
-            f"{eligible} of them shown data.test_repeats={cfg.data.test_repeats}×)"
+            f"data.holdout_images {cfg.data.holdout_images} → {holdout} (at "
+            f"most a fifth of {len(train_images)} training images, {eligible} "
+            f"of them shown data.test_repeats={cfg.data.test_repeats}×)"
         )
         cfg.data.holdout_images = holdout
     n = len(training_rows(subject, cfg.data, cfg.seed))  # the target's sessions, without the held-out images
@@ -85,7 +90,8 @@ def _scale(cfg: Config, subject) -> list[str]:
     )
     if changed:
         notes.append(
-            f"{n} training trials: batch {batch}, {steps_per_epoch} steps per epoch (every trial each epoch), "
-            f"{epochs} fine-tuning epochs = {epochs * steps_per_epoch} steps (train.auto_scale)"
+            f"{n} training trials: batch {batch}, {steps_per_epoch} steps "
+            f"per epoch (every trial each epoch), {epochs} fine-tuning "
+            f"epochs = {epochs * steps_per_epoch} steps (train.auto_scale)"
         )
     return notes

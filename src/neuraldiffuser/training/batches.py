@@ -77,7 +77,8 @@ class TrainingData:
             self.preload()
 
     def restrict(self, heads: list[str]) -> TrainingData:
-        """The same pools and preloaded arrays, serving only ``heads``: one read of the data for every model."""
+        """The same pools and preloaded arrays, serving only ``heads``: one read of the
+        data for every model."""
         missing = [h for h in heads if h not in self.heads]
         if missing:
             raise KeyError(f"no data for heads {missing}")
@@ -184,7 +185,8 @@ class TrainingData:
         return k
 
     def epoch_plan(self, seed: int, stage: int, epoch: int, steps: int, per_subject: int) -> list[np.ndarray]:
-        """For each pool, (steps, per_subject) trial indices: shuffles derived from (seed, stage, epoch, pool)."""
+        """For each pool, (steps, per_subject) trial indices: shuffles derived from (seed,
+        stage, epoch, pool)."""
         plan = []
         for i, p in enumerate(self.pools):
             need, chunks, cycle = steps * per_subject, [], 0
@@ -195,7 +197,8 @@ class TrainingData:
         return plan
 
     def global_batch(self, plan: list[np.ndarray], step_in_epoch: int) -> dict:
-        """{"names": [(subject, n)], "voxels": [per-subject arrays], "images": (B,), "targets": {head: (B, ...)}}."""
+        """{"names": [(subject, n)], "voxels": [per-subject arrays], "images": (B,), "targets":
+        {head: (B, ...)}}."""
         voxels, images, names = [], [], []
         for p, idx in zip(self.pools, plan, strict=True):
             rows = idx[step_in_epoch]

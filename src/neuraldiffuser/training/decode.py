@@ -10,6 +10,7 @@ std of the true z of the subject's training images. Rows follow the test-image o
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,71 @@ def load_decoders(dec_dir: Path, manifest: dict, device: torch.device) -> dict:
     }
 
 
+def decode_device(config: Config) -> torch.device:
+    """Where the decoders run unless a caller says: CUDA when there is one and ``train.cpu`` is off."""
+    return torch.device("cuda" if torch.cuda.is_available() and not config.train.cpu else "cpu")
+
+
+@dataclass
+class TrainedDecoders:
+    """What decoding needs from a trained run, loaded once by :func:`load_trained`. The ``decode`` stage and
+    ``NeuralDiffuserPipeline`` both decode through :meth:`decode`, so they give the same numbers."""
+
+    manifest: dict
+    scaler: VoxelScaler
+    decoders: dict
+    z_stats: dict | None = None
+    ridge: Any = None
+    dec_dir: Path | None = None
+
+    def decode(
+        self, config: Config, betas: np.ndarray, *, ridge: bool = False, device: torch.device | None = None
+    ) -> dict[str, np.ndarray]:
+        """Raw betas (n, V) or (n, R, V) → {'c', 'z', 'g'}: z-scored with the run's training statistics,
+        then :func:`predict_targets` with the neural decoders (or, with ``ridge``, the ridge baseline)."""
+        return predict_targets(
+            config,
+            self.manifest,
+            self.scaler.transform(betas),
+            models=self.decoders or None,
+            ridge=self.ridge if ridge else None,
+            z_stats=self.z_stats,
+            dec_dir=self.dec_dir,
+            device=device,
+        )
+
+
+def load_trained(
+    run_dir: str | Path,
+    device: torch.device,
+    *,
+    manifest: dict | None = None,
+    neural: bool = True,
+    ridge: bool | None = None,
+) -> TrainedDecoders:
+    """The run's manifest, voxel scaler, z statistics (when saved), decoders on ``device`` (unless
+    ``neural`` is False) and ridge baseline (``ridge``: None = when the run has one, True = required)."""
+    from ..models.ridge import RidgeDecoder
+
+    run_dir = Path(run_dir)
+    dec_dir = run_dir / "decoders"
+    manifest = read_manifest(run_dir) if manifest is None else manifest
+    z_stats = None
+    if (dec_dir / "z_stats.safetensors").is_file():
+        from safetensors.numpy import load_file
+
+        z_stats = load_file(str(dec_dir / "z_stats.safetensors"))
+    want_ridge = ridge or (ridge is None and (run_dir / "ridge" / "ridge.json").is_file())
+    return TrainedDecoders(
+        manifest,
+        VoxelScaler.load(dec_dir / "scaler.safetensors"),
+        load_decoders(dec_dir, manifest, device) if neural else {},
+        z_stats,
+        RidgeDecoder.load(run_dir / "ridge") if want_ridge else None,
+        dec_dir,
+    )
+
+
 def run_neural(
     config: Config,
     dec_dir: Path,
@@ -65,8 +131,8 @@ def run_neural(
     device: torch.device,
     models: dict | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every decoder of the manifest (loaded from ``dec_dir`` unless ``models`` are given) on scaled test voxels
-    (n, V) or (n, R, V); returns per-head arrays."""
+    """Every decoder of the manifest (loaded from ``dec_dir`` unless ``models`` are given) on scaled test
+    voxels (n, V) or (n, R, V); returns per-head arrays."""
     d = config.decode
     gen = torch.Generator(device="cpu").manual_seed(int(config.seed if d.seed is None else d.seed))
     per_head: dict[str, list[np.ndarray]] = {}
@@ -113,9 +179,7 @@ def predict_targets(
         preds = [ridge.predict(r) for r in reps]
         per_head = {h: np.mean([p[h] for p in preds], axis=0) for h in preds[0]}
     else:
-        device = device or torch.device(
-            "cuda" if torch.cuda.is_available() and not config.train.cpu else "cpu"
-        )
+        device = device or decode_device(config)
         per_head = run_neural(config, dec_dir, manifest, x, device, models)
     values = assemble(per_head, manifest["heads"])
     if "z" in values and config.decode.z_match:
@@ -128,7 +192,8 @@ def predict_targets(
 
 
 def decode_test(config: Config, run_dir: str | Path, out: str | Path, method: str = "neuraldiffuser") -> Path:
-    """Decode the test set with the run's decoders (``method='neuraldiffuser'``) or its ridge baseline ('ridge')."""
+    """Decode the test set with the run's decoders (``method='neuraldiffuser'``) or its ridge
+    baseline ('ridge')."""
     manifest = read_manifest(Path(run_dir))
     ds = open_dataset(config.data.path, config.data.layout, config.data.captions)
     subj = ds.subject(manifest["subject"])
@@ -142,7 +207,8 @@ def decode_test(config: Config, run_dir: str | Path, out: str | Path, method: st
 def decode_holdout(
     config: Config, run_dir: str | Path, out: str | Path, method: str = "neuraldiffuser"
 ) -> Path:
-    """Decode the images the run held out of training (``data.holdout_images``), repeats gathered as for the test set."""
+    """Decode the images the run held out of training (``data.holdout_images``), repeats gathered as
+    for the test set."""
     from ..data.splits import holdout_set
 
     manifest = read_manifest(Path(run_dir))
@@ -151,8 +217,8 @@ def decode_holdout(
     held = holdout_set(subj, config.data, config.seed)
     if held is None or manifest.get("holdout_images", 0) != config.data.holdout_images:
         raise ConfigError(
-            f"the run held out {manifest.get('holdout_images', 0)} images; the config says data.holdout_images "
-            f"= {config.data.holdout_images}",
+            f"the run held out {manifest.get('holdout_images', 0)} images; the "
+            f"config says data.holdout_images = {config.data.holdout_images}",
             where=str(Path(run_dir) / "decoders" / "manifest.json"),
             fix="train with --set data.holdout_images=N (N > 0) and decode with the run's own config",
         )
@@ -177,16 +243,12 @@ def decode_betas(
     """
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    dec_dir = run_dir / "decoders"
     if len(betas) != len(images):
         raise ValueError(f"{len(betas)} rows of betas for {len(images)} images")
-    x = VoxelScaler.load(dec_dir / "scaler.safetensors").transform(betas)
-    ridge = None
-    if method == "ridge":
-        from ..models.ridge import RidgeDecoder
-
-        ridge = RidgeDecoder.load(run_dir / "ridge")
-    values = predict_targets(config, manifest, x, ridge=ridge, dec_dir=dec_dir)
+    ridge = method == "ridge"
+    device = decode_device(config)
+    trained = load_trained(run_dir, device, manifest=manifest, neural=not ridge, ridge=ridge)
+    values = trained.decode(config, betas, ridge=ridge, device=device)
     attrs = {
         **manifest.get("targets_attrs", {}),
         "subject": manifest["subject"],

@@ -1,9 +1,9 @@
 """The disk a training run will need, from its models' parameter counts, checked before any step is taken.
 
-A checkpoint holds fp32 weights and AdamW's two moments (12 bytes per parameter, measured: docs/paper-scale.md);
-a final model holds the fp32 weights (4 bytes per parameter), and RUN/decoders/ copies each fine-tuned one.
-During a stage ``train.keep_checkpoints`` checkpoints exist, plus the one being written; once the stage's
-final model is written they are deleted unless ``train.keep_finished_checkpoints``.
+A checkpoint holds fp32 weights and AdamW's two moments (12 bytes per parameter, measured:
+docs/paper-scale.md); a final model holds the fp32 weights (4 bytes per parameter), and RUN/decoders/ copies
+each fine-tuned one. During a stage ``train.keep_checkpoints`` checkpoints exist, plus the one being written;
+once the stage's final model is written they are deleted unless ``train.keep_finished_checkpoints``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def count_params(build) -> int:
 
 
 def run_disk_bytes(stages: Iterable[tuple[int, bool]], keep: int, keep_finished: bool) -> int:
-    """Bytes a run still has to write. ``stages``: (parameters, is the target's last stage) of each stage to train."""
+    """Bytes a run still has to write. ``stages``: (parameters, is the target's last stage) of
+    each stage to train."""
     finals, transient, kept = 0, 0, 0
     for params, last in stages:
         finals += (

@@ -77,7 +77,8 @@ class Trainer:
         self.batch = self.per_subject * len(data.pools)
         if self.batch % accelerator.num_processes:
             raise ConfigError(
-                f"global batch {self.batch} does not split evenly across {accelerator.num_processes} processes",
+                f"global batch {self.batch} does not split evenly "
+                f"across {accelerator.num_processes} processes",
                 fix="choose train.batch_size as a multiple of (subjects × processes)",
             )
         self.local = self.batch // accelerator.num_processes
@@ -92,7 +93,8 @@ class Trainer:
         self.sched = make_onecycle(
             optimizer, cfg.lr, self.total, cfg.pct_start, cfg.div_factor, cfg.final_div_factor
         )
-        # the Accelerator is made with step_scheduler_with_optimizer=False, so the schedule steps once per step
+        # the Accelerator is made with step_scheduler_with_optimizer=False, so the
+        # schedule steps once per step
         self.model, self.opt, self.sched = accelerator.prepare(model, optimizer, self.sched)
         self._plan_epoch, self._plan = -1, None
 
@@ -178,7 +180,8 @@ class Trainer:
             if self.acc.is_main_process
             else _silent()
         )
-        # the next batch is read while this step runs (same batches, in the same order: a thread, not a reorder)
+        # the next batch is read while this step runs (same batches, in the same order: a
+        # thread, not a reorder)
         with bar_ctx as bar, ThreadPoolExecutor(1, thread_name_prefix="batches") as reader:
             bar.set_completed(start)
             upcoming = reader.submit(self._batch, start) if start < self.total else None
@@ -254,8 +257,8 @@ class Trainer:
                 self.plan.out_dir / "checkpoints", ignore_errors=True
             )  # resume skips a stage whose model/ exists
         self.acc.wait_for_everyone()
-        # what accelerate's free_memory does, without its gc.collect() (about a second per call on a big heap):
-        # forget this stage's prepared objects so the next stage's checkpoints hold only its own
+        # what accelerate's free_memory does, without its gc.collect() (about a second per call on a big
+        # heap): forget this stage's prepared objects so the next stage's checkpoints hold only its own
         for name in ("_models", "_optimizers", "_schedulers", "_dataloaders"):
             getattr(self.acc, name).clear()
         self.acc.step = 0

@@ -38,9 +38,9 @@ def mixco_apply(voxels: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> 
 def global_partners(perms: list[torch.Tensor], offset: bool = True) -> torch.Tensor:
     """Concatenate per-subject partner permutations into indices over the whole (concatenated) batch.
 
-    Each subject's voxels are mixed within its own group, so its partner i → p(i) sits at row start + p(i) of the
-    global batch (``offset``). The reference concatenated the local indices unchanged, so the soft labels of every
-    subject but the first point at the first subject's rows (``offset=False`` reproduces that)."""
+    Each subject's voxels are mixed within its own group, so its partner i → p(i) sits at row start + p(i) of
+    the global batch (``offset``). The reference concatenated the local indices unchanged, so the soft labels
+    of every subject but the first point at the first subject's rows (``offset=False`` reproduces that)."""
     out, start = [], 0
     for p in perms:
         out.append(p + start if offset else p)

@@ -24,7 +24,8 @@ def read_manifest(run_dir: str | Path, method: str | None = None) -> dict[str, A
         raise ModelLoadError(
             f"no {WHAT.get(method or 'neuraldiffuser', 'trained run')} (decoders/manifest.json)",
             where=str(run_dir),
-            fix=f"run `neuraldiffuser train DATASET TARGETS{flag} --out RUN` into this folder first (or --resume it)",
+            fix=f"run `neuraldiffuser train DATASET TARGETS{flag} "
+            "--out RUN` into this folder first (or --resume it)",
         )
     try:
         manifest = json.loads(path.read_text())

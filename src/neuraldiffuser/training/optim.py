@@ -18,7 +18,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; the fused kernel (several times faster than the per-tensor loop on a CPU) when the weights are fp32."""
+    """AdamW; the fused kernel (several times faster than the per-tensor loop on a CPU) when the
+    weights are fp32."""
     fused = all(p.dtype == torch.float32 for p in model.parameters())
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, fused=fused)
 

@@ -62,8 +62,9 @@ def make_accelerator(config: Config, run_dir: Path):
 
 
 def _release_state(mixed_precision: str) -> None:
-    """accelerate keeps one process-wide state; a second run in the same (single) process with another precision
-    needs it reset first (several processes are launched per run, so their state is never reused)."""
+    """accelerate keeps one process-wide state; a second run in the same (single) process with another
+    precision needs it reset first (several processes are launched per run, so their state
+    is never reused)."""
     from accelerate.state import AcceleratorState
 
     state = AcceleratorState._shared_state
@@ -91,7 +92,8 @@ def subjects_of(config: Config, ds: Dataset) -> tuple[str, list[str]]:
 def fit_scalers(
     config: Config, ds: Dataset, names: list[str], run_dir: Path, is_main: bool
 ) -> dict[str, VoxelScaler]:
-    """Per-subject voxel z-scoring on that subject's training rows (the target: only the sessions it trains on)."""
+    """Per-subject voxel z-scoring on that subject's training rows (the target: only the
+    sessions it trains on)."""
     out = {}
     for name in names:
         path = run_dir / "scalers" / f"{name}.safetensors"
@@ -108,7 +110,8 @@ def fit_scalers(
 
 
 def make_pool(ds: Dataset, name: str, scaler: VoxelScaler, config: Config) -> Pool:
-    """A subject's training trials (``data.splits.training_rows``: the target's sessions, without held-out images)."""
+    """A subject's training trials (``data.splits.training_rows``: the target's sessions, without
+    held-out images)."""
     subj = ds.subject(name)
     rows = training_rows(subj, config.data, config.seed)
     return Pool(name, subj, scaler, rows, subj.image_of_rows(rows))
@@ -152,7 +155,8 @@ class _Run:
         return self._data[stage]
 
     def model_data(self, stage: str, heads: list[str]) -> TrainingData:
-        """The stage's data for one model, with what fits train.preload_gb in RAM (other stages' arrays dropped)."""
+        """The stage's data for one model, with what fits train.preload_gb in RAM (other
+        stages' arrays dropped)."""
         for other, data in self._data.items():
             if other != stage:
                 data.release()
@@ -228,7 +232,8 @@ class _Run:
 def train_decoders(
     config: Config, run_dir: str | Path, targets: str | Path, accelerator=None
 ) -> dict[str, Any]:
-    """Train every decoder of ``config.data.subject``; returns the run summary (also written to summary.json)."""
+    """Train every decoder of ``config.data.subject``; returns the run summary (also written
+    to summary.json)."""
     run_dir = Path(run_dir)
     if config.data.path is None:
         raise ConfigError("no dataset", where="data.path", fix="give the dataset folder")
@@ -293,7 +298,8 @@ def write_decoders(
     heads: dict,
     config: Config,
 ) -> None:
-    """RUN/decoders/: the final model of each group, the target's scaler, z training statistics, a manifest."""
+    """RUN/decoders/: the final model of each group, the target's scaler, z training
+    statistics, a manifest."""
     with atomic_dir(run_dir / "decoders") as tmp:
         for name, info in finals.items():
             shutil.copytree(run_dir / info["stage_dir"] / "model", tmp / name)

@@ -12,8 +12,9 @@ from ..targets.store import TargetStore
 def head_keys(
     store: TargetStore, families: list[str], z_target: str = "store"
 ) -> dict[str, tuple[str, int | None]]:
-    """Head name → (store key, g layer): 'c', 'g0' … 'g{L-1}', 'z' for the families asked for; with ``z_target``
-    'mode' the z head reads the posterior mode ('z_mode', or 'z' itself when it was extracted as the mode)."""
+    """Head name → (store key, g layer): 'c', 'g0' … 'g{L-1}', 'z' for the families asked for; with
+    ``z_target`` 'mode' the z head reads the posterior mode ('z_mode', or 'z' itself when it was
+    extracted as the mode)."""
     heads: dict[str, tuple[str, int | None]] = {}
     for fam in ("c", "g", "z"):
         if fam not in families:
@@ -31,7 +32,8 @@ def head_keys(
                 raise DataError(
                     "train.z_target is 'mode' but the target store holds a sampled z and no 'z_mode'",
                     where=str(store.path),
-                    fix="extract again with train.z_target=mode (it adds z_mode), or set train.z_target=store",
+                    fix="extract again with train.z_target=mode (it "
+                    "adds z_mode), or set train.z_target=store",
                 )
             heads["z"] = ("z_mode", None)
         else:
@@ -82,7 +84,8 @@ def head_spec(head: str, shape: tuple[int, ...], cfg: DecoderConfig, cont_dim: i
     prior = head.rstrip("0123456789") in cfg.prior
     if prior and width % cfg.prior_heads:
         raise ConfigError(
-            f"decoder.prior_heads {cfg.prior_heads} does not divide the width {width} of the '{head}' targets",
+            f"decoder.prior_heads {cfg.prior_heads} does not "
+            f"divide the width {width} of the '{head}' targets",
             where="decoder.prior_heads",
             fix=f"set decoder.prior_heads to a divisor of {width}"
             + (" (or --preset mini, made for the mini zoo's targets)" if width < 768 else ""),

@@ -53,9 +53,9 @@ def launch_warning(running: int) -> str | None:
     if asked is None or asked <= running:
         return None
     return (
-        f"the launch asked for {asked} processes ({source}) but {running} is running: "
-        "on a machine without GPUs `accelerate launch` needs --multi_gpu (or use `torchrun --nproc_per_node N`) "
-        "to start several CPU processes"
+        f"the launch asked for {asked} processes ({source}) but {running} is "
+        "running: on a machine without GPUs `accelerate launch` needs --multi_gpu "
+        "(or use `torchrun --nproc_per_node N`) to start several CPU processes"
     )
 
 

@@ -1,4 +1,5 @@
-"""Output paths checked before any work: a run must not fail at its end because its output cannot be written."""
+"""Output paths checked before any work: a run must not fail at its end because its output
+cannot be written."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ def check_output(path: str | Path, *, folder: bool, what: str = "output") -> Pat
     """Refuse an output ``path`` that cannot be written, naming it; creates nothing.
 
     ``folder``: the output is a folder (else a file). Refused: a file where a folder belongs (or the reverse),
-    a file on the way to it, and a place where no file can be created (read-only, no permission). Writability is
-    probed by creating and deleting a temporary file, because permission bits do not bind root.
+    a file on the way to it, and a place where no file can be created (read-only, no permission). Writability
+    is probed by creating and deleting a temporary file, because permission bits do not bind root.
     """
     path = Path(path)
     kind = "folder" if folder else "file"
@@ -64,8 +65,9 @@ def check_output(path: str | Path, *, folder: bool, what: str = "output") -> Pat
 
 @contextmanager
 def exclusive_output(path: str | Path, *, folder: bool, what: str = "output"):
-    """Hold a lock file in ``path`` (a folder, created) or beside it (a file) while a command writes it; a second
-    writer is refused at once. The processes of one distributed launch lock per rank (RANK), so they share it.
+    """Hold a lock file in ``path`` (a folder, created) or beside it (a file) while a command writes it; a
+    second writer is refused at once. The processes of one distributed launch lock per rank
+    (RANK), so they share it.
     """
     from filelock import FileLock, Timeout
 

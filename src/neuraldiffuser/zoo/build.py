@@ -25,7 +25,8 @@ SD_SCHEDULER = dict(
 
 
 def tiny_configs() -> dict[str, dict[str, Any]]:
-    """The smallest stack that still has every part the method touches (SAG's mid-block attention included)."""
+    """The smallest stack that still has every part the method touches (SAG's mid-block
+    attention included)."""
     return {
         "vae": dict(
             in_channels=3,
@@ -72,7 +73,8 @@ def tiny_configs() -> dict[str, dict[str, Any]]:
 
 
 def sd14_configs(unet_sample_size: int = 64) -> dict[str, dict[str, Any]]:
-    """SD v1.4's published UNet/VAE architecture, CLIP ViT-L/14 text and ViT-B/32 vision towers (random weights)."""
+    """SD v1.4's published UNet/VAE architecture, CLIP ViT-L/14 text and ViT-B/32 vision towers
+    (random weights)."""
     return {
         "vae": dict(
             in_channels=3,
@@ -126,7 +128,8 @@ def build_stack(
     seed: int = 0,
     tokenizer_dir: str | Path | None = None,
 ) -> Path:
-    """Write vae/, unet/, scheduler/, tokenizer/, text_encoder/ and clip/ (a CLIPModel) with random weights."""
+    """Write vae/, unet/, scheduler/, tokenizer/, text_encoder/ and clip/ (a CLIPModel)
+    with random weights."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPTextModel, CLIPVisionConfig
 

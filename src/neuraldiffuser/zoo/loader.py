@@ -37,7 +37,8 @@ def resolve_path(spec: str) -> str:
             raise ModelLoadError(
                 f"no built-in zoo '{name}'",
                 where=str(BUILTIN_DIR),
-                fix=f"available: {', '.join(available) or 'none'}; or train one with `neuraldiffuser zoo train`",
+                fix=f"available: {', '.join(available) or 'none'}; "
+                "or train one with `neuraldiffuser zoo train`",
             )
         return str(path)
     return spec
@@ -48,7 +49,8 @@ def is_local(spec: str) -> bool:
 
 
 def looks_like_hub_id(spec: str) -> bool:
-    """'owner/name' with the hub's characters; './x', '/abs/path', 'a/b/c' and '~/x' are folders, never hub ids."""
+    """'owner/name' with the hub's characters; './x', '/abs/path', 'a/b/c' and '~/x' are
+    folders, never hub ids."""
     return (
         re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*", spec) is not None
         and ".." not in spec
@@ -84,18 +86,22 @@ def check_findable(spec: str, subfolder: str | None = None, download: bool = Fal
         raise ModelLoadError(
             f"the folder '{spec}'{sub} does not exist",
             where=str(folder),
-            fix="point zoo.path at a stack folder in diffusers' Stable Diffusion layout (--set zoo.path=/path/to/stack) or use builtin:insilico-64",
+            fix="point zoo.path at a stack folder in diffusers' Stable Diffusion "
+            "layout (--set zoo.path=/path/to/stack) or use builtin:insilico-64",
         )
     raise ModelLoadError(
-        f"could not load '{spec}'{sub}: there is no folder {folder} and it is not in the local Hugging Face cache ({hf_cache_dir()})",
-        fix=f"point at a local copy (--set zoo.path=/path/to/{spec.split('/')[-1]}), or download it once (`huggingface-cli download {spec}`) "
-        "or let the run download it (--set zoo.download=true)",
+        f"could not load '{spec}'{sub}: there is no folder {folder} and "
+        f"it is not in the local Hugging Face cache ({hf_cache_dir()})",
+        fix=f"point at a local copy (--set zoo.path=/path/to/{spec.split('/')[-1]}), "
+        f"or download it once (`huggingface-cli download {spec}`) or let the run "
+        "download it (--set zoo.download=true)",
     )
 
 
 @contextmanager
 def quiet_loading():
-    """Silence the libraries' load reports (e.g. a vision tower read from a full CLIPModel lists every text key)."""
+    """Silence the libraries' load reports (e.g. a vision tower read from a full CLIPModel
+    lists every text key)."""
     import diffusers
     import transformers
 
@@ -128,8 +134,8 @@ def load_pretrained(
     method: str = "from_pretrained",
     **kwargs: Any,
 ) -> Any:
-    """``cls.from_pretrained`` (or ``method``, e.g. ``load_config``) with a message that names the model and how to
-    give a local folder.
+    """``cls.from_pretrained`` (or ``method``, e.g. ``load_config``) with a message that names the model and
+    how to give a local folder.
 
     Only a folder or a cached hub model is read unless ``download``; nothing reaches the network otherwise."""
     local = is_local(spec)
@@ -149,13 +155,16 @@ def load_pretrained(
     except (OSError, ValueError) as exc:
         if local:
             raise ModelLoadError(
-                f"could not load the {what or cls.__name__} ({exc.__class__.__name__}: {str(exc).splitlines()[0]})",
+                f"could not load the {what or cls.__name__} "
+                f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})",
                 where=f"{spec}/{subfolder or ''}",
             ) from None
         raise ModelLoadError(
-            f"could not load '{spec}'{f' ({subfolder})' if subfolder else ''}: it is not in the local Hugging Face cache"
+            f"could not load '{spec}'{f' ({subfolder})' if subfolder else ''}: "
+            "it is not in the local Hugging Face cache"
             + (" and HF_HUB_OFFLINE is set" if offline else " and could not be downloaded"),
-            fix=f"download it once (`huggingface-cli download {spec}`) or give a local folder, e.g. --set zoo.path=/path/to/{spec.split('/')[-1]}",
+            fix=f"download it once (`huggingface-cli download {spec}`) or give a "
+            f"local folder, e.g. --set zoo.path=/path/to/{spec.split('/')[-1]}",
         ) from None
 
 
@@ -263,7 +272,8 @@ class Components:
         return 2 ** (len(self.vae_config["block_out_channels"]) - 1)
 
     def _model_config(self, name: str, cls_name: str) -> dict:
-        """A component's config: from the loaded model if there is one, else read from ``<name>/config.json`` alone."""
+        """A component's config: from the loaded model if there is one, else read from
+        ``<name>/config.json`` alone."""
         if name in self.__dict__:
             return dict(self.__dict__[name].config)
         import diffusers
@@ -281,12 +291,14 @@ class Components:
 
     @cached_property
     def unet_config(self) -> dict:
-        """The UNet's config without instantiating the UNet (``extract`` needs only its sample size; SD v1.4's UNet is 3.4 GB in fp32)."""
+        """The UNet's config without instantiating the UNet (``extract`` needs only its sample size; SD v1.4's
+        UNet is 3.4 GB in fp32)."""
         return self._model_config("unet", "UNet2DConditionModel")
 
     @cached_property
     def vae_config(self) -> dict:
-        """The VAE's config without instantiating it (``extract`` of c or g alone needs none of its weights)."""
+        """The VAE's config without instantiating it (``extract`` of c or g alone needs
+        none of its weights)."""
         return self._model_config("vae", "AutoencoderKL")
 
     @property

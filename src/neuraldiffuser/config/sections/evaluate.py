@@ -24,18 +24,22 @@ class EvaluateConfig(Section):
     device: str = "auto"
     """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."""
     torch_home: str | None = None
-    """Folder whose hub/checkpoints/ holds torchvision and SwAV weights (None: $TORCH_HOME or ~/.cache/torch)."""
+    """Folder whose hub/checkpoints/ holds torchvision and SwAV weights (None: $TORCH_HOME
+    or ~/.cache/torch)."""
     clip_model: str = "openai/clip-vit-large-patch14"
     """CLIP ViT-L/14 for the CLIP metric: a Hugging Face id (read from the local cache only) or a folder."""
     mini_clip: str | None = None
     """Embedded-scale CLIP (a transformers CLIPModel folder). None: the clip/ folder of zoo.path."""
     brain_encoder: str = "auto"
     """Encoding model for brain correlation: 'auto' (the simulator's noiseless model when the dataset has
-    simulator/), 'none', or 'package.module:factory' with factory(dataset_root, subject) -> encoder (GNet for NSD)."""
+    simulator/), 'none', or 'package.module:factory' with factory(dataset_root, subject) ->
+    encoder (GNet for NSD)."""
     brain_image_size: int | None = None
-    """Side the encoder receives images at (LANCZOS). None: the encoder's image_size, else the stimulus size."""
+    """Side the encoder receives images at (LANCZOS). None: the encoder's image_size, else
+    the stimulus size."""
     retrieval_key: Literal["c", "g", "z"] = "g"
-    """Target used for retrieval when --decoded and --targets are given (brain-decoded vs stimulus features)."""
+    """Target used for retrieval when --decoded and --targets are given (brain-decoded vs
+    stimulus features)."""
     retrieval_draws: int = Field(30, ge=1)
     """Random subsets drawn for retrieval (MindEye2: 30)."""
     retrieval_subset: int = Field(300, ge=2)

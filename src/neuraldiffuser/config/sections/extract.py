@@ -15,11 +15,14 @@ class ExtractConfig(Section):
     batch_size: int = Field(16, ge=1)
     """Images per batch."""
     z_mode: Literal["sample", "mode"] = "sample"
-    """VAE posterior: a sample with a fixed per-image seed (the reference's z_all) or its mode (its z trainer)."""
+    """VAE posterior: a sample with a fixed per-image seed (the reference's z_all) or its
+    mode (its z trainer)."""
     z_seed: int = Field(42, ge=0)
-    """Seed of the z samples; each image draws its noise from (z_seed, image index), so resuming changes nothing."""
+    """Seed of the z samples; each image draws its noise from (z_seed, image index), so
+    resuming changes nothing."""
     resize: Literal["lanczos", "bicubic", "bilinear"] = "lanczos"
-    """Filter (PIL) used to bring images to the stack's resolution for z; images already at it are used as they are."""
+    """Filter (PIL) used to bring images to the stack's resolution for z; images already at it are
+    used as they are."""
     g_dtype: Literal["float16", "float32"] = "float16"
     """Storage dtype of g (the reference stores it in half precision)."""
     device: str = "auto"

@@ -16,10 +16,11 @@ class MindDiffuserConfig(Section):
 
     # ------------------------------------------------------------------ decoders
     text_max_length: int = Field(15, ge=2)
-    """Tokens of c: captions are encoded with max_length 15 instead of 77; the first (start) token is constant."""
+    """Tokens of c: captions are encoded with max_length 15 instead of 77; the first (start)
+    token is constant."""
     captions: int | None = Field(5, ge=1)
-    """c is the mean over each image's first N captions (the reference: 5, its Semantic_feature_extraction.py);
-    None averages all of them."""
+    """c is the mean over each image's first N captions (the reference: 5, its
+    Semantic_feature_extraction.py); None averages all of them."""
     alpha: float = Field(0.15, ge=0.0)
     """L2 penalty of every voxel-selection ridge (FastL2LiR; the bias column is penalised too, as there)."""
     n_feat_c: int = Field(125, ge=1)
@@ -29,15 +30,20 @@ class MindDiffuserConfig(Section):
     n_feat_g: list[int] = [350, 350, 350, 250, 250, 250]
     """Voxels kept per g output, one value per guidance layer (the older driver's list for Linear-2…12)."""
     remain_rate: float = Field(25.0, gt=0.0, le=100.0)
-    """Percent of each g layer's features that are decoded and enter the stage-2 loss (the most predictable ones)."""
+    """Percent of each g layer's features that are decoded and enter the stage-2 loss (the most
+    predictable ones)."""
     mask_folds: int = Field(5, ge=2)
-    """K of the K-fold (unshuffled) cross-validation on training images that scores each g feature's predictability."""
+    """K of the K-fold (unshuffled) cross-validation on training images that scores each g
+    feature's predictability."""
     average_train_repeats: bool = True
-    """Fit on one row per training image (its repeats averaged), as the reference's stimulus arrays imply; False fits trials."""
+    """Fit on one row per training image (its repeats averaged), as the reference's stimulus arrays imply;
+    False fits trials."""
     test_zscore: Literal["train", "test"] = "train"
-    """Test voxels z-scored with the training statistics, or with the test set's own ('test', the released code's leak)."""
+    """Test voxels z-scored with the training statistics, or with the test set's own ('test', the
+    released code's leak)."""
     solve_memory_mb: int = Field(1024, ge=16)
-    """Memory budget of one batch of per-output solves: outputs are solved in chunks of Gram blocks that fit in it."""
+    """Memory budget of one batch of per-output solves: outputs are solved in chunks of Gram
+    blocks that fit in it."""
     device: str = "auto"
     """Where the ridge fits run: 'auto' (CUDA when available), 'cpu' or 'cuda[:n]'."""
 
@@ -47,33 +53,37 @@ class MindDiffuserConfig(Section):
     noise_index: int = Field(37, ge=0)
     """z is noised to the schedule's timestep with this (ascending) index: 37 of 50 → t = 741."""
     denoise_steps: int = Field(35, ge=1)
-    """Then this many DDIM steps are run, the last ones of the schedule (35 → 681, 661, …, 1); not tied to noise_index."""
+    """Then this many DDIM steps are run, the last ones of the schedule (35 → 681, 661, …, 1); not
+    tied to noise_index."""
     cfg_scale: float = Field(5.0, ge=0.0)
     """Classifier-free guidance scale (the unconditional context is "" encoded at text_max_length tokens)."""
 
     # ------------------------------------------------------------------ stage 2: refinement
     optimise: Literal["z", "c+z"] = "z"
-    """Variables updated by back-propagation: z (current code) or c and z (older code and the paper's algorithm)."""
+    """Variables updated by back-propagation: z (current code) or c and z (older code and the
+    paper's algorithm)."""
     iterations: int = Field(300, ge=0)
-    """Adam iterations; each one runs the whole sampler, the VAE decoder and the guidance tower with gradients. 0 = stage 1 only."""
+    """Adam iterations; each one runs the whole sampler, the VAE decoder and the guidance tower with
+    gradients. 0 = stage 1 only."""
     lr: float = Field(0.01, gt=0.0)
     """Adam learning rate."""
     gamma: float = Field(0.999, gt=0.0, le=1.0)
     """ExponentialLR decay, stepped once per iteration."""
     refine_noise: Literal["fresh", "fixed"] = "fresh"
-    """Img2img noise in each iteration: a fresh draw every time (the reference) or one draw per repeat reused, which
-    makes the refined objective deterministic (smoother with few iterations)."""
+    """Img2img noise in each iteration: a fresh draw every time (the reference) or one draw per repeat reused,
+    which makes the refined objective deterministic (smoother with few iterations)."""
     guidance_resize: Literal["bicubic", "bilinear"] = "bicubic"
-    """Filter that brings the generated image to the guidance tower's input in stage 2 (the reference: torchvision
-    bicubic; antialiasing follows zoo.guidance_antialias)."""
+    """Filter that brings the generated image to the guidance tower's input in stage 2 (the reference:
+    torchvision bicubic; antialiasing follows zoo.guidance_antialias)."""
     returned_image: Literal["last_saved", "fresh"] = "last_saved"
-    """The image returned after refinement: the one generated in the last iteration whose index is a multiple of 10
-    (the reference saves every 10th iteration's image and nothing after the loop), or 'fresh': stage 1 run once
-    more from the refined variables."""
+    """The image returned after refinement: the one generated in the last iteration whose index is a multiple
+    of 10 (the reference saves every 10th iteration's image and nothing after the loop), or 'fresh': stage 1
+    run once more from the refined variables."""
     layer_boosts: list[float] = [1.5, 1.2, 1.0, 1.0, 1.0, 1.0]
     """Multiplied onto the inverse-norm layer weights of the masked g loss, one per guidance layer."""
     gradient_checkpointing: bool = True
-    """Keep only each step's input latent and recompute the step in the backward pass (memory O(steps · latent))."""
+    """Keep only each step's input latent and recompute the step in the backward pass (memory
+    O(steps · latent))."""
 
     @model_validator(mode="after")
     def _check(self) -> MindDiffuserConfig:

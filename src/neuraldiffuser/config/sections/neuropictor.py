@@ -8,7 +8,8 @@ from ..base import Section
 
 
 class NeuroPictorConfig(Section):
-    """NeuroPictor-style model (method notes §8): fMRI tokens, a high-level context, a ControlNet low-level branch.
+    """NeuroPictor-style model (method notes §8): fMRI tokens, a high-level context, a
+    ControlNet low-level branch.
 
     Voxels reach a shared fMRI token space through per-subject adapters (our substitute for the UK Biobank
     surface-map autoencoder, docs/methods.md). Infrastructure knobs (mixed precision, checkpoints, logging,
@@ -31,11 +32,12 @@ class NeuroPictorConfig(Section):
     high_mid_tokens: int = Field(128, ge=1)
     """High-level network: token mixing fmri_tokens → this → the UNet's context length (257 → 128 → 77)."""
     low_mid_tokens: int = Field(514, ge=1)
-    """Low-level network: token mixing fmri_tokens → this → the ControlNet's first-block channels (257 → 514 → 320)."""
+    """Low-level network: token mixing fmri_tokens → this → the ControlNet's first-block channels
+    (257 → 514 → 320)."""
     mixer_gelu: bool = False
-    """A GELU between the two token-mixing Conv1d of the high- and low-level networks. The reference has none (two
-    linear maps in a row: jingyanghuo/neuropictor @ 5e1584a3, cldm/cldm_fmri_surf.py); the mini preset keeps the GELU
-    it was measured with (docs/methods.md)."""
+    """A GELU between the two token-mixing Conv1d of the high- and low-level networks. The reference has none
+    (two linear maps in a row: jingyanghuo/neuropictor @ 5e1584a3, cldm/cldm_fmri_surf.py); the mini preset
+    keeps the GELU it was measured with (docs/methods.md)."""
     finetune_branch: bool = True
     """Fine-tuning adds a second high-level branch ending in a zero-initialised Conv1d, added residually."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
@@ -43,9 +45,11 @@ class NeuroPictorConfig(Section):
 
     # ------------------------------------------------------------------ training
     pretrain_subjects: list[str] | Literal["all", "others"] = "all"
-    """Multi-subject pretraining set: 'all' (the reference pretrains on subjects 1–8, the target included), 'others', or names."""
+    """Multi-subject pretraining set: 'all' (the reference pretrains on subjects 1–8, the target included),
+    'others', or names."""
     stages: list[Literal["pretrain", "finetune", "cfg"]] = ["pretrain", "finetune", "cfg"]
-    """Training stages in order: multi-subject pretraining, single-subject fine-tuning, CFG adaptation (optional)."""
+    """Training stages in order: multi-subject pretraining, single-subject fine-tuning, CFG
+    adaptation (optional)."""
     pretrain_epochs: float = Field(80, gt=0)
     """Epochs of pretraining (the released checkpoint is epoch 80)."""
     finetune_epochs: float = Field(160, gt=0)
@@ -65,11 +69,13 @@ class NeuroPictorConfig(Section):
     weight_decay: float = Field(0.01, ge=0)
     """AdamW weight decay."""
     sem_loss_weight: float = Field(0.1, ge=0)
-    """Weight of the auxiliary MSE between the high-level main branch and the caption's text features (fine-tuning)."""
+    """Weight of the auxiliary MSE between the high-level main branch and the caption's text
+    features (fine-tuning)."""
     pretrain_sem_loss_weight: float = Field(0.0, ge=0)
     """The same weight during pretraining (0 in the reference)."""
     cfg_mask_rate: float = Field(0.05, ge=0, le=1)
-    """Fraction of CFG-adaptation samples whose fMRI context is replaced by the "" text context (control kept)."""
+    """Fraction of CFG-adaptation samples whose fMRI context is replaced by the "" text
+    context (control kept)."""
 
     # ------------------------------------------------------------------ inference
     steps: int = Field(50, ge=1)

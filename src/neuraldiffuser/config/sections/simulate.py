@@ -8,10 +8,12 @@ from ..base import Section
 
 
 class SimulateConfig(Section):
-    """In-silico NSD simulator: preset, subjects, seed, image size, layouts (unset fields come from the preset)."""
+    """In-silico NSD simulator: preset, subjects, seed, image size, layouts (unset fields come
+    from the preset)."""
 
     preset: Literal["mini", "small", "nsd-like", "scenes"] = "mini"
-    """Size preset: 'mini' (demo), 'small' (tests), 'nsd-like' (NSD's design), 'scenes' (images + captions only)."""
+    """Size preset: 'mini' (demo), 'small' (tests), 'nsd-like' (NSD's design), 'scenes' (images
+    + captions only)."""
     seed: int = Field(0, ge=0)
     """Everything (scenes, subjects, noise) is a deterministic function of this seed."""
     subjects: int | None = Field(None, ge=1)

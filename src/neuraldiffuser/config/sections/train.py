@@ -11,7 +11,8 @@ class TrainConfig(Section):
     """Decoder training: two stages, optimiser, schedule, checkpoints."""
 
     stages: list[Literal["pretrain", "finetune"]] = ["pretrain", "finetune"]
-    """'pretrain' on data.pretrain_subjects then 'finetune' on data.subject; ['finetune'] alone trains from scratch."""
+    """'pretrain' on data.pretrain_subjects then 'finetune' on data.subject; ['finetune'] alone
+    trains from scratch."""
     pretrain_epochs: int = Field(150, ge=1)
     """Epochs of multi-subject pretraining."""
     finetune_epochs: int = Field(150, ge=1)
@@ -41,21 +42,24 @@ class TrainConfig(Section):
     mixco_prob: float = Field(0.5, ge=0, le=1)
     """Probability that a sample is mixed."""
     mixco_partner_offset: bool = True
-    """Multi-subject batches: a mixed sample's partner index points into its own subject's rows of the batch. False
-    reproduces the reference, whose soft labels for every subject but the first point at the first subject's rows
-    (a bug: the voxels were mixed within each subject); the paper preset keeps the fix (docs/training.md)."""
+    """Multi-subject batches: a mixed sample's partner index points into its own subject's rows of the batch.
+    False reproduces the reference, whose soft labels for every subject but the first point at the first
+    subject's rows (a bug: the voxels were mixed within each subject); the paper preset keeps the fix
+    (docs/training.md)."""
     mixco_temperature: float = Field(0.006, gt=0)
     """BiMixCo temperature."""
     softclip_temperature: tuple[PositiveFloat, PositiveFloat] = (0.004, 0.0075)
     """SoftCLIP temperature, cosine-annealed from the first value to the second over the SoftCLIP epochs."""
     z_l1_scale: float | Literal["latent"] = "latent"
-    """z L1 is divided by this; 'latent' = the VAE scaling factor recorded in targets.hdf5 (0.18215 for SD v1.4)."""
+    """z L1 is divided by this; 'latent' = the VAE scaling factor recorded in targets.hdf5
+    (0.18215 for SD v1.4)."""
     z_target: Literal["store", "mode"] = "store"
-    """What the z decoder trains on: the store's z ('store': a posterior sample when extract.z_mode is 'sample', the
-    reference's z_all, which z distribution matching also uses) or the VAE posterior mode ('mode': the reference's z
-    trainer; extract then also writes it as 'z_mode')."""
+    """What the z decoder trains on: the store's z ('store': a posterior sample when extract.z_mode is
+    'sample', the reference's z_all, which z distribution matching also uses) or the VAE posterior mode
+    ('mode': the reference's z trainer; extract then also writes it as 'z_mode')."""
     z_cont_scale: float = Field(0.0, ge=0)
-    """Weight of the z soft-contrastive term (0 = off; the reference uses 0.1 with a ConvNeXt teacher, we use g)."""
+    """Weight of the z soft-contrastive term (0 = off; the reference uses 0.1 with a ConvNeXt
+    teacher, we use g)."""
     z_cont_temperature: float = Field(0.075, gt=0)
     """Temperature of the z soft-contrastive term."""
     z_cont_layer: int = -1
@@ -69,16 +73,18 @@ class TrainConfig(Section):
     keep_checkpoints: int = Field(2, ge=1)
     """Most recent checkpoints kept per stage and model while it trains (12 bytes per parameter each)."""
     keep_finished_checkpoints: bool = False
-    """Keep a stage's checkpoints (and write one at its end) after its final model is written; off: only the final model stays."""
+    """Keep a stage's checkpoints (and write one at its end) after its final model is written; off: only the
+    final model stays."""
     log_every: int = Field(50, ge=1)
     """Steps between log records (console bar and tensorboard)."""
     tensorboard: bool = True
     """Log to RUN_DIR/logs with tensorboard."""
     preload_gb: float = Field(4.0, ge=0)
-    """RAM (GB, per process) for holding the training betas and the model's targets; what fits is preloaded, smallest first, the rest read per batch."""
+    """RAM (GB, per process) for holding the training betas and the model's targets; what fits is preloaded,
+    smallest first, the rest read per batch."""
     auto_scale: bool = False
-    """Fit batch, epoch samples and fine-tuning epochs to the target's training trials (no trial dropped, ~400 steps),
-    cap test repeats and held-out images to the data (training/autoscale.py; the 'small' preset)."""
+    """Fit batch, epoch samples and fine-tuning epochs to the target's training trials (no trial dropped, ~400
+    steps), cap test repeats and held-out images to the data (training/autoscale.py; the 'small' preset)."""
     ridge: bool = True
     """Also fit the closed-form ridge baseline on the target subject."""
     ridge_alphas: list[PositiveFloat] = [1e1, 1e2, 1e3, 3e3, 1e4, 3e4, 1e5, 1e6]
@@ -86,4 +92,5 @@ class TrainConfig(Section):
     ridge_val_fraction: float = Field(0.1, gt=0, lt=1)
     """Fraction of training images held out to choose the ridge penalty."""
     ridge_average_repeats: bool = True
-    """Fit the ridge on the mean of each training image's repeats (as test images are decoded), not on single trials."""
+    """Fit the ridge on the mean of each training image's repeats (as test images are decoded), not
+    on single trials."""

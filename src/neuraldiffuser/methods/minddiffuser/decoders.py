@@ -1,8 +1,8 @@
 """MindDiffuser's decoders for one subject: fitting them (``train --method minddiffuser``) and decoding the
 test set (``decode``) into the shared ``decoded.hdf5`` format.
 
-- c: the captions encoded at ``text_max_length`` tokens (15), averaged over each image's first ``captions`` (5). The
-  first token is the same for every caption (the start token under causal attention), so it is not
+- c: the captions encoded at ``text_max_length`` tokens (15), averaged over each image's first ``captions``
+  (5). The first token is the same for every caption (the start token under causal attention), so it is not
   regressed: it is taken from the encoding of "" and written back at decoding.
 - z: the VAE latent of targets.hdf5.
 - g: each guidance layer of targets.hdf5, restricted to its remain-rate mask (masks.py). The decoded g
@@ -53,7 +53,8 @@ def caption_lists(ds, images, limit: int | None) -> list[list[str]]:
 
 
 def encode_short(components, captions: list[list[str]], length: int, batch: int = 256) -> torch.Tensor:
-    """Text-encoder last hidden state at ``length`` tokens, averaged over each image's captions → (n, length, D)."""
+    """Text-encoder last hidden state at ``length`` tokens, averaged over each image's captions
+    → (n, length, D)."""
     limit = int(components.text_encoder.config.max_position_embeddings)
     if length > limit:
         raise DataError(
@@ -218,7 +219,8 @@ def scatter_g(pred: dict[int, np.ndarray], masks: dict[str, np.ndarray], shape: 
 
 
 def decode_minddiffuser(config: Config, run_dir: str | Path, out: str | Path) -> Path:
-    """Decode the subject's test set into ``out`` (decoded.hdf5 format, g and c as MindDiffuser shapes them)."""
+    """Decode the subject's test set into ``out`` (decoded.hdf5 format, g and c as
+    MindDiffuser shapes them)."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir, METHOD)
     dec = run_dir / "decoders"
@@ -252,7 +254,8 @@ def decode_minddiffuser(config: Config, run_dir: str | Path, out: str | Path) ->
 
 
 def predict_minddiffuser(dec: Path, manifest: dict[str, Any], x: np.ndarray) -> dict[str, np.ndarray]:
-    """Scaled voxels (n, V), or (n, R, V) whose per-repeat predictions are averaged → {'c', 'z', 'g'} float32."""
+    """Scaled voxels (n, V), or (n, R, V) whose per-repeat predictions are averaged → {'c',
+    'z', 'g'} float32."""
     from safetensors.numpy import load_file
 
     reps = [x] if x.ndim == 2 else [x[:, r] for r in range(x.shape[1])]

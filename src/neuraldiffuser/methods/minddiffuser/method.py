@@ -69,7 +69,8 @@ class MindDiffuserMethod:
 def check_shapes(
     components, config: Config, shapes: Mapping[str, tuple[int, ...]], needs: Sequence[str]
 ) -> None:
-    """z must match the stack's latents, c its cross-attention width (any token count), g its guidance tower."""
+    """z must match the stack's latents, c its cross-attention width (any token count), g
+    its guidance tower."""
     for key in needs:
         if key not in shapes:
             raise DataError(
@@ -78,7 +79,8 @@ def check_shapes(
             )
     if tuple(shapes["z"]) != tuple(components.latent_shape):
         raise DataError(
-            f"z targets have shape {tuple(shapes['z'])}, the stack ({components.path}) expects {tuple(components.latent_shape)}",
+            f"z targets have shape {tuple(shapes['z'])}, the stack "
+            f"({components.path}) expects {tuple(components.latent_shape)}",
             fix="reconstruct with the zoo the targets were extracted with (zoo.path)",
         )
     cross = components.unet.config.cross_attention_dim

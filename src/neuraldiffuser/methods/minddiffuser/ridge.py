@@ -33,7 +33,8 @@ CONSTANT_VAR = 1e-8  # voxels below this training variance are never selected (F
 @contextmanager
 def small_solves(device: torch.device):
     """One intra-op thread on the CPU while factorising many small matrices: torch's batched Cholesky runs
-    one LAPACK call per matrix, and threading each ~100×100 call costs far more than it gains (measured ×20)."""
+    one LAPACK call per matrix, and threading each ~100×100 call costs far more than it
+    gains (measured ×20)."""
     if device.type != "cpu":
         yield
         return
@@ -92,7 +93,8 @@ class VoxelSelectionRidge:
         y = torch.as_tensor(np.asarray(y), device=self.device).to(self.dtype)
         if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
             raise DataError(
-                f"ridge needs X (n, voxels) and Y (n, outputs) with the same n, got {tuple(x.shape)} and {tuple(y.shape)}"
+                "ridge needs X (n, voxels) and Y (n, outputs) with "
+                f"the same n, got {tuple(x.shape)} and {tuple(y.shape)}"
             )
         if len(x) < 2:
             raise DataError(f"ridge needs at least 2 training rows, got {len(x)}")

@@ -12,8 +12,9 @@ weighted per-layer MSE shared with NeuralDiffuser's guidance, ``sampling.guidanc
 takes an Adam step with an exponentially decaying learning rate. With gradient checkpointing only the
 latent entering each denoising step is kept; the step is recomputed during the backward pass.
 The image returned (``returned_image``) is the one generated in the last refinement iteration whose index is a
-multiple of ``SAVE_EVERY`` — the reference saves rec_iter_{i}.png every 10 iterations and nothing after the loop, so
-its last file (i = 290 of 300) is what it returns — or ('fresh') stage 1 run once more from the refined variables.
+multiple of ``SAVE_EVERY`` — the reference saves rec_iter_{i}.png every 10 iterations and nothing after the
+loop, so its last file (i = 290 of 300) is what it returns — or ('fresh') stage 1 run once more from
+the refined variables.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class MindDiffuserSampler:
         self.saved: torch.Tensor | None = None
 
     def unconditional(self, tokens: int) -> torch.Tensor:
-        """ "" encoded at ``tokens`` tokens (the reference's learned conditioning of [""] under its 15-token setting)."""
+        """ "" encoded at ``tokens`` tokens (the reference's learned conditioning of [""] under its
+        15-token setting)."""
         if tokens not in self._uncond:
             self._uncond[tokens] = encode_short(self.components, [[""]], tokens)[0].to(self.device)
         return self._uncond[tokens]
@@ -91,7 +93,8 @@ class MindDiffuserSampler:
     # ------------------------------------------------------------------ stage 2
 
     def loss_fn(self, g: torch.Tensor) -> FeatureLoss:
-        """Masked, inverse-norm-weighted per-layer MSE: the generated features are multiplied by the mask (g ≠ 0)."""
+        """Masked, inverse-norm-weighted per-layer MSE: the generated features are multiplied by
+        the mask (g ≠ 0)."""
         enc = self.components.guidance
         dtype = next(enc.parameters()).dtype
         mask = (g != 0).to(torch.float32)
@@ -103,8 +106,9 @@ class MindDiffuserSampler:
     def refine(
         self, z: torch.Tensor, c: torch.Tensor, g: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Adam on z (or c and z) through the whole sampler; returns the refined (z, c). ``saved`` keeps the image
-        ([−1, 1]) generated in the last iteration whose index is a multiple of SAVE_EVERY (before that step's update)."""
+        """Adam on z (or c and z) through the whole sampler; returns the refined (z, c). ``saved`` keeps the
+        image ([−1, 1]) generated in the last iteration whose index is a multiple of SAVE_EVERY (before
+        that step's update)."""
         cfg = self.config
         loss_fn = self.loss_fn(g)
         z = z.detach().clone().requires_grad_(True)

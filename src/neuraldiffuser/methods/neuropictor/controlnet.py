@@ -25,7 +25,8 @@ from .model import FMRIModel
 
 
 class FMRIControlNet(ControlNetModel):
-    """``ControlNetModel`` whose ``controlnet_cond`` is a feature map of the first block's shape, added as is."""
+    """``ControlNetModel`` whose ``controlnet_cond`` is a feature map of the first block's
+    shape, added as is."""
 
     @functools.wraps(ControlNetModel.__init__)  # keeps the signature diffusers reads to build the config
     def __init__(self, *args, **kwargs):
@@ -71,7 +72,8 @@ class NeuroPictor(nn.Module):
         uncond: torch.Tensor | None = None,
         drop: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training pass: (ε̂, high-level main-branch output). Rows with ``drop`` get the "" context (control kept)."""
+        """Training pass: (ε̂, high-level main-branch output). Rows with ``drop`` get the ""
+        context (control kept)."""
         context, main, cmap = self.fmri(groups)
         if drop is not None:
             context = torch.where(drop.view(-1, 1, 1), uncond.to(context.dtype).expand_as(context), context)
@@ -100,7 +102,8 @@ def noise_prediction(
     cmap: torch.Tensor,
     scale: float = 1.0,
 ) -> torch.Tensor:
-    """ε̂ of the frozen UNet with the fMRI context in its cross-attention and the ControlNet residuals in its skips."""
+    """ε̂ of the frozen UNet with the fMRI context in its cross-attention and the ControlNet
+    residuals in its skips."""
     down, mid = model.control(x, t, context, cmap, scale)
     dtype = unet.dtype
     return unet(

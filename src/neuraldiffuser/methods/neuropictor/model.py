@@ -35,8 +35,9 @@ def zero_module(module: nn.Module) -> nn.Module:
 
 
 class TokenMixer(nn.Sequential):
-    """(B, n_in, D) → (B, n_out, D): Conv1d(k=1) over the token axis, GELU (``gelu``; the reference has none, so
-    its two convolutions compose to one linear map), Conv1d(k=1). Identity in place of GELU keeps the weight names."""
+    """(B, n_in, D) → (B, n_out, D): Conv1d(k=1) over the token axis, GELU (``gelu``; the reference has none,
+    so its two convolutions compose to one linear map), Conv1d(k=1). Identity in place of GELU keeps
+    the weight names."""
 
     def __init__(self, n_in: int, mid: int, n_out: int, gelu: bool = True):
         super().__init__(
@@ -176,8 +177,8 @@ class FMRIModel(ModelMixin, ConfigMixin):
     def for_stage(
         cls, previous: FMRIModel, subjects: dict[str, int], extra_branch: bool
     ) -> tuple[FMRIModel, dict[str, list[str]]]:
-        """A copy of ``previous`` with adapters for ``subjects`` (kept by name, new ones fresh, others dropped) and the
-        extra high-level branch switched on or off (a new branch starts zero-initialised)."""
+        """A copy of ``previous`` with adapters for ``subjects`` (kept by name, new ones fresh, others
+        dropped) and the extra high-level branch switched on or off (a new branch starts zero-initialised)."""
         cfg: dict[str, Any] = {k: v for k, v in dict(previous.config).items() if not k.startswith("_")}
         cfg.update(subjects=dict(subjects), extra_branch=bool(extra_branch))
         model = cls(**cfg)

@@ -1,5 +1,5 @@
-"""NeuroPictor inference: DDIM (η = 0) from pure noise with CFG, the fMRI control in both branches (method notes §8.4),
-and ``reconstruct --method neuropictor``.
+"""NeuroPictor inference: DDIM (η = 0) from pure noise with CFG, the fMRI control in both branches (method
+notes §8.4), and ``reconstruct --method neuropictor``.
 
 The conditional branch uses the fMRI context, the unconditional one the "" text context; the ControlNet
 residuals made from the fMRI feature map are added in both, so guidance acts on the semantics only.
@@ -49,7 +49,8 @@ class NeuroPictorSampler:
         cfg, R, unet = self.config, self.repeats, self.components.unet
         if context.ndim != 2 or context.shape != self.uncond.shape[1:]:
             raise DataError(
-                f"context has shape {tuple(context.shape)}, the stack's text context is {tuple(self.uncond.shape[1:])}"
+                f"context has shape {tuple(context.shape)}, the stack's "
+                f"text context is {tuple(self.uncond.shape[1:])}"
             )
         gen = torch.Generator().manual_seed(int(seed))
         x = (
@@ -107,7 +108,8 @@ class NeuroPictorMethod:
             raise ConfigError(
                 "no trained NeuroPictor run",
                 where="neuropictor.run",
-                fix="reconstruct the run folder itself (its config.yaml names it), or --set neuropictor.run=RUN",
+                fix="reconstruct the run folder itself (its config.yaml "
+                "names it), or --set neuropictor.run=RUN",
             )
         if "c" not in shapes:
             raise DataError(

@@ -139,7 +139,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
 
 @torch.no_grad()
 def fmri_outputs(model, subject: str, voxels: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(context, control map) of one image's voxels: (V,) or (R, V) test repeats, whose outputs are averaged."""
+    """(context, control map) of one image's voxels: (V,) or (R, V) test repeats, whose
+    outputs are averaged."""
     x = torch.from_numpy(np.atleast_2d(voxels)).to(device)
     context, _, cmap = model.fmri([(subject, x)])
     return context.mean(0), cmap.mean(0)

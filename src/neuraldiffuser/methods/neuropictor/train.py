@@ -258,9 +258,10 @@ class StageTrainer:
 
 
 def forget_prepared(acc) -> None:
-    """Drop a finished stage's prepared model and optimiser from the accelerator (the next stage reloads the model
-    from disk). Kept, each later stage's checkpoints would also hold them (model_1, optimizer_1, …, and a resume
-    would read the wrong one) and, at the paper's sizes, host memory grew past 20 GB by the third stage."""
+    """Drop a finished stage's prepared model and optimiser from the accelerator (the next stage reloads the
+    model from disk). Kept, each later stage's checkpoints would also hold them (model_1, optimizer_1, …, and
+    a resume would read the wrong one) and, at the paper's sizes, host memory grew past 20 GB
+    by the third stage."""
     for name in ("_models", "_optimizers", "_schedulers", "_dataloaders"):
         getattr(acc, name).clear()
     if torch.cuda.is_available():
@@ -286,7 +287,8 @@ def subject_lists(config: Config, ds) -> tuple[str, list[str]]:
 
 
 def build_model(config: Config, components, store, subjects: dict[str, int], extra_branch: bool):
-    """A fresh fMRI model sized to the stack (context = the c targets' shape) and a ControlNet copied from its UNet."""
+    """A fresh fMRI model sized to the stack (context = the c targets' shape) and a ControlNet
+    copied from its UNet."""
     from .controlnet import NeuroPictor
     from .model import FMRIModel
 
@@ -294,13 +296,15 @@ def build_model(config: Config, components, store, subjects: dict[str, int], ext
     tokens, width = store.shape("c")
     if width != unet.config.cross_attention_dim:
         raise DataError(
-            f"c targets are {width} wide but the UNet's cross-attention expects {unet.config.cross_attention_dim}",
+            f"c targets are {width} wide but the UNet's "
+            f"cross-attention expects {unet.config.cross_attention_dim}",
             where=str(store.path),
             fix="extract targets with the same zoo",
         )
     if tokens != components.tokenizer.model_max_length:
         raise DataError(
-            f'c targets have {tokens} tokens but the text context ("" for CFG) has {components.tokenizer.model_max_length}',
+            f'c targets have {tokens} tokens but the text context ("" '
+            f"for CFG) has {components.tokenizer.model_max_length}",
             where=str(store.path),
             fix="extract targets with the same zoo",
         )

@@ -1,21 +1,23 @@
 """``adapt_zoo``: fine-tune a whole trained stack on a new image domain within a time budget (issue 17).
 
 `zoo train --images DATASET --init-from builtin:insilico-64 --minutes N` copies the stack and fine-tunes every
-part on the dataset's *training* stimuli (images of any subject's test split are left out, so nothing is learned
-from test images):
+part on the dataset's *training* stimuli (images of any subject's test split are left out, so nothing is
+learned from test images):
 
-1. the autoencoder, encoder and decoder (L1 + (1 − SSIM) + KL, whole images); its latent scaling factor is kept,
-   so the UNet's input scale does not move under it;
-2. the CLIP model, vision and text towers, contrastively; images that share a caption are all positives of each
-   other (labels such as "an image of the digit 3" repeat within a batch); with a single caption for every image
-   CLIP is kept as it is (there is nothing to contrast), which the log says; the text encoder is its text tower;
+1. the autoencoder, encoder and decoder (L1 + (1 − SSIM) + KL, whole images); its latent scaling factor is
+   kept, so the UNet's input scale does not move under it;
+2. the CLIP model, vision and text towers, contrastively; images that share a caption are all positives of
+   each other (labels such as "an image of the digit 3" repeat within a batch); with a single caption for
+   every image CLIP is kept as it is (there is nothing to contrast), which the log says; the text
+   encoder is its text tower;
 3. the UNet on the new latents and text contexts (ε-MSE, Min-SNR weighted, classifier-free caption dropout).
 
 The budget is split between the parts by ``shares`` and each part runs until its share of wall time is spent,
-with a learning rate that warms up and decays (cosine) over that time. Stimuli reach the stack's square canvas by
-``data.fit.to_stack`` (pad to square with edge pixels, Lanczos resize); `evaluate --native` and the reconstruction
-folders' ``native/`` images bring outputs back to the stimulus' own size and mode. A quality line before → after
-closes the run (autoencoder SSIM, CLIP caption top-1, UNet loss on a fixed batch, all on the training stimuli).
+with a learning rate that warms up and decays (cosine) over that time. Stimuli reach the stack's square canvas
+by ``data.fit.to_stack`` (pad to square with edge pixels, Lanczos resize); `evaluate --native` and the
+reconstruction folders' ``native/`` images bring outputs back to the stimulus' own size and mode. A quality
+line before → after closes the run (autoencoder SSIM, CLIP caption top-1, UNet loss on a fixed batch, all on
+the training stimuli).
 """
 
 from __future__ import annotations
@@ -69,8 +71,9 @@ def training_stimuli(path: str | Path, side: int) -> tuple[ImageCaptionData, dic
 
 
 def timed_loop(name: str, params: list, step_fn, seconds: float, lr: float, gen_warmup: int = 10) -> dict:
-    """AdamW until ``seconds`` of wall time are spent; lr warms up over the first steps, then decays (cosine) with
-    the fraction of time used. Returns steps, seconds and the mean loss of the first and last tenth of the steps."""
+    """AdamW until ``seconds`` of wall time are spent; lr warms up over the first steps, then decays (cosine)
+    with the fraction of time used. Returns steps, seconds and the mean loss of the first and last
+    tenth of the steps."""
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
     losses, step, t0 = [], 0, time.perf_counter()
     total = max(1, int(round(seconds)))
@@ -102,7 +105,8 @@ def timed_loop(name: str, params: list, step_fn, seconds: float, lr: float, gen_
 
 
 def to_side(x: torch.Tensor, side: int) -> torch.Tensor:
-    """Images (B, 3, H, W) at the CLIP tower's input side (bilinear, antialiased), as the guidance encoder resizes."""
+    """Images (B, 3, H, W) at the CLIP tower's input side (bilinear, antialiased), as the
+    guidance encoder resizes."""
     return (
         x
         if x.shape[-1] == side
@@ -122,7 +126,8 @@ def multi_positive_loss(clip, pixel_values: torch.Tensor, input_ids: torch.Tenso
 def measure(
     vae, clip, unet, text_encoder, data: ImageCaptionData, scale: float, seed: int = 0, n: int = 64
 ) -> dict:
-    """Autoencoder SSIM (posterior mean), CLIP caption top-1 among the distinct captions, UNet loss on a fixed batch."""
+    """Autoencoder SSIM (posterior mean), CLIP caption top-1 among the distinct captions, UNet loss
+    on a fixed batch."""
     from diffusers import DDIMScheduler
 
     from ..build import SD_SCHEDULER
@@ -159,7 +164,8 @@ def quality_line(before: dict, after: dict) -> str:
     parts = [f"autoencoder SSIM {before['autoencoder_ssim']:.3f} → {after['autoencoder_ssim']:.3f}"]
     if "clip_caption_top1" in after:
         parts.append(
-            f"CLIP caption top-1 {before['clip_caption_top1']:.2f} → {after['clip_caption_top1']:.2f} (chance {after['clip_chance']:.2f})"
+            f"CLIP caption top-1 {before['clip_caption_top1']:.2f} → "
+            f"{after['clip_caption_top1']:.2f} (chance {after['clip_chance']:.2f})"
         )
     parts.append(f"UNet loss {before['unet_loss']:.4f} → {after['unet_loss']:.4f}")
     return "quality (training stimuli): " + ", ".join(parts)
@@ -173,7 +179,8 @@ def adapt_zoo(
     seed: int = 0,
     shares: dict[str, float] | None = None,
 ) -> dict:
-    """Copy the stack ``init_from`` to ``out`` and fine-tune every part on ``images`` within ``minutes``; returns the log."""
+    """Copy the stack ``init_from`` to ``out`` and fine-tune every part on ``images`` within
+    ``minutes``; returns the log."""
     from ...config.sections.zoo import ZooConfig
     from ..loader import Components, resolve_path
     from .clip import normalize, text_encoder_of
@@ -243,7 +250,8 @@ def adapt_zoo(
     else:
         log["parts"]["clip"] = {
             "steps": 0,
-            "skipped": "every image has the same caption: nothing to contrast; CLIP and the text encoder kept",
+            "skipped": "every image has the same caption: nothing to contrast; "
+            "CLIP and the text encoder kept",
         }
         budget["unet"] += budget["clip"]
     text_encoder.eval().requires_grad_(False)
@@ -272,7 +280,8 @@ def adapt_unet(
     gen: torch.Generator,
     seconds: float,
 ) -> dict:
-    """The UNet on the adapted latents and text contexts: ε-MSE (Min-SNR γ 5), captions dropped 10 % of the time."""
+    """The UNet on the adapted latents and text contexts: ε-MSE (Min-SNR γ 5), captions dropped
+    10 % of the time."""
     from diffusers import DDIMScheduler
 
     from ..build import SD_SCHEDULER

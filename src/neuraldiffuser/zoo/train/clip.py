@@ -87,7 +87,8 @@ def train_clip(
     every: int,
     save_dtype: torch.dtype,
 ) -> dict:
-    """Train; save ``out_clip`` (CLIPModel) and ``out_text`` (its CLIPTextModel). ``data`` must be tokenised."""
+    """Train; save ``out_clip`` (CLIPModel) and ``out_text`` (its CLIPTextModel). ``data``
+    must be tokenised."""
     torch.manual_seed(seed)
     clip = build_clip(s, data.resolution)
     optimizer, scheduler = make_optimizer(clip, s)

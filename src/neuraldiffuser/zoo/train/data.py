@@ -18,7 +18,8 @@ from ...errors import DataError
 
 @dataclass
 class ImageCaptionData:
-    """``images`` uint8 (N, H, W, 3); ``captions[i]`` the captions of image i; ``tokens`` filled by :meth:`tokenize`."""
+    """``images`` uint8 (N, H, W, 3); ``captions[i]`` the captions of image i; ``tokens`` filled by
+    :meth:`tokenize`."""
 
     images: np.ndarray
     captions: list[list[str]]
@@ -34,7 +35,8 @@ class ImageCaptionData:
             raise DataError(
                 f"images must be square with a side divisible by 8, got {x.shape[1]}×{x.shape[2]}",
                 where=self.source,
-                fix="adapt a trained stack instead (`zoo train --init-from builtin:insilico-64`: any size is padded and resized to it)",
+                fix="adapt a trained stack instead (`zoo train --init-from "
+                "builtin:insilico-64`: any size is padded and resized to it)",
             )
         if len(self.captions) != len(x):
             raise DataError(f"{len(self.captions)} caption lists for {len(x)} images", where=self.source)

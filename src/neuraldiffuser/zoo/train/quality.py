@@ -27,7 +27,10 @@ from ...utils.io import atomic_write_json
 from ...utils.progress import track
 from .data import ImageCaptionData
 
-SSIM_SETTINGS = "skimage structural_similarity(channel_axis=-1, data_range=255), 7x7 uniform window, uint8 RGB at the stack resolution"
+SSIM_SETTINGS = (
+    "skimage structural_similarity(channel_axis=-1, data_range=255), "
+    "7x7 uniform window, uint8 RGB at the stack resolution"
+)
 
 
 def to_uint8(images01: torch.Tensor) -> np.ndarray:
@@ -109,9 +112,9 @@ def img2img(
     label: str,
     make_sampler,
 ) -> torch.Tensor:
-    """The NeuralDiffuser sampler, one image at a time (R repeats batched); returns all repeats (N·R, 3, H, W).
-    ``make_sampler(components, config)`` builds it (``sampling.sampler.NeuralDiffuserSampler``, passed in by the
-    caller: the zoo package sits below ``sampling`` and does not import it)."""
+    """The NeuralDiffuser sampler, one image at a time (R repeats batched); returns all repeats (N·R, 3, H,
+    W). ``make_sampler(components, config)`` builds it (``sampling.sampler.NeuralDiffuserSampler``, passed in
+    by the caller: the zoo package sits below ``sampling`` and does not import it)."""
     sampler = make_sampler(comp, config)
     return torch.cat([sampler(c[i], z[i], g[i], seed=seed + i) for i in track(range(len(z)), label)])
 
@@ -129,8 +132,9 @@ def measure_quality(
     *,
     make_sampler,
 ) -> dict:
-    """Measure everything listed in the module docstring on the first ``n`` images of ``images``; ``make_sampler`` is
-    ``neuraldiffuser.sampling.sampler.NeuralDiffuserSampler`` (or any ``(components, SamplerConfig) → sampler``)."""
+    """Measure everything listed in the module docstring on the first ``n`` images of ``images``;
+    ``make_sampler`` is ``neuraldiffuser.sampling.sampler.NeuralDiffuserSampler`` (or any ``(components,
+    SamplerConfig) → sampler``)."""
     from transformers import CLIPModel
 
     from ..loader import Components, load_pretrained

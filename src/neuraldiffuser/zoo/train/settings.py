@@ -24,7 +24,8 @@ class OptimSettings(Section):
     batch_size: int = 32
     """Images per step."""
     lr: float = 1e-3
-    """Peak learning rate (reached after ``warmup`` steps, then cosine decay to ``lr * final_lr_fraction``)."""
+    """Peak learning rate (reached after ``warmup`` steps, then cosine decay to ``lr *
+    final_lr_fraction``)."""
     warmup: int = 100
     """Linear warm-up steps."""
     final_lr_fraction: float = 0.05
@@ -56,8 +57,9 @@ class AutoencoderSettings(OptimSettings):
     """diffusers ``AutoencoderKL``: 3 levels (downsampling 4) so 64 px images become 4×16×16 latents."""
 
     block_out_channels: list[int] = [16, 32, 64]
-    """Channels per level; the number of levels sets the downsampling factor 2**(levels-1). Each level costs about
-    the same (side² × channels²); these keep the decoder cheap enough to back-propagate through while sampling."""
+    """Channels per level; the number of levels sets the downsampling factor 2**(levels-1). Each level costs
+    about the same (side² × channels²); these keep the decoder cheap enough to back-propagate
+    through while sampling."""
     layers_per_block: int = 1
     """ResNet blocks per encoder level (the decoder has one more, as in diffusers)."""
     norm_num_groups: int = 8
@@ -91,7 +93,8 @@ class DecoderSettings(OptimSettings):
 
 
 class ClipSettings(OptimSettings):
-    """transformers ``CLIPModel``: a small ViT (the guidance tower) and a text transformer, trained contrastively."""
+    """transformers ``CLIPModel``: a small ViT (the guidance tower) and a text transformer,
+    trained contrastively."""
 
     patch_size: int = 8
     """Vision patch size; (resolution / patch)^2 + 1 tokens per image (65 at 64 px)."""
@@ -116,7 +119,8 @@ class ClipSettings(OptimSettings):
 
 
 class UNetSettings(OptimSettings):
-    """diffusers ``UNet2DConditionModel`` on the latents, conditioned on the text encoder's last hidden state."""
+    """diffusers ``UNet2DConditionModel`` on the latents, conditioned on the text encoder's
+    last hidden state."""
 
     block_out_channels: list[int] = [32, 64, 128]
     """Channels per level (3 levels: 16 → 8 → 4 for 16×16 latents); small enough for ~37 CFG+SAG steps per

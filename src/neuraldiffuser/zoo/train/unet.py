@@ -199,7 +199,8 @@ def _replica(rank: int, world: int, rendezvous: Path, args: tuple) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    # a bounded wait: a replica that never arrives (or a collective that never completes) raises instead of hanging
+    # a bounded wait: a replica that never arrives (or a collective that never completes)
+    # raises instead of hanging
     dist.init_process_group(
         "gloo",
         init_method=f"file://{rendezvous}",
