@@ -270,6 +270,7 @@ class NeuralDiffuserPipeline(RunFacts):
             ridge=self.ridge if method == "ridge" else None,
             z_stats=self.z_stats,
             device=self.device,
+            z_ridge=self.ridge,
         )
 
     # ------------------------------------------------------------------ sampling
