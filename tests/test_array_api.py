@@ -36,6 +36,32 @@ def test_ridge_on_one_array_equals_the_closed_form_and_picks_a_small_alpha():
     assert grid.chosen == {"y": 1e-3} and np.corrcoef(grid.predict(x).ravel(), y.ravel())[0, 1] > 0.99
 
 
+def test_ridge_leave_one_out_errors_equal_refitting_without_each_row(tmp_path):
+    """cv='loo': the exact LOO errors (one decomposition) equal n refits; both v < n and v > n."""
+    for n, v in ((30, 12), (25, 40)):
+        x, _, _ = regression(n=n, v=v, d=3, seed=n)
+        y = x[:, :3] * 0.5 + np.random.default_rng(1).standard_normal((n, 3)).astype(np.float32)
+        alphas = [0.3, 3.0, 30.0, 300.0]
+        loo = RidgeDecoder(alphas=alphas, cv="loo").fit(x, y)
+        brute = []
+        for a in alphas:
+            err = [
+                (
+                    RidgeDecoder(alphas=a).fit(np.delete(x, i, 0), np.delete(y, i, 0)).predict(x[i : i + 1])
+                    - y[i]
+                )
+                ** 2
+                for i in range(n)
+            ]
+            brute.append(float(np.mean(err)))
+        np.testing.assert_allclose(loo.val_scores["y"], brute, rtol=2e-3)
+        assert loo.chosen["y"] == alphas[int(np.argmin(brute))] and len(set(np.round(brute, 3))) == 4
+    back = RidgeDecoder.load(loo.save(tmp_path / "r"))
+    assert back.cv == "loo" and back.chosen == loo.chosen
+    with pytest.raises(ConfigError, match="cv='loo' needs one row per image"):
+        RidgeDecoder(alphas=alphas, cv="loo").fit(x, y, images=np.arange(n) // 2)
+
+
 def test_ridge_array_save_load_round_trip(tmp_path):
     x, y, _ = regression()
     ridge = RidgeDecoder(alphas=[0.1, 10.0]).fit(x, y.reshape(60, 5, 1))

@@ -197,7 +197,7 @@ def test_sampler_settings_are_chosen_by_native_scores(native_set, tiny_stack, tm
     from neuraldiffuser.sampling.validate import choose_sampler_settings, criterion
     from neuraldiffuser.targets.store import write_store
 
-    root, _, _ = native_set
+    root, stimuli, _ = native_set
     rng = np.random.default_rng(0)
     shapes = {"c": (77, 16), "z": (4, 8, 8), "g": (6, 17, 16)}
     images = np.arange(2, 5)  # training images, as `decode --holdout` gives
@@ -224,7 +224,54 @@ def test_sampler_settings_are_chosen_by_native_scores(native_set, tiny_stack, tm
     )
     folder = tmp_path / "val" / f"strength={best['strength']:g}" / "neuraldiffuser" / "kappa=0_eta=0"
     scores = score_folder_of(folder, root)
-    assert criterion(scores) == pytest.approx(table[0]["score"], abs=1e-9)
+    var = (stimuli[2:5] / 255.0).reshape(3, -1).var(1).mean()  # R² = 1 − MSE / the stimuli's pixel variance
+    expect = scores["pcc"].mean() + scores["ssim_wang"].mean() + 1 - scores["mse"].mean() / var
+    assert (
+        criterion(scores, var)
+        == pytest.approx(table[0]["score"], abs=1e-9)
+        == pytest.approx(expect, abs=1e-9)
+    )
+
+
+def test_each_grid_point_reconstructs_from_the_file_of_its_decode_setting(native_set, tiny_stack, tmp_path):
+    """Mapping {decode setting: file}: a point's z_match/z_ridge_weight pick its decoded file."""
+    import shutil
+
+    from neuraldiffuser.config import load_config
+    from neuraldiffuser.sampling.validate import choose_sampler_settings, decode_setting
+    from neuraldiffuser.targets.store import write_store
+
+    root, _, _ = native_set
+    shapes = {"c": (77, 16), "z": (4, 8, 8), "g": (6, 17, 16)}
+
+    def store(name, seed):
+        rng = np.random.default_rng(seed)
+        return write_store(
+            tmp_path / name,
+            np.arange(2, 5),
+            {k: rng.standard_normal((3, *s)).astype(np.float32) for k, s in shapes.items()},
+            attrs={"subject": "subj01"},
+        )
+
+    a, b = store("a.hdf5", 0), store("b.hdf5", 1)
+    shutil.copy(a, tmp_path / "a_copy.hdf5")
+    grid = [
+        {"z_match": False, "z_ridge_weight": w, "strength": 0.5, "kappa": 0.0, "eta": 0.0}
+        for w in (0.0, 0.5, 1.0)
+    ]
+    files = dict(zip(map(decode_setting, grid), [a, tmp_path / "a_copy.hdf5", b], strict=True))
+    cfg = load_config(
+        overrides={
+            "zoo": {"path": str(tiny_stack)},
+            "data": {"path": str(root)},
+            "sampler": {"steps": 4, "repeats": 1, "autocast": "off"},
+        }
+    )
+    with one_thread():
+        _, table = choose_sampler_settings(cfg, files, tmp_path / "val", grid)
+    score = {r["z_ridge_weight"]: r["score"] for r in table}
+    assert score[0.0] == pytest.approx(score[0.5], abs=1e-9)  # the same z (a file and its copy)
+    assert abs(score[0.0] - score[1.0]) > 1e-4  # another z
 
 
 def score_folder_of(folder, root):

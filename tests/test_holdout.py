@@ -127,3 +127,40 @@ def test_decode_holdout_writes_the_held_out_images_like_any_trials(held_run, tmp
             run_dir,
             tmp_path / "x.hdf5",
         )
+
+
+def test_decode_settings_blend_the_neural_and_ridge_z(held_run, tmp_path):
+    """decode.z_ridge_weight w: z = (1 − w) · neural z + w · ridge z, one decoded file per decode setting."""
+    from neuraldiffuser.sampling.validate import decode_holdout_settings, decode_setting
+
+    cfg, run_dir, _, _ = held_run
+    grid = [
+        {"z_match": False, "z_ridge_weight": w, "strength": s, "kappa": 0.0, "eta": 0.0}
+        for w in (0.0, 0.5, 1.0)
+        for s in (0.1, 0.2)
+    ]
+    files = decode_holdout_settings(cfg, run_dir, tmp_path, grid)
+    assert len(files) == 3 and all(decode_setting(p) in files for p in grid)
+    z = {dict(k)["z_ridge_weight"]: TargetStore(f).get("z", np.arange(8)) for k, f in files.items()}
+    plain = cfg.model_copy(deep=True)
+    plain.decode.z_match = False
+    ridge = TargetStore(decode_holdout(plain, run_dir, tmp_path / "ridge.hdf5", method="ridge"))
+    np.testing.assert_allclose(z[1.0], ridge.get("z", np.arange(8)), atol=1e-5)
+    np.testing.assert_allclose(z[0.5], (z[0.0] + z[1.0]) / 2, atol=1e-5)
+    assert np.abs(z[0.0] - z[1.0]).mean() > 1e-3  # the two decoders differ, so the blend is tested
+    assert TargetStore(files[decode_setting(grid[2])]).attrs["z_ridge_weight"] == 0.5
+
+
+def test_z_ridge_weight_needs_the_runs_ridge(held_run, tmp_path):
+    import shutil
+
+    cfg, run_dir, ds, _ = held_run
+    bare = tmp_path / "run"
+    shutil.copytree(run_dir, bare)
+    shutil.rmtree(bare / "ridge")
+    blend = cfg.model_copy(deep=True)
+    blend.decode.z_ridge_weight = 0.5
+    with pytest.raises(ConfigError, match="decode.z_ridge_weight is 0.5 but the run has no ridge baseline"):
+        decode_holdout(blend, bare, tmp_path / "x.hdf5")
+    blend.decode.z_ridge_weight = 0.0  # without a blend the ridge is not needed
+    assert decode_holdout(blend, bare, tmp_path / "y.hdf5").is_file()

@@ -6,7 +6,10 @@ W_α = V diag(s / (s² + α)) Uᵀ Y. The SVD comes once per fit from the eigend
 smaller Gram matrix (X Xᵀ when n ≤ V, else Xᵀ X), so a grid of α costs one small product per α.
 The weights are kept factored, W = V · B with B = diag(s / (s² + α)) Uᵀ Y (k × d), which saves the
 V × k × d product of forming W. Targets are processed in column chunks to bound memory, and α is
-chosen on a fixed random subset of each target's columns (the choice needs no more).
+chosen on a fixed random subset of each target's columns (the choice needs no more): on a random tenth of the
+training images (``cv='holdout'``), or by the exact leave-one-out error over every row (``cv='loo'``, for
+small sets where a tenth is a handful of images): residual_i / (1 − H_ii), H = 11ᵀ/n + U
+diag(s² / (s² + α)) Uᵀ.
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ class RidgeDecoder:
     (``predict`` then returns one (n, ...) float32 array) or a dict {name: array} (``predict`` returns a
     dict). With several ``alphas`` the penalty is chosen per target by the mean squared error on held-out
     images (``images``: the image index of each row, so repeats of an image stay together; default: each
-    row its own image), then the model is refit on every row.
+    row its own image), then the model is refit on every row. ``cv='loo'`` holds out each row in turn (exact,
+    from the same decomposition) and needs one row per image.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class RidgeDecoder:
         seed: int = 0,
         select_columns: int = 2048,
         device: str = "cpu",
+        cv: str = "holdout",
     ):
         alphas = [alphas] if np.isscalar(alphas) else list(alphas)
         if not alphas:
@@ -86,6 +91,9 @@ class RidgeDecoder:
         self.alphas = [check_positive(a, "alphas") for a in alphas]
         if not 0 < val_fraction < 1:
             raise ConfigError(f"'val_fraction' must lie in (0, 1), got {val_fraction!r}")
+        if cv not in ("holdout", "loo"):
+            raise ConfigError(f"'cv' must be 'holdout' or 'loo', got {cv!r}")
+        self.cv = cv
         self.val_fraction, self.seed, self.select_columns, self.device = (
             val_fraction,
             seed,
@@ -112,8 +120,39 @@ class RidgeDecoder:
         u, s, v = thin_svd(xt - mu)
         return mu.float(), u.float(), s.float(), v.float()
 
+    def _columns(self, y: np.ndarray, rng) -> np.ndarray:
+        y2 = y.reshape(len(y), -1)
+        return y2[
+            :, np.sort(rng.choice(y2.shape[1], size=min(self.select_columns, y2.shape[1]), replace=False))
+        ]
+
+    def select_loo(self, x: np.ndarray, ys: dict[str, np.ndarray], images: np.ndarray) -> dict[str, float]:
+        """Pick α per target by the exact leave-one-out squared error over all rows (one row per image)."""
+        if len(np.unique(images)) != len(images):
+            raise ConfigError(
+                "ridge cv='loo' needs one row per image (repeats averaged); these rows repeat images",
+                fix="set train.ridge_average_repeats: true, or train.ridge_cv: holdout",
+            )
+        _, u, s, _ = self._svd(x)
+        rng = np.random.default_rng(self.seed)
+        for name, y in ys.items():
+            yc = self._t(self._columns(y, rng))
+            yc = yc - yc.mean(0)
+            uty = u.T @ yc
+            err = []
+            for alpha in self.alphas:
+                shrink = s**2 / (s**2 + alpha)
+                h = 1.0 / len(x) + (u * u) @ shrink
+                resid = (yc - u @ (shrink[:, None] * uty)) / (1 - h)[:, None]
+                err.append(float((resid**2).mean()))
+            self.val_scores[name] = err
+            self.chosen[name] = self.alphas[int(np.argmin(err))]
+        return dict(self.chosen)
+
     def select(self, x: np.ndarray, ys: dict[str, np.ndarray], images: np.ndarray) -> dict[str, float]:
         """Pick α per target by mean squared error on held-out training images (no test data involved)."""
+        if self.cv == "loo":
+            return self.select_loo(x, ys, images)
         fit, val = split_by_image(images, self.val_fraction, self.seed)
         mu, u, s, v = self._svd(x[fit])
         a = (self._t(x[val]) - mu) @ v
@@ -198,6 +237,7 @@ class RidgeDecoder:
             "seed": self.seed,
             "select_columns": self.select_columns,
             "single": self.single,
+            "cv": self.cv,
         }
         with atomic_dir(path) as tmp:
             save_file(tensors, str(tmp / "ridge.safetensors"))
@@ -213,7 +253,13 @@ class RidgeDecoder:
             raise ModelLoadError("no ridge.json", where=str(path), fix="train with train.ridge: true first")
         meta = json.loads((path / "ridge.json").read_text())
         tensors = load_file(str(path / "ridge.safetensors"))
-        r = cls(meta["alphas"], meta["val_fraction"], meta["seed"], meta.get("select_columns", 2048))
+        r = cls(
+            meta["alphas"],
+            meta["val_fraction"],
+            meta["seed"],
+            meta.get("select_columns", 2048),
+            cv=meta.get("cv", "holdout"),
+        )
         r.chosen, r.val_scores, r.shapes = meta["chosen"], meta["val_mse"], meta["shapes"]
         r.x_mean, r.basis, r.single = tensors["x_mean"], tensors["basis"], bool(meta.get("single", False))
         for n in r.shapes:

@@ -23,7 +23,11 @@ def fit_ridge(config: Config, data: TrainingData, out: Path):
 
     device = "cuda" if torch.cuda.is_available() and not config.train.cpu else "cpu"
     ridge = RidgeDecoder(
-        config.train.ridge_alphas, config.train.ridge_val_fraction, seed=config.seed, device=device
+        config.train.ridge_alphas,
+        config.train.ridge_val_fraction,
+        seed=config.seed,
+        device=device,
+        cv=config.train.ridge_cv,
     )
     ridge.fit(x, ys, images=images)
     return ridge.save(out)

@@ -89,6 +89,7 @@ class TrainedDecoders:
             z_stats=self.z_stats,
             dec_dir=self.dec_dir,
             device=device,
+            z_ridge=self.ridge,
         )
 
 
@@ -161,6 +162,34 @@ def run_neural(
     return {h: np.concatenate(v) for h, v in per_head.items()}
 
 
+def run_ridge(ridge, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The ridge baseline on scaled voxels (n, V), or (n, R, V) with each repeat decoded and the
+    outputs averaged."""
+    reps = [x] if x.ndim == 2 else [x[:, r] for r in range(x.shape[1])]
+    preds = [ridge.predict(r) for r in reps]
+    return {h: np.mean([p[h] for p in preds], axis=0) for h in preds[0]}
+
+
+def blend_z(
+    z: np.ndarray, z_ridge, x: np.ndarray, manifest: dict, weight: float, dec_dir: Path | None
+) -> np.ndarray:
+    """(1 − weight) · the neural ``z`` + weight · the ridge baseline's z of the same voxels
+    (``decode.z_ridge_weight``); ``z_ridge`` is the run's RidgeDecoder, loaded from RUN/ridge when None."""
+    if z_ridge is None:
+        from ..models.ridge import RidgeDecoder
+
+        where = None if dec_dir is None else Path(dec_dir).parent / "ridge"
+        if where is None or not (where / "ridge.json").is_file():
+            raise ConfigError(
+                f"decode.z_ridge_weight is {weight:g} but the run has no ridge baseline",
+                where=str(where or "decode.z_ridge_weight"),
+                fix="train with train.ridge: true, or set decode.z_ridge_weight=0",
+            )
+        z_ridge = RidgeDecoder.load(where)
+    zr = assemble(run_ridge(z_ridge, x), manifest["heads"])["z"]
+    return ((1.0 - weight) * z + weight * zr).astype(np.float32)
+
+
 def predict_targets(
     config: Config,
     manifest: dict,
@@ -171,17 +200,19 @@ def predict_targets(
     z_stats: dict | None = None,
     dec_dir: Path | None = None,
     device: torch.device | None = None,
+    z_ridge=None,
 ) -> dict[str, np.ndarray]:
     """Scaled voxels (n, V) or (n, R, V) → {'c', 'z', 'g'} float32 arrays: the neural decoders (or ``ridge``),
-    assembled per target, z matched to the training statistics when ``decode.z_match`` is on."""
+    assembled per target; the neural z blended with the ridge baseline's (``z_ridge``, default RUN/ridge) by
+    ``decode.z_ridge_weight``, then matched to the training statistics when ``decode.z_match`` is on."""
     if ridge is not None:
-        reps = [x] if x.ndim == 2 else [x[:, r] for r in range(x.shape[1])]
-        preds = [ridge.predict(r) for r in reps]
-        per_head = {h: np.mean([p[h] for p in preds], axis=0) for h in preds[0]}
+        per_head = run_ridge(ridge, x)
     else:
         device = device or decode_device(config)
         per_head = run_neural(config, dec_dir, manifest, x, device, models)
     values = assemble(per_head, manifest["heads"])
+    if ridge is None and "z" in values and config.decode.z_ridge_weight > 0:
+        values["z"] = blend_z(values["z"], z_ridge, x, manifest, config.decode.z_ridge_weight, dec_dir)
     if "z" in values and config.decode.z_match:
         if z_stats is None:
             from safetensors.numpy import load_file
@@ -261,6 +292,7 @@ def decode_betas(
         "prior_samples": config.decode.prior_samples,
         "use_prior": config.decode.use_prior,
         "z_match": bool(config.decode.z_match),
+        "z_ridge_weight": float(config.decode.z_ridge_weight) if method != "ridge" else 0.0,
         "seed": int(config.seed if config.decode.seed is None else config.decode.seed),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }

@@ -21,6 +21,10 @@ class DecodeConfig(Section):
     z_match: bool = True
     """Distribution matching of z: z-score the test predictions per dimension, then map them onto the mean and
     std of the training images' true z (method notes §4.6)."""
+    z_ridge_weight: float = Field(0.0, ge=0, le=1)
+    """z = (1 − w) · the neural decoder's z + w · the run's ridge baseline's z, before z_match (0 = the neural
+    z alone). An average of two decent decoders errs less than either; the `small` flow chooses w on held-out
+    training images (sampling/validate.py). Needs the run's ridge (train.ridge: true)."""
     batch_size: int = Field(64, ge=1)
     """Test images per batch."""
     seed: int | None = None

@@ -91,6 +91,10 @@ class TrainConfig(Section):
     """Ridge penalties tried; the best per target on held-out training images is kept."""
     ridge_val_fraction: float = Field(0.1, gt=0, lt=1)
     """Fraction of training images held out to choose the ridge penalty."""
+    ridge_cv: Literal["holdout", "loo"] = "holdout"
+    """How the ridge penalty is chosen: on ridge_val_fraction of the training images ('holdout'), or by the
+    exact leave-one-image-out error over all of them ('loo': for small sets, where a tenth is a handful of
+    images; needs ridge_average_repeats)."""
     ridge_average_repeats: bool = True
     """Fit the ridge on the mean of each training image's repeats (as test images are decoded), not
     on single trials."""
