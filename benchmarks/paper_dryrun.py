@@ -180,7 +180,6 @@ def reductions(side: int, n_images: int) -> dict[str, list[str]]:
             "minddiffuser.noise_index=7",
             "minddiffuser.denoise_steps=7",
             "minddiffuser.iterations=1",
-            "minddiffuser.mask_folds=2",
         ],
         "neuropictor": [
             "neuropictor.pretrain_epochs=1",
