@@ -30,6 +30,11 @@ def test_prefetched_keeps_the_order_and_overlaps_the_caller():
     assert all(w >= 0 for w in waits)
     assert wall < 0.70  # serial: 6 × (0.05 + 0.08) = 0.78 s; overlapped: 0.05 + 6 × 0.08 = 0.53 s
     assert list(prefetched(make, 5, 5)) == []
+    made = []
+    for depth in (1, 4):  # however far ahead, each item once and in order
+        made.clear()
+        out = [item for _, item, _ in prefetched(lambda s: made.append(s) or s, 0, 7, depth)]
+        assert out == list(range(7)) and made == list(range(7))
 
 
 def test_device_feeder_is_a_no_op_off_cuda():

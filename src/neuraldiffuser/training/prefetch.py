@@ -1,7 +1,7 @@
 """Keeping the accelerator fed: the next step's inputs are made in a reader thread while the current step runs.
 
-``prefetched`` runs ``make(step + 1)`` in one background thread while the caller works on ``step`` (same items, in
-the same order: a thread, not a reorder) and says how long the caller waited for each item. ``DeviceFeeder`` moves
+``prefetched`` runs ``make(step + 1)`` (and up to ``depth`` steps ahead) in one background thread while the caller
+works on ``step`` (same items, in the same order: a thread, not a reorder) and says how long the caller waited for each item. ``DeviceFeeder`` moves
 a step's host tensors to the device from that thread: under CUDA from pinned memory on a side stream, so that the
 copy runs on the copy engine during the previous step's kernels; the step's stream waits on an event (the GPU
 waits, not the Python thread). Elsewhere (CPU, MPS) tensors stay where they are and the step moves them.
@@ -10,6 +10,7 @@ waits, not the Python thread). Elsewhere (CPU, MPS) tensors stay where they are 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,16 +18,19 @@ from typing import Any
 import torch
 
 
-def prefetched(make: Callable[[int], Any], start: int, total: int) -> Iterator[tuple[int, Any, float]]:
-    """(step, make(step), seconds the caller waited for it) for step in [start, total)."""
+def prefetched(
+    make: Callable[[int], Any], start: int, total: int, depth: int = 3
+) -> Iterator[tuple[int, Any, float]]:
+    """(step, make(step), seconds the caller waited for it) for step in [start, total); up to ``depth`` items
+    are made ahead (in order, by one thread), so that a reader that loses its CPU for a while catches up."""
     with ThreadPoolExecutor(1, thread_name_prefix="batches") as reader:
-        upcoming = reader.submit(make, start) if start < total else None
+        ahead = deque(reader.submit(make, s) for s in range(start, min(start + max(depth, 1), total)))
         for step in range(start, total):
             t0 = time.perf_counter()
-            item = upcoming.result()
+            item = ahead.popleft().result()
             waited = time.perf_counter() - t0
-            if step + 1 < total:
-                upcoming = reader.submit(make, step + 1)
+            if step + len(ahead) + 1 < total:
+                ahead.append(reader.submit(make, step + len(ahead) + 1))
             yield step, item, waited
 
 
