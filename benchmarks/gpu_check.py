@@ -170,10 +170,10 @@ def check_train(nsd: Path, store: Path, work: Path, tiny: bool, device, steps: i
     times: list[float] = []
     original = loop.Trainer._step
 
-    def timed(self, step):
+    def timed(self, step, *inputs):
         sync(device)
         t = time.perf_counter()
-        logs = original(self, step)
+        logs = original(self, step, *inputs)
         sync(device)
         times.append(time.perf_counter() - t)
         return logs
@@ -181,7 +181,7 @@ def check_train(nsd: Path, store: Path, work: Path, tiny: bool, device, steps: i
     loop.Trainer._step = timed
     reset_memory(device)
     try:
-        train_decoders(cfg, work / "train", store)
+        summary = train_decoders(cfg, work / "train", store)
     finally:
         loop.Trainer._step = original
     params = None
@@ -197,6 +197,8 @@ def check_train(nsd: Path, store: Path, work: Path, tiny: bool, device, steps: i
         "hidden": cfg.decoder.hidden,
         "mixed_precision": cfg.train.mixed_precision,
         "steps_per_s": 1 / statistics.median(timed_steps),
+        # seconds the step thread waited for its inputs (the reader thread's gather, mixup, host→device copy)
+        "data_wait_s": [r.get("data_wait_s") for r in summary.get("runs", [])],
         "step_s": timed_steps,
         "params": params,
         "peak_gib": peak_gib(device),

@@ -182,9 +182,7 @@ def reductions(side: int, n_images: int) -> dict[str, list[str]]:
             "minddiffuser.noise_index=7",
             "minddiffuser.denoise_steps=7",
             "minddiffuser.iterations=1",
-            "minddiffuser.mask_folds=2",
-            "minddiffuser.n_feat_z=400",
-        ],  # 4,000 voxels per latent value: a 4,001² Cholesky per output, > 20 min on this CPU
+        ],
         "neuropictor": [
             "neuropictor.pretrain_epochs=1",
             "neuropictor.finetune_epochs=1",
@@ -370,6 +368,7 @@ def write(out: Path, meta: dict, rows: list[dict], checkpoint_bytes: dict, merge
         by.update({r["stage"]: r for r in rows})
         stages = list(by.values())
         sizes = {**old.get("checkpoint_bytes", {}), **sizes}
+        meta = {**{k: v for k, v in old.items() if k not in ("stages", "checkpoint_bytes")}, **meta}
     doc = {**meta, "stages": stages, "checkpoint_bytes": sizes, "all_ok": all(r["ok"] for r in stages)}
     atomic_write_json(out, doc)
     return doc

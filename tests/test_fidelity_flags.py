@@ -71,6 +71,13 @@ def test_z_target_mode_writes_and_trains_on_the_posterior_mode(tmp_path, tiny_st
     )
     assert head_keys(st, ["z"], "mode") == {"z": ("z_mode", None)}
     assert head_keys(st, ["z"], "store") == {"z": ("z", None)}
+    # decoding writes that head's output as the z the sampler reads (the paper dry run found it missing)
+    from neuraldiffuser.training.decode import assemble
+
+    pred = {"z": np.ones((2, 4, 8, 8), np.float32), "g1": np.zeros((2, 3, 5)), "g0": np.ones((2, 3, 5))}
+    out = assemble(pred, {"z": ["z_mode", None], "g0": ["g", 0], "g1": ["g", 1]})
+    assert sorted(out) == ["g", "z"] and out["z"] is pred["z"]
+    np.testing.assert_array_equal(out["g"][:, 0], pred["g0"])
 
 
 def test_z_target_mode_without_a_mode_in_the_store(tmp_path):

@@ -67,7 +67,7 @@ def test_chunking_does_not_change_the_fit_and_save_load_round_trips(regression, 
     x, y = regression
     a = VoxelSelectionRidge(6, 0.15, memory_mb=16).fit(x, y)
     b = VoxelSelectionRidge(6, 0.15, memory_mb=16)
-    b._chunk = lambda k: 1  # one output per batched solve
+    b._chunk = lambda k, n=None, v=0: 1  # one output per batched solve
     b.fit(x, y)
     assert torch.equal(a.index, b.index)
     np.testing.assert_allclose(a.predict(x), b.predict(x), atol=1e-6)
@@ -78,6 +78,31 @@ def test_chunking_does_not_change_the_fit_and_save_load_round_trips(regression, 
         c.predict(x[:, :10])
     with pytest.raises(ModelLoadError):
         VoxelSelectionRidge.from_pretrained(tmp_path / "missing")
+
+
+def test_dual_form_gives_the_primal_fit_with_fewer_rows_than_voxels():
+    """n < k: the n×n dual system (chosen automatically) gives the (k+1)×(k+1) primal weights, selected
+    or not, and both match the direct least squares."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((12, 60))
+    x[:, 7] = 1.0
+    y = x[:, :5] @ rng.standard_normal((5, 9)) + 0.3 * rng.standard_normal((12, 9))
+    auto = VoxelSelectionRidge(30, 0.15, memory_mb=1)
+    assert auto.use_dual(12, 30) and not auto.use_dual(70, 8)
+    auto._chunk = lambda k, n=None, v=0: 4  # several chunks
+    auto.fit(x, y)
+    primal = VoxelSelectionRidge(30, 0.15, form="primal").fit(x, y)
+    assert torch.equal(auto.index, primal.index)
+    np.testing.assert_allclose(auto.coef, primal.coef, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(auto.bias, primal.bias, rtol=0, atol=1e-5)
+    for p in range(3):
+        sel, expected = direct_fit(x, y[:, p], 30, 0.15)
+        assert set(auto.index[p].tolist()) == set(sel.tolist())
+        np.testing.assert_allclose(auto.predict(x)[:, p], expected, rtol=0, atol=2e-5)
+    every = [VoxelSelectionRidge(100, 0.15, form=f).fit(x, y).predict(x) for f in ("dual", "primal")]
+    np.testing.assert_allclose(every[0], every[1], rtol=0, atol=2e-5)
+    with pytest.raises(ValueError, match="form"):
+        VoxelSelectionRidge(3, 0.1, form="kernel")
 
 
 def test_masks_keep_the_predictable_features():

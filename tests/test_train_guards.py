@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from neuraldiffuser.cli.main import main
-from neuraldiffuser.errors import DataError
+from neuraldiffuser.errors import ConfigError, DataError
 from neuraldiffuser.targets.store import TargetStore
 
 
@@ -167,3 +167,16 @@ def test_prior_heads_that_do_not_divide_the_target_width_are_a_config_error(tmp_
         "decoder.prior_heads: decoder.prior_heads 12 does not divide the width 8 of the 'c' targets"
         in capsys.readouterr().err
     )
+
+
+def test_the_mindeye2_prior_takes_heads_that_do_not_divide_the_width():
+    """The paper preset's prior: 14 heads of 52 channels on 768-wide targets (only 'ours'
+    splits the width)."""
+    from neuraldiffuser.config import load_config
+    from neuraldiffuser.training.specs import head_spec
+
+    cfg = load_config(preset="paper").decoder
+    assert cfg.prior_network == "mindeye2" and 768 % cfg.prior_heads
+    assert head_spec("c", (77, 768), cfg, 0)["prior"]
+    with pytest.raises(ConfigError, match="does not divide the width 768"):
+        head_spec("c", (77, 768), cfg.model_copy(update={"prior_network": "ours"}), 0)

@@ -147,12 +147,13 @@ class DiffusionPrior(nn.Module):
     def noise_inputs(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """The random draws of one training step (timesteps, noise, dropped conditions), made outside the
         model so that they depend only on the global batch and not on how it is split across processes."""
-        t = torch.randint(0, self.timesteps, (batch,), generator=generator)
-        noise = torch.randn(batch, self.net.tokens, self.net.width, generator=generator)
-        drop = torch.rand(batch, generator=generator) < self.cond_drop
+        dev = generator.device  # made where the generator lives (the accelerator's in training on CUDA)
+        t = torch.randint(0, self.timesteps, (batch,), generator=generator, device=dev)
+        noise = torch.randn(batch, self.net.tokens, self.net.width, generator=generator, device=dev)
+        drop = torch.rand(batch, generator=generator, device=dev) < self.cond_drop
         draws = {"t": t, "noise": noise, "drop": drop}
         if self.network == "mindeye2":
-            draws["drop_image"] = torch.rand(batch, generator=generator) < self.cond_drop
+            draws["drop_image"] = torch.rand(batch, generator=generator, device=dev) < self.cond_drop
         return draws
 
     def training_pair(

@@ -31,12 +31,16 @@ def match_distribution(pred: np.ndarray, mean: np.ndarray, std: np.ndarray, eps:
     return ((pred - mu) / (sd + eps) * std + mean).astype(np.float32)
 
 
+DECODED_AS = {"z_mode": "z"}  # a z head trained on the posterior mode (train.z_target=mode) decodes the z
+
+
 def assemble(per_head: dict[str, np.ndarray], heads: dict[str, list]) -> dict[str, np.ndarray]:
     """Head outputs → store keys: 'c', 'z', and 'g' stacked over layers as (n, L, tokens, width)."""
     out = {}
     for key in ("z", "c", "g"):
         names = sorted(
-            (h for h, (k, _) in heads.items() if k == key and h in per_head), key=lambda h: heads[h][1] or 0
+            (h for h, (k, _) in heads.items() if DECODED_AS.get(k, k) == key and h in per_head),
+            key=lambda h: heads[h][1] or 0,
         )
         if not names:
             continue

@@ -28,17 +28,26 @@ def count_params(build) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def run_disk_bytes(stages: Iterable[tuple[int, bool]], keep: int, keep_finished: bool) -> int:
-    """Bytes a run still has to write. ``stages``: (parameters, is the target's last stage) of
-    each stage to train."""
+def checkpoints_written(steps: int, every: int, keep_finished: bool) -> int:
+    """Checkpoints a stage of ``steps`` steps writes: every ``every`` steps before the last, and the last one
+    when finished checkpoints are kept (``Trainer.run``)."""
+    return (max(steps, 1) - 1) // max(every, 1) + (1 if keep_finished else 0)
+
+
+def run_disk_bytes(stages: Iterable[tuple], keep: int, keep_finished: bool) -> int:
+    """Bytes a run still has to write. ``stages``: (parameters, is the target's last stage[, checkpoints it
+    writes]) of each stage to train; without the count, as many as are ever kept at once."""
     finals, transient, kept = 0, 0, 0
-    for params, last in stages:
+    for params, last, *writes in stages:
         finals += (
             params * MODEL_BYTES_PER_PARAM * (2 if last else 1)
         )  # RUN/decoders/ copies the last stage's model
         ckpt = params * CHECKPOINT_BYTES_PER_PARAM
-        transient = max(transient, (max(keep, 1) + 1) * ckpt)
-        kept += max(keep, 1) * ckpt if keep_finished else 0
+        at_once, stay = max(keep, 1) + 1, max(keep, 1)
+        if writes:
+            at_once, stay = min(at_once, writes[0]), min(stay, writes[0])
+        transient = max(transient, at_once * ckpt)
+        kept += stay * ckpt if keep_finished else 0
     return finals + (kept if keep_finished else transient) + SLACK_BYTES
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from .batches import TrainingData, step_rng
 from .losses import ContrastiveSchedule, global_partners, mixco_apply, mixco_draws
 from .objective import StepContext, objective
 from .optim import make_onecycle, make_optimizer
+from .prefetch import DeviceFeeder, prefetched
 
 STAGE_CODES = {"pretrain": 1, "finetune": 2}
 
@@ -44,6 +44,16 @@ def _silent():
             pass
 
     yield _Bar()
+
+
+def seed_step(seed: int, device: torch.device) -> None:
+    """``torch.manual_seed`` for the generators a step uses (the CPU's and, under CUDA, the GPUs'), without
+    its lazy seeding of every other backend, which formats stack traces: ~0.1–0.5 ms a call, every step."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed_all(seed)
+    elif device.type != "cpu":
+        torch.manual_seed(seed)
 
 
 @dataclass
@@ -97,6 +107,10 @@ class Trainer:
         # schedule steps once per step
         self.model, self.opt, self.sched = accelerator.prepare(model, optimizer, self.sched)
         self._plan_epoch, self._plan = -1, None
+        self.feeder, self.data_wait_s = DeviceFeeder(accelerator.device), 0.0
+        # the prior's noise is drawn where it is used: on one CPU core a c model's 42 × 77 × 768 normal draw
+        # takes longer than its whole step on an H100 (benchmarks/data_io.py); the CPU path keeps its draws
+        self.draw_device = accelerator.device if accelerator.device.type == "cuda" else None
 
     # ------------------------------------------------------------------ one step
 
@@ -110,11 +124,16 @@ class Trainer:
             self._plan_epoch = epoch
         return self.data.global_batch(self._plan, k)
 
-    def _inputs(self, step: int, batch: dict) -> tuple[list, dict, StepContext]:
-        epoch = step // self.steps_per_epoch
+    def _host(self, step: int) -> dict:
+        """What the CPU prepares for ``step``, made in the reader thread while the previous step runs: the
+        global batch, the voxel mixup, the prior's draws and this process's slices, as tensors (under CUDA
+        already on their way to the device). The draws come from generators seeded with (seed, stage, step),
+        in the order a step that prepared its own would take them, so the values do not
+        depend on the thread."""
+        batch = self._batch(step)
         rng = step_rng(self.seed, self.plan.code, 7, step)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        phase, temp = self.schedule.at(epoch)
+        phase, temp = self.schedule.at(step // self.steps_per_epoch)
         voxels = [torch.from_numpy(np.ascontiguousarray(v)) for v in batch["voxels"]]
         perm = lam = None
         if phase == "bimixco" and self.token_heads:
@@ -128,32 +147,64 @@ class Trainer:
             perm, lam = global_partners(perms, self.cfg.mixco_partner_offset), torch.cat(lams)
         lo = self.acc.process_index * self.local
         hi = lo + self.local
-        dev = self.acc.device
-        targets = {h: torch.from_numpy(np.ascontiguousarray(t)).to(dev) for h, t in batch["targets"].items()}
-        prior_inputs = {}
-        for h, prior in self.priors.items():
-            draws = {} if prior is None else prior.noise_inputs(self.batch, gen)
-            prior_inputs[h] = {"x0": targets[h][lo:hi], **{k2: v[lo:hi].to(dev) for k2, v in draws.items()}}
-        groups, start = [], 0
+        draw_seed = int(gen.initial_seed())
+        draws = None if self.draw_device is not None else self._draws(gen, lo, hi)
+        names, groups, start = [], [], 0
         for (name, n), v in zip(batch["names"], voxels, strict=True):
             a, b = max(lo, start), min(hi, start + n)
             if a < b:
-                groups.append((name, v[a - start : b - start].to(dev)))
+                names.append(name)
+                groups.append(v[a - start : b - start])
             start += n
-        ctx = StepContext(
-            phase,
-            temp,
-            targets,
-            lo,
-            hi,
-            None if perm is None else perm.to(dev),
-            None if lam is None else lam.to(dev),
-        )
-        torch.manual_seed(int(rng.integers(2**62)) + self.acc.process_index)  # dropout
+        targets = {h: torch.from_numpy(np.ascontiguousarray(t)) for h, t in batch["targets"].items()}
+        tensors = {"targets": targets, "draws": draws, "groups": groups, "perm": perm, "lam": lam}
+        sent, ready = self.feeder.send(tensors)
+        dropout = int(rng.integers(2**62))
+        return {
+            "phase": phase,
+            "temp": temp,
+            "names": names,
+            "tensors": sent,
+            "ready": ready,
+            "dropout": dropout,
+            "draw_seed": draw_seed,
+        }
+
+    def _draws(self, gen: torch.Generator, lo: int, hi: int) -> dict[str, dict[str, torch.Tensor]]:
+        """The priors' noise for the global batch (made whole, then sliced: independent of
+        the process count)."""
+        out = {}
+        for h, prior in self.priors.items():
+            d = {} if prior is None else prior.noise_inputs(self.batch, gen)
+            out[h] = {k: v[lo:hi] for k, v in d.items()}
+        return out
+
+    def _device_draws(self, seed: int, lo: int, hi: int) -> dict[str, dict[str, torch.Tensor]]:
+        """The priors' noise drawn on ``draw_device`` from the step's seed (a few kernels, no host work)."""
+        return self._draws(torch.Generator(device=self.draw_device).manual_seed(seed), lo, hi)
+
+    def _inputs(self, step: int, host: dict) -> tuple[list, dict, StepContext]:
+        """The step thread's share: wait for the copies (on the device), put what is not there yet there."""
+        t = self.feeder.receive(host["tensors"], host["ready"])
+        dev = self.acc.device
+        lo, hi = self.acc.process_index * self.local, self.acc.process_index * self.local + self.local
+
+        def to(x):
+            return None if x is None else x.to(dev, non_blocking=True)  # a no-op where it is already there
+
+        targets = {h: to(v) for h, v in t["targets"].items()}
+        if t["draws"] is None:
+            t["draws"] = self._device_draws(host["draw_seed"], lo, hi)
+        prior_inputs = {
+            h: {"x0": targets[h][lo:hi], **{k: to(v) for k, v in d.items()}} for h, d in t["draws"].items()
+        }
+        groups = [(name, to(v)) for name, v in zip(host["names"], t["groups"], strict=True)]
+        ctx = StepContext(host["phase"], host["temp"], targets, lo, hi, to(t["perm"]), to(t["lam"]))
+        seed_step(host["dropout"] + self.acc.process_index, dev)  # dropout
         return groups, prior_inputs, ctx
 
-    def _step(self, step: int, batch: dict) -> dict[str, float]:
-        groups, prior_inputs, ctx = self._inputs(step, batch)
+    def _step(self, step: int, host: dict) -> dict[str, float]:
+        groups, prior_inputs, ctx = self._inputs(step, host)
         self.model.train()
         with self.acc.autocast():
             outputs = self.model(groups, prior_inputs)
@@ -180,16 +231,14 @@ class Trainer:
             if self.acc.is_main_process
             else _silent()
         )
-        # the next batch is read while this step runs (same batches, in the same order: a
+        # the next step's inputs are made while this step runs (same batches, in the same order: a
         # thread, not a reorder)
-        with bar_ctx as bar, ThreadPoolExecutor(1, thread_name_prefix="batches") as reader:
+        self.data_wait_s = 0.0
+        with bar_ctx as bar:
             bar.set_completed(start)
-            upcoming = reader.submit(self._batch, start) if start < self.total else None
-            for step in range(start, self.total):
-                batch = upcoming.result()
-                if step + 1 < self.total:
-                    upcoming = reader.submit(self._batch, step + 1)
-                logs = self._step(step, batch)
+            for step, host, waited in prefetched(self._host, start, self.total):
+                self.data_wait_s += waited
+                logs = self._step(step, host)
                 done = step + 1
                 self._require_finite(logs["loss"], done, last_saved)
                 if done % max(self.cfg.log_every, 1) == 0 or done == self.total:
@@ -213,6 +262,7 @@ class Trainer:
             "global_batch": self.batch,
             "processes": self.acc.num_processes,
             "data": self.data.preload_note,
+            "data_wait_s": round(self.data_wait_s, 3),  # the step thread waited this long for the reader
             "seconds": time.perf_counter() - t0,
             "final": logs,
         }

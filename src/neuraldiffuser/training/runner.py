@@ -36,7 +36,7 @@ from ..utils.launch import warn_launch
 from ..utils.progress import console
 from .autoscale import adapt_to_data
 from .batches import Pool, TrainingData
-from .disk import check_free_disk, count_params, run_disk_bytes
+from .disk import check_free_disk, checkpoints_written, count_params, run_disk_bytes
 from .loop import StagePlan, Trainer
 from .objective import TEACHER
 from .specs import build_model, head_keys, model_groups, target_stats
@@ -176,6 +176,14 @@ class _Run:
         cont_dim = store.shape("g")[-1] if "z" in group and TEACHER in self.all_heads else 0
         return shapes, cont_dim
 
+    def checkpoints_of(self, stage: str, pools: list) -> int:
+        """Checkpoints one model's ``stage`` writes, with Trainer's step count."""
+        cfg = self.config.train
+        batch = max(cfg.batch_size // max(len(pools), 1), 1) * max(len(pools), 1)
+        per_epoch = max(1, (cfg.epoch_samples or sum(len(p.rows) for p in pools)) // batch)
+        epochs = cfg.pretrain_epochs if stage == "pretrain" else cfg.finetune_epochs
+        return checkpoints_written(epochs * per_epoch, cfg.checkpoint_every, cfg.keep_finished_checkpoints)
+
     def disk_needed(self, groups: dict[str, list[str]], stages: list[str]) -> int:
         """Bytes the stages still to train will write (``disk.run_disk_bytes``), from parameter counts."""
         todo = []
@@ -184,11 +192,12 @@ class _Run:
             for stage in stages:
                 if (self.run_dir / stage / name / "model" / "config.json").is_file():
                     continue
-                subjects = {p.name: p.subject.n_voxels for p in self.pools[stage]}
+                pools = self.pools[stage]
+                subjects = {p.name: p.subject.n_voxels for p in pools}
                 n = count_params(
                     partial(build_model, name, group, subjects, self.config.decoder, shapes, {}, cont_dim)
                 )
-                todo.append((n, stage == stages[-1]))
+                todo.append((n, stage == stages[-1], self.checkpoints_of(stage, pools)))
         return run_disk_bytes(
             todo, self.config.train.keep_checkpoints, self.config.train.keep_finished_checkpoints
         )

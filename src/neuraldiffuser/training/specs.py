@@ -82,7 +82,9 @@ def head_spec(head: str, shape: tuple[int, ...], cfg: DecoderConfig, cont_dim: i
         }
     tokens, width = int(np.prod(shape[:-1])), int(shape[-1])
     prior = head.rstrip("0123456789") in cfg.prior
-    if prior and width % cfg.prior_heads:
+    if (
+        prior and cfg.prior_network == "ours" and width % cfg.prior_heads
+    ):  # mindeye2 sizes its heads by dim_head
         raise ConfigError(
             f"decoder.prior_heads {cfg.prior_heads} does not "
             f"divide the width {width} of the '{head}' targets",
