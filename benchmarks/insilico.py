@@ -1,9 +1,10 @@
 """The in-silico benchmark: every method on subject 1's shared test images of the mini in-silico NSD.
 
-Rows: ridge (unguided sampler on ridge-decoded targets), MindDiffuser, the NeuroPictor-style model,
+Rows: ridge (the preset's sampler on ridge-decoded targets), MindDiffuser, the NeuroPictor-style model,
 NeuralDiffuser unguided (κ = 0) and guided over a κ × η grid, and NeuralDiffuser on the true
-targets (oracle: the upper bound of any decoder with this zoo and sampler). Everything runs through
-the command line in WORK and every step is skipped when its output exists, so a rerun resumes:
+targets (oracle: the upper bound of any decoder with this zoo and sampler). Every stage runs in this
+process through the functions its command calls (WORK/commands.log names the equivalent command), and
+every step is skipped when its output exists, so a rerun resumes:
 
     python benchmarks/insilico.py --work /tmp/nd-insilico [--demo runs/demo] [--limit 100] [--workers 2]
 
@@ -20,45 +21,39 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXE = [sys.executable, "-m", "neuraldiffuser.cli.main"]
 SHOWN = ["PixCorr", "SSIM", "mini-CLIP 2-way", "EffNet-Lite0 2-way", "EffNet-Lite0 dist", "Brain corr. all"]
 
 
 class Steps:
-    """Runs CLI commands with a log, skipping finished ones and accumulating wall time per key."""
+    """Runs the stages in this process with a log, skipping finished ones and accumulating wall time per key
+    in WORK/times.json (read and written around each step, so a stage run by another process on the same WORK
+    keeps its time)."""
 
-    def __init__(self, work: Path, threads: int):
-        self.work, self.threads, self.log = work, threads, work / "commands.log"
+    def __init__(self, work: Path):
+        self.work, self.log = work, work / "commands.log"
         self.times_path = work / "times.json"
-        self.times = json.loads(self.times_path.read_text()) if self.times_path.is_file() else {}
 
-    def __call__(self, key: str, args: list[str], done: Path | bool = False) -> None:
+    @property
+    def times(self) -> dict[str, float]:
+        return json.loads(self.times_path.read_text()) if self.times_path.is_file() else {}
+
+    def __call__(self, key: str, command: str, fn, done: Path | bool = False) -> None:
+        """Run ``fn()``, the in-process equivalent of ``neuraldiffuser COMMAND`` (logged), unless ``done``."""
         if done is True or (isinstance(done, Path) and done.exists()):
             return
-        env = {
-            **os.environ,
-            "HF_HUB_OFFLINE": "1",
-            "NEURALDIFFUSER_PROGRESS": "0",
-            "OMP_NUM_THREADS": str(self.threads),
-            "MKL_NUM_THREADS": str(self.threads),
-        }
-        print(f"[{time.strftime('%H:%M:%S')}] {key}: neuraldiffuser {' '.join(args)}", flush=True)
-        t0 = time.perf_counter()
+        print(f"[{time.strftime('%H:%M:%S')}] {key}: as `neuraldiffuser {command}`", flush=True)
         with open(self.log, "a") as f:
-            f.write(f"\n$ neuraldiffuser {' '.join(args)}\n")
-            f.flush()
-            code = subprocess.call([*EXE, *args], stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        if code:
-            tail = "".join(self.log.read_text().splitlines(True)[-30:])
-            raise SystemExit(f"command failed ({code}): neuraldiffuser {' '.join(args)}\n{tail}")
-        self.times[key] = self.times.get(key, 0.0) + time.perf_counter() - t0
-        self.times_path.write_text(json.dumps(self.times, indent=1))
+            f.write(f"\n[{time.strftime('%H:%M:%S')}] {key}: as `neuraldiffuser {command}`\n")
+        t0 = time.perf_counter()
+        fn()
+        times = self.times
+        times[key] = times.get(key, 0.0) + time.perf_counter() - t0
+        self.times_path.write_text(json.dumps(times, indent=1))
 
 
 def complete(folder: Path) -> bool:
@@ -66,78 +61,144 @@ def complete(folder: Path) -> bool:
     return m.is_file() and json.loads(m.read_text()).get("complete", False)
 
 
+def mini(overrides: list[str], files: list[Path] = (), preset: str | None = "mini"):
+    """The config a stage command resolves from ``--preset mini`` (or ``files``) and ``--set`` overrides."""
+    from neuraldiffuser.config import load_config, parse_overrides
+    from neuraldiffuser.config.paths import absolute_paths
+
+    return absolute_paths(load_config(preset=preset, files=files, overrides=parse_overrides(overrides)))
+
+
+def simulate(data: Path) -> None:
+    from neuraldiffuser.config import save_config
+    from neuraldiffuser.simulate.run import simulate_dataset
+
+    cfg = mini(["simulate.preset=mini"])
+    simulate_dataset(data, cfg.simulate)
+    save_config(cfg, data / "simulator")
+
+
+def extract(data: Path, targets: Path, sets: list[str]) -> None:
+    from neuraldiffuser.config import save_config
+    from neuraldiffuser.data import open_dataset
+    from neuraldiffuser.targets.extract import extract_targets
+
+    cfg = mini(sets)
+    cfg.data.path = str(data)
+    save_config(cfg, targets.parent, name=f"{targets.stem}.config.yaml")
+    extract_targets(cfg, open_dataset(data, cfg.data.layout, cfg.data.captions), targets)
+
+
+def train(data: Path, targets: Path, out: Path, sets: list[str], method: str) -> None:
+    """`train` (NeuralDiffuser's decoders, sized to the data as the command does) or `train --method`."""
+    from neuraldiffuser.config import save_config
+    from neuraldiffuser.data import open_dataset
+    from neuraldiffuser.methods.cli import train_method
+    from neuraldiffuser.training.autoscale import adapt_to_data
+    from neuraldiffuser.training.runner import check_run_dir, train_decoders
+
+    cfg = mini(sets)
+    if method != "neuraldiffuser":
+        train_method(method, cfg, data, targets, out, resume=False)
+        return
+    cfg.data.path = str(data)
+    cfg = adapt_to_data(cfg, open_dataset(data, cfg.data.layout, cfg.data.captions))
+    check_run_dir(out, resume=False)
+    save_config(cfg, out)
+    train_decoders(cfg, out, targets)
+
+
+def decode(run_dir: Path, method: str) -> None:
+    """`decode RUN_DIR` on the run's own config (with the ridge baseline for NeuralDiffuser's decoders)."""
+    from neuraldiffuser.config import save_config
+    from neuraldiffuser.methods.cli import decode_method
+    from neuraldiffuser.training.decode import decode_test
+
+    cfg = mini([], files=[run_dir / "config.yaml"], preset=None)
+    if method == "neuraldiffuser":
+        decode_test(cfg, run_dir, run_dir / "decoded.hdf5")
+        decode_test(cfg, run_dir, run_dir / "decoded_ridge.hdf5", method="ridge")
+    else:
+        decode_method(method, cfg, run_dir, run_dir / "decoded.hdf5")
+    save_config(cfg, run_dir, name="decoded.config.yaml")
+
+
 def run(a: argparse.Namespace) -> tuple[list[Path], Steps]:
-    work = Path(a.work)
+    from neuraldiffuser.evaluation.runner import run_evaluation
+    from neuraldiffuser.report.html import write_report
+    from neuraldiffuser.sampling.processes import reconstruct_in_processes
+
+    work = Path(a.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    step = Steps(work, a.threads)
-    common = ["--preset", "mini", *[x for s in a.set for x in ("--set", s)]]
-    src = Path(a.demo) if a.demo else work
+    step = Steps(work)
+    src = Path(a.demo).resolve() if a.demo else work
     data, targets, nd = src / "data", src / "targets.hdf5", src / "decoders"
-    step("simulate", ["simulate", "--preset", "mini", "-o", str(data)], done=data / "dataset.json")
-    step("extract", ["extract", str(data), "-o", str(targets), *common], done=targets)
+    sets = " ".join(f"--set {s}" for s in a.set)
+    step("simulate", f"simulate --preset mini -o {data}", lambda: simulate(data), done=data / "dataset.json")
+    step(
+        "extract",
+        f"extract {data} -o {targets} --preset mini {sets}",
+        lambda: extract(data, targets, a.set),
+        done=targets,
+    )
     step(
         "neuraldiffuser_train",
-        ["train", str(data), str(targets), "-o", str(nd), *common],
+        f"train {data} {targets} -o {nd} --preset mini {sets}",
+        lambda: train(data, targets, nd, a.set, "neuraldiffuser"),
         done=nd / "summary.json",
     )
-    step("neuraldiffuser_decode", ["decode", str(nd), "--ridge"], done=nd / "decoded_ridge.hdf5")
+    step(
+        "neuraldiffuser_decode",
+        f"decode {nd} --ridge",
+        lambda: decode(nd, "neuraldiffuser"),
+        done=nd / "decoded_ridge.hdf5",
+    )
 
-    recon, lim = work / "recon", (["--limit", str(a.limit)] if a.limit else [])
-    rec = [
-        "-o",
-        str(recon),
-        "--dataset",
-        str(data),
-        "--repeats",
-        str(a.repeats),
-        "--workers",
-        str(a.workers),
-        *lim,
-        *common,
-    ]
-    grid = [x for k in a.kappa for x in ("--kappa", str(k))] + [x for e in a.eta for x in ("--eta", str(e))]
-    step("neuraldiffuser_reconstruct", ["reconstruct", str(nd / "decoded.hdf5"), *grid, "--kappa", "0", *rec])
+    recon = work / "recon"
+    cfg = mini([*a.set, f"sampler.repeats={a.repeats}"])
+    opts = f"-o {recon} --dataset {data} --workers {a.workers}" + (f" --limit {a.limit}" if a.limit else "")
+
+    def rec(source: Path | None, config, **kw) -> None:
+        reconstruct_in_processes(source, recon, config, a.workers, dataset=data, limit=a.limit, **kw)
+
+    grid = {"kappa": [*a.kappa, 0.0], "eta": a.eta}
+    step(
+        "neuraldiffuser_reconstruct",
+        f"reconstruct {nd / 'decoded.hdf5'} {' '.join(f'--kappa {k:g}' for k in grid['kappa'])} "
+        f"{' '.join(f'--eta {e:g}' for e in a.eta)} --repeats {a.repeats} {opts} --preset mini {sets}",
+        lambda: rec(nd / "decoded.hdf5", cfg, sweep=grid),
+    )
+    oracle = {"kappa": [a.oracle_kappa, 0.0], "eta": [a.oracle_eta]}
     step(
         "oracle_reconstruct",
-        [
-            "reconstruct",
-            str(nd / "decoded.hdf5"),
-            "--oracle",
-            str(targets),
-            "--kappa",
-            str(a.oracle_kappa),
-            "--kappa",
-            "0",
-            "--eta",
-            str(a.oracle_eta),
-            *rec,
-        ],
+        f"reconstruct {nd / 'decoded.hdf5'} --oracle {targets} --kappa {a.oracle_kappa:g} --kappa 0 "
+        f"--eta {a.oracle_eta:g} --repeats {a.repeats} {opts} --preset mini {sets}",
+        lambda: rec(nd / "decoded.hdf5", cfg, oracle=targets, sweep=oracle),
     )
-    step("ridge_reconstruct", ["reconstruct", str(nd / "decoded_ridge.hdf5"), "--method", "ridge", *rec])
+    step(
+        "ridge_reconstruct",
+        f"reconstruct {nd / 'decoded_ridge.hdf5'} --method ridge --repeats {a.repeats} {opts} --preset mini {sets}",
+        lambda: rec(nd / "decoded_ridge.hdf5", cfg, method="ridge"),
+    )
     for method in ("minddiffuser", "neuropictor"):
         run_dir = work / method
         step(
             f"{method}_train",
-            ["train", str(data), str(targets), "--method", method, "-o", str(run_dir), *common],
+            f"train {data} {targets} --method {method} -o {run_dir} --preset mini {sets}",
+            lambda m=method, r=run_dir: train(data, targets, r, a.set, m),
             done=run_dir / "summary.json",
         )
-        step(f"{method}_decode", ["decode", str(run_dir)], done=run_dir / "decoded.hdf5")
+        step(
+            f"{method}_decode",
+            f"decode {run_dir}",
+            lambda m=method, r=run_dir: decode(r, m),
+            done=run_dir / "decoded.hdf5",
+        )
+        own = mini(["sampler.repeats=1"], files=[run_dir / "config.yaml"], preset=None)  # the run's config
         step(
             f"{method}_reconstruct",
-            [
-                "reconstruct",
-                str(run_dir),
-                "--method",
-                method,
-                *rec[:2],
-                "--dataset",
-                str(data),
-                "--repeats",
-                "1",
-                "--workers",
-                str(a.workers),
-                *lim,
-            ],
+            f"reconstruct {run_dir} --method {method} --repeats 1 {opts}",
+            lambda m=method, r=run_dir, c=own: rec(r, c, method=m),
         )
     folders = sorted(m.parent for m in recon.glob("*/*/manifest.json"))
     missing = [f for f in folders if not complete(f)]
@@ -145,18 +206,16 @@ def run(a: argparse.Namespace) -> tuple[list[Path], Steps]:
         raise SystemExit(f"unfinished reconstructions: {missing}; rerun to resume")
     step(
         "evaluate",
-        ["evaluate", *map(str, folders), "--truth", str(data), "-o", str(work / "metrics"), *common],
+        f"evaluate {' '.join(map(str, folders))} --truth {data} -o {work / 'metrics'} --preset mini {sets}",
+        lambda: run_evaluation(folders, data, mini(a.set), work / "metrics"),
     )
+    title = "in-silico benchmark, subject 1"
     step(
         "report",
-        [
-            "report",
-            str(work / "metrics" / "metrics.json"),
-            "-o",
-            str(work / "report.html"),
-            "--title",
-            "in-silico benchmark, subject 1",
-        ],
+        f"report {work / 'metrics' / 'metrics.json'} -o {work / 'report.html'} --title '{title}'",
+        lambda: write_report(
+            [work / "metrics" / "metrics.json"], work / "report.html", title=title, images=6
+        ),
     )
     return folders, step
 
@@ -236,12 +295,17 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1, help="Reconstructions per image (metrics use repeat 0).")
     p.add_argument("--limit", type=int, default=None, help="Only the first N test images.")
     p.add_argument("--workers", type=int, default=2, help="Reconstruction processes (one thread each).")
-    p.add_argument("--threads", type=int, default=2, help="Threads of the other commands.")
-    p.add_argument("--set", action="append", default=[], help="Config override passed to every command.")
+    p.add_argument("--threads", type=int, default=2, help="Threads of the other stages.")
+    p.add_argument("--set", action="append", default=[], help="Config override (key=value) for every stage.")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "insilico.json"))
     p.add_argument("--per-image", default=str(ROOT / "benchmarks" / "results" / "insilico_per_image.json"))
     a = p.parse_args()
     a.kappa, a.eta = a.kappa or [100.0, 300.0, 1000.0, 3e5], a.eta or [0.2, 0.4]
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
+    import torch
+
+    torch.set_num_threads(a.threads)  # the reconstruction workers use one thread each
     t0 = time.perf_counter()
     folders, step = run(a)
     result = table(Path(a.work), folders, step, a, time.perf_counter() - t0)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -35,7 +34,6 @@ from decoders import decode, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECON = ["PixCorr", "SSIM", "mini-CLIP 2-way", "EffNet-Lite0 2-way", "EffNet-Lite0 dist"]
-EXE = [sys.executable, "-m", "neuraldiffuser.cli.main"]
 
 
 def per_image(decoded: Path, targets: Path) -> dict[str, dict[str, list[float]]]:
@@ -61,31 +59,32 @@ def per_image(decoded: Path, targets: Path) -> dict[str, dict[str, list[float]]]
     return out
 
 
+def mini_config(**sections):
+    """The ``mini`` preset with ``sections`` overridden, paths absolute (what ``--preset mini`` gives a stage)."""
+    from neuraldiffuser.config import load_config
+    from neuraldiffuser.config.paths import absolute_paths
+
+    return absolute_paths(load_config("mini", overrides=sections))
+
+
 def reconstruct(decoded: Path, data: Path, work: Path, limit: int) -> Path:
-    sys.path.insert(0, str(Path(__file__).parent))
+    """The first ``limit`` images, repeat 0, the preset's sampler (`reconstruct --repeats 1 --preset mini`)."""
     from target_ablation import swapped_store
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "NEURALDIFFUSER_PROGRESS": "0"}
+    from neuraldiffuser.sampling.runner import make_job
+    from neuraldiffuser.sampling.runner import reconstruct as run_reconstruct
+
     store = swapped_store(decoded, decoded, (), work / "recon_input.hdf5", limit)
-    out = work / "recon"
-    subprocess.run(
-        [
-            *EXE,
-            "reconstruct",
-            str(store),
-            "-o",
-            str(out),
-            "--dataset",
-            str(data),
-            "--repeats",
-            "1",
-            "--preset",
-            "mini",
-        ],
-        check=True,
-        env=env,
-    )
-    return next(m.parent for m in out.rglob("manifest.json"))
+    cfg = mini_config(sampler={"repeats": 1})
+    (folder,) = run_reconstruct(make_job(store, cfg, dataset=data), work / "recon", cfg)
+    return folder
+
+
+def evaluate(folders: list[Path], data: Path, out: Path) -> dict:
+    """`evaluate FOLDERS --truth DATA --preset mini`: the metrics document, per-image values inside."""
+    from neuraldiffuser.evaluation.runner import run_evaluation
+
+    return run_evaluation(folders, data, mini_config(), out)
 
 
 def main() -> None:
@@ -107,6 +106,7 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "prior_network.json")
     args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("NEURALDIFFUSER_PROGRESS", "0")
     import torch
 
@@ -153,23 +153,7 @@ def main() -> None:
         if args.recon:
             folders[net] = reconstruct(decoded, args.dataset, run_dir, args.recon)
     if folders:
-        metrics_dir = args.work / "metrics"
-        subprocess.run(
-            [
-                *EXE,
-                "evaluate",
-                *map(str, folders.values()),
-                "--truth",
-                str(args.dataset),
-                "-o",
-                str(metrics_dir),
-                "--preset",
-                "mini",
-            ],
-            check=True,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        )
-        doc = json.loads((metrics_dir / "metrics.json").read_text())
+        doc = evaluate(list(folders.values()), args.dataset, args.work / "metrics")
         for net, folder in folders.items():
             row = next(
                 r
