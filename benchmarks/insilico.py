@@ -177,7 +177,8 @@ def run(a: argparse.Namespace) -> tuple[list[Path], Steps]:
     )
     step(
         "ridge_reconstruct",
-        f"reconstruct {nd / 'decoded_ridge.hdf5'} --method ridge --repeats {a.repeats} {opts} --preset mini {sets}",
+        f"reconstruct {nd / 'decoded_ridge.hdf5'} --method ridge "
+        f"--repeats {a.repeats} {opts} --preset mini {sets}",
         lambda: rec(nd / "decoded_ridge.hdf5", cfg, method="ridge"),
     )
     for method in ("minddiffuser", "neuropictor"):

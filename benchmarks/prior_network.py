@@ -60,7 +60,8 @@ def per_image(decoded: Path, targets: Path) -> dict[str, dict[str, list[float]]]
 
 
 def mini_config(**sections):
-    """The ``mini`` preset with ``sections`` overridden, paths absolute (what ``--preset mini`` gives a stage)."""
+    """The ``mini`` preset with ``sections`` overridden, paths absolute (what ``--preset
+    mini`` gives a stage)."""
     from neuraldiffuser.config import load_config
     from neuraldiffuser.config.paths import absolute_paths
 
@@ -68,7 +69,8 @@ def mini_config(**sections):
 
 
 def reconstruct(decoded: Path, data: Path, work: Path, limit: int) -> Path:
-    """The first ``limit`` images, repeat 0, the preset's sampler (`reconstruct --repeats 1 --preset mini`)."""
+    """The first ``limit`` images, repeat 0, the preset's sampler
+    (`reconstruct --repeats 1 --preset mini`)."""
     from target_ablation import swapped_store
 
     from neuraldiffuser.sampling.runner import make_job
