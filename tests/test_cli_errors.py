@@ -75,6 +75,27 @@ def test_keyboard_interrupt_in_a_stage_exits_130_with_a_message(capsys, monkeypa
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_failed_folder_copy_is_one_line_naming_the_file_and_reason(capsys, monkeypatch, generic_dir):
+    # shutil.copytree gathers its failures into shutil.Error (errno None): found when a paper-scale run
+    # filled the disk while writing RUN/decoders/ and the CLI printed a traceback
+    import neuraldiffuser.data.inspect as inspect_mod
+
+    def disk_full(*args, **kwargs):
+        raise shutil.Error(
+            [
+                (
+                    "/run/finetune/c/model/w.safetensors",
+                    "/run/.decoders.x/c/w.safetensors",
+                    "[Errno 28] No space left on device",
+                )
+            ]
+        )
+
+    monkeypatch.setattr(inspect_mod, "summarize", disk_full)
+    err = one_clean_error(capsys, 1, ["inspect", str(generic_dir)], "No space left on device")
+    assert len(err.strip().splitlines()) == 1 and "/run/finetune/c/model/w.safetensors" in err
+
+
 def test_interrupted_train_says_to_resume(capsys, monkeypatch, generic_dir, tmp_path):
     import neuraldiffuser.training.runner as runner
 

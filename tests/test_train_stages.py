@@ -65,6 +65,11 @@ def test_scratch_few_sessions_and_checkpoints(data, tmp_path):
     assert model.config.subjects == {"subj01": 30}
     manifest = json.loads((tmp_path / "run" / "decoders" / "manifest.json").read_text())
     assert manifest["sessions"] == 2 and manifest["train_images"] == 24
+    # decoders/ links the stage's final model instead of holding a second copy of its weights
+    final = tmp_path / "run" / "finetune" / "c" / "model"
+    for f in final.iterdir():
+        linked = tmp_path / "run" / "decoders" / "c" / f.name
+        assert linked.stat().st_ino == f.stat().st_ino and f.stat().st_nlink == 2
 
 
 def test_explicit_pretrain_subjects_and_tensorboard(data, tmp_path):

@@ -99,6 +99,12 @@ def _click_exit(exc: Exception) -> int | None:
 def _os_error(exc: Exception) -> int | None:
     """A file-system refusal not caught earlier (permission, a file where a folder belongs,
     disk full): one line."""
+    import shutil
+
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list) and exc.args[0]:
+        src, dst, why = exc.args[0][0]  # copytree gathers (source, destination, reason) per failed file
+        _print_error(f"copying {src} to {dst}: {why}")
+        return 1
     if not isinstance(exc, OSError) or exc.errno is None:
         return None
     where = exc.filename if exc.filename is not None else None

@@ -38,10 +38,8 @@ def run_disk_bytes(stages: Iterable[tuple], keep: int, keep_finished: bool) -> i
     """Bytes a run still has to write. ``stages``: (parameters, is the target's last stage[, checkpoints it
     writes]) of each stage to train; without the count, as many as are ever kept at once."""
     finals, transient, kept = 0, 0, 0
-    for params, last, *writes in stages:
-        finals += (
-            params * MODEL_BYTES_PER_PARAM * (2 if last else 1)
-        )  # RUN/decoders/ copies the last stage's model
+    for params, _last, *writes in stages:
+        finals += params * MODEL_BYTES_PER_PARAM  # RUN/decoders/ hard-links the last stage's model
         ckpt = params * CHECKPOINT_BYTES_PER_PARAM
         at_once, stay = max(keep, 1) + 1, max(keep, 1)
         if writes:

@@ -31,7 +31,7 @@ from ..data.dataset import Dataset
 from ..data.splits import training_rows
 from ..errors import ConfigError, DataError
 from ..targets.store import TargetStore
-from ..utils.io import atomic_dir, atomic_write_json
+from ..utils.io import atomic_dir, atomic_write_json, link_or_copy
 from ..utils.launch import warn_launch
 from ..utils.progress import console
 from .autoscale import adapt_to_data
@@ -307,11 +307,11 @@ def write_decoders(
     heads: dict,
     config: Config,
 ) -> None:
-    """RUN/decoders/: the final model of each group, the target's scaler, z training
-    statistics, a manifest."""
+    """RUN/decoders/: the final model of each group (hard links to the stage's model: at paper scale a copy
+    would take another ~12 GB), the target's scaler, z training statistics, a manifest."""
     with atomic_dir(run_dir / "decoders") as tmp:
         for name, info in finals.items():
-            shutil.copytree(run_dir / info["stage_dir"] / "model", tmp / name)
+            shutil.copytree(run_dir / info["stage_dir"] / "model", tmp / name, copy_function=link_or_copy)
         scaler.save(tmp / "scaler.safetensors")
         if "z" in heads:
             from safetensors.numpy import save_file

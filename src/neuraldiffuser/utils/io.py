@@ -101,6 +101,18 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> str:
+    """Hard-link ``src`` to ``dst`` (no second copy of a multi-GB model on disk), or copy it where the file
+    system cannot link; a ``copy_function`` for ``shutil.copytree``."""
+    import shutil
+
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return str(dst)
+
+
 def _json_default(obj: Any) -> Any:
     import numpy as np
 
