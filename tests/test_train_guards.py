@@ -70,7 +70,9 @@ def test_nan_targets_are_refused_naming_the_key_and_images(tmp_path, capsys):
         "decoder.targets=[c]",
         "--set",
         "decoder.prior_heads=2",
-    ]  # heads that divide the tiny width 8
+        "--set",
+        "decoder.hidden=32",
+    ]  # heads that divide the tiny width 8; small decoders, so the free-disk check passes on a small disk
     assert main(["train", str(ds), str(targets), "--out", str(tmp_path / "run"), *args]) == 2
     err = capsys.readouterr().err
     assert f"{targets}:c: NaN/Inf in the targets of " in err and "13" in err
