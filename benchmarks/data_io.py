@@ -269,6 +269,9 @@ def exposed_wait(betas: Path, targets: Path, n_images: int, batches: int, gpu: d
                     # device_draws: the prior's noise made by the accelerator (what Trainer does under CUDA);
                     # host_draws: made by the reader thread on the CPU (what it does on a CPU)
                     trainer.draw_device = torch.device("meta") if mode == "device_draws" else None
+                    trainer.prefetch_depth = (
+                        3  # the reader thread, as on an accelerator (a CPU run makes inline)
+                    )
                     trainer.gpu_s = gpu[f"{name}_{stage}"]["s_step"]
                     trainer.first, trainer.gaps, trainer.inputs, trainer.last = 0, [], [], 0.0
                     trainer.run()

@@ -31,7 +31,7 @@ def test_prefetched_keeps_the_order_and_overlaps_the_caller():
     assert wall < 0.70  # serial: 6 × (0.05 + 0.08) = 0.78 s; overlapped: 0.05 + 6 × 0.08 = 0.53 s
     assert list(prefetched(make, 5, 5)) == []
     made = []
-    for depth in (1, 4):  # however far ahead, each item once and in order
+    for depth in (0, 1, 4):  # inline or however far ahead, each item once and in order
         made.clear()
         out = [item for _, item, _ in prefetched(lambda s: made.append(s) or s, 0, 7, depth)]
         assert out == list(range(7)) and made == list(range(7))
@@ -61,4 +61,24 @@ def test_noise_drawn_on_the_step_device_gives_the_same_training(tmp_path, monkey
     train_decoders(cfg, tmp_path / "device", targets)
     a = weights(tmp_path / "host" / "finetune" / "c" / "model")
     b = weights(tmp_path / "device" / "finetune" / "c" / "model")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_reader_thread_trains_as_making_inputs_inline(tmp_path, monkeypatch):
+    """A CPU run makes each step's inputs inline (prefetch_depth 0: a reader thread competes with the step for
+    the cores); an accelerator's run uses the thread. Same seeds, same values, so the same weights."""
+    ds, targets, _ = make_decoder_data(tmp_path)
+    cfg = tiny_config(ds, decoder={"targets": ["c"]}, train={"stages": ["finetune"], "ridge": False})
+    train_decoders(cfg, tmp_path / "inline", targets)
+    init = Trainer.__init__
+
+    def threaded(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        assert self.prefetch_depth == 0  # the CPU default
+        self.prefetch_depth = 3
+
+    monkeypatch.setattr(Trainer, "__init__", threaded)
+    train_decoders(cfg, tmp_path / "thread", targets)
+    a = weights(tmp_path / "inline" / "finetune" / "c" / "model")
+    b = weights(tmp_path / "thread" / "finetune" / "c" / "model")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -24,7 +24,14 @@ def prefetched(
     make: Callable[[int], Any], start: int, total: int, depth: int = 3
 ) -> Iterator[tuple[int, Any, float]]:
     """(step, make(step), seconds the caller waited for it) for step in [start, total); up to ``depth`` items
-    are made ahead (in order, by one thread), so that a reader that loses its CPU for a while catches up."""
+    are made ahead (in order, by one thread), so that a reader that loses its CPU for a while catches up.
+    ``depth`` 0 makes each item in the caller's thread when it is needed (the same items)."""
+    if depth <= 0:
+        for step in range(start, total):
+            t0 = time.perf_counter()
+            item = make(step)
+            yield step, item, time.perf_counter() - t0
+        return
     with ThreadPoolExecutor(1, thread_name_prefix="batches") as reader:
         ahead = deque(reader.submit(make, s) for s in range(start, min(start + max(depth, 1), total)))
         for step in range(start, total):
