@@ -210,8 +210,9 @@ class RidgeDecoder:
         """The full (voxels × d) weight matrix of one target (for inspection; prediction uses the factors)."""
         return self.basis @ self.coef[name]
 
-    def predict(self, x: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
-        """X (n, n_voxels) → predictions (n, ...) float32: one array, or a dict if fitted on a dict."""
+    def predict(self, x: np.ndarray, targets: list[str] | None = None) -> np.ndarray | dict[str, np.ndarray]:
+        """X (n, n_voxels) → predictions (n, ...) float32: one array, or a dict if fitted on a dict
+        (only the keys in ``targets`` when given)."""
         check_is_fitted(self, "x_mean")
         x = check_array(x, "X", ndim=2)
         if x.shape[-1] != self.x_mean.shape[0]:
@@ -219,7 +220,11 @@ class RidgeDecoder:
                 f"'X' has {x.shape[-1]} voxels (columns), the ridge was fit on {self.x_mean.shape[0]}"
             )
         h = (x - self.x_mean).astype(np.float32) @ self.basis
-        out = {n: (h @ b + self.y_mean[n]).reshape(len(x), *self.shapes[n]) for n, b in self.coef.items()}
+        out = {
+            n: (h @ b + self.y_mean[n]).reshape(len(x), *self.shapes[n])
+            for n, b in self.coef.items()
+            if targets is None or n in targets
+        }
         return out[SINGLE] if self.single else out
 
     def save(self, path: str | Path) -> Path:

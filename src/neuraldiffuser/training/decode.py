@@ -166,11 +166,11 @@ def run_neural(
     return {h: np.concatenate(v) for h, v in per_head.items()}
 
 
-def run_ridge(ridge, x: np.ndarray) -> dict[str, np.ndarray]:
+def run_ridge(ridge, x: np.ndarray, heads: list[str] | None = None) -> dict[str, np.ndarray]:
     """The ridge baseline on scaled voxels (n, V), or (n, R, V) with each repeat decoded and the
-    outputs averaged."""
+    outputs averaged (only ``heads`` when given)."""
     reps = [x] if x.ndim == 2 else [x[:, r] for r in range(x.shape[1])]
-    preds = [ridge.predict(r) for r in reps]
+    preds = [ridge.predict(r, heads) for r in reps]
     return {h: np.mean([p[h] for p in preds], axis=0) for h in preds[0]}
 
 
@@ -190,7 +190,8 @@ def blend_z(
                 fix="train with train.ridge: true, or set decode.z_ridge_weight=0",
             )
         z_ridge = RidgeDecoder.load(where)
-    zr = assemble(run_ridge(z_ridge, x), manifest["heads"])["z"]
+    z_heads = [h for h, (k, _) in manifest["heads"].items() if DECODED_AS.get(k, k) == "z"]
+    zr = assemble(run_ridge(z_ridge, x, z_heads), manifest["heads"])["z"]  # the c and g heads are not needed
     return ((1.0 - weight) * z + weight * zr).astype(np.float32)
 
 
