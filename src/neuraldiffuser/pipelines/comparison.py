@@ -63,6 +63,32 @@ class _RunPipeline(RunFacts):
 
     check_betas = NeuralDiffuserPipeline.check_betas
 
+    def __call__(
+        self,
+        betas: Any,
+        subject: str | None = None,
+        *,
+        repeats: int | None = None,
+        seed: int | None = None,
+        images: Any = None,
+        output_type: str = "np",
+    ):
+        """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats``
+        (default the run's)."""
+        self.check_output(output_type)
+        t = self.decode(betas, subject)
+        sampler = self.make_sampler(int(repeats or self.config.sampler.repeats))
+        seeds = self.seeds(len(t["c"]), seed, images)
+        return images_out([self.sample_row(sampler, t, i, s) for i, s in enumerate(seeds)], output_type)
+
+    def make_sampler(self, repeats: int):
+        """The method's sampler for ``repeats`` reconstructions per row."""
+        raise NotImplementedError
+
+    def sample_row(self, sampler, targets: dict[str, np.ndarray], i: int, seed: int) -> torch.Tensor:
+        """Row ``i`` of the decoded ``targets`` → its (R, 3, H, W) images in [0, 1]."""
+        raise NotImplementedError
+
     def seeds(self, n: int, seed: int | None, images: Any) -> list[int]:
         """Row i's seed: ``seed + images[i]`` (``sampler.image_seed: by_index``, as the reconstruct
         stage), else ``seed``."""
@@ -153,37 +179,15 @@ class MindDiffuserPipeline(_RunPipeline):
             scaler = VoxelScaler(flat.mean(0), flat.std(0) + 1e-6)
         return predict_minddiffuser(self.folder / "decoders", self.manifest, scaler.transform(raw))
 
-    def __call__(
-        self,
-        betas: Any,
-        subject: str | None = None,
-        *,
-        repeats: int | None = None,
-        seed: int | None = None,
-        images: Any = None,
-        output_type: str = "np",
-    ):
-        """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats``
-        (default the run's)."""
+    def make_sampler(self, repeats: int):
         from ..methods.minddiffuser.sampler import MindDiffuserSampler
 
-        self.check_output(output_type)
-        t = self.decode(betas, subject)
-        sampler = MindDiffuserSampler(
-            self.components, self.config.minddiffuser, int(repeats or self.config.sampler.repeats)
-        )
-        seeds = self.seeds(len(t["c"]), seed, images)
+        return MindDiffuserSampler(self.components, self.config.minddiffuser, repeats)
+
+    def sample_row(self, sampler, targets: dict[str, np.ndarray], i: int, seed: int) -> torch.Tensor:
         dev = self.device
-        out = [
-            sampler(
-                torch.from_numpy(t["c"][i]).to(dev),
-                torch.from_numpy(t["z"][i]).to(dev),
-                torch.from_numpy(t["g"][i]).to(dev),
-                seed=s,
-            )
-            for i, s in enumerate(seeds)
-        ]
-        return images_out(out, output_type)
+        c, z, g = (torch.from_numpy(targets[k][i]).to(dev) for k in ("c", "z", "g"))
+        return sampler(c, z, g, seed=seed)
 
 
 class NeuroPictorPipeline(_RunPipeline):
@@ -214,31 +218,13 @@ class NeuroPictorPipeline(_RunPipeline):
             "cmap": np.stack([m.float().cpu().numpy() for _, m in outs]),
         }
 
-    def __call__(
-        self,
-        betas: Any,
-        subject: str | None = None,
-        *,
-        repeats: int | None = None,
-        seed: int | None = None,
-        images: Any = None,
-        output_type: str = "np",
-    ):
-        """Raw betas → images (n, R, H, W, 3) uint8 (or PIL / 'pt' tensors), R = ``repeats``
-        (default the run's)."""
+    def make_sampler(self, repeats: int):
         from ..methods.neuropictor.pipeline import NeuroPictorSampler
 
-        self.check_output(output_type)
-        t = self.decode(betas, subject)
-        sampler = NeuroPictorSampler(
-            self.components, self.model, self.config.neuropictor, int(repeats or self.config.sampler.repeats)
-        )
-        seeds = self.seeds(len(t["c"]), seed, images)
-        out = [
-            sampler(torch.from_numpy(t["c"][i]), torch.from_numpy(t["cmap"][i]), seed=s)
-            for i, s in enumerate(seeds)
-        ]
-        return images_out(out, output_type)
+        return NeuroPictorSampler(self.components, self.model, self.config.neuropictor, repeats)
+
+    def sample_row(self, sampler, targets: dict[str, np.ndarray], i: int, seed: int) -> torch.Tensor:
+        return sampler(torch.from_numpy(targets["c"][i]), torch.from_numpy(targets["cmap"][i]), seed=seed)
 
 
 PIPELINES = {
